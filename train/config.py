@@ -1,0 +1,235 @@
+"""Typed, frozen configuration for every training stage, loaded from YAML recipes.
+
+A recipe names a `base:` file (relative to itself) and overrides only what differs. The loader
+rejects unknown keys, wrong types and impossible combinations with `file: key: reason`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from picojepa.runtime.clips import ClipSpec
+
+
+class ConfigError(ValueError):
+    """A recipe file is malformed; the message is `file: key: reason`."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The video ViT encoder and the JEPA predictor (clip frames and size come from `clip`)."""
+
+    patch_size: int = 16
+    tubelet: int = 2
+    embed_dim: int = 192
+    depth: int = 8
+    heads: int = 8
+    mlp_ratio: float = 3.0
+    pred_depth: int = 2
+    pred_heads: int = 4
+    pred_dim: int = 192
+
+    def __post_init__(self):
+        for k in ("patch_size", "tubelet", "embed_dim", "depth", "heads", "pred_depth",
+                  "pred_heads", "pred_dim"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k}: must be >= 1, got {getattr(self, k)}")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio: must be > 0, got {self.mlp_ratio}")
+        if self.embed_dim % self.heads:
+            raise ValueError(f"heads: embed_dim {self.embed_dim} is not divisible by {self.heads}")
+        if self.pred_dim % self.pred_heads:
+            raise ValueError(f"pred_heads: pred_dim {self.pred_dim} not divisible by {self.pred_heads}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    epochs: int = 4
+    batch_size: int = 10
+    lr: float = 2e-4
+    final_lr: float = 1e-6
+    predictor_lr_mult: float = 2.0
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    grad_clip: float = 1.0
+    ema: float = 0.996
+    mask_ratio: float = 0.75
+    mask: Literal["tube", "multiblock"] = "tube"
+    loss: Literal["mse", "l1"] = "mse"
+    clips_per_video: int = 1
+    num_workers: int = 0
+    collapse_std: float = 0.01
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.clips_per_video < 1:
+            raise ValueError("epochs, batch_size and clips_per_video: must be >= 1")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio: must be in (0, 1), got {self.mask_ratio}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema: must be in [0, 1), got {self.ema}")
+        if self.lr <= 0 or self.final_lr < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError("lr must be > 0; final_lr, weight_decay, warmup_epochs >= 0")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-4
+    final_lr: float = 1e-6
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    val_fraction: float = 0.2
+    feature_clips: int = 1
+    finetune: bool = False
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.feature_clips < 1:
+            raise ValueError("epochs, batch_size and feature_clips: must be >= 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError("lr must be > 0; weight_decay and warmup_epochs >= 0")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is, and how to make the built-in set when it is absent."""
+
+    root: str = "data/synth"
+    synth_classes: int = 4
+    synth_videos_per_class: int = 60
+    synth_seed: int = 0
+
+    def __post_init__(self):
+        if self.synth_classes < 2 or self.synth_videos_per_class < 8:
+            raise ValueError("synth_classes must be >= 2 and synth_videos_per_class >= 8")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "base"
+    seed: int = 0
+    clip: ClipSpec = field(default_factory=ClipSpec)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self):
+        if self.clip.frames % self.model.tubelet:
+            raise ValueError(f"clip.frames: {self.clip.frames} is not divisible by "
+                             f"model.tubelet {self.model.tubelet}")
+        if self.clip.size % self.model.patch_size:
+            raise ValueError(f"clip.size: {self.clip.size} is not divisible by "
+                             f"model.patch_size {self.model.patch_size}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _convert(tp, value, key: str):
+    """Check `value` against the annotation `tp`; return it converted (lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, key)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _build(cls, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{prefix + '.' if prefix else ''}{unknown[0]}: unknown key "
+                          f"(known: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(hints[k], v, f"{prefix + '.' if prefix else ''}{k}")
+              for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{prefix or cls.__name__}: {exc}") from None
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple = ()) -> dict:
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: base: circular reference")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at top level")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a file name, got {base!r}")
+    return _merge(_read_yaml(path.parent / base, seen + (path.resolve(),)), data)
+
+
+def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
+    """Load a recipe YAML (following `base:`), apply `overrides`, and validate everything."""
+    path = Path(path)
+    data = _merge(_read_yaml(path), overrides or {})
+    data.setdefault("name", path.stem)
+    try:
+        return _build(Recipe, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    """Rebuild a recipe stored inside a checkpoint or bundle."""
+    return _build(Recipe, data)

@@ -1,0 +1,84 @@
+"""`picojepa-data`: make a data root in the standard layout (built-in, your own videos, Kinetics)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from picojepa.runtime.console import EXIT_PARTIAL, one_line_errors, setup_logging, warn
+from picojepa.runtime.decode import check_ffmpeg
+
+
+def _bar(desc: str):
+    return lambda items: tqdm(items, desc=desc, unit="video", leave=False, dynamic_ncols=True)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+def main(verbose: bool) -> None:
+    """Prepare video data in the layout every picojepa stage reads."""
+    setup_logging(verbose)
+
+
+@main.command()
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--classes", default=4, show_default=True, type=click.IntRange(2, 8))
+@click.option("--videos-per-class", default=60, show_default=True, type=click.IntRange(8, None))
+@click.option("--seed", default=0, show_default=True, type=int)
+@one_line_errors
+def synth(root: Path, classes: int, videos_per_class: int, seed: int) -> None:
+    """Generate the built-in motion data set (real H.264 files) under ROOT."""
+    check_ffmpeg()
+    from .synth import generate
+
+    names = generate(root, classes, videos_per_class, seed, progress=_bar("synth"))
+    click.echo(f"wrote {len(names)} classes x {videos_per_class} videos to {root} "
+               f"({', '.join(names)})", err=True)
+
+
+@main.command(name="index")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Layout root to write [default: data/<name of SOURCE>].")
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.9),
+              help="Fraction of each class held out for evaluation (ROOT/infer).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--copy", is_flag=True, help="Copy files instead of linking them.")
+@one_line_errors
+def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: bool) -> None:
+    """Index your own videos: SOURCE/<class>/* (mp4, avi, mkv, webm...) -> the standard layout.
+
+    Every file is probed; unreadable ones are named on stderr and left out (exit code 1).
+    """
+    check_ffmpeg()
+    from .index import index
+
+    out = out or Path("data") / source.resolve().name
+    res = index(source, out, holdout, seed, copy, progress=_bar("probe"))
+    for path, reason in res.bad:
+        warn(f"{path}: {reason} (left out)")
+    click.echo(f"indexed {res.train} training and {res.infer} held-out videos of "
+               f"{len(res.classes)} classes into {out}"
+               + (f"; {len(res.bad)} unreadable file(s) left out" if res.bad else ""), err=True)
+    if res.bad:
+        raise SystemExit(EXIT_PARTIAL)
+
+
+@main.command()
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--classes", default=10, show_default=True, type=click.IntRange(2, 700))
+@click.option("--raw", type=click.Path(file_okay=False, path_type=Path),
+              help="Where archives are downloaded [default: ROOT/raw].")
+@click.option("--skip-download", is_flag=True, help="Only prepare archives already in --raw.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@one_line_errors
+def kinetics(root: Path, classes: int, raw: Path | None, skip_download: bool, seed: int) -> None:
+    """Download Kinetics-700-2020 (resumable) and prepare its first N classes under ROOT."""
+    from .kinetics import download, prepare
+
+    raw = raw or root / "raw"
+    if not skip_download:
+        download(raw, progress=_bar("download"))
+    names = prepare(raw, root, classes, seed)
+    click.echo(f"prepared {len(names)} Kinetics classes under {root}", err=True)

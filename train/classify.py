@@ -1,0 +1,112 @@
+"""Stage 2: the general and the four partial classifiers on the frozen pre-trained encoder, plus the
+random-init baseline probe. Features are computed once per video and shared by every head."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from picojepa.runtime.errors import DataLayoutError
+
+from . import checkpoint
+from .config import Recipe
+from .layout import PARTS, member_csv, read_classes, read_items
+from .pretrain import load_encoder
+from .probe import Features, extract, subset, train_head
+from .vit import VideoViT
+
+log = logging.getLogger(__name__)
+MEMBERS = ("general", *(str(k) for k in range(1, PARTS + 1)))
+FEATURES = "features.pt"
+
+
+@dataclass
+class ClassifyResult:
+    members: dict[str, Path]
+    val_accuracy: dict[str, float | None]
+    skipped: list[str]
+    encoder_passes: int
+    encoder_passes_uncached: int
+
+
+def _as_dict(f: Features) -> dict:
+    return {"feats": f.feats, "labels": f.labels, "paths": f.paths, "errors": f.errors}
+
+
+def _from_dict(d: dict) -> Features:
+    return Features(d["feats"], d["labels"], list(d["paths"]), list(d["errors"]))
+
+
+def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: bool = True) -> dict:
+    """Pooled features of every labelled and held-out video, for the pre-trained and for a
+    randomly initialised encoder; cached in run_dir/features.pt keyed by encoder hash and files."""
+    data_root = Path(data_root)
+    classes = read_classes(data_root)
+    train_items = read_items(member_csv(data_root, "general"), classes)
+    infer_items = read_items(data_root / "infer" / "class.csv", classes)
+    if not train_items or not infer_items:
+        raise DataLayoutError(f"{data_root}: class.csv of train/ and infer/ must list videos")
+    encoder, _, _ = load_encoder(run_dir)
+    torch.manual_seed(recipe.seed + 1)
+    random_enc = VideoViT(recipe.model, recipe.clip).eval()
+    key = {"encoder": checkpoint.state_hash(encoder.state_dict()),
+           "random": checkpoint.state_hash(random_enc.state_dict()),
+           "train": [str(p) for p, _ in train_items], "infer": [str(p) for p, _ in infer_items],
+           "clips": recipe.classify.feature_clips}
+    cache = Path(run_dir) / FEATURES
+    if cache.exists():
+        state = checkpoint.load(cache, kind="features")
+        if state["key"] == key:
+            return {k: _from_dict(v) for k, v in state["sets"].items()} | {"classes": classes}
+    nw, clips = recipe.pretrain.num_workers, recipe.classify.feature_clips
+    sets = {
+        "train": extract(encoder, train_items, clips, num_workers=nw, desc="features train",
+                         show_progress=show_progress),
+        "infer": extract(encoder, infer_items, 1, num_workers=nw, desc="features held-out",
+                         show_progress=show_progress),
+        "random_train": extract(random_enc, train_items, clips, num_workers=nw,
+                                desc="features train (random init)", show_progress=show_progress),
+        "random_infer": extract(random_enc, infer_items, 1, num_workers=nw,
+                                desc="features held-out (random init)", show_progress=show_progress),
+    }
+    checkpoint.save({"kind": "features", "key": key,
+                     "sets": {k: _as_dict(v) for k, v in sets.items()}}, cache)
+    return sets | {"classes": classes}
+
+
+def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True) -> ClassifyResult:
+    if recipe.classify.finetune:
+        raise NotImplementedError("classify.finetune: fine-tuning the encoder is not implemented "
+                                  "yet; set it to false (the paper's frozen-encoder protocol)")
+    run_dir, data_root = Path(run_dir), Path(data_root)
+    sets = features_for(run_dir, recipe, data_root, show_progress)
+    classes = sets["classes"]
+    encoder, _, _ = load_encoder(run_dir)
+    enc_state = encoder.state_dict()
+    enc_sha = checkpoint.state_hash(enc_state)
+    out, val = {}, {}
+    cfg = recipe.classify
+    passes_uncached = 0
+    for m in MEMBERS:
+        paths = [str(p) for p, _ in read_items(member_csv(data_root, m), classes)]
+        feats = subset(sets["train"], paths)
+        if len(feats.labels) == 0:
+            raise DataLayoutError(f"{member_csv(data_root, m)}: no readable video for member {m}")
+        head, info = train_head(feats, len(classes), cfg, recipe.seed)
+        passes_uncached += len(paths) * cfg.epochs
+        val[m] = info["val_accuracy"]
+        out[m] = checkpoint.save({
+            "kind": "member", "member": m, "recipe": recipe.to_dict(), "classes": classes,
+            "encoder": enc_state, "encoder_sha": enc_sha, "head": head.state_dict(),
+            "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
+            "history": info["history"]}, run_dir / "members" / f"{m}.pt")
+    rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)
+    checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
+                     "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
+                    run_dir / "members" / "random_init_probe.pt")
+    n_train, n_infer = len(sets["train"].paths), len(sets["infer"].paths)
+    passes = 2 * (n_train * cfg.feature_clips + n_infer)
+    skipped = sorted(set(sets["train"].errors + sets["infer"].errors))
+    return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips)

@@ -1,0 +1,106 @@
+"""`picojepa-train`: pre-train, classify, evaluate, or all three, from a recipe."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from picojepa.runtime.console import one_line_errors, setup_logging, warn
+from picojepa.runtime.decode import check_ffmpeg
+
+from .config import load_recipe
+
+
+def _common(fn):
+    fn = click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+                      help="Recipe YAML, e.g. configs/demo.yaml.")(fn)
+    fn = click.option("--data", type=click.Path(path_type=Path),
+                      help="Data root in the standard layout [default: the recipe's data.root].")(fn)
+    fn = click.option("--out", type=click.Path(path_type=Path),
+                      help="Run directory [default: runs/<recipe name>].")(fn)
+    fn = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                      help="Override a recipe value, e.g. --set pretrain.epochs=2 (YAML value).")(fn)
+    fn = click.option("--no-progress", is_flag=True, help="Hide progress bars.")(fn)
+    fn = click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")(fn)
+    return fn
+
+
+def _setup(config, data, out, overrides, verbose):
+    import yaml
+
+    setup_logging(verbose)
+    check_ffmpeg()
+    tree: dict = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+        node = tree
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    recipe = load_recipe(config, tree)
+    return recipe, Path(data or recipe.data.root), Path(out or Path("runs") / recipe.name)
+
+
+@click.group()
+def main() -> None:
+    """Train pico-JEPA: self-supervised pre-training, then linear classifiers and their evaluation."""
+
+
+@main.command(name="pretrain")
+@_common
+@click.option("--resume", is_flag=True, help="Continue from the run's last checkpoint.")
+@one_line_errors
+def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume):
+    """JEPA pre-training of the encoder on ROOT/train/train.csv."""
+    from .pretrain import pretrain
+
+    recipe, data, out = _setup(config, data, out, overrides, verbose)
+    res = pretrain(recipe, data, out, resume=resume, show_progress=not no_progress)
+    for s in res.skipped:
+        warn(f"{s} (skipped)")
+    click.echo(f"pre-trained {res.epochs} epochs, loss {res.final_loss:.4f}: {res.path}", err=True)
+
+
+@main.command(name="classify")
+@_common
+@one_line_errors
+def classify_cmd(config, data, out, overrides, no_progress, verbose):
+    """Train the general and the four partial linear classifiers on the frozen encoder."""
+    from .classify import classify
+
+    recipe, data, out = _setup(config, data, out, overrides, verbose)
+    res = classify(recipe, data, out, show_progress=not no_progress)
+    click.echo("classifiers: " + ", ".join(f"{m} (val {v:.2f})" if v is not None else m
+                                           for m, v in res.val_accuracy.items()), err=True)
+
+
+@main.command(name="evaluate")
+@_common
+@one_line_errors
+def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
+    """Evaluate every classifier and the votes on ROOT/infer; write the report."""
+    from .pipeline import write_report
+
+    recipe, data, out = _setup(config, data, out, overrides, verbose)
+    report = write_report(recipe, data, out, show_progress=not no_progress)
+    click.echo(json.dumps(report["accuracy"], indent=1))
+
+
+@main.command(name="all")
+@_common
+@click.option("--resume", is_flag=True, help="Continue pre-training from the last checkpoint.")
+@one_line_errors
+def all_cmd(config, data, out, overrides, no_progress, verbose, resume):
+    """Pre-train, classify and evaluate (generating the built-in data when DATA is absent)."""
+    from .pipeline import run_all
+
+    recipe, data, out = _setup(config, data, out, overrides, verbose)
+    report = run_all(recipe, data, out, resume=resume, show_progress=not no_progress)
+    if report:
+        acc = report["accuracy"]
+        click.echo(json.dumps(acc, indent=1))
+        click.echo(f"report: {out / 'report.md'}", err=True)

@@ -1,0 +1,83 @@
+"""Clips for training: decoded and preprocessed by the shared clip module, never invented.
+
+A video that fails to decode yields `clip=None` with its error; the collate drops it and the loop
+lists it at the end. Sampling is seeded by (seed, epoch, index), so results do not depend on the
+number of workers or processes, or on a resume.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from picojepa.runtime.clips import ClipSpec, center_indices, random_indices, uniform_starts, window_indices
+from picojepa.runtime.decode import load_clip, open_video
+from picojepa.runtime.errors import DecodeError
+
+
+class ClipDataset(Dataset):
+    """mode 'random': one random window per item (training); 'center': the evaluation window."""
+
+    def __init__(self, items: list[tuple[Path, int]], spec: ClipSpec, seed: int = 0,
+                 mode: str = "random"):
+        self.items, self.spec, self.seed, self.mode = items, spec, seed, mode
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        path, label = self.items[i]
+        if self.mode == "random":
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            pick = lambda n: random_indices(n, self.spec, rng)  # noqa: E731
+        else:
+            pick = lambda n: center_indices(n, self.spec)  # noqa: E731
+        try:
+            clip = torch.from_numpy(load_clip(path, self.spec, pick))
+        except DecodeError as exc:
+            return {"index": i, "clip": None, "label": label, "error": str(exc)}
+        return {"index": i, "clip": clip, "label": label, "error": None}
+
+
+def collate(batch: list[dict]) -> dict:
+    ok = [b for b in batch if b["clip"] is not None]
+    return {
+        "index": torch.tensor([b["index"] for b in ok], dtype=torch.long),
+        "clip": torch.stack([b["clip"] for b in ok]) if ok else None,
+        "label": torch.tensor([b["label"] for b in ok], dtype=torch.long),
+        "errors": [b["error"] for b in batch if b["clip"] is None],
+    }
+
+
+def multi_clips(path: Path, spec: ClipSpec, clips: int) -> np.ndarray:
+    """`clips` windows spread uniformly over the video, (clips, 3, T, S, S); one decoder open."""
+    from picojepa.runtime.clips import normalize
+
+    video = open_video(path, spec.size, spec.seek_mode)
+    starts = uniform_starts(video.num_frames, spec, clips)
+    return np.stack([normalize(video.read(window_indices(video.num_frames, spec, s)), spec)
+                     for s in starts])
+
+
+class MultiClipDataset(Dataset):
+    """Every item -> its `clips` uniform windows (for the cached features of a frozen encoder)."""
+
+    def __init__(self, items: list[tuple[Path, int]], spec: ClipSpec, clips: int):
+        self.items, self.spec, self.clips = items, spec, clips
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        path, label = self.items[i]
+        try:
+            clip = torch.from_numpy(multi_clips(path, self.spec, self.clips))
+        except DecodeError as exc:
+            return {"index": i, "clip": None, "label": label, "error": str(exc)}
+        return {"index": i, "clip": clip, "label": label, "error": None}

@@ -1,0 +1,98 @@
+"""Stage 3: the paper's evaluation on the held-out videos (Tables 2 and 3, votes, baseline)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from picojepa.runtime import vote
+
+from . import checkpoint
+from .classify import MEMBERS, features_for
+from .config import Recipe
+from .probe import LinearHead, predict
+
+
+def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: int) -> list[float | None]:
+    return [float((pred[y == c] == c).mean() * 100) if (y == c).any() else None
+            for c in range(classes)]
+
+
+def certainty(y: np.ndarray, probs: np.ndarray, classes: int) -> list[float | None]:
+    """Mean top-1 probability over the videos of each true class, in percent (Table 3)."""
+    top = probs.max(-1)
+    return [float(top[y == c].mean() * 100) if (y == c).any() else None for c in range(classes)]
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, classes: int) -> list[list[int]]:
+    m = np.zeros((classes, classes), dtype=int)
+    np.add.at(m, (y, pred), 1)
+    return m.tolist()
+
+
+def mean_of(values: list[float | None]) -> float:
+    return float(np.mean([v for v in values if v is not None]))
+
+
+def _head(state: dict) -> LinearHead:
+    w = state["fc.weight"]
+    head = LinearHead(w.shape[1], w.shape[0])
+    head.load_state_dict(state)
+    return head.eval()
+
+
+def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True) -> dict:
+    run_dir = Path(run_dir)
+    sets = features_for(run_dir, recipe, data_root, show_progress)
+    classes = sets["classes"]
+    c = len(classes)
+    y = sets["infer"].labels.numpy()
+    probs, val_acc = {}, {}
+    for m in MEMBERS:
+        state = checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")
+        probs[m] = predict(_head(state["head"]), sets["infer"].feats)
+        val_acc[m] = state["val_accuracy"]
+    rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")
+    ry = sets["random_infer"].labels.numpy()
+    rprobs = predict(_head(rstate["head"]), sets["random_infer"].feats)
+
+    partial = np.stack([probs[m] for m in MEMBERS[1:]])
+    weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in MEMBERS[1:]]
+    preds = {("partial_" + m if m != "general" else m): p.argmax(-1) for m, p in probs.items()}
+    preds["vote_majority"] = vote.combine(partial, "majority")[0]
+    preds["vote_soft"] = vote.combine(partial, "soft")[0]
+    preds["vote_weighted"] = vote.combine(partial, "weighted", weights)[0]
+    table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
+    table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
+    member_probs = {("partial_" + m if m != "general" else m): p for m, p in probs.items()}
+    return {
+        "recipe": recipe.name,
+        "classes": classes,
+        "held_out_videos": int(len(y)),
+        "accuracy": {k: mean_of(v) for k, v in table.items()},
+        "per_class_accuracy": table,
+        "certainty": {k: certainty(y, p, c) for k, p in member_probs.items()},
+        "confusion": {**{k: confusion(y, p, c) for k, p in preds.items()},
+                      "random_init_probe": confusion(ry, rprobs.argmax(-1), c)},
+        "vote_tie_break": "highest summed probability among the tied classes, then lowest index",
+        "vote_weights": dict(zip([f"partial_{m}" for m in MEMBERS[1:]], weights)),
+        "validation_accuracy": {k: v for k, v in val_acc.items()},
+        "skipped_videos": sorted(set(sets["train"].errors + sets["infer"].errors)),
+        "predictions": {"paths": sets["infer"].paths, "labels": y.tolist(),
+                        **{k: p.tolist() for k, p in preds.items()}},
+    }
+
+
+def write_json(report: dict, path: Path) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(path)
+
+
+def features_for_plot(run_dir: Path, recipe: Recipe, data_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    sets = features_for(run_dir, recipe, data_root, show_progress=False)
+    f = torch.cat([sets["train"].feats[:, 0], sets["infer"].feats[:, 0]]).numpy()
+    y = torch.cat([sets["train"].labels, sets["infer"].labels]).numpy()
+    return f, y

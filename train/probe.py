@@ -1,0 +1,131 @@
+"""Linear probes on a frozen encoder: cached features, one head per member, and the classifier
+module (encoder + head) that export turns into ONNX."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .config import ClassifyConfig
+from .dataset import MultiClipDataset, collate
+from .optim import lr_at, param_groups, set_lr
+from .vit import VideoViT
+
+log = logging.getLogger(__name__)
+
+
+class LinearHead(nn.Module):
+    """Standardise mean-pooled features with fixed training statistics, then one Linear layer."""
+
+    def __init__(self, dim: int, classes: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.fc = nn.Linear(dim, classes)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc((feats - self.mean) / self.std)
+
+
+class VideoClassifier(nn.Module):
+    """Clip (B, 3, T, H, W) -> logits (B, C): encoder, mean over tokens, linear head."""
+
+    def __init__(self, encoder: VideoViT, head: LinearHead):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x).mean(dim=1))
+
+
+@dataclass
+class Features:
+    """Mean-pooled features of each readable video: feats (N, clips, D), labels (N,), paths."""
+
+    feats: torch.Tensor
+    labels: torch.Tensor
+    paths: list[str]
+    errors: list[str]
+
+
+@torch.no_grad()
+def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_size: int = 8,
+            num_workers: int = 0, desc: str = "features", show_progress: bool = True) -> Features:
+    encoder.eval()
+    loader = DataLoader(MultiClipDataset(items, encoder.clip, clips), batch_size,
+                        num_workers=num_workers, collate_fn=collate)
+    feats, labels, paths, errors = [], [], [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not show_progress, dynamic_ncols=True):
+        errors += batch["errors"]
+        if batch["clip"] is None:
+            continue
+        x = batch["clip"]  # (B, clips, 3, T, H, W)
+        b = x.shape[0]
+        f = encoder(x.flatten(0, 1)).mean(dim=1).view(b, clips, -1)
+        feats.append(f)
+        labels.append(batch["label"])
+        paths += [str(items[i][0]) for i in batch["index"].tolist()]
+    if not feats:
+        return Features(torch.zeros(0, clips, encoder.cfg.embed_dim), torch.zeros(0, dtype=torch.long),
+                        [], errors)
+    return Features(torch.cat(feats), torch.cat(labels), paths, errors)
+
+
+def subset(f: Features, paths: list[str]) -> Features:
+    pos = {p: i for i, p in enumerate(f.paths)}
+    idx = [pos[p] for p in paths if p in pos]
+    return Features(f.feats[idx], f.labels[idx], [f.paths[i] for i in idx], [])
+
+
+def split_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n)
+    k = int(round(n * fraction)) if n > 4 else 0
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def train_head(train: Features, classes: int, cfg: ClassifyConfig, seed: int) -> tuple[LinearHead, dict]:
+    """Fit a linear head on cached features (every cached clip a sample); 80/20 validation split."""
+    torch.manual_seed(seed)
+    tr, va = split_val(len(train.labels), cfg.val_fraction, seed)
+    x = train.feats[tr].flatten(0, 1)
+    y = train.labels[tr].repeat_interleave(train.feats.shape[1])
+    head = LinearHead(x.shape[1], classes)
+    head.mean.copy_(x.mean(0))
+    head.std.copy_(x.std(0).clamp_min(1e-6))
+    opt = torch.optim.AdamW(param_groups(head, cfg.weight_decay), lr=cfg.lr)
+    steps_per_epoch = -(-len(x) // cfg.batch_size)
+    total, warmup = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
+    gen = torch.Generator().manual_seed(seed)
+    history, step = [], 0
+    for epoch in range(cfg.epochs):
+        order, losses = torch.randperm(len(x), generator=gen), []
+        for i in range(0, len(x), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            set_lr(opt, lr_at(step, total, warmup, cfg.lr, cfg.final_lr))
+            loss = F.cross_entropy(head(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+        history.append({"epoch": epoch, "loss": float(np.mean(losses))})
+    val_acc = None
+    if len(va):
+        with torch.no_grad():
+            probs = F.softmax(head(train.feats[va]), -1).mean(1)
+        val_acc = float((probs.argmax(-1) == train.labels[va]).float().mean())
+    return head.eval(), {"history": history, "val_accuracy": val_acc, "train_videos": len(tr),
+                         "val_videos": len(va)}
+
+
+@torch.no_grad()
+def predict(head: LinearHead, feats: torch.Tensor) -> np.ndarray:
+    """Probabilities (N, C), averaged over each video's cached clips."""
+    return F.softmax(head(feats), -1).mean(1).numpy()

@@ -1,0 +1,140 @@
+"""The run report: report.md (the paper's tables), report.json, and PNG plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = ("general", "partial_1", "partial_2", "partial_3", "partial_4", "vote_majority",
+           "vote_soft", "vote_weighted", "random_init_probe")
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def markdown(r: dict, extra: dict) -> str:
+    cls = r["classes"]
+    lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
+             f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
+             "the per-class accuracies (the paper's average row), in percent.", ""]
+    acc = r["accuracy"]
+    lines += ["## Headline", "",
+              f"- general model: **{acc['general']:.2f}**",
+              f"- majority vote of the four partial models: **{acc['vote_majority']:.2f}** "
+              f"(soft vote {acc['vote_soft']:.2f}, weighted vote {acc['vote_weighted']:.2f})",
+              f"- linear probe on a randomly initialised encoder of the same shape: "
+              f"**{acc['random_init_probe']:.2f}** (pre-training bought "
+              f"{acc['general'] - acc['random_init_probe']:+.2f} points)", ""]
+    for k, v in extra.items():
+        lines.append(f"- {k}: {v}")
+    lines += ["", "## Accuracy per class (Table 2)", "",
+              "| class | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for i, c in enumerate(cls):
+        lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class_accuracy"][k][i]) for k in COLUMNS) + " |")
+    lines.append("| **average** | " + " | ".join(f"**{acc[k]:.2f}**" for k in COLUMNS) + " |")
+    members = [k for k in COLUMNS[:5]]
+    lines += ["", "## Certainty: mean top-1 probability per true class (Table 3)", "",
+              "| class | " + " | ".join(members) + " |", "|---" * (len(members) + 1) + "|"]
+    for i, c in enumerate(cls):
+        lines.append(f"| {c} | " + " | ".join(_fmt(r["certainty"][k][i]) for k in members) + " |")
+    lines += ["", f"Majority-vote tie-break: {r['vote_tie_break']}. Weighted vote weights (validation "
+              f"accuracy of each partial model): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in r["vote_weights"].items()) + ".", "",
+              "## Confusion matrices", "", "Rows: true class; columns: predicted. See "
+              "`confusion.png`.", ""]
+    for k in ("general", "vote_majority", "random_init_probe"):
+        lines += [f"**{k}**", "", "| | " + " | ".join(cls) + " |", "|---" * (len(cls) + 1) + "|"]
+        for i, c in enumerate(cls):
+            lines.append(f"| {c} | " + " | ".join(str(x) for x in r["confusion"][k][i]) + " |")
+        lines.append("")
+    if r["skipped_videos"]:
+        lines += ["## Skipped videos (could not be decoded)", ""] + [f"- {s}" for s in r["skipped_videos"]]
+    lines += ["", "## Plots", "", "![loss](loss.png)", "![confusion](confusion.png)",
+              "![t-SNE](tsne.png)", "![masking](masking.png)", ""]
+    return "\n".join(lines)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_losses(run_dir: Path, members: dict[str, list], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    log = run_dir / "pretrain.jsonl"
+    if log.exists():
+        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        ax[0].plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8)
+    ax[0].set(title="JEPA pre-training loss", xlabel="step", ylabel="loss")
+    for name, hist in members.items():
+        ax[1].plot([h["loss"] for h in hist], label=name)
+    ax[1].set(title="linear heads: training loss", xlabel="epoch", ylabel="cross-entropy")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_confusions(r: dict, path: Path) -> None:
+    plt = _plt()
+    keys = [k for k in COLUMNS if k in r["confusion"]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys), 3))
+    for ax, k in zip(axes, keys):
+        m = np.asarray(r["confusion"][k])
+        ax.imshow(m, cmap="Blues")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
+        ax.set_title(k, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks(range(len(r["classes"])), r["classes"] if k == keys[0] else [], fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_tsne(feats: np.ndarray, labels: np.ndarray, classes: list[str], path: Path, seed: int) -> None:
+    from sklearn.manifold import TSNE
+
+    plt = _plt()
+    emb = TSNE(2, perplexity=min(30.0, max(2.0, (len(feats) - 1) / 3)), random_state=seed,
+               init="pca").fit_transform(feats)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for c, name in enumerate(classes):
+        ax.scatter(*emb[labels == c].T, s=8, label=name)
+    ax.set_title("t-SNE of pre-trained encoder features")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_masking(frames: np.ndarray, ctx_idx: np.ndarray, grid, tubelet: int, patch: int,
+                 path: Path) -> None:
+    """The tube mask drawn over a clip's frames: masked tubelets dimmed and hatched red."""
+    plt = _plt()
+    t, h, w = grid
+    visible = np.zeros(t * h * w, bool)
+    visible[ctx_idx] = True
+    visible = visible.reshape(t, h, w)
+    n = frames.shape[0]
+    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.4))
+    for i in range(n):
+        img = frames[i].astype(np.float32) / 255
+        keep = np.kron(visible[i // tubelet], np.ones((patch, patch)))[..., None]
+        shown = img * keep + (1 - keep) * (0.3 * img + 0.7 * np.array([0.8, 0.1, 0.1]))
+        axes[0, i].imshow(img)
+        axes[1, i].imshow(shown)
+        for a in axes[:, i]:
+            a.axis("off")
+        axes[0, i].set_title(f"frame {i}", fontsize=7)
+    fig.suptitle("context (visible) vs masked tubelets (red): the same positions in every frame")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 
 import click
@@ -38,6 +39,9 @@ def one_line_errors(fn):
             return fn(*args, **kwargs)
         except PicoJepaError as exc:
             fail(str(exc))
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAIL)
         except (OSError, ValueError) as exc:
             # OS-level failures (disk full, permissions) and value errors from libraries:
             # still one line, with the type so a bug report can find it.

@@ -104,3 +104,5 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume):
         acc = report["accuracy"]
         click.echo(json.dumps(acc, indent=1))
         click.echo(f"report: {out / 'report.md'}", err=True)
+if __name__ == "__main__":
+    main()

@@ -21,18 +21,20 @@ class ClipDataset(Dataset):
     """mode 'random': one random window per item (training); 'center': the evaluation window."""
 
     def __init__(self, items: list[tuple[Path, int]], spec: ClipSpec, seed: int = 0,
-                 mode: str = "random"):
+                 mode: str = "random", clips_per_video: int = 1):
         self.items, self.spec, self.seed, self.mode = items, spec, seed, mode
+        self.repeats = clips_per_video if mode == "random" else 1
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) * self.repeats
 
     def __getitem__(self, i: int) -> dict:
-        path, label = self.items[i]
+        """Item i is video i % len(items): `clips_per_video` random windows per video and epoch."""
+        path, label = self.items[i % len(self.items)]
         if self.mode == "random":
             rng = np.random.default_rng([self.seed, self.epoch, i])
             pick = lambda n: random_indices(n, self.spec, rng)  # noqa: E731

@@ -38,6 +38,7 @@ class PretrainResult:
     epochs: int
     final_loss: float
     target_std: float
+    weights_sha: str = ""
     skipped: list[str] = field(default_factory=list)
 
 
@@ -60,6 +61,7 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     if not items:
         raise DataLayoutError(f"{data_root}/train/train.csv: lists no videos")
     ckpt_path = Path(run_dir) / CKPT
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
 
     model = build(recipe).to(device)
     trainable = [*param_groups(model.encoder, cfg.weight_decay),
@@ -75,9 +77,9 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
            if world > 1 else model)
 
-    dataset = ClipDataset(items, recipe.clip, recipe.seed, mode="random")
+    dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video)
     sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
-    steps_per_epoch = -(-len(items) // (cfg.batch_size * world))
+    steps_per_epoch = -(-len(dataset) // (cfg.batch_size * world))
     total = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     grid = model.encoder.grid
@@ -140,7 +142,8 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
             ckpt_path.replace(bad)
         raise CollapseError(f"{bad}: target embeddings collapsed (per-dimension std "
                             f"{last['target_std']:.4g} < {cfg.collapse_std}); not usable")
-    return PretrainResult(ckpt_path, cfg.epochs, last["loss"], last["target_std"], sorted(skipped))
+    return PretrainResult(ckpt_path, cfg.epochs, last["loss"], last["target_std"],
+                          checkpoint.state_hash(model.state_dict()), sorted(skipped))
 
 
 def load_encoder(run_dir: Path, which: str = "target") -> tuple[VideoViT, Recipe, dict]:

@@ -81,7 +81,7 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         fx, fy = rng.integers(1, 6), rng.integers(1, 6)
         phase = rng.uniform(0, 2 * math.pi)
         wave = np.sin(2 * math.pi * (fx * xx / w + fy * yy / h) + phase)
-        img += wave[..., None] * rng.uniform(10, 30, size=3).astype(np.float32)
+        img += wave[..., None] * rng.uniform(4, 12, size=3).astype(np.float32)
     return np.clip(img + rng.uniform(70, 180, size=3).astype(np.float32), 0, 255)
 
 
@@ -97,13 +97,13 @@ def render(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     pan = rng.uniform(-0.012, 0.012, size=2) * d
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
 
-    obj_a = rng.uniform(0.16, 0.24) * d  # half-length
-    obj_b = obj_a * rng.uniform(0.3, 0.5)  # half-width: elongated, so rotation shows
+    obj_a = rng.uniform(0.24, 0.34) * d  # half-length
+    obj_b = obj_a * rng.uniform(0.35, 0.55)  # half-width: elongated, so rotation shows
     ellipse = rng.random() < 0.5
     stripe = rng.uniform(0.25, 0.5) * obj_a
     col1, col2 = rng.uniform(0, 255, size=3), rng.uniform(0, 255, size=3)
     blobs = [(rng.uniform(0, width), rng.uniform(0, height), *rng.uniform(-0.04, 0.04, 2) * d,
-              rng.uniform(0.04, 0.08) * d, rng.uniform(0, 255, size=3)) for _ in range(3)]
+              rng.uniform(0.03, 0.06) * d, rng.uniform(0, 255, size=3)) for _ in range(2)]
     noise = rng.uniform(3, 8)
 
     frames = np.empty((n, height, width, 3), np.uint8)

@@ -1,0 +1,59 @@
+# pico-JEPA: `make demo` sets everything up and runs the main job end to end; `make test` tests.
+# ORT=cpu (default) installs onnxruntime; ORT=gpu installs onnxruntime-gpu. The two own the same
+# Python module and must never share an environment: switching removes the other one first.
+PYTHON ?= python3
+VENV   ?= .venv
+ORT    ?= cpu
+RECIPE ?= demo
+DATA   ?=
+RUN    ?= runs/$(RECIPE)
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(ORT)
+DATA_ARG := $(if $(DATA),--data $(DATA),)
+
+.PHONY: install ffmpeg demo train test test-slow clean help
+
+help:
+	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
+	@echo "make test    set up .venv, then run the fast test suite"
+	@echo "make train   RECIPE=demo|paper|smoke [DATA=ROOT]: train and evaluate a recipe"
+	@echo "make install ORT=cpu|gpu: create .venv with the CPU or the GPU onnxruntime"
+
+install: ffmpeg $(STAMP)
+
+ffmpeg:
+	@if ldconfig -p 2>/dev/null | grep -q 'libavutil\.so\.'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing FFmpeg (needed by torchcodec) with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	else \
+	  echo "error: torchcodec needs the FFmpeg shared libraries (4 to 7): run 'sudo apt-get install ffmpeg' (or 'conda install ffmpeg -c conda-forge', 'brew install ffmpeg'), then make again" >&2; \
+	  exit 3; \
+	fi
+
+$(STAMP): setup.cfg pyproject.toml
+	@case "$(ORT)" in cpu|gpu) ;; *) echo "error: ORT must be cpu or gpu, got '$(ORT)'" >&2; exit 2;; esac
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@other=$$( [ "$(ORT)" = cpu ] && echo onnxruntime-gpu || echo onnxruntime ); \
+	if $(BIN)/python -m pip show -q $$other >/dev/null 2>&1; then \
+	  echo "removing $$other: it cannot share an environment with the $(ORT) onnxruntime"; \
+	  $(BIN)/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu; \
+	fi
+	$(BIN)/python -m pip install -q -e '.[$(ORT),train,test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/picojepa-train all --config configs/demo.yaml --out $(RUN) $(DATA_ARG)
+
+train: install
+	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) $(DATA_ARG)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf runs bundles data/smoke .pytest_cache

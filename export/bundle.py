@@ -1,0 +1,156 @@
+"""Checkpoints -> a verified, self-describing bundle directory (written aside, renamed when good)."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
+from picojepa.runtime.ensemble import Ensemble
+from picojepa.train import checkpoint
+
+from .errors import ExportError
+from .members import FusedEnsemble, SingleMember, load_members
+from .onnx_graph import export_graph
+from .verify import check, compare, median_latency_ms, ort_logits, torch_logits
+
+log = logging.getLogger(__name__)
+VOTE_MEMBERS = ("1", "2", "3", "4")
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    from importlib.metadata import version
+
+    return {"picojepa": version("picojepa"), "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
+    """The run's evaluation videos and labels (from its feature cache), for verification."""
+    path = Path(run_dir) / "features.pt"
+    if not path.exists():
+        return [], []
+    sets = checkpoint.load(path, kind="features")["sets"]
+    return list(sets["infer"]["paths"]), sets["infer"]["labels"].tolist()
+
+
+def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | None = None,
+                  int8: bool = False, fp16: bool = False, opset: int = 17, force: bool = False,
+                  verify_videos: list[str | Path] = (), tolerance: float = 1e-4,
+                  max_verify: int = 24) -> dict:
+    """Export, verify and write the bundle; returns verification.json's content."""
+    run_dir, out = Path(run_dir), Path(out)
+    if out.exists() and not force:
+        raise ExportError(f"{out}: already exists (use --force to replace it)")
+    names = list(members or ("general", *VOTE_MEMBERS))
+    loaded = load_members(run_dir, names)
+    first = loaded[0]
+    fused = len({m.encoder_sha for m in loaded}) == 1
+    common = {"picojepa_classes": first.classes, "picojepa_clip": first.clip.to_dict(),
+              "picojepa_recipe": first.recipe}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        graphs, modules = [], []
+        if fused:
+            module = FusedEnsemble(loaded)
+            specs = [("ensemble.onnx", module, names)]
+        else:
+            specs = [(f"member-{m.name}.onnx", SingleMember(m), [m.name]) for m in loaded]
+        for fname, module, gm in specs:
+            export_graph(module, first.clip, tmp / fname, opset,
+                         {**common, "picojepa_members": gm, "picojepa_layout": "fused" if fused else "separate"})
+            graphs.append({"file": fname, "members": gm, "variant": "fp32"})
+            modules.append((module, [names.index(m) for m in gm]))
+        vote_members = [m for m in names if m in VOTE_MEMBERS] or names
+        weights = {m.name: (m.val_accuracy if m.val_accuracy is not None else 1.0) for m in loaded}
+        manifest = {
+            "format_version": FORMAT_VERSION, "classes": first.classes, "clip": first.clip.to_dict(),
+            "layout": "fused" if fused else "separate", "graphs": graphs, "members": names,
+            "vote_members": vote_members, "default_vote": "majority",
+            "vote_weights": {m: weights[m] for m in vote_members}, "recipe": first.recipe,
+            "versions": _versions(), "opset": opset,
+        }
+        _write_manifest(tmp, manifest)
+
+        ens = Ensemble.load(tmp, provider="cpu")
+        paths, labels = held_out_videos(run_dir)
+        videos = [*paths[:max_verify], *map(str, verify_videos)]
+        decoded = [d for d in (ens.decode(v) for v in videos) if d.error is None]
+        if not decoded:
+            raise ExportError(f"{run_dir}: no video to verify the export on (give --verify-videos)")
+        clips = np.concatenate([d.clips for d in decoded])
+        ref = torch_logits(modules, clips, len(names))
+        vote_idx = [names.index(m) for m in vote_members]
+        fp32 = compare(ref, ort_logits(ens, clips), names, vote_idx, tolerance)
+        check(fp32, f"{out} (fp32)")
+        verification = {"layout": manifest["layout"], "videos": [d.path for d in decoded],
+                        "fp32": fp32, "int8": None, "fp16": None}
+        if int8:
+            verification["int8"] = _int8(tmp, manifest, ens, ref, clips, names, vote_idx, paths, labels)
+        if fp16:
+            verification["fp16"] = {"shipped": False, "reason": "fp16 export is not implemented "
+                                    "yet; needs a GPU to verify (CUDA provider)"}
+        (tmp / "verification.json").write_text(json.dumps(verification, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        return verification
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_manifest(root: Path, manifest: dict) -> None:
+    for g in manifest["graphs"]:
+        f = root / g["file"]
+        g["sha256"], g["bytes"] = sha256_file(f), f.stat().st_size
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _int8(tmp: Path, manifest: dict, fp32_ens, ref, clips, names, vote_idx, paths, labels) -> dict:
+    """Dynamic int8 quantisation (QUInt8 weights); shipped only when as accurate and faster."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    new = []
+    for g in [g for g in manifest["graphs"] if g["variant"] == "fp32"]:
+        qfile = g["file"].replace(".onnx", ".int8.onnx")
+        quantize_dynamic(str(tmp / g["file"]), str(tmp / qfile), weight_type=QuantType.QUInt8)
+        new.append({"file": qfile, "members": g["members"], "variant": "int8"})
+    manifest["graphs"] += new
+    _write_manifest(tmp, manifest)
+    q = Ensemble.load(tmp, provider="cpu", variant="int8")
+    res = compare(ref, ort_logits(q, clips), names, vote_idx, None)
+    one = clips[:1]
+    res["latency_ms_fp32"] = median_latency_ms(fp32_ens, one)
+    res["latency_ms_int8"] = median_latency_ms(q, one)
+    res["speedup"] = res["latency_ms_fp32"] / res["latency_ms_int8"]
+    if paths:
+        acc = {}
+        for name, ens in (("fp32", fp32_ens), ("int8", q)):
+            preds = [p.index for p in ens.predict_many(paths)]
+            acc[name] = float(np.mean([a == b for a, b in zip(preds, labels)]) * 100)
+        res["vote_accuracy_fp32"], res["vote_accuracy_int8"] = acc["fp32"], acc["int8"]
+    worse = res.get("vote_accuracy_int8", 0) < res.get("vote_accuracy_fp32", 0) - 1.0
+    slower = res["speedup"] < 1.1
+    res["shipped"] = not (worse or slower)
+    if not res["shipped"]:
+        res["reason"] = ("int8 " + " and ".join(
+            [w for w, c in ((f"loses {res.get('vote_accuracy_fp32', 0) - res.get('vote_accuracy_int8', 0):.1f} "
+                             "accuracy points", worse),
+                            (f"is only {res['speedup']:.2f}x the fp32 speed", slower)) if c])
+            + ": not shipped")
+        for g in new:
+            (tmp / g["file"]).unlink()
+        manifest["graphs"] = [g for g in manifest["graphs"] if g["variant"] != "int8"]
+        _write_manifest(tmp, manifest)
+    return res

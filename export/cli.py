@@ -1,0 +1,39 @@
+"""`picojepa-export RUN_DIR --out BUNDLE_DIR`: checkpoints -> a verified ONNX bundle."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from picojepa.runtime.console import one_line_errors, setup_logging
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
+@click.option("--members", default="general,1,2,3,4", show_default=True,
+              help="Comma-separated members to export.")
+@click.option("--int8", is_flag=True, help="Also try a dynamic int8 variant (shipped only if it pays).")
+@click.option("--fp16", is_flag=True, help="Also an fp16 variant for the CUDA provider.")
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
+@click.option("--tolerance", default=1e-4, show_default=True, type=float,
+              help="Maximum |logit difference| between onnxruntime and PyTorch (fp32).")
+@click.option("--verify-videos", multiple=True, type=click.Path(path_type=Path),
+              help="Extra real videos to verify on (besides the run's held-out videos).")
+@click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
+@click.option("-v", "--verbose", is_flag=True)
+@one_line_errors
+def main(run_dir, out, members, int8, fp16, opset, tolerance, verify_videos, force, verbose):
+    """Export a training run's classifiers to ONNX, verify them against PyTorch, write a bundle."""
+    from .bundle import export_bundle
+
+    setup_logging(verbose)
+    v = export_bundle(run_dir, out, [m.strip() for m in members.split(",") if m.strip()], int8,
+                      fp16, opset, force, list(verify_videos), tolerance)
+    f = v["fp32"]
+    click.echo(f"bundle {out}: {v['layout']} layout, verified on {f['clips']} clips: max |dlogit| "
+               f"{f['max_abs_logit_diff']:.2e}, top-1 agreement {f['top1_agreement']:.0%}", err=True)
+    if v["int8"]:
+        q = v["int8"]
+        click.echo(f"int8: speed-up {q['speedup']:.2f}x, top-1 agreement {q['top1_agreement']:.0%}"
+                   + ("" if q["shipped"] else f"; {q['reason']}"), err=True)

@@ -1,0 +1,68 @@
+"""onnxruntime against PyTorch on real decoded clips: the check every export must pass."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .errors import ExportMismatchError
+
+
+def torch_logits(modules: list[tuple[torch.nn.Module, list[int]]], clips: np.ndarray,
+                 members: int) -> np.ndarray:
+    """Logits (M, B, C) from the PyTorch graphs, in member order."""
+    out = None
+    with torch.no_grad():
+        for module, idx in modules:
+            logits = module(torch.from_numpy(clips))[0].numpy()  # (B, m, C)
+            if out is None:
+                out = np.zeros((members, clips.shape[0], logits.shape[-1]), np.float32)
+            out[idx] = logits.transpose(1, 0, 2)
+    return out
+
+
+def ort_logits(ensemble, clips: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(ensemble.bundle.members), clips.shape[0], len(ensemble.classes)), np.float32)
+    for sess, idx in ensemble.sessions:
+        out[idx] = sess.run(["logits"], {"clip": clips})[0].transpose(1, 0, 2)
+    return out
+
+
+def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: list[int],
+            tolerance: float | None) -> dict:
+    """Per member and for the vote: max |logit difference| and top-1 agreement."""
+    res = {"tolerance": tolerance, "clips": int(ref.shape[1]), "members": {}}
+    for i, m in enumerate(members):
+        res["members"][m] = {
+            "max_abs_logit_diff": float(np.abs(ref[i] - got[i]).max()),
+            "top1_agreement": float((ref[i].argmax(-1) == got[i].argmax(-1)).mean()),
+        }
+    from picojepa.runtime.vote import majority
+
+    sm = lambda x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)  # noqa: E731
+    a, b = majority(sm(ref[vote_index])), majority(sm(got[vote_index]))
+    res["vote_majority_agreement"] = float((a == b).mean())
+    res["max_abs_logit_diff"] = max(v["max_abs_logit_diff"] for v in res["members"].values())
+    res["top1_agreement"] = min(v["top1_agreement"] for v in res["members"].values())
+    return res
+
+
+def check(result: dict, what: str) -> None:
+    tol = result["tolerance"]
+    if result["max_abs_logit_diff"] > tol or result["top1_agreement"] < 1.0 \
+            or result["vote_majority_agreement"] < 1.0:
+        raise ExportMismatchError(
+            f"{what}: onnxruntime differs from PyTorch: max |dlogit| "
+            f"{result['max_abs_logit_diff']:.3g} (tolerance {tol:g}), top-1 agreement "
+            f"{result['top1_agreement']:.3f}, vote agreement {result['vote_majority_agreement']:.3f}")
+
+
+def median_latency_ms(ensemble, clip: np.ndarray, repeats: int = 15) -> float:
+    ensemble.member_probs(clip)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ensemble.member_probs(clip)
+        times.append((time.perf_counter() - t) * 1e3)
+    return float(np.median(times))

@@ -1,0 +1,116 @@
+"""The deployable bundle: manifest.json + ONNX files, every file checked against its sha256.
+
+manifest.json (format 1):
+    format_version: 1
+    classes: [str]              class names, in output order
+    clip: {frames, size, frame_step, mean, std, seek_mode}
+    layout: "fused" | "separate"
+    graphs: [{file, sha256, bytes, members: [name], variant: "fp32" | "int8"}]
+    members: [str]              every member, in output order
+    vote_members: [str]         the members that vote (the four partial models)
+    default_vote: "majority" | "soft" | "weighted"
+    vote_weights: {member: float}
+    recipe: {...}, versions: {...}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .clips import ClipSpec
+from .errors import BundleError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REQUIRED = {"format_version": int, "classes": list, "clip": dict, "layout": str, "graphs": list,
+            "members": list, "vote_members": list, "default_vote": str, "vote_weights": dict}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Graph:
+    path: Path
+    members: tuple[str, ...]
+    variant: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+    manifest: dict
+    classes: tuple[str, ...]
+    clip: ClipSpec
+    graphs: tuple[Graph, ...]
+
+    @property
+    def members(self) -> list[str]:
+        return list(self.manifest["members"])
+
+    @property
+    def vote_members(self) -> list[str]:
+        return list(self.manifest["vote_members"])
+
+    def graphs_of(self, variant: str) -> list[Graph]:
+        return [g for g in self.graphs if g.variant == variant]
+
+
+def _fail(root: Path, reason: str):
+    raise BundleError(f"{root}: {reason}")
+
+
+def load_bundle(root: str | Path, verify_hashes: bool = True) -> Bundle:
+    """Read and validate a bundle; every path must stay inside it, every file match its sha256."""
+    root = Path(root)
+    mpath = root / MANIFEST
+    if not root.is_dir():
+        _fail(root, "no such bundle directory")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except OSError:
+        _fail(root, f"no {MANIFEST}: not a picojepa bundle")
+    except json.JSONDecodeError as exc:
+        _fail(root, f"{MANIFEST} is not valid JSON ({exc.msg} at line {exc.lineno})")
+    if not isinstance(manifest, dict):
+        _fail(root, f"{MANIFEST} must hold a JSON object")
+    for key, tp in REQUIRED.items():
+        if key not in manifest:
+            _fail(root, f"{MANIFEST}: missing key {key!r}")
+        if not isinstance(manifest[key], tp):
+            _fail(root, f"{MANIFEST}: {key!r} must be a {tp.__name__}")
+    if manifest["format_version"] != FORMAT_VERSION:
+        _fail(root, f"{MANIFEST}: format_version {manifest['format_version']} is not supported "
+                    f"(this runtime reads {FORMAT_VERSION})")
+    try:
+        clip = ClipSpec.from_dict(manifest["clip"])
+    except (KeyError, TypeError, ValueError) as exc:
+        _fail(root, f"{MANIFEST}: bad clip spec ({exc})")
+    members = manifest["members"]
+    if not set(manifest["vote_members"]) <= set(members) or not manifest["vote_members"]:
+        _fail(root, f"{MANIFEST}: vote_members must be a non-empty subset of members")
+    graphs, covered = [], []
+    real_root = root.resolve()
+    for g in manifest["graphs"]:
+        if not isinstance(g, dict) or not {"file", "sha256", "members", "variant"} <= set(g):
+            _fail(root, f"{MANIFEST}: each graph needs file, sha256, members and variant")
+        path = (root / g["file"]).resolve()
+        if not path.is_relative_to(real_root) or Path(g["file"]).is_absolute():
+            _fail(root, f"{MANIFEST}: graph path {g['file']!r} escapes the bundle")
+        if not path.is_file():
+            _fail(root, f"{g['file']}: listed in the manifest but missing")
+        if verify_hashes and sha256_file(path) != g["sha256"]:
+            _fail(root, f"{g['file']}: sha256 does not match the manifest (file altered or corrupt)")
+        graphs.append(Graph(path, tuple(g["members"]), g["variant"]))
+        if g["variant"] == "fp32":
+            covered += g["members"]
+    if sorted(covered) != sorted(members):
+        _fail(root, f"{MANIFEST}: fp32 graphs cover {sorted(covered)}, members are {sorted(members)}")
+    return Bundle(root, manifest, tuple(manifest["classes"]), clip, tuple(graphs))

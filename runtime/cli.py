@@ -1,0 +1,127 @@
+"""`picojepa-run VIDEO...`: classify videos with a bundle's ensemble on onnxruntime.
+
+Data goes to stdout (text, JSON lines or CSV); messages, progress and errors to stderr.
+Exit codes: 0 all videos answered, 1 some failed, 2 usage error, 3 none answered or fatal error.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, fail, one_line_errors, warn
+from .vote import VOTES
+
+DEFAULT_BUNDLE = "bundles/demo"
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
+
+
+def expand(inputs: tuple[str, ...]) -> list[str]:
+    """Files as given; folders -> their video files (recursive, sorted); globs expanded."""
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir() and p.suffix.lower() not in VIDEO_SUFFIXES:
+            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES)
+        elif not os.path.lexists(item) and glob.has_magic(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            out += matches if matches else [item]  # an unmatched pattern is reported as missing
+        else:
+            out.append(item)
+    return out
+
+
+def _text(pred) -> str:
+    if pred.error:
+        return f"{pred.file}: ERROR {pred.error}"
+    members = ", ".join(f"{m}={r.label} ({r.probability:.2f})" for m, r in pred.members.items())
+    line = f"{pred.file}: {pred.label} ({pred.confidence:.2f}, {pred.vote} vote) | {members}"
+    if pred.windows:
+        line += "\n" + "\n".join(f"  {w['start_s']:8.2f}-{w['end_s']:8.2f}s  {w['label']} "
+                                 f"({w['confidence']:.2f})" for w in pred.windows)
+    return line
+
+
+@click.command()
+@click.argument("videos", nargs=-1)
+@click.option("--bundle", type=click.Path(path_type=Path), envvar="PICOJEPA_BUNDLE",
+              help=f"Bundle directory [default: $PICOJEPA_BUNDLE, else ./{DEFAULT_BUNDLE}, "
+                   "the one `make demo` writes].")
+@click.option("--provider", default="auto", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--vote", "vote_method", type=click.Choice(VOTES),
+              help="Vote method [default: the bundle's, majority].")
+@click.option("--format", "fmt", default="text", show_default=True,
+              type=click.Choice(["text", "json", "csv"]))
+@click.option("--clips", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Clips spread uniformly over each video; probabilities averaged.")
+@click.option("--window", type=click.FloatRange(min=0.01), help="Sliding window length in s.")
+@click.option("--stride", type=click.FloatRange(min=0.01), help="Sliding window stride in s.")
+@click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "int8"]))
+@click.option("--threads", default=0, type=click.IntRange(0, 256), help="onnxruntime threads (0: its default).")
+@click.option("--labels-from-folders", is_flag=True,
+              help="Treat each video's folder name as its true label; print accuracies at the end.")
+@click.option("--no-progress", is_flag=True)
+@one_line_errors
+def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, threads,
+         labels_from_folders, no_progress):
+    """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle."""
+    from .decode import check_ffmpeg
+    from .ensemble import Ensemble
+
+    paths = expand(videos)
+    if not paths:
+        fail("no input: give video files, folders or globs", EXIT_USAGE)
+    if stride is not None and window is None:
+        fail("--stride needs --window", EXIT_USAGE)
+    if window is not None and clips != 1:
+        fail("--clips and --window cannot be combined", EXIT_USAGE)
+    bundle = bundle or Path(DEFAULT_BUNDLE)
+    if not bundle.exists():
+        fail(f"{bundle}: no bundle there; run `make demo` (it writes {DEFAULT_BUNDLE}) or pass --bundle")
+    check_ffmpeg()
+    ens = Ensemble.load(bundle, provider, variant, threads)
+    for note in ens.notes:
+        warn(note)
+    from tqdm import tqdm
+
+    writer = csv.writer(sys.stdout) if fmt == "csv" else None
+    if writer:
+        writer.writerow(["file", "label", "index", "confidence", "vote",
+                         *[f"{m}_label" for m in ens.bundle.members], "total_ms", "error"])
+    preds = ens.predict_many(paths, vote_method, clips, window, stride)
+    ok = failed = 0
+    hits: dict[str, int] = {}
+    for pred in tqdm(preds, total=len(paths), desc="videos", unit="video", leave=False,
+                     disable=no_progress or len(paths) <= 3, file=sys.stderr):
+        if pred.error:
+            failed += 1
+            warn(pred.error)
+        else:
+            ok += 1
+        if fmt == "json":
+            click.echo(json.dumps(pred.to_dict()))
+        elif writer:
+            writer.writerow([pred.file, pred.label, pred.index, pred.confidence, pred.vote,
+                             *[pred.members[m].label if pred.members else "" for m in ens.bundle.members],
+                             pred.timings_ms.get("total"), pred.error or ""])
+            sys.stdout.flush()
+        elif not pred.error:
+            click.echo(_text(pred))
+        if labels_from_folders and not pred.error:
+            truth = Path(pred.file).parent.name
+            hits["vote"] = hits.get("vote", 0) + (pred.label == truth)
+            for m, r in pred.members.items():
+                hits[m] = hits.get(m, 0) + (r.label == truth)
+    if labels_from_folders and ok:
+        click.echo(f"accuracy on {ok} videos (label = folder name): " + ", ".join(
+            f"{k} {100 * v / ok:.1f}%" for k, v in hits.items()), err=True)
+    click.echo(f"{ok} of {len(paths)} videos classified on {ens.provider.upper()}"
+               + (f", {failed} failed" if failed else ""), err=True)
+    if failed:
+        sys.exit(EXIT_PARTIAL if ok else EXIT_FAIL)

@@ -1,0 +1,76 @@
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "data" / "real"
+
+
+def real_clips(*folders: str) -> list[Path]:
+    out = []
+    for f in folders:
+        d = REAL / f
+        if d.is_dir():
+            out += sorted(p for p in d.iterdir() if p.suffix.lower() in
+                          (".mp4", ".avi", ".mkv", ".mpg", ".webm"))
+    return out
+
+
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real clips not found at {REAL}")
+
+
+@pytest.fixture(autouse=True)
+def seed_everything():
+    """Every test starts from the same RNG state."""
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+
+        torch.manual_seed(0)
+    except ImportError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def smoke_recipe():
+    from picojepa.train.config import load_recipe
+
+    return load_recipe(REPO / "configs" / "smoke.yaml")
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory, smoke_recipe):
+    from picojepa.train.synth import generate
+
+    root = tmp_path_factory.mktemp("smoke_data")
+    d = smoke_recipe.data
+    generate(root, d.synth_classes, d.synth_videos_per_class, d.synth_seed)
+    return root
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, smoke_recipe, smoke_data):
+    """A complete smoke-recipe run (pre-train, classify, evaluate, report)."""
+    from picojepa.train.pipeline import run_all
+
+    run = tmp_path_factory.mktemp("smoke_run")
+    report = run_all(smoke_recipe, smoke_data, run, show_progress=False)
+    return run, report
+
+
+def pytest_collection_modifyitems(config, items):
+    has_cuda = False
+    try:
+        import onnxruntime as ort
+
+        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers() and bool(
+            os.environ.get("CUDA_VISIBLE_DEVICES", "0") != "")
+    except ImportError:
+        pass
+    for item in items:
+        if "needs_cuda" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU and onnxruntime-gpu"))

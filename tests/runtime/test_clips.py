@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from picojepa.runtime.clips import (ClipSpec, center_indices, normalize, random_indices,
+                                    sliding_starts, uniform_starts, window_indices)
+
+
+def test_short_video_repeats_last_frame():
+    spec = ClipSpec(frames=8, size=32)
+    assert window_indices(5, spec, 0) == [0, 1, 2, 3, 4, 4, 4, 4]
+    assert center_indices(3, spec) == [0, 1, 2, 2, 2, 2, 2, 2]
+
+
+def test_center_window_is_in_the_middle_and_respects_step():
+    spec = ClipSpec(frames=4, size=32, frame_step=2)
+    assert spec.span == 7
+    assert center_indices(21, spec) == [7, 9, 11, 13]
+
+
+def test_random_window_stays_inside_and_is_contiguous():
+    spec = ClipSpec(frames=8, size=32)
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(200):
+        idx = random_indices(30, spec, rng)
+        assert idx == list(range(idx[0], idx[0] + 8)) and idx[-1] <= 29
+        starts.add(idx[0])
+    assert starts == set(range(0, 23))
+
+
+def test_uniform_and_sliding_starts_cover_the_video():
+    spec = ClipSpec(frames=8, size=32)
+    assert uniform_starts(100, spec, 3) == [0, 46, 92]
+    assert uniform_starts(100, spec, 1) == [46]
+    assert sliding_starts(100, 10.0, spec, 2.0) == [0, 20, 40, 60, 80]
+    assert sliding_starts(5, 10.0, spec, 2.0) == [0]
+
+
+def test_normalize_layout_and_values():
+    spec = ClipSpec(frames=2, size=8)
+    frames = np.full((2, 8, 8, 3), 255, np.uint8)
+    frames[..., 1] = 0
+    x = normalize(frames, spec)
+    assert x.shape == (3, 2, 8, 8) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0], (1 - 0.485) / 0.229, rtol=1e-6)
+    np.testing.assert_allclose(x[1], (0 - 0.456) / 0.224, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [dict(frames=0), dict(size=2), dict(frame_step=0),
+                                    dict(std=(1.0, 0.0, 1.0)), dict(seek_mode="fast")])
+def test_clip_spec_rejects_impossible_values(kwargs):
+    with pytest.raises(ValueError):
+        ClipSpec(**kwargs)
+
+
+def test_normalize_rejects_wrong_input():
+    with pytest.raises(ValueError, match="uint8"):
+        normalize(np.zeros((2, 8, 8, 3), np.float32), ClipSpec(frames=2, size=8))

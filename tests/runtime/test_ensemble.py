@@ -1,0 +1,132 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import REAL, needs_real
+from picojepa.export.bundle import export_bundle
+from picojepa.runtime.bundle import load_bundle
+from picojepa.runtime.cli import main as run_main
+from picojepa.runtime.ensemble import Ensemble
+from picojepa.runtime.errors import BundleError, DecodeError
+
+SCHEMA = {"file", "label", "index", "confidence", "vote", "members", "timings_ms", "error",
+          "windows", "timeline"}
+
+
+@pytest.fixture(scope="module")
+def bundle(smoke_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rt") / "bundle"
+    export_bundle(smoke_run[0], out)
+    return out
+
+
+def test_runtime_accuracy_equals_the_evaluation_report(bundle, smoke_run):
+    _, report = smoke_run
+    ens = Ensemble.load(bundle, provider="cpu")
+    paths = report["predictions"]["paths"]
+    got = [p.index for p in ens.predict_many(paths)]
+    assert got == report["predictions"]["vote_majority"]
+    general = [p.members["general"].index for p in ens.predict_many(paths)]
+    assert general == report["predictions"]["general"]
+
+
+@needs_real
+def test_training_and_runtime_preprocessing_are_identical_on_real_videos(bundle):
+    from picojepa.train.dataset import ClipDataset
+
+    ens = Ensemble.load(bundle, provider="cpu")
+    videos = sorted((REAL / "bench").glob("*.mp4"))[:4] + sorted((REAL / "bench").glob("*.avi"))[:1]
+    ds = ClipDataset([(v, 0) for v in videos], ens.bundle.clip, mode="center")
+    for i, v in enumerate(videos):
+        train_side = ds[i]["clip"].numpy()
+        runtime_side = ens.decode(v).clips[0]
+        assert np.abs(train_side - runtime_side).max() <= 1e-5, v.name
+
+
+def test_predict_raises_decode_error_and_batch_carries_on(bundle, smoke_data, tmp_path):
+    ens = Ensemble.load(bundle, provider="cpu")
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(DecodeError, match="bad.mp4"):
+        ens.predict(bad)
+    good = next((smoke_data / "infer").rglob("*.mp4"))
+    preds = list(ens.predict_many([good, bad, good]))
+    assert [p.error is None for p in preds] == [True, False, True]
+
+
+def test_cli_json_schema_and_exit_codes(bundle, smoke_data, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    runner = CliRunner()
+    r = runner.invoke(run_main, ["--bundle", str(bundle), "--format", "json", "--no-progress",
+                                 str(smoke_data / "infer"), str(bad)])
+    assert r.exit_code == 1, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert all(set(row) == SCHEMA for row in rows)
+    assert sum(row["error"] is not None for row in rows) == 1
+    ok = [row for row in rows if row["error"] is None]
+    assert set(ok[0]["timings_ms"]) == {"decode", "preprocess", "inference", "vote", "total"}
+    assert set(ok[0]["members"]) == {"general", "1", "2", "3", "4"}
+    assert "broken.mp4" in r.stderr and "Traceback" not in r.output
+    r = runner.invoke(run_main, ["--bundle", str(bundle), str(bad)])
+    assert r.exit_code == 3
+
+
+def test_sliding_windows_and_multi_clip(bundle, smoke_data):
+    ens = Ensemble.load(bundle, provider="cpu")
+    video = next((smoke_data / "infer").rglob("*.mp4"))
+    p = ens.predict(video, window_s=0.5, stride_s=0.5)
+    assert p.windows and len(p.windows) == len(p.timeline)
+    assert all(w["end_s"] > w["start_s"] for w in p.windows)
+    assert ens.predict(video, clips=3).label in ens.classes
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("flip", "sha256 does not match"),
+    ("remove_member", "listed in the manifest but missing"),
+    ("drop_key", "missing key 'classes'"),
+    ("version", "format_version 99 is not supported"),
+    ("escape", "escapes the bundle"),
+])
+def test_damaged_bundles_are_refused_with_the_reason(bundle, tmp_path, damage, message):
+    b = tmp_path / "b"
+    shutil.copytree(bundle, b)
+    m = json.loads((b / "manifest.json").read_text())
+    if damage == "flip":
+        data = bytearray((b / "ensemble.onnx").read_bytes())
+        data[len(data) // 2] ^= 1
+        (b / "ensemble.onnx").write_bytes(bytes(data))
+    elif damage == "remove_member":
+        (b / "ensemble.onnx").unlink()
+    elif damage == "drop_key":
+        del m["classes"]
+    elif damage == "version":
+        m["format_version"] = 99
+    elif damage == "escape":
+        m["graphs"][0]["file"] = "../../etc/passwd"
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(b)
+    r = CliRunner().invoke(run_main, ["--bundle", str(b), "x.mp4"])
+    assert r.exit_code == 3 and message.split()[0] in r.stderr and "Traceback" not in r.output
+
+
+def test_cuda_provider_without_cuda_is_an_error_not_a_cpu_run(bundle):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has the CUDA provider")
+    r = CliRunner().invoke(run_main, ["--bundle", str(bundle), "--provider", "cuda", "x.mp4"])
+    assert r.exit_code == 3 and "CUDA" in r.stderr
+
+
+@pytest.mark.needs_cuda
+def test_cuda_provider_runs_and_matches_cpu(bundle, smoke_data):
+    video = next((smoke_data / "infer").rglob("*.mp4"))
+    cpu = Ensemble.load(bundle, provider="cpu").predict(video)
+    gpu = Ensemble.load(bundle, provider="cuda")
+    assert gpu.provider == "cuda"
+    assert gpu.predict(video).label == cpu.label

@@ -1,0 +1,37 @@
+"""The runtime stays lean: it never imports training or export code, nor torch.nn."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
+FORBIDDEN = ("picojepa.train", "picojepa.export", "torch.nn", "torch")
+
+
+def _imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: stays inside picojepa.runtime
+                continue
+            yield node.module or ""
+            if node.module == "torch":
+                yield from (f"torch.{a.name}" for a in node.names)
+
+
+def test_runtime_sources_import_no_training_export_or_torch_code():
+    offenders = []
+    for py in sorted(RUNTIME.glob("*.py")):
+        for name in _imports(py):
+            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
+                offenders.append(f"{py.name}: {name}")
+    assert not offenders, offenders
+
+
+def test_importing_the_runtime_loads_no_training_or_export_module():
+    code = ("import sys, picojepa.runtime.clips, picojepa.runtime.decode, picojepa.runtime.vote, "
+            "picojepa.runtime.console; "
+            "print(sorted(m for m in sys.modules if m.startswith(('picojepa.train', 'picojepa.export'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

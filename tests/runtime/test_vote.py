@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from picojepa.runtime import vote
+
+
+def test_majority_counts_top1_votes():
+    p = np.array([[[0.6, 0.4]], [[0.6, 0.4]], [[0.7, 0.3]], [[0.1, 0.9]]])
+    assert vote.majority(p).tolist() == [0]
+
+
+def test_majority_tie_goes_to_highest_summed_probability():
+    # votes 0, 0, 1, 1: class 0 sums 1.3, class 1 sums 2.7 -> 1
+    p = np.array([[[0.55, 0.45]], [[0.55, 0.45]], [[0.1, 0.9]], [[0.1, 0.9]]])
+    assert vote.majority(p).tolist() == [1]
+    # the same tie the other way round -> 0
+    assert vote.majority(p[..., ::-1]).tolist() == [0]
+
+
+def test_majority_clear_winner_beats_probability_mass():
+    p = np.array([[[0.51, 0.49, 0]], [[0.51, 0.49, 0]], [[0.51, 0.49, 0]], [[0.0, 1.0, 0]]])
+    assert vote.majority(p).tolist() == [0]
+
+
+def test_soft_and_weighted():
+    p = np.array([[[0.9, 0.1]], [[0.2, 0.8]]])
+    labels, conf = vote.combine(p, "soft")
+    assert labels.tolist() == [0] and conf[0] == pytest.approx(0.55)
+    labels, conf = vote.combine(p, "weighted", [0.1, 0.9])
+    assert labels.tolist() == [1] and conf[0] == pytest.approx(0.1 * 0.1 + 0.9 * 0.8)
+
+
+def test_unknown_vote_and_bad_weights_raise():
+    p = np.ones((2, 1, 3)) / 3
+    with pytest.raises(ValueError, match="unknown vote"):
+        vote.combine(p, "stacked")
+    with pytest.raises(ValueError, match="weights"):
+        vote.combine(p, "weighted", [1.0])

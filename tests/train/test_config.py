@@ -1,0 +1,68 @@
+import pytest
+
+from conftest import REPO
+from picojepa.train.config import ConfigError, load_recipe
+
+CONFIGS = REPO / "configs"
+
+
+def test_paper_recipe_is_the_published_one():
+    r = load_recipe(CONFIGS / "paper.yaml")
+    assert (r.clip.size, r.clip.frames, r.clip.frame_step) == (224, 8, 1)
+    m = r.model
+    assert (m.embed_dim, m.depth, m.heads, m.mlp_ratio, m.tubelet, m.patch_size) == (192, 8, 8, 3.0, 2, 16)
+    assert (m.pred_depth, m.pred_heads) == (2, 4)
+    p = r.pretrain
+    assert (p.mask, p.mask_ratio, p.ema, p.lr, p.predictor_lr_mult, p.weight_decay) == ("tube", 0.75, 0.996, 2e-4, 2.0, 0.05)
+    assert (p.batch_size, p.epochs, p.warmup_epochs, p.final_lr, p.grad_clip, p.loss) == (10, 4, 1.0, 1e-6, 1.0, "mse")
+    c = r.classify
+    assert (c.lr, c.weight_decay, c.warmup_epochs, c.batch_size, c.epochs, c.val_fraction) == (1e-4, 0.05, 2.0, 16, 4, 0.2)
+
+
+@pytest.mark.parametrize("name", ["base", "paper", "demo", "smoke"])
+def test_every_shipped_recipe_loads(name):
+    r = load_recipe(CONFIGS / f"{name}.yaml")
+    assert r.name == name or name == "base"
+
+
+def test_recipe_overrides_only_what_differs():
+    demo = load_recipe(CONFIGS / "demo.yaml")
+    smoke = load_recipe(CONFIGS / "smoke.yaml")
+    assert smoke.clip.frame_step == demo.clip.frame_step == 2  # inherited through demo
+    assert smoke.pretrain.mask_ratio == 0.75  # inherited from base
+
+
+def _write(tmp_path, text):
+    (tmp_path / "base.yaml").write_text((CONFIGS / "base.yaml").read_text())
+    p = tmp_path / "r.yaml"
+    p.write_text("base: base.yaml\n" + text)
+    return p
+
+
+@pytest.mark.parametrize("text,message", [
+    ("pretrain:\n  epoch: 3\n", "pretrain.epoch: unknown key"),
+    ("pretrain:\n  epochs: three\n", "pretrain.epochs: expected an integer"),
+    ("pretrain:\n  epochs: 0\n", "must be >= 1"),
+    ("clip:\n  size: -64\n", "size must be >= 8"),
+    ("pretrain:\n  mask: random\n", "pretrain.mask: must be one of"),
+    ("clip:\n  frames: 7\n", "not divisible by model.tubelet"),
+    ("clip:\n  size: 100\n", "not divisible by model.patch_size"),
+    ("model:\n  heads: 5\n", "not divisible by 5"),
+    ("classify:\n  finetune: 1\n", "expected true/false"),
+    ("clip:\n  mean: [0.5, 0.5]\n", "expected a list of 3"),
+])
+def test_bad_recipes_are_rejected_with_file_key_reason(tmp_path, text, message):
+    with pytest.raises(ConfigError) as e:
+        load_recipe(_write(tmp_path, text))
+    assert str(e.value).startswith(str(tmp_path / "r.yaml") + ": ")
+    assert message in str(e.value)
+
+
+def test_missing_base_and_bad_yaml(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml: cannot read"):
+        load_recipe(p)
+    p.write_text("clip: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(p)

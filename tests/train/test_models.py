@@ -1,0 +1,81 @@
+import torch
+
+from picojepa.runtime.clips import ClipSpec
+from picojepa.train.config import ModelConfig
+from picojepa.train.jepa import JEPA
+from picojepa.train.masking import batch_masks
+from picojepa.train.vit import VideoViT, video_vit
+
+CLIP = ClipSpec(frames=4, size=32)
+CFG = ModelConfig(patch_size=8, embed_dim=32, depth=2, heads=2, pred_dim=32, pred_heads=2, pred_depth=1)
+
+
+def test_named_paper_size_matches_the_publication():
+    m = video_vit("paper")
+    assert m.grid == (4, 14, 14) and m.num_tokens == 784
+    assert m.pos_embed.shape == (1, 784, 192) and len(m.blocks) == 8
+    n = sum(p.numel() for p in m.parameters())
+    assert 3.0e6 < n < 4.5e6
+
+
+def test_encoder_output_shapes():
+    enc = VideoViT(CFG, CLIP)
+    x = torch.randn(2, 3, 4, 32, 32)
+    assert enc(x).shape == (2, 32, 32)
+    keep = torch.tensor([[0, 5, 9], [1, 2, 3]])
+    assert enc(x, keep=keep).shape == (2, 3, 32)
+
+
+def _perturb_masked(x, tgt_idx, grid, tubelet, patch):
+    """Change the pixels of every masked tubelet of sample 0."""
+    y = x.clone()
+    _, h, w = grid
+    for tok in tgt_idx[0].tolist():
+        t, r = divmod(tok, h * w)
+        i, j = divmod(r, w)
+        y[0, :, t * tubelet:(t + 1) * tubelet, i * patch:(i + 1) * patch, j * patch:(j + 1) * patch] += 5.0
+    return y
+
+
+def test_context_encoder_never_sees_masked_tubelets():
+    """The original leaked masked content into the context through attention; ours must not."""
+    torch.manual_seed(0)
+    model = JEPA(VideoViT(CFG, CLIP)).eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    ctx, tgt = batch_masks("tube", model.encoder.grid, 0.75, [7])
+    y = _perturb_masked(x, tgt, model.encoder.grid, 2, 8)
+    with torch.no_grad():
+        a, b = model.encoder(x, keep=ctx), model.encoder(y, keep=ctx)
+        assert torch.allclose(a, b, atol=1e-6)
+        # ...whereas the original formulation (all tokens, then gather) changes
+        from picojepa.train.vit import gather_tokens
+
+        assert not torch.allclose(gather_tokens(model.encoder(x), ctx), gather_tokens(model.encoder(y), ctx))
+
+
+def test_ema_moves_target_towards_encoder_and_has_no_grad():
+    torch.manual_seed(0)
+    model = JEPA(VideoViT(CFG, CLIP))
+    assert not any(p.requires_grad for p in model.target.parameters())
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    before = next(model.target.parameters()).clone()
+    enc = next(model.encoder.parameters())
+    model.update_target(0.9)
+    after = next(model.target.parameters())
+    torch.testing.assert_close(after, 0.9 * before + 0.1 * enc)
+
+
+def test_jepa_loss_backpropagates_to_encoder_and_predictor_only():
+    torch.manual_seed(0)
+    model = JEPA(VideoViT(CFG, CLIP), loss="l1")
+    x = torch.randn(2, 3, 4, 32, 32)
+    ctx, tgt = batch_masks("multiblock", model.encoder.grid, 0.5, [1, 2])
+    targets, spread = model.targets(x, tgt)
+    loss = model(x, ctx, tgt, targets)
+    loss.backward()
+    assert spread > 0.1
+    assert model.encoder.patch_embed.weight.grad is not None
+    assert model.predictor.mask_token.grad is not None
+    assert all(p.grad is None for p in model.target.parameters())

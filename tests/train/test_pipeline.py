@@ -1,0 +1,89 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from picojepa.train import checkpoint
+from picojepa.train.pretrain import pretrain
+
+
+def test_smoke_run_writes_the_full_report(smoke_run):
+    run, report = smoke_run
+    acc = json.loads((run / "report.json").read_text())["accuracy"]
+    assert set(acc) >= {"general", "partial_1", "partial_2", "partial_3", "partial_4",
+                        "vote_majority", "vote_soft", "random_init_probe"}
+    assert all(0 <= v <= 100 for v in acc.values())
+    md = (run / "report.md").read_text()
+    assert "Table 2" in md and "Table 3" in md and "tie-break" in md
+    for png in ("loss.png", "confusion.png", "tsne.png", "masking.png"):
+        assert (run / png).stat().st_size > 1000, png
+    assert len(report["per_class_accuracy"]["general"]) == len(report["classes"])
+
+
+def test_checkpoints_carry_their_config_and_load_weights_only(smoke_run):
+    run, _ = smoke_run
+    state = torch.load(run / "members" / "general.pt", weights_only=True)
+    assert state["recipe"]["name"] == "smoke" and state["kind"] == "member"
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_undecodable_training_videos_are_skipped_and_listed(smoke_recipe, smoke_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(smoke_data, data)
+    victim = next((data / "train").rglob("*.mp4"))
+    victim.write_bytes(b"garbage" * 10)
+    res = pretrain(smoke_recipe, data, tmp_path / "run", show_progress=False)
+    assert res.skipped == [f"{victim}: not a video file FFmpeg can read"] or \
+        (len(res.skipped) == 1 and str(victim) in res.skipped[0])
+
+
+def test_resume_continues_and_matches_an_uninterrupted_run(smoke_recipe, smoke_data, tmp_path):
+    import dataclasses
+
+    full = pretrain(smoke_recipe, smoke_data, tmp_path / "full", show_progress=False)
+    one = dataclasses.replace(smoke_recipe, pretrain=dataclasses.replace(smoke_recipe.pretrain, epochs=1))
+    pretrain(one, smoke_data, tmp_path / "resumed", show_progress=False)
+    # the 1-epoch run stopped early; continue it under the full recipe
+    state = checkpoint.load(tmp_path / "resumed" / "pretrain.pt")
+    state["recipe"] = smoke_recipe.to_dict()
+    checkpoint.save({k: v for k, v in state.items() if k != "format"}, tmp_path / "resumed" / "pretrain.pt")
+    resumed = pretrain(smoke_recipe, smoke_data, tmp_path / "resumed", resume=True, show_progress=False)
+    assert resumed.weights_sha == full.weights_sha
+
+
+def test_train_cli_reports_bad_config_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {REPO / 'configs' / 'base.yaml'}\npretrain:\n  epohcs: 2\n")
+    r = subprocess.run([sys.executable, "-m", "picojepa.train.cli", "pretrain", "--config", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 3
+    assert r.stderr.strip().count("\n") == 0 and "pretrain.epohcs: unknown key" in r.stderr
+
+
+DDP_SCRIPT = """
+import sys, torch.distributed as dist
+from picojepa.train.config import load_recipe
+from picojepa.train.pretrain import pretrain
+r = load_recipe(sys.argv[1])
+res = pretrain(r, sys.argv[2], sys.argv[3], show_progress=False)
+open(f"{sys.argv[3]}/rank{dist.get_rank()}.sha", "w").write(res.weights_sha)
+"""
+
+
+def test_torchrun_two_cpu_processes_agree_on_weights(smoke_data, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    run = tmp_path / "run"
+    run.mkdir()
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_port", "29533", str(script), str(REPO / "configs" / "smoke.yaml"),
+                        str(smoke_data), str(run)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (run / "rank0.sha").read_text(), (run / "rank1.sha").read_text()
+    assert a == b and len(a) == 64
+    assert (run / "pretrain.pt").exists()

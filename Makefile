@@ -43,8 +43,16 @@ $(STAMP): setup.cfg pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+BUNDLE ?= bundles/$(RECIPE)
+REAL   ?= ../shared/data/real
+HELDOUT = $(if $(DATA),$(DATA),data/synth)/infer
+
 demo: install
 	$(BIN)/picojepa-train all --config configs/demo.yaml --out $(RUN) $(DATA_ARG)
+	$(BIN)/picojepa-export $(RUN) --out $(BUNDLE) --force --int8 \
+	  $(if $(wildcard $(REAL)/bench/test__mmaction2-tests.mp4),--verify-videos $(REAL)/bench/test__mmaction2-tests.mp4,)
+	$(BIN)/picojepa-run --bundle $(BUNDLE) --labels-from-folders --format csv $(HELDOUT) > $(RUN)/runtime-predictions.csv
+	@echo "report: $(RUN)/report.md   bundle: $(BUNDLE)   runtime predictions: $(RUN)/runtime-predictions.csv"
 
 train: install
 	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) $(DATA_ARG)

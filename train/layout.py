@@ -65,8 +65,9 @@ def confined(base: Path, rel: str, where: str) -> Path:
     """`base/rel`, refusing absolute paths and paths that leave `base`."""
     if not rel or os.path.isabs(rel) or rel.startswith("~"):
         raise DataLayoutError(f"{where}: path {rel!r} must be relative to {base}")
-    full = (base / rel).resolve()
-    if not full.is_relative_to(base.resolve()):
+    # Lexical check: `..` may not climb out. Symbolic links inside the root are the user's own
+    # choice (`picojepa-data index` makes them) and are followed.
+    if os.path.normpath(rel).split(os.sep)[0] == "..":
         raise DataLayoutError(f"{where}: path {rel!r} escapes {base}")
     return base / rel
 

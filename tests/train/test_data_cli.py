@@ -1,0 +1,82 @@
+import io
+import subprocess
+import sys
+import tarfile
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REAL, needs_real
+from picojepa.train.data_cli import main as data_main
+from picojepa.train.kinetics import DownloadError, fetch, prepare
+from picojepa.train.layout import read_classes, read_items
+
+
+def test_synth_is_deterministic_for_a_seed(tmp_path):
+    import numpy as np
+
+    from picojepa.train.synth import render
+
+    a, fa = render("spin", np.random.default_rng([0, 2, 5]))
+    b, fb = render("spin", np.random.default_rng([0, 2, 5]))
+    assert fa == fb and np.array_equal(a, b)
+
+
+@needs_real
+def test_index_keeps_good_videos_and_names_the_bad_one(tmp_path):
+    src = tmp_path / "src"
+    for cls in ("typing", "doing_exercises"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((REAL / "labeled" / "typing_vs_exercise" / cls).glob("*.mp4"))[:4]:
+            (src / cls / f.name).symlink_to(f)
+    (src / "typing" / "broken.mp4").write_bytes(b"\x00\x01garbage" * 20)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    bad_lines = [line for line in r.stderr.splitlines() if "broken.mp4" in line]
+    assert len(bad_lines) == 1 and "Traceback" not in r.output
+    classes = read_classes(out)
+    assert classes == ["doing_exercises", "typing"]
+    train = read_items(out / "train" / "class.csv", classes)
+    infer = read_items(out / "infer" / "class.csv", classes)
+    assert len(train) + len(infer) == 8
+    assert {y for _, y in infer} == {0, 1}
+
+
+def _fake_archive(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_kinetics_preparation_on_a_fake_archive_tree(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "train").mkdir(parents=True)
+    (raw / "val").mkdir()
+    train = {f"train/{c}/{c}_{i}.mp4": b"v" for c in ("abseiling", "archery", "zumba") for i in range(4)}
+    train["../evil/escape.mp4"] = b"x"
+    _fake_archive(raw / "train" / "k700_train_001.tar.gz", train)
+    _fake_archive(raw / "val" / "k700_val_001.tar.gz",
+                  {f"{c}/{c}_v.mp4": b"v" for c in ("abseiling", "archery", "zumba")})
+    root = tmp_path / "k"
+    names = prepare(raw, root, classes=2)
+    assert names == ["abseiling", "archery"] and read_classes(root) == names
+    assert len(read_items(root / "train" / "class.csv", names)) == 8
+    assert len(read_items(root / "infer" / "class.csv", names)) == 2
+    assert not (tmp_path / "evil").exists() and not (root / "train" / "zumba").exists()
+    for k in range(1, 5):
+        assert len(read_items(root / "train" / f"model-{k}.csv", names)) == 2
+
+
+def test_download_offline_is_a_clear_resumable_error(tmp_path):
+    with pytest.raises(DownloadError, match="cannot download.*resume"):
+        fetch("http://127.0.0.1:9/k700_train_001.tar.gz", tmp_path / "a.tar.gz", timeout=2)
+    assert not (tmp_path / "a.tar.gz").exists()
+
+
+def test_data_cli_bad_source_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-c", "from picojepa.train.data_cli import main; main()",
+                        "index", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert r.returncode == 3 and r.stderr.count("\n") == 1 and "missing" in r.stderr

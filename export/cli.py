@@ -14,7 +14,7 @@ from picojepa.runtime.console import one_line_errors, setup_logging
 @click.option("--members", default="general,1,2,3,4", show_default=True,
               help="Comma-separated members to export.")
 @click.option("--int8", is_flag=True, help="Also try a dynamic int8 variant (shipped only if it pays).")
-@click.option("--fp16", is_flag=True, help="Also an fp16 variant for the CUDA provider.")
+@click.option("--fp16", is_flag=True, help="fp16 variant for the CUDA provider (not implemented yet: refused).")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
 @click.option("--tolerance", default=1e-4, show_default=True, type=float,
               help="Maximum |logit difference| between onnxruntime and PyTorch (fp32).")

@@ -77,9 +77,6 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
 
 
 def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True) -> ClassifyResult:
-    if recipe.classify.finetune:
-        raise NotImplementedError("classify.finetune: fine-tuning the encoder is not implemented "
-                                  "yet; set it to false (the paper's frozen-encoder protocol)")
     run_dir, data_root = Path(run_dir), Path(data_root)
     sets = features_for(run_dir, recipe, data_root, show_progress)
     classes = sets["classes"]

@@ -101,6 +101,9 @@ class ClassifyConfig:
             raise ValueError("lr must be > 0; weight_decay and warmup_epochs >= 0")
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
+        if self.finetune:
+            raise ValueError("finetune: fine-tuning the encoder is not implemented yet; "
+                             "only the paper's frozen-encoder protocol (false) is")
 
 
 @dataclass(frozen=True)

@@ -66,10 +66,12 @@ def _text(pred) -> str:
 @click.option("--threads", default=0, type=click.IntRange(0, 256), help="onnxruntime threads (0: its default).")
 @click.option("--labels-from-folders", is_flag=True,
               help="Treat each video's folder name as its true label; print accuracies at the end.")
+@click.option("--prefetch", is_flag=True,
+              help="Decode the next video while the current one runs (helps with long videos).")
 @click.option("--no-progress", is_flag=True)
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, threads,
-         labels_from_folders, no_progress):
+         labels_from_folders, prefetch, no_progress):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle."""
     from .decode import check_ffmpeg
     from .ensemble import Ensemble
@@ -94,7 +96,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     if writer:
         writer.writerow(["file", "label", "index", "confidence", "vote",
                          *[f"{m}_label" for m in ens.bundle.members], "total_ms", "error"])
-    preds = ens.predict_many(paths, vote_method, clips, window, stride)
+    preds = ens.predict_many(paths, vote_method, clips, window, stride, prefetch)
     ok = failed = 0
     hits: dict[str, int] = {}
     for pred in tqdm(preds, total=len(paths), desc="videos", unit="video", leave=False,

@@ -53,8 +53,9 @@ def test_predict_raises_decode_error_and_batch_carries_on(bundle, smoke_data, tm
     with pytest.raises(DecodeError, match="bad.mp4"):
         ens.predict(bad)
     good = next((smoke_data / "infer").rglob("*.mp4"))
-    preds = list(ens.predict_many([good, bad, good]))
-    assert [p.error is None for p in preds] == [True, False, True]
+    for prefetch in (False, True):
+        preds = list(ens.predict_many([good, bad, good], prefetch=prefetch))
+        assert [p.error is None for p in preds] == [True, False, True]
 
 
 def test_cli_json_schema_and_exit_codes(bundle, smoke_data, tmp_path):

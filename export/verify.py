@@ -40,12 +40,16 @@ def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: li
         }
     from picojepa.runtime.vote import majority
 
-    sm = lambda x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)  # noqa: E731
-    a, b = majority(sm(ref[vote_index])), majority(sm(got[vote_index]))
+    a, b = majority(_softmax(ref[vote_index])), majority(_softmax(got[vote_index]))
     res["vote_majority_agreement"] = float((a == b).mean())
     res["max_abs_logit_diff"] = max(v["max_abs_logit_diff"] for v in res["members"].values())
     res["top1_agreement"] = min(v["top1_agreement"] for v in res["members"].values())
     return res
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 
 def check(result: dict, what: str) -> None:

@@ -39,16 +39,19 @@ def _from_dict(d: dict) -> Features:
     return Features(d["feats"], d["labels"], list(d["paths"]), list(d["errors"]))
 
 
-def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: bool = True) -> dict:
+def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: bool = True,
+                 encoder: VideoViT | None = None) -> dict:
     """Pooled features of every labelled and held-out video, for the pre-trained and for a
-    randomly initialised encoder; cached in run_dir/features.pt keyed by encoder hash and files."""
+    randomly initialised encoder; cached in run_dir/features.pt keyed by encoder hash and files.
+    `encoder`: the run's pre-trained encoder when the caller has it loaded already."""
     data_root = Path(data_root)
     classes = read_classes(data_root)
     train_items = read_items(member_csv(data_root, "general"), classes)
     infer_items = read_items(data_root / "infer" / "class.csv", classes)
     if not train_items or not infer_items:
         raise DataLayoutError(f"{data_root}: class.csv of train/ and infer/ must list videos")
-    encoder, _, _ = load_encoder(run_dir)
+    if encoder is None:
+        encoder, _, _ = load_encoder(run_dir)
     torch.manual_seed(recipe.seed + 1)
     random_enc = VideoViT(recipe.model, recipe.clip).eval()
     key = {"encoder": checkpoint.state_hash(encoder.state_dict()),
@@ -78,9 +81,9 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
 
 def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True) -> ClassifyResult:
     run_dir, data_root = Path(run_dir), Path(data_root)
-    sets = features_for(run_dir, recipe, data_root, show_progress)
-    classes = sets["classes"]
     encoder, _, _ = load_encoder(run_dir)
+    sets = features_for(run_dir, recipe, data_root, show_progress, encoder)
+    classes = sets["classes"]
     enc_state = encoder.state_dict()
     enc_sha = checkpoint.state_hash(enc_state)
     out, val = {}, {}

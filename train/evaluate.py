@@ -43,9 +43,11 @@ def _head(state: dict) -> LinearHead:
     return head.eval()
 
 
-def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True) -> dict:
+def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True,
+             sets: dict | None = None) -> dict:
+    """`sets`: the run's features (`features_for`) when the caller has them loaded already."""
     run_dir = Path(run_dir)
-    sets = features_for(run_dir, recipe, data_root, show_progress)
+    sets = sets or features_for(run_dir, recipe, data_root, show_progress)
     classes = sets["classes"]
     c = len(classes)
     y = sets["infer"].labels.numpy()
@@ -91,8 +93,8 @@ def write_json(report: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def features_for_plot(run_dir: Path, recipe: Recipe, data_root: Path) -> tuple[np.ndarray, np.ndarray]:
-    sets = features_for(run_dir, recipe, data_root, show_progress=False)
+def features_for_plot(sets: dict) -> tuple[np.ndarray, np.ndarray]:
+    """One clip's pre-trained features of every training and held-out video, and the labels."""
     f = torch.cat([sets["train"].feats[:, 0], sets["infer"].feats[:, 0]]).numpy()
     y = torch.cat([sets["train"].labels, sets["infer"].labels]).numpy()
     return f, y

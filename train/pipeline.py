@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .classify import MEMBERS, classify
+from .classify import MEMBERS, classify, features_for
 from .config import Recipe
 from .evaluate import evaluate, features_for_plot, write_json
 from .pretrain import pretrain
@@ -38,7 +38,8 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
 def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | None = None,
                  show_progress: bool = True) -> dict:
     run_dir = Path(run_dir)
-    report = evaluate(recipe, data_root, run_dir, show_progress)
+    sets = features_for(run_dir, recipe, data_root, show_progress)
+    report = evaluate(recipe, data_root, run_dir, show_progress, sets)
     extra = dict(extra or {})
     pstate = checkpoint.load(run_dir / "pretrain.pt", kind="pretrain")
     report["pretrain"] = {"history": pstate["history"], "skipped_videos": pstate["skipped"]}
@@ -50,7 +51,7 @@ def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | N
                  for m in MEMBERS}
     plot_losses(run_dir, histories, run_dir / "loss.png")
     plot_confusions(report, run_dir / "confusion.png")
-    feats, labels = features_for_plot(run_dir, recipe, data_root)
+    feats, labels = features_for_plot(sets)
     plot_tsne(feats, labels, report["classes"], run_dir / "tsne.png", recipe.seed)
     _plot_mask_example(recipe, report["predictions"]["paths"][0], run_dir / "masking.png")
     return report

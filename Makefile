@@ -11,12 +11,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(ORT)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install ffmpeg demo train test test-slow clean help
+.PHONY: install ffmpeg demo train bench test test-slow clean help
 
 help:
 	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
 	@echo "make test    set up .venv, then run the fast test suite"
 	@echo "make train   RECIPE=demo|paper|smoke [DATA=ROOT]: train and evaluate a recipe"
+	@echo "make bench   after make demo: benchmark report of the bundle and its alternatives (runs/bench)"
 	@echo "make install ORT=cpu|gpu: create .venv with the CPU or the GPU onnxruntime"
 
 install: ffmpeg $(STAMP)
@@ -65,3 +66,9 @@ test-slow: install
 
 clean:
 	rm -rf runs bundles data/smoke .pytest_cache
+
+BENCH_OUT ?= runs/bench
+bench: install
+	@test -f $(BUNDLE)/manifest.json || { echo "error: no bundle at $(BUNDLE): run 'make demo' first" >&2; exit 3; }
+	$(BIN)/picojepa-bench --bundle $(BUNDLE) --run $(RUN) --out $(BENCH_OUT) --rounds 3 $(HELDOUT) \
+	  $(if $(wildcard $(REAL)/bench),--decode-videos $(REAL)/bench,)

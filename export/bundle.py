@@ -45,18 +45,24 @@ def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
 def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | None = None,
                   int8: bool = False, fp16: bool = False, opset: int = 17, force: bool = False,
                   verify_videos: list[str | Path] = (), tolerance: float = 1e-4,
-                  max_verify: int = 24) -> dict:
-    """Export, verify and write the bundle; returns verification.json's content."""
+                  max_verify: int = 24, layout: str = "auto") -> dict:
+    """Export, verify and write the bundle; returns verification.json's content.
+
+    layout 'auto' fuses the members into one graph when they share one encoder (one encoder pass
+    for all heads); 'separate' writes one graph per member (for comparison, or to ship members
+    independently)."""
     run_dir, out = Path(run_dir), Path(out)
     if fp16:
         raise ExportError("--fp16: not implemented yet (it needs a GPU to verify on the CUDA "
                           "provider); export fp32, optionally --int8")
+    if layout not in ("auto", "separate"):
+        raise ExportError(f"layout must be 'auto' or 'separate', got {layout!r}")
     if out.exists() and not force:
         raise ExportError(f"{out}: already exists (use --force to replace it)")
     names = list(members or ("general", *VOTE_MEMBERS))
     loaded = load_members(run_dir, names)
     first = loaded[0]
-    fused = len({m.encoder_sha for m in loaded}) == 1
+    fused = layout == "auto" and len({m.encoder_sha for m in loaded}) == 1
     common = {"picojepa_classes": first.classes, "picojepa_clip": first.clip.to_dict(),
               "picojepa_recipe": first.recipe}
     out.parent.mkdir(parents=True, exist_ok=True)

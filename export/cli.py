@@ -20,16 +20,19 @@ from picojepa.runtime.console import one_line_errors, setup_logging
               help="Maximum |logit difference| between onnxruntime and PyTorch (fp32).")
 @click.option("--verify-videos", multiple=True, type=click.Path(path_type=Path),
               help="Extra real videos to verify on (besides the run's held-out videos).")
+@click.option("--layout", type=click.Choice(["auto", "separate"]), default="auto", show_default=True,
+              help="auto: one fused graph when the members share an encoder; separate: a graph each.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
-def main(run_dir, out, members, int8, fp16, opset, tolerance, verify_videos, force, verbose):
+def main(run_dir, out, members, int8, fp16, opset, tolerance, verify_videos, layout, force, verbose):
     """Export a training run's classifiers to ONNX, verify them against PyTorch, write a bundle."""
     from .bundle import export_bundle
 
     setup_logging(verbose)
     v = export_bundle(run_dir, out, [m.strip() for m in members.split(",") if m.strip()], int8,
-                      fp16, opset, force, list(verify_videos), tolerance)
+                      fp16, opset, force, list(verify_videos), tolerance,
+                      layout=layout)
     f = v["fp32"]
     click.echo(f"bundle {out}: {v['layout']} layout, verified on {f['clips']} clips: max |dlogit| "
                f"{f['max_abs_logit_diff']:.2e}, top-1 agreement {f['top1_agreement']:.0%}", err=True)

@@ -56,6 +56,33 @@ class Decoded:
     error: str | None = None
 
 
+def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: float | None = None,
+                 stride_s: float | None = None) -> Decoded:
+    """Decode and preprocess `clips` uniform clips of one video, or the centre clip of each
+    window of `window_s` seconds every `stride_s`; never raises on a bad video (see `error`)."""
+    t0 = time.perf_counter()
+    try:
+        video = open_video(path, spec.size, spec.seek_mode)
+        n, fps = video.num_frames, video.fps or 1.0
+        if window_s is not None:  # each window of window_s seconds -> its centre clip
+            win = max(spec.span, int(round(window_s * fps)))
+            wins = [(w, min(n, w + win)) for w in
+                    sliding_starts(n, fps, ClipSpec(frames=1, size=spec.size), stride_s or window_s)
+                    if w == 0 or w + win <= n]
+            starts = [a + max(0, (b - a - spec.span) // 2) for a, b in wins]
+        else:
+            starts = uniform_starts(n, spec, clips)
+            wins = [(s, min(n, s + spec.span)) for s in starts]
+        raw = [video.read(window_indices(n, spec, s)) for s in starts]
+    except DecodeError as exc:
+        return Decoded(str(path), None, [], (time.perf_counter() - t0) * 1e3, 0.0, str(exc))
+    t1 = time.perf_counter()
+    batch = np.stack([normalize(f, spec) for f in raw])
+    t2 = time.perf_counter()
+    spans = [(a / fps, b / fps) for a, b in wins]
+    return Decoded(str(path), batch, spans, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+
 class Ensemble:
     def __init__(self, bundle: Bundle, provider: str = "auto", variant: str = "fp32",
                  threads: int = 0):
@@ -98,28 +125,7 @@ class Ensemble:
     def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,
                stride_s: float | None = None) -> Decoded:
         """Decode and preprocess the clips of one video (never raises on a bad video)."""
-        spec = self.bundle.clip
-        t0 = time.perf_counter()
-        try:
-            video = open_video(path, spec.size, spec.seek_mode)
-            n, fps = video.num_frames, video.fps or 1.0
-            if window_s is not None:  # each window of window_s seconds -> its centre clip
-                win = max(spec.span, int(round(window_s * fps)))
-                wins = [(w, min(n, w + win)) for w in
-                        sliding_starts(n, fps, ClipSpec(frames=1, size=spec.size), stride_s or window_s)
-                        if w == 0 or w + win <= n]
-                starts = [a + max(0, (b - a - spec.span) // 2) for a, b in wins]
-            else:
-                starts = uniform_starts(n, spec, clips)
-                wins = [(s, min(n, s + spec.span)) for s in starts]
-            raw = [video.read(window_indices(n, spec, s)) for s in starts]
-        except DecodeError as exc:
-            return Decoded(str(path), None, [], (time.perf_counter() - t0) * 1e3, 0.0, str(exc))
-        t1 = time.perf_counter()
-        batch = np.stack([normalize(f, spec) for f in raw])
-        t2 = time.perf_counter()
-        spans = [(a / fps, b / fps) for a, b in wins]
-        return Decoded(str(path), batch, spans, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s)
 
     def member_probs(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities of every member, (M, B, C), in manifest member order."""

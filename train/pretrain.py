@@ -16,7 +16,7 @@ from tqdm import tqdm
 from picojepa.runtime.errors import DataLayoutError, PicoJepaError
 
 from . import checkpoint, distributed
-from .config import Recipe
+from .config import PretrainConfig, Recipe
 from .dataset import ClipDataset, collate
 from .jepa import JEPA
 from .layout import read_items
@@ -52,6 +52,28 @@ def build(recipe: Recipe, context_all_tokens: bool = False) -> JEPA:
     return JEPA(VideoViT(recipe.model, recipe.clip), recipe.pretrain.loss, context_all_tokens)
 
 
+def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:
+    """AdamW; decay only on weights with p.dim() >= 2; the predictor at `predictor_lr_mult` x lr."""
+    groups = [*param_groups(model.encoder, cfg.weight_decay),
+              *param_groups(model.predictor, cfg.weight_decay, cfg.predictor_lr_mult)]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+
+
+def train_step(model: JEPA, wrapped: torch.nn.Module, opt: torch.optim.Optimizer,
+               clips: torch.Tensor, ctx: torch.Tensor, tgt: torch.Tensor,
+               cfg: PretrainConfig) -> tuple[float, float]:
+    """One optimisation step: targets, prediction loss, clipped update, then the EMA update.
+    `wrapped` is the model itself or its DistributedDataParallel wrapper. -> (loss, target spread)"""
+    targets, spread = model.targets(clips, tgt)
+    loss = wrapped(clips, ctx, tgt, targets)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    model.update_target(cfg.ema)
+    return loss.item(), spread
+
+
 def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False,
              show_progress: bool = True) -> PretrainResult:
     device = distributed.init()
@@ -64,9 +86,7 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
 
     model = build(recipe).to(device)
-    trainable = [*param_groups(model.encoder, cfg.weight_decay),
-                 *param_groups(model.predictor, cfg.weight_decay, cfg.predictor_lr_mult)]
-    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.999))
+    opt = make_optimizer(model, cfg)
     start_epoch, history, skipped = 0, [], set()
     if resume and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, kind="pretrain")
@@ -108,14 +128,8 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
                 clips = batch["clip"].to(device)
                 ctx, tgt = (m.to(device) for m in batch_masks(
                     cfg.mask, grid, cfg.mask_ratio, sample_seeds(recipe.seed, epoch, batch["index"])))
-                targets, spread = model.targets(clips, tgt)
-                loss = ddp(clips, ctx, tgt, targets)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                model.update_target(cfg.ema)
-                loss_v = distributed.all_mean(loss.item())
+                loss, spread = train_step(model, ddp, opt, clips, ctx, tgt, cfg)
+                loss_v = distributed.all_mean(loss)
                 losses.append(loss_v)
                 rate = len(clips) * world / (time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{loss_v:.4f}", clips_s=f"{rate:.1f}")

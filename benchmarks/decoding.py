@@ -1,0 +1,109 @@
+"""Decoding costs on real files: exact vs approximate seek, output resolution, keyframe interval,
+and reading one clip against decoding every frame of the video."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from picojepa.runtime.clips import ClipSpec, center_indices
+from picojepa.runtime.decode import open_video
+from picojepa.runtime.errors import DecodeError
+
+from .stats import repeat_ms, summarize
+
+
+def clip_ms(path: Path, spec: ClipSpec, seek_mode: str, repeats: int) -> dict:
+    """Open the video and read its centre clip, as the runtime does for one video."""
+    def once():
+        v = open_video(path, spec.size, seek_mode)
+        return v.read(center_indices(v.num_frames, spec))
+
+    return summarize(repeat_ms(once, repeats, warmup=1))
+
+
+def all_frames_ms(path: Path, spec: ClipSpec, repeats: int) -> dict:
+    """Decode every frame (resized in the decoder), then keep the clip: the naive alternative."""
+    def once():
+        v = open_video(path, spec.size, "exact")
+        frames = v.read(range(v.num_frames))
+        return frames[center_indices(v.num_frames, spec)]
+
+    return summarize(repeat_ms(once, max(1, repeats // 2), warmup=0))
+
+
+def per_file(videos: list[Path], spec: ClipSpec, repeats: int, tick: Callable[[], None]) -> list[dict]:
+    rows = []
+    for p in videos:
+        try:
+            v = open_video(p, spec.size, "exact")
+        except DecodeError as exc:
+            rows.append({"file": p.name, "error": str(exc)})
+            tick()
+            continue
+        row = {"file": p.name, "width": v.width, "height": v.height, "frames": v.num_frames,
+               "codec": v.codec, "duration_s": round(v.duration_s, 2),
+               "exact": clip_ms(p, spec, "exact", repeats),
+               "approximate": clip_ms(p, spec, "approximate", repeats)}
+        approx = open_video(p, spec.size, "approximate").num_frames
+        row["approximate_frame_count"] = approx
+        if v.num_frames <= 1500:
+            try:
+                row["all_frames"] = all_frames_ms(p, spec, repeats)
+            except DecodeError as exc:  # e.g. the container promises more frames than it holds
+                row["all_frames_error"] = str(exc)
+        rows.append(row)
+        tick()
+    return rows
+
+
+def by_resolution(path: Path, spec: ClipSpec, sizes=(64, 112, 160, 224), repeats: int = 5) -> dict:
+    out = {}
+    for s in sizes:
+        out[s] = clip_ms(path, ClipSpec(frames=spec.frames, size=s, frame_step=spec.frame_step),
+                         "exact", repeats)
+    return out
+
+
+def by_keyframe_interval(path: Path, spec: ClipSpec, gops=(1, 10, 50, 250), repeats: int = 5) -> dict:
+    """Re-encode `path` (H.264, crf 23) with each keyframe interval and time the centre clip."""
+    import torch
+    from torchcodec.decoders import VideoDecoder
+    from torchcodec.encoders import VideoEncoder
+
+    dec = VideoDecoder(str(path))
+    frames = dec.get_frames_in_range(0, dec.metadata.num_frames).data
+    w, h = frames.shape[-1] - frames.shape[-1] % 2, frames.shape[-2] - frames.shape[-2] % 2
+    frames = torch.as_tensor(frames[..., :h, :w]).contiguous()
+    fps = max(1, int(round(float(dec.metadata.average_fps or 25))))  # MP4 wants a whole rate
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for g in gops:
+            f = Path(tmp) / f"g{g}.mp4"
+            try:
+                VideoEncoder(frames, frame_rate=fps).to_file(
+                    str(f), codec="libx264", crf=23, pixel_format="yuv420p",
+                    extra_options={"g": g, "keyint_min": g})
+            except RuntimeError as exc:  # FFmpeg refused this source: say so, keep the report
+                return {"source": path.name, "error": " ".join(str(exc).split())[:200]}
+            out[g] = {"bytes": f.stat().st_size, **clip_ms(f, spec, "exact", repeats)}
+    return {"source": path.name, "frames": int(frames.shape[0]), "fps": fps, "by_gop": out}
+
+
+def decode_report(videos: list[Path], spec: ClipSpec, repeats: int, tick=lambda: None) -> dict:
+    rows = per_file(videos, spec, repeats, tick)
+    ok = [r for r in rows if "exact" in r]
+    out = {"clip": spec.to_dict(), "files": rows}
+    if ok:
+        ex = np.array([r["exact"]["p50"] for r in ok])
+        ap = np.array([r["approximate"]["p50"] for r in ok])
+        out["exact_over_approximate_median"] = float(np.median(ex / ap))
+        full = [r for r in ok if "all_frames" in r]
+        if full:
+            out["all_frames_over_clip_median"] = float(np.median(
+                [r["all_frames"]["p50"] / r["exact"]["p50"] for r in full]))
+        out["approximate_wrong_counts"] = [r["file"] for r in ok
+                                           if r["approximate_frame_count"] != r["frames"]]
+    return out

@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REAL, REPO
+from picojepa.benchmarks import flops, stats
+from picojepa.benchmarks.report import targets
+from picojepa.export.bundle import export_bundle
+
+
+def test_summarize_percentiles():
+    s = stats.summarize([float(i) for i in range(1, 101)])
+    assert s["n"] == 100 and s["p50"] == 50.5 and s["min"] == 1.0
+    assert 90 < s["p90"] < 91 and 99 < s["p99"] < 100
+    assert stats.summarize([]) == {"n": 0}
+    assert stats.ratio({"p50": 6.0}, {"p50": 2.0}) == 3.0
+    assert stats.ratio({}, {"p50": 2.0}) is None
+
+
+def test_flop_formula_matches_pytorch_count(smoke_recipe):
+    """The config formula and PyTorch's counter of the real module agree (attention aside)."""
+    from picojepa.train.vit import VideoViT
+
+    enc = VideoViT(smoke_recipe.model, smoke_recipe.clip)
+    counted = flops.counted(enc, (1, *smoke_recipe.clip.input_shape))
+    form = flops.formula(smoke_recipe.model, smoke_recipe.clip, classes=3, heads=5)
+    assert counted == form["encoder_without_attention"]
+    assert form["total"] == form["encoder"] + 2 * smoke_recipe.model.embed_dim * 3 * 5
+    assert flops.counted(enc, (2, *smoke_recipe.clip.input_shape)) == 2 * counted
+
+
+def test_targets_report_misses_by_how_much():
+    r = {"headline": {"fused_over_single": 2.6, "seed_style_over_fused": 40.0, "eager4_over_fused": None,
+                      "decode_share": 0.5, "fraction_of_peak": 0.3}}
+    rows = {t["key"]: t for t in targets(r)}
+    assert rows["fused_over_single"]["met"] is False and rows["fused_over_single"]["missed_by_factor"] == 2.0
+    assert rows["seed_style_over_fused"]["met"] is True
+    assert rows["eager4_over_fused"]["met"] is None
+    assert rows["fraction_of_peak"]["missed_by_factor"] == 2.0
+
+
+def test_peak_rss_reset_is_visible():
+    before = stats.peak_rss_mb()
+    if before is None:
+        pytest.skip("no /proc/self/status here")
+    block = np.ones(64 * 2 ** 20 // 8)  # 64 MiB touched
+    assert stats.peak_rss_mb() >= before
+    del block
+    if stats.reset_peak_rss():
+        assert stats.peak_rss_mb() < before + 64
+
+
+@pytest.mark.slow
+def test_bench_cli_writes_the_report(smoke_run, smoke_data, tmp_path):
+    """picojepa-bench end to end on the smoke run, with the smallest settings."""
+    run, _ = smoke_run
+    bundle = tmp_path / "bundle"
+    export_bundle(run, bundle)
+    videos = sorted(str(p) for p in (smoke_data / "infer").rglob("*.mp4"))[:3]
+    real = REAL / "bench" / "tree__opencv-doc.avi"
+    decode = ["--decode-videos", str(real)] if real.exists() else []
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, "-m", "picojepa.benchmarks.cli", *videos, "--bundle", str(bundle),
+                           "--run", str(run), "--out", str(out), "--rounds", "1", "--seed-videos", "1",
+                           "--many", "20", "--no-progress", *decode],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = json.loads((out / "report.json").read_text())
+    assert set(r["headline"]) >= {"fused_over_single", "seed_style_over_fused", "eager4_over_fused",
+                                  "decode_share", "fraction_of_peak"}
+    assert all(isinstance(v, float) for v in r["headline"].values())
+    assert set(r["configs"]) >= {"fused", "separate", "single", "eager4"}
+    assert r["training"]["visible_only"]["clips_per_s"] > 0
+    assert r["memory"]["videos"] == 20 and r["memory"]["errors"] == 0
+    for f in ("report.md", "latency.png", "stages.png", "peak.png", "memory.png"):
+        assert (out / f).stat().st_size > 0
+
+
+def test_bench_cli_bad_inputs_are_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "picojepa.benchmarks.cli", str(tmp_path / "nope.mp4"),
+                           "--bundle", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines()[-1].startswith("error: no video to benchmark")
+    assert "Traceback" not in done.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, fail, one_line_errors, warn
+from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, warn
 from .vote import VOTES
 
 DEFAULT_BUNDLE = "bundles/demo"
@@ -103,7 +103,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
                      disable=no_progress or len(paths) <= 3, file=sys.stderr):
         if pred.error:
             failed += 1
-            warn(pred.error)
+            error(pred.error)
         else:
             ok += 1
         if fmt == "json":
@@ -127,3 +127,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
                + (f", {failed} failed" if failed else ""), err=True)
     if failed:
         sys.exit(EXIT_PARTIAL if ok else EXIT_FAIL)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,11 @@ def fail(message: str, code: int = EXIT_FAIL) -> None:
     sys.exit(code)
 
 
+def error(message: str) -> None:
+    """One input failed and the command goes on: `error: message` on stderr, one line."""
+    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+
+
 def warn(message: str) -> None:
     click.echo(f"warning: {' '.join(str(message).split())}", err=True)
 

@@ -55,7 +55,8 @@ def check_readable(path: str | os.PathLike) -> Path:
 def _reason(exc: Exception) -> str:
     text = " ".join(str(exc).split())
     low = text.lower()
-    if "no valid stream" in low or "no video stream" in low or "best stream" in low:
+    if ("no valid stream" in low or "no video stream" in low or "best stream" in low
+            or "best video stream is unknown" in low):
         return "no video stream in the file"
     if "invalid data" in low or "could not open input" in low or "failed to open" in low:
         return "not a video file FFmpeg can read"

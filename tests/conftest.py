@@ -74,3 +74,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "needs_cuda" in item.keywords and not has_cuda:
             item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU and onnxruntime-gpu"))
+
+
+@pytest.fixture(scope="session")
+def smoke_bundle(smoke_run, tmp_path_factory):
+    """The smoke run exported to a fused bundle (fp32)."""
+    from picojepa.export.bundle import export_bundle
+
+    out = tmp_path_factory.mktemp("smoke_bundle") / "bundle"
+    export_bundle(smoke_run[0], out)
+    return out

@@ -10,6 +10,7 @@ from picojepa.runtime.console import one_line_errors, setup_logging, warn
 from picojepa.runtime.decode import check_ffmpeg
 
 from .config import load_recipe
+from .layout import check_layout
 
 
 def _common(fn):
@@ -59,6 +60,7 @@ def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume):
     from .pretrain import pretrain
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
+    check_layout(data, labelled=False)
     res = pretrain(recipe, data, out, resume=resume, show_progress=not no_progress)
     for s in res.skipped:
         warn(f"{s} (skipped)")
@@ -73,6 +75,7 @@ def classify_cmd(config, data, out, overrides, no_progress, verbose):
     from .classify import classify
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
+    check_layout(data)
     res = classify(recipe, data, out, show_progress=not no_progress)
     click.echo("classifiers: " + ", ".join(f"{m} (val {v:.2f})" if v is not None else m
                                            for m, v in res.val_accuracy.items()), err=True)
@@ -86,6 +89,7 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
     from .pipeline import write_report
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
+    check_layout(data)
     report = write_report(recipe, data, out, show_progress=not no_progress)
     click.echo(json.dumps(report["accuracy"], indent=1))
 

@@ -14,9 +14,10 @@ from typing import Literal
 import yaml
 
 from picojepa.runtime.clips import ClipSpec
+from picojepa.runtime.errors import PicoJepaError
 
 
-class ConfigError(ValueError):
+class ConfigError(PicoJepaError, ValueError):
     """A recipe file is malformed; the message is `file: key: reason`."""
 
 

@@ -161,3 +161,24 @@ def member_csv(root: str | Path, member: str) -> Path:
     """The CSV a classifier member trains on: 'general' -> class.csv, '1'..'4' -> model-k.csv."""
     tdir = Path(root) / "train"
     return tdir / "class.csv" if member == "general" else tdir / f"model-{member}.csv"
+
+
+def check_layout(root: str | Path, labelled: bool = True) -> list[str]:
+    """Read every CSV of a data root before any work starts, so that a bad layout fails in a
+    second with the file and line named, not after an hour of training. `labelled=False`
+    (pre-training alone) needs only train/train.csv. Returns the classes."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataLayoutError(f"{root}: no such data root")
+    if not labelled:
+        read_items(root / "train" / "train.csv")
+        return []
+    if not (root / "classInd.txt").is_file():
+        raise DataLayoutError(f"{root}: no classInd.txt: not a data root in the standard layout "
+                              "(make one with `picojepa-data index` or `picojepa-data synth`)")
+    classes = read_classes(root)
+    read_items(root / "train" / "train.csv")
+    for member in ("general", *(str(k) for k in range(1, PARTS + 1))):
+        read_items(member_csv(root, member), classes)
+    read_items(root / "infer" / "class.csv", classes)
+    return classes

@@ -19,9 +19,13 @@ log = logging.getLogger(__name__)
 
 
 def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> Path:
-    """Generate the built-in data set at `data_root` when it has no layout yet."""
+    """Generate the built-in data set at `data_root` when that folder is absent or empty; check
+    the layout of an existing one (a folder of other files is never written into)."""
+    from .layout import check_layout
+
     data_root = Path(data_root)
-    if (data_root / "classInd.txt").exists():
+    if data_root.exists() and (not data_root.is_dir() or any(data_root.iterdir())):
+        check_layout(data_root)
         return data_root
     from tqdm import tqdm
 

@@ -17,10 +17,8 @@ SCHEMA = {"file", "label", "index", "confidence", "vote", "members", "timings_ms
 
 
 @pytest.fixture(scope="module")
-def bundle(smoke_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("rt") / "bundle"
-    export_bundle(smoke_run[0], out)
-    return out
+def bundle(smoke_bundle):
+    return smoke_bundle
 
 
 def test_runtime_accuracy_equals_the_evaluation_report(bundle, smoke_run):

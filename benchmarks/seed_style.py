@@ -7,6 +7,7 @@ the video and printing its probabilities; the votes are parsed from those output
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,19 +36,12 @@ def run_video(checkpoints: list[Path], video: str, threads: int) -> tuple[np.nda
     outs = []
     for ckpt in checkpoints:
         cmd = [sys.executable, "-m", "picojepa.benchmarks.seed_style", str(ckpt), str(video)]
-        env_threads = {"OMP_NUM_THREADS": str(threads)} if threads else {}
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                              env={**_environ(), **env_threads})
+        env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:
             raise RuntimeError(f"{video}: seed-style worker failed: {done.stderr.strip()[-300:]}")
         outs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return np.asarray(outs, np.float32), (time.perf_counter() - t0) * 1e3
-
-
-def _environ() -> dict:
-    import os
-
-    return dict(os.environ)
 
 
 if __name__ == "__main__":

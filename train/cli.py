@@ -27,7 +27,9 @@ def _common(fn):
     return fn
 
 
-def _setup(config, data, out, overrides, verbose):
+def _setup(config, data, out, overrides, verbose, layout: str | None = "labelled"):
+    """Recipe, data root and run dir of a command. `layout` checks the data root's CSVs before any
+    work: 'labelled' (every CSV), 'unlabelled' (train.csv only), None (the caller checks)."""
     import yaml
 
     setup_logging(verbose)
@@ -43,7 +45,10 @@ def _setup(config, data, out, overrides, verbose):
             node = node.setdefault(p, {})
         node[leaf] = yaml.safe_load(value)
     recipe = load_recipe(config, tree)
-    return recipe, Path(data or recipe.data.root), Path(out or Path("runs") / recipe.name)
+    data = Path(data or recipe.data.root)
+    if layout is not None:
+        check_layout(data, labelled=layout == "labelled")
+    return recipe, data, Path(out or Path("runs") / recipe.name)
 
 
 @click.group()
@@ -59,8 +64,7 @@ def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume):
     """JEPA pre-training of the encoder on ROOT/train/train.csv."""
     from .pretrain import pretrain
 
-    recipe, data, out = _setup(config, data, out, overrides, verbose)
-    check_layout(data, labelled=False)
+    recipe, data, out = _setup(config, data, out, overrides, verbose, layout="unlabelled")
     res = pretrain(recipe, data, out, resume=resume, show_progress=not no_progress)
     for s in res.skipped:
         warn(f"{s} (skipped)")
@@ -75,7 +79,6 @@ def classify_cmd(config, data, out, overrides, no_progress, verbose):
     from .classify import classify
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
-    check_layout(data)
     res = classify(recipe, data, out, show_progress=not no_progress)
     click.echo("classifiers: " + ", ".join(f"{m} (val {v:.2f})" if v is not None else m
                                            for m, v in res.val_accuracy.items()), err=True)
@@ -89,7 +92,6 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
     from .pipeline import write_report
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
-    check_layout(data)
     report = write_report(recipe, data, out, show_progress=not no_progress)
     click.echo(json.dumps(report["accuracy"], indent=1))
 
@@ -102,7 +104,7 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume):
     """Pre-train, classify and evaluate (generating the built-in data when DATA is absent)."""
     from .pipeline import run_all
 
-    recipe, data, out = _setup(config, data, out, overrides, verbose)
+    recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None)  # may generate it
     report = run_all(recipe, data, out, resume=resume, show_progress=not no_progress)
     if report:
         acc = report["accuracy"]

@@ -22,7 +22,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAIL = 0, 1, 2, 3
 
 def fail(message: str, code: int = EXIT_FAIL) -> None:
     """Print `error: message` as one line on stderr and exit with `code`."""
-    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+    error(message)
     sys.exit(code)
 
 

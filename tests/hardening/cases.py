@@ -206,6 +206,12 @@ def _flipped(tmp, ctx):
     return b
 
 
+def _not_json(tmp, ctx):
+    b = _bundle_copy(tmp, ctx)
+    (b / "manifest.json").write_text("{oops")
+    return b
+
+
 def _wrong_shape(tmp, ctx):
     """The manifest's clip and model disagree: the size edited, hashes still valid."""
     return _manifest_edit(lambda m: m["clip"].update(size=m["clip"]["size"] * 2))(tmp, ctx)
@@ -225,13 +231,10 @@ BUNDLE_CASES = [
     Case("bundle_input_shape", "bundle", "the model's input shape does not match the clip spec",
          "model input", _wrong_shape),
     Case("bundle_not_json", "bundle", "manifest.json is not JSON",
-         "manifest.json is not valid JSON", lambda t, c: _write(_bundle_copy(t, c) / "manifest.json", "{oops")),
+         "manifest.json is not valid JSON", _not_json),
 ]
 
 
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path.parent if path.name == "manifest.json" else path
 
 
 # -- configs and data layouts ---------------------------------------------------------------------

@@ -88,9 +88,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
 
 
 def write_json(report: dict, path: Path) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(path)
+    checkpoint.write_text(path, json.dumps(report, indent=1))
 
 
 def features_for_plot(sets: dict) -> tuple[np.ndarray, np.ndarray]:

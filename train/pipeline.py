@@ -19,17 +19,18 @@ log = logging.getLogger(__name__)
 
 
 def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> Path:
-    """Generate the built-in data set at `data_root` when that folder is absent or empty; check
-    the layout of an existing one (a folder of other files is never written into)."""
+    """Generate the built-in data set at `data_root` when that folder is absent or empty, or
+    finish one whose generation was interrupted; check the layout of any other (a folder of other
+    files is never written into)."""
     from .layout import check_layout
+    from .synth import MARKER, generate
 
     data_root = Path(data_root)
-    if data_root.exists() and (not data_root.is_dir() or any(data_root.iterdir())):
+    unfinished = (data_root / MARKER).is_file()
+    if data_root.exists() and not unfinished and (not data_root.is_dir() or any(data_root.iterdir())):
         check_layout(data_root)
         return data_root
     from tqdm import tqdm
-
-    from .synth import generate
 
     d = recipe.data
     log.warning("no data at %s: generating the built-in set (%d classes x %d videos)",
@@ -50,7 +51,7 @@ def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | N
     report["recipe_config"] = recipe.to_dict()
     report["extra"] = extra
     write_json(report, run_dir / "report.json")
-    (run_dir / "report.md").write_text(markdown(report, extra))
+    checkpoint.write_text(run_dir / "report.md", markdown(report, extra))
     histories = {m: checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")["history"]
                  for m in MEMBERS}
     plot_losses(run_dir, histories, run_dir / "loss.png")
@@ -102,6 +103,6 @@ def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False
     if skipped:
         extra["skipped videos"] = f"{len(skipped)} (listed below)"
     report = write_report(recipe, data_root, run_dir, extra, show_progress)
-    (run_dir / "summary.json").write_text(json.dumps({"accuracy": report["accuracy"],
-                                                      "skipped": skipped}, indent=1))
+    checkpoint.write_text(run_dir / "summary.json",
+                          json.dumps({"accuracy": report["accuracy"], "skipped": skipped}, indent=1))
     return report

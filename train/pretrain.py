@@ -74,6 +74,21 @@ def train_step(model: JEPA, wrapped: torch.nn.Module, opt: torch.optim.Optimizer
     return loss.item(), spread
 
 
+def _open_log(path: Path, start_epoch: int):
+    """The JSON-lines log, keeping only the records of epochs before `start_epoch`: a resumed run
+    drops what a killed one logged after its last checkpoint, a fresh run starts empty."""
+    kept = []
+    if start_epoch > 0 and path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["epoch"] < start_epoch:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by the kill
+    checkpoint.write_text(path, "".join(kept))
+    return path.open("a")
+
+
 def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False,
              show_progress: bool = True) -> PretrainResult:
     device = distributed.init()
@@ -103,7 +118,7 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     total = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     grid = model.encoder.grid
-    log_file = (Path(run_dir) / "pretrain.jsonl").open("a") if rank == 0 else None
+    log_file = _open_log(Path(run_dir) / "pretrain.jsonl", start_epoch) if rank == 0 else None
     loss_v, spread = float("nan"), float("nan")
     try:
         for epoch in range(start_epoch, cfg.epochs):

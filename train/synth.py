@@ -7,6 +7,7 @@ moves differs, so no single frame tells the class and a model has to look across
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ MOTIONS = (
 )
 SIZES = ((128, 96), (160, 120), (144, 144), (96, 128), (176, 96), (120, 160), (112, 112))
 FPS = (12, 15, 20, 24, 25, 30)
+MARKER = ".synth-incomplete.json"  # present while generation is unfinished
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,16 @@ def generate(root: str | Path, classes: int = 4, videos_per_class: int = 60, see
              progress: Callable[[Iterator], Iterator] = iter) -> list[str]:
     """Write the built-in data set under `root` in the standard layout; returns the class names.
 
-    Deterministic for a seed: video (class c, index i) draws from its own generator.
+    Deterministic for a seed: video (class c, index i) draws from its own generator. Resumable:
+    `MARKER` is present from the start until the layout is written, every video is written
+    atomically, and a rerun keeps the finished videos.
     """
     from .layout import write_layout
 
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text(json.dumps({"classes": classes, "videos_per_class": videos_per_class,
+                                           "seed": seed}) + "\n")
     names = [m[0] for m in MOTIONS[:classes]]
     train, infer = [], []
     for split, name, i in progress(list(plan(classes, videos_per_class))):
@@ -169,4 +176,5 @@ def generate(root: str | Path, classes: int = 4, videos_per_class: int = 60, see
             encode(frames, fps, path)
         (infer if split == "infer" else train).append((path, c))
     write_layout(root, names, train, infer, seed)
+    (root / MARKER).unlink()
     return names

@@ -52,8 +52,31 @@ def test_resume_continues_and_matches_an_uninterrupted_run(smoke_recipe, smoke_d
     state = checkpoint.load(tmp_path / "resumed" / "pretrain.pt")
     state["recipe"] = smoke_recipe.to_dict()
     checkpoint.save({k: v for k, v in state.items() if k != "format"}, tmp_path / "resumed" / "pretrain.pt")
+    log = tmp_path / "resumed" / "pretrain.jsonl"
+    log.write_text(log.read_text() + '{"stage": "pretrain", "epoch": 1, "step": 99}\n{"stage": "pre')
     resumed = pretrain(smoke_recipe, smoke_data, tmp_path / "resumed", resume=True, show_progress=False)
     assert resumed.weights_sha == full.weights_sha
+    # what a killed run logged after its last checkpoint (and a cut line) is dropped on resume
+    assert _steps(log) == _steps(tmp_path / "full" / "pretrain.jsonl")
+
+
+def _steps(log) -> list[tuple[int, int, float]]:
+    return [(r["epoch"], r["step"], r["loss"]) for r in map(json.loads, log.read_text().splitlines())]
+
+
+def test_interrupted_synth_generation_is_finished_not_refused(smoke_recipe, tmp_path):
+    from picojepa.train.pipeline import ensure_data
+    from picojepa.train.synth import MARKER, generate
+
+    d = smoke_recipe.data
+    root = tmp_path / "synth"
+    generate(root, d.synth_classes, d.synth_videos_per_class, d.synth_seed)
+    (root / "classInd.txt").unlink()  # as if killed before the layout was written ...
+    (root / MARKER).write_text("{}")  # ... with the generation marker still there
+    victim = next((root / "train").rglob("*.mp4"))
+    victim.unlink()
+    ensure_data(smoke_recipe, root, show_progress=False)
+    assert victim.exists() and (root / "classInd.txt").exists() and not (root / MARKER).exists()
 
 
 def test_train_cli_reports_bad_config_in_one_line(tmp_path):

@@ -13,10 +13,11 @@ from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
 
+from . import variants
 from .errors import ExportError
 from .members import FusedEnsemble, SingleMember, load_members
 from .onnx_graph import export_graph
-from .verify import check, compare, median_latency_ms, ort_logits, torch_logits
+from .verify import check, compare, ort_logits, torch_logits
 
 log = logging.getLogger(__name__)
 VOTE_MEMBERS = ("1", "2", "3", "4")
@@ -45,16 +46,14 @@ def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
 def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | None = None,
                   int8: bool = False, fp16: bool = False, opset: int = 17, force: bool = False,
                   verify_videos: list[str | Path] = (), tolerance: float = 1e-4,
-                  max_verify: int = 24, layout: str = "auto") -> dict:
+                  max_verify: int = 24, layout: str = "auto", optimise: bool = True) -> dict:
     """Export, verify and write the bundle; returns verification.json's content.
 
     layout 'auto' fuses the members into one graph when they share one encoder (one encoder pass
     for all heads); 'separate' writes one graph per member (for comparison, or to ship members
-    independently)."""
+    independently). `optimise` tries onnxruntime's transformer optimiser on the fp32 graphs and
+    keeps it where verified and faster; `fp16` and `int8` add variants shipped only when they pay."""
     run_dir, out = Path(run_dir), Path(out)
-    if fp16:
-        raise ExportError("--fp16: not implemented yet (it needs a GPU to verify on the CUDA "
-                          "provider); export fp32, optionally --int8")
     if layout not in ("auto", "separate"):
         raise ExportError(f"layout must be 'auto' or 'separate', got {layout!r}")
     if out.exists() and not force:
@@ -103,9 +102,17 @@ def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | Non
         fp32 = compare(ref, ort_logits(ens, clips), names, vote_idx, tolerance)
         check(fp32, f"{out} (fp32)")
         verification = {"layout": manifest["layout"], "videos": [d.path for d in decoded],
-                        "fp32": fp32, "int8": None, "fp16": None}
+                        "fp32": fp32, "optimiser": None, "fp16": None, "int8": None}
+        ctx = variants.Ctx(tmp, manifest, _write_manifest, ens, ref, clips, names, vote_idx, tolerance)
+        # fp16 and int8 start from the plain fp32 graph (neither converter handles the optimiser's
+        # com.microsoft operators), so they come before the optimiser may replace it
+        if fp16:
+            verification["fp16"] = variants.fp16(ctx)
         if int8:
-            verification["int8"] = _int8(tmp, manifest, ens, ref, clips, names, vote_idx, paths, labels)
+            verification["int8"] = variants.int8(ctx, paths, labels)
+        if optimise:
+            model = first.recipe["model"]
+            verification["optimiser"] = variants.optimise(ctx, model["heads"], model["embed_dim"])
         (tmp / "verification.json").write_text(json.dumps(verification, indent=1))
         if out.exists():
             shutil.rmtree(out)
@@ -121,42 +128,3 @@ def _write_manifest(root: Path, manifest: dict) -> None:
         f = root / g["file"]
         g["sha256"], g["bytes"] = sha256_file(f), f.stat().st_size
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
-
-
-def _int8(tmp: Path, manifest: dict, fp32_ens, ref, clips, names, vote_idx, paths, labels) -> dict:
-    """Dynamic int8 quantisation (QUInt8 weights); shipped only when as accurate and faster."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    new = []
-    for g in [g for g in manifest["graphs"] if g["variant"] == "fp32"]:
-        qfile = g["file"].replace(".onnx", ".int8.onnx")
-        quantize_dynamic(str(tmp / g["file"]), str(tmp / qfile), weight_type=QuantType.QUInt8)
-        new.append({"file": qfile, "members": g["members"], "variant": "int8"})
-    manifest["graphs"] += new
-    _write_manifest(tmp, manifest)
-    q = Ensemble.load(tmp, provider="cpu", variant="int8")
-    res = compare(ref, ort_logits(q, clips), names, vote_idx, None)
-    one = clips[:1]
-    res["latency_ms_fp32"] = median_latency_ms(fp32_ens, one)
-    res["latency_ms_int8"] = median_latency_ms(q, one)
-    res["speedup"] = res["latency_ms_fp32"] / res["latency_ms_int8"]
-    if paths:
-        acc = {}
-        for name, ens in (("fp32", fp32_ens), ("int8", q)):
-            preds = [p.index for p in ens.predict_many(paths)]
-            acc[name] = float(np.mean([a == b for a, b in zip(preds, labels)]) * 100)
-        res["vote_accuracy_fp32"], res["vote_accuracy_int8"] = acc["fp32"], acc["int8"]
-    worse = res.get("vote_accuracy_int8", 0) < res.get("vote_accuracy_fp32", 0) - 1.0
-    slower = res["speedup"] < 1.1
-    res["shipped"] = not (worse or slower)
-    if not res["shipped"]:
-        res["reason"] = ("int8 " + " and ".join(
-            [w for w, c in ((f"loses {res.get('vote_accuracy_fp32', 0) - res.get('vote_accuracy_int8', 0):.1f} "
-                             "accuracy points", worse),
-                            (f"is only {res['speedup']:.2f}x the fp32 speed", slower)) if c])
-            + ": not shipped")
-        for g in new:
-            (tmp / g["file"]).unlink()
-        manifest["graphs"] = [g for g in manifest["graphs"] if g["variant"] != "int8"]
-        _write_manifest(tmp, manifest)
-    return res

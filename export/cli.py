@@ -14,7 +14,10 @@ from picojepa.runtime.console import one_line_errors, setup_logging
 @click.option("--members", default="general,1,2,3,4", show_default=True,
               help="Comma-separated members to export.")
 @click.option("--int8", is_flag=True, help="Also try a dynamic int8 variant (shipped only if it pays).")
-@click.option("--fp16", is_flag=True, help="fp16 variant for the CUDA provider (not implemented yet: refused).")
+@click.option("--fp16", is_flag=True, help="Also an fp16 variant (for the CUDA provider), verified on every "
+              "provider present; shipped only if verified.")
+@click.option("--no-optimise", "no_optimise", is_flag=True,
+              help="Skip onnxruntime's transformer optimiser (tried by default, kept only if faster).")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
 @click.option("--tolerance", default=1e-4, show_default=True, type=float,
               help="Maximum |logit difference| between onnxruntime and PyTorch (fp32).")
@@ -25,17 +28,27 @@ from picojepa.runtime.console import one_line_errors, setup_logging
 @click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
-def main(run_dir, out, members, int8, fp16, opset, tolerance, verify_videos, layout, force, verbose):
+def main(run_dir, out, members, int8, fp16, no_optimise, opset, tolerance, verify_videos, layout, force,
+         verbose):
     """Export a training run's classifiers to ONNX, verify them against PyTorch, write a bundle."""
     from .bundle import export_bundle
 
     setup_logging(verbose)
     v = export_bundle(run_dir, out, [m.strip() for m in members.split(",") if m.strip()], int8,
                       fp16, opset, force, list(verify_videos), tolerance,
-                      layout=layout)
+                      layout=layout, optimise=not no_optimise)
     f = v["fp32"]
     click.echo(f"bundle {out}: {v['layout']} layout, verified on {f['clips']} clips: max |dlogit| "
                f"{f['max_abs_logit_diff']:.2e}, top-1 agreement {f['top1_agreement']:.0%}", err=True)
+    if v["optimiser"]:
+        o = v["optimiser"]
+        click.echo(f"optimiser: fused {o['fused_operators'] or 'nothing'}, {o['speedup']:.2f}x"
+                   + ("" if o["kept"] else f"; {o['reason']}"), err=True)
+    if v["fp16"]:
+        h = v["fp16"]
+        checked = ", ".join(f"{p} {'ok' if r['verified'] else 'FAILED' if r['verified'] is False else 'not run'}"
+                            for p, r in h["providers"].items())
+        click.echo(f"fp16: {checked}" + ("" if h["shipped"] else f"; {h['reason']}"), err=True)
     if v["int8"]:
         q = v["int8"]
         click.echo(f"int8: speed-up {q['speedup']:.2f}x, top-1 agreement {q['top1_agreement']:.0%}"

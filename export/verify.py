@@ -62,11 +62,15 @@ def check(result: dict, what: str) -> None:
             f"{result['top1_agreement']:.3f}, vote agreement {result['vote_majority_agreement']:.3f}")
 
 
-def median_latency_ms(ensemble, clip: np.ndarray, repeats: int = 15) -> float:
-    ensemble.member_probs(clip)  # warm-up
-    times = []
+def median_latencies_ms(ensembles: list, clip: np.ndarray, repeats: int = 21) -> list[float]:
+    """Median latency of each ensemble on `clip`, measured interleaved (A, B, A, B, ...) so that
+    a slow moment of the machine costs every ensemble alike."""
+    for ens in ensembles:
+        ens.member_probs(clip)  # warm-up
+    times: list[list[float]] = [[] for _ in ensembles]
     for _ in range(repeats):
-        t = time.perf_counter()
-        ensemble.member_probs(clip)
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times))
+        for ens, t in zip(ensembles, times):
+            t0 = time.perf_counter()
+            ens.member_probs(clip)
+            t.append((time.perf_counter() - t0) * 1e3)
+    return [float(np.median(t)) for t in times]

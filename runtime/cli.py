@@ -62,7 +62,7 @@ def _text(pred) -> str:
               help="Clips spread uniformly over each video; probabilities averaged.")
 @click.option("--window", type=click.FloatRange(min=0.01), help="Sliding window length in s.")
 @click.option("--stride", type=click.FloatRange(min=0.01), help="Sliding window stride in s.")
-@click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "int8"]))
+@click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--threads", default=0, type=click.IntRange(0, 256), help="onnxruntime threads (0: its default).")
 @click.option("--labels-from-folders", is_flag=True,
               help="Treat each video's folder name as its true label; print accuracies at the end.")

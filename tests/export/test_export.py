@@ -83,3 +83,38 @@ def test_mismatched_classes_are_refused(smoke_run, tmp_path):
     checkpoint.save({k: v for k, v in state.items() if k != "format"}, run / "members" / "3.pt")
     with pytest.raises(ExportError, match="member 3 has classes"):
         export_bundle(run, tmp_path / "b")
+
+
+def test_variants_are_measured_and_shipped_only_when_they_pay(smoke_run, tmp_path):
+    from picojepa.runtime.ensemble import Ensemble
+
+    out = tmp_path / "bundle"
+    v = export_bundle(smoke_run[0], out, int8=True, fp16=True, verify_videos=_extra())
+    manifest = json.loads((out / "manifest.json").read_text())
+    variants = {g["variant"]: g["file"] for g in manifest["graphs"]}
+    assert set(variants) <= {"fp32", "fp16", "int8"}, "no temporary variant may stay in the bundle"
+    files = {p.name for p in out.iterdir()}
+    assert files == {"manifest.json", "verification.json", *variants.values()}
+
+    opt = v["optimiser"]  # LayerNorm and GELU fusion always apply to this ViT
+    assert opt["fused_operators"].get("SkipLayerNormalization", 0) >= 1
+    assert opt["max_abs_logit_diff"] <= 1e-4 and opt["speedup"] > 0
+    ops = {n.op_type for n in onnx.load(str(out / "ensemble.onnx")).graph.node}
+    assert ("SkipLayerNormalization" in ops) == opt["kept"] == ("optimised" in manifest)
+    assert opt["kept"] or "not kept" in opt["reason"]
+
+    cpu = v["fp16"]["providers"]["cpu"]  # onnxruntime's CPU provider runs fp16 graphs
+    assert cpu["verified"] and cpu["max_abs_logit_diff"] <= v["fp16"]["tolerance"]
+    assert v["fp16"]["shipped"] == ("fp16" in variants)
+    assert v["int8"]["shipped"] == ("int8" in variants)
+    assert v["int8"]["shipped"] or "not shipped" in v["int8"]["reason"]
+
+    video = _extra() or [v["videos"][0]]
+    fp32, half = (Ensemble.load(out, "cpu", variant).predict(video[0]) for variant in ("fp32", "fp16"))
+    assert half.error is None and half.index == fp32.index
+
+
+@pytest.mark.needs_cuda
+def test_fp16_is_verified_on_the_cuda_provider(smoke_run, tmp_path):
+    v = export_bundle(smoke_run[0], tmp_path / "bundle", fp16=True, verify_videos=_extra())
+    assert v["fp16"]["cuda_verified"], v["fp16"]["providers"]["cuda"]

@@ -50,7 +50,7 @@ HELDOUT = $(if $(DATA),$(DATA),data/synth)/infer
 
 demo: install
 	$(BIN)/picojepa-train all --config configs/demo.yaml --out $(RUN) $(DATA_ARG)
-	$(BIN)/picojepa-export $(RUN) --out $(BUNDLE) --force --int8 \
+	$(BIN)/picojepa-export $(RUN) --out $(BUNDLE) --force --int8 --fp16 \
 	  $(if $(wildcard $(REAL)/bench/test__mmaction2-tests.mp4),--verify-videos $(REAL)/bench/test__mmaction2-tests.mp4,)
 	$(BIN)/picojepa-run --bundle $(BUNDLE) --labels-from-folders --format csv $(HELDOUT) > $(RUN)/runtime-predictions.csv
 	@echo "report: $(RUN)/report.md   bundle: $(BUNDLE)   runtime predictions: $(RUN)/runtime-predictions.csv"

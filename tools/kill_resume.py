@@ -125,7 +125,7 @@ def main() -> int:
     print(f"reference: {t_ref:.1f} s uninterrupted (start-up {startup:.1f} s); accuracy "
           f"{expected['accuracy']}", flush=True)
 
-    failures, stages = 0, {}
+    failures, stages, killed = 0, {}, 0
     for trial in range(1, args.trials + 1):
         run = args.out / f"trial-{trial:02d}"
         kills, notes, problems = rng.randint(1, args.max_kills), [], []
@@ -147,12 +147,14 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - reported, then the next trial
             problems.append(str(exc))
         failures += bool(problems)
+        killed += any(n.startswith("killed") for n in notes)
         print(f"trial {trial:2d}: {'FAIL' if problems else 'ok'}; " + "; ".join(notes + problems),
               flush=True)
         if not problems:
             shutil.rmtree(run)
     print(f"{args.trials - failures}/{args.trials} trials resumed to the uninterrupted result; "
-          f"kills by stage: {dict(sorted(stages.items()))}")
+          f"{killed} trials killed at least once; {sum(stages.values())} kills by stage: "
+          f"{dict(sorted(stages.items()))}")
     return 1 if failures else 0
 
 

@@ -14,6 +14,7 @@ rejected. Labels are class names.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -22,24 +23,23 @@ import numpy as np
 
 from picojepa.runtime.errors import DataLayoutError
 
+from .checkpoint import write_text
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
 PARTS = 4
 
 
 def write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
 
 
 def write_classes(root: Path, classes: list[str]) -> None:
-    tmp = root / "classInd.txt.tmp"
-    tmp.write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
-    os.replace(tmp, root / "classInd.txt")
+    write_text(root / "classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
 
 
 def read_classes(root: str | Path) -> list[str]:

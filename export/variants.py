@@ -13,7 +13,7 @@ import numpy as np
 
 from picojepa.runtime.ensemble import Ensemble
 
-from .verify import compare, median_latencies_ms, ort_logits
+from .verify import compare, median_latencies_ms, ort_logits, passes
 
 log = logging.getLogger(__name__)
 FP16_TOLERANCE = 1e-2  # max |logit difference| of an fp16 graph against fp32 PyTorch
@@ -67,8 +67,7 @@ def optimise(ctx: Ctx, heads: int, hidden: int) -> dict:
     res |= {"fused_operators": fused, "latency_ms_fp32": base, "latency_ms_optimised": fast,
             "speedup": base / fast,
             "attention_fused": bool(fused.get("Attention") or fused.get("MultiHeadAttention"))}
-    verified = (res["max_abs_logit_diff"] <= res["tolerance"] and res["top1_agreement"] == 1.0
-                and res["vote_majority_agreement"] == 1.0)
+    verified = passes(res)
     res["kept"] = verified and res["speedup"] >= 1.03
     if res["kept"]:
         for g in new:  # the optimised graph becomes the fp32 graph, under the fp32 file name
@@ -107,8 +106,7 @@ def fp16(ctx: Ctx) -> dict:
             res["providers"][provider] = {"verified": None, "reason": " ".join(str(exc).split())[:200]}
             continue
         r = compare(ctx.ref, ort_logits(ens, ctx.clips), ctx.names, ctx.vote_idx, FP16_TOLERANCE)
-        r["verified"] = (r["max_abs_logit_diff"] <= FP16_TOLERANCE and r["top1_agreement"] == 1.0
-                         and r["vote_majority_agreement"] == 1.0)
+        r["verified"] = passes(r)
         ok &= r["verified"]
         res["providers"][provider] = r
     ran = [p for p, r in res["providers"].items() if r["verified"] is not None]

@@ -52,10 +52,15 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def passes(result: dict) -> bool:
+    """A `compare` result within its tolerance, with every top-1 and the vote agreeing."""
+    return (result["max_abs_logit_diff"] <= result["tolerance"] and result["top1_agreement"] == 1.0
+            and result["vote_majority_agreement"] == 1.0)
+
+
 def check(result: dict, what: str) -> None:
     tol = result["tolerance"]
-    if result["max_abs_logit_diff"] > tol or result["top1_agreement"] < 1.0 \
-            or result["vote_majority_agreement"] < 1.0:
+    if not passes(result):
         raise ExportMismatchError(
             f"{what}: onnxruntime differs from PyTorch: max |dlogit| "
             f"{result['max_abs_logit_diff']:.3g} (tolerance {tol:g}), top-1 agreement "

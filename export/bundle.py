@@ -12,6 +12,7 @@ import numpy as np
 from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
+from picojepa.train.classify import STACKER
 
 from . import variants
 from .errors import ExportError
@@ -88,6 +89,9 @@ def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | Non
             "vote_weights": {m: weights[m] for m in vote_members}, "recipe": first.recipe,
             "versions": _versions(), "opset": opset,
         }
+        stacker = _stacker(run_dir, loaded, vote_members)
+        if stacker:
+            manifest["stacking"] = stacker
         _write_manifest(tmp, manifest)
 
         ens = Ensemble.load(tmp, provider="cpu")
@@ -121,6 +125,22 @@ def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | Non
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stacker(run_dir: Path, loaded: list, vote_members: list[str]) -> dict | None:
+    """The run's stacking meta-model for the manifest, where the bundle votes with exactly the
+    members it was fitted on and their heads are the ones it saw; else None (logged)."""
+    path = run_dir / "members" / STACKER
+    if not path.exists():
+        log.info("%s: no stacking meta-model in the run; `--vote stacked` will be unavailable", run_dir)
+        return None
+    state = checkpoint.load(path, kind="stacker")
+    heads = {m.name: checkpoint.state_hash(m.model.head.state_dict()) for m in loaded}
+    if state["members"] != vote_members or any(heads.get(m) != h for m, h in state["member_heads"].items()):
+        log.warning("%s: fitted on other members or heads than this bundle votes with; left out",
+                    path)
+        return None
+    return {k: state[k] for k in ("members", "input", "weight", "bias", "fitted_on_videos", "l2")}
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:

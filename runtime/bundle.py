@@ -10,6 +10,8 @@ manifest.json (format 1):
     vote_members: [str]         the members that vote (the four partial models)
     default_vote: "majority" | "soft" | "weighted"
     vote_weights: {member: float}
+    stacking: {members, input: "log_prob", weight: [[float]] (C x M*C), bias: [float] (C),
+               fitted_on_videos, l2}   optional: the learned combiner behind `--vote stacked`
     recipe: {...}, versions: {...}
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .clips import ClipSpec
 from .errors import BundleError
@@ -67,6 +71,20 @@ def _fail(root: Path, reason: str):
     raise BundleError(f"{root}: {reason}")
 
 
+def _check_stacking(root: Path, manifest: dict) -> None:
+    s, c, votes = manifest["stacking"], len(manifest["classes"]), manifest["vote_members"]
+    if not isinstance(s, dict) or s.get("input") != "log_prob" or s.get("members") != votes:
+        _fail(root, f"{MANIFEST}: 'stacking' must combine the vote_members' log-probabilities")
+    try:
+        w = np.asarray(s["weight"], dtype=np.float64)
+        b = np.asarray(s["bias"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        _fail(root, f"{MANIFEST}: 'stacking' needs numeric 'weight' and 'bias'")
+    if w.shape != (c, len(votes) * c) or b.shape != (c,) or not (np.isfinite(w).all() and np.isfinite(b).all()):
+        _fail(root, f"{MANIFEST}: 'stacking' weight {w.shape} and bias {b.shape} must be finite, "
+                    f"({c}, {len(votes) * c}) and ({c},)")
+
+
 def load_bundle(root: str | Path, verify_hashes: bool = True) -> Bundle:
     """Read and validate a bundle; every path must stay inside it, every file match its sha256."""
     root = Path(root)
@@ -96,6 +114,8 @@ def load_bundle(root: str | Path, verify_hashes: bool = True) -> Bundle:
     members = manifest["members"]
     if not set(manifest["vote_members"]) <= set(members) or not manifest["vote_members"]:
         _fail(root, f"{MANIFEST}: vote_members must be a non-empty subset of members")
+    if "stacking" in manifest:
+        _check_stacking(root, manifest)
     graphs, covered = [], []
     real_root = root.resolve()
     for g in manifest["graphs"]:

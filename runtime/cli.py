@@ -88,6 +88,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         fail(f"{bundle}: no bundle there; run `make demo` (it writes {DEFAULT_BUNDLE}) or pass --bundle")
     check_ffmpeg()
     ens = Ensemble.load(bundle, provider, variant, threads)
+    vote_method = ens.check_vote(vote_method)
     for note in ens.notes:
         warn(note)
     from tqdm import tqdm

@@ -104,6 +104,18 @@ class Ensemble:
         self.classes = list(bundle.classes)
         self.vote_index = [bundle.members.index(m) for m in bundle.vote_members]
         self.weights = [float(bundle.manifest["vote_weights"].get(m, 1.0)) for m in bundle.vote_members]
+        self.stacker = bundle.manifest.get("stacking")
+
+    def check_vote(self, method: str | None) -> str:
+        """The vote `method` resolves to; BundleError where this bundle cannot do it."""
+        method = method or self.bundle.manifest["default_vote"]
+        if method not in votes.VOTES:
+            raise BundleError(f"unknown vote {method!r}; known: {', '.join(votes.VOTES)}")
+        if method == "stacked" and not self.stacker:
+            raise BundleError(f"{self.bundle.root}: carries no stacking meta-model, so "
+                              "`--vote stacked` is unavailable (export it from a run whose "
+                              "classify stage fitted one)")
+        return method
 
     def _check_io(self, sess, path: Path) -> None:
         shape = sess.get_inputs()[0].shape
@@ -136,10 +148,10 @@ class Ensemble:
         return out
 
     def _combine(self, probs: np.ndarray, method: str):
-        return votes.combine(probs[self.vote_index], method, self.weights)
+        return votes.combine(probs[self.vote_index], method, self.weights, self.stacker)
 
     def finish(self, d: Decoded, method: str | None = None) -> Prediction:
-        method = method or self.bundle.manifest["default_vote"]
+        method = self.check_vote(method)
         if d.error:
             return Prediction(d.path, vote=method, error=d.error,
                               timings_ms={"decode": d.decode_ms, "total": d.decode_ms})
@@ -177,6 +189,7 @@ class Ensemble:
     def predict(self, path: str | Path, vote: str | None = None, clips: int = 1,
                 window_s: float | None = None, stride_s: float | None = None) -> Prediction:
         """Classify one video; a video that cannot be decoded raises `DecodeError`."""
+        vote = self.check_vote(vote)
         d = self.decode(path, clips, window_s, stride_s)
         if d.error:
             raise DecodeError(path, d.error.split(": ", 1)[-1])
@@ -192,6 +205,7 @@ class Ensemble:
         paths = list(paths)
         if not paths:
             return
+        vote = self.check_vote(vote)
         if not prefetch:
             for p in paths:
                 yield self.finish(self.decode(p, clips, window_s, stride_s), vote)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-VOTES = ("majority", "soft", "weighted")
+VOTES = ("majority", "soft", "weighted", "stacked")
+EPS = 1e-6  # probabilities are clipped here before the stacker takes their logarithm
 
 
 def majority(probs: np.ndarray) -> np.ndarray:
@@ -32,9 +33,32 @@ def weighted(probs: np.ndarray, weights) -> np.ndarray:
     return np.tensordot(w / w.sum(), probs, axes=1)
 
 
-def combine(probs: np.ndarray, method: str, weights=None) -> tuple[np.ndarray, np.ndarray]:
+def stack_features(probs: np.ndarray) -> np.ndarray:
+    """The stacker's input: every member's log-probabilities side by side, (N, M*C) member-major."""
+    m, n, c = probs.shape
+    return np.log(np.clip(probs, EPS, 1.0)).transpose(1, 0, 2).reshape(n, m * c)
+
+
+def stacked(probs: np.ndarray, stacker: dict) -> np.ndarray:
+    """A learned combiner: softmax(stack_features(probs) @ weight.T + bias), (N, C). `stacker`
+    holds `weight` (C, M*C) and `bias` (C,), trained on videos none of the members trained on."""
+    if not stacker:
+        raise ValueError("this bundle carries no stacking meta-model (re-export it from a run "
+                         "whose classify stage trained one)")
+    w, b = np.asarray(stacker["weight"], np.float64), np.asarray(stacker["bias"], np.float64)
+    m, _, c = probs.shape
+    if w.shape != (c, m * c) or b.shape != (c,):
+        raise ValueError(f"stacker weight {w.shape} / bias {b.shape} do not fit {m} members "
+                         f"x {c} classes")
+    z = stack_features(probs) @ w.T + b
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def combine(probs: np.ndarray, method: str, weights=None,
+            stacker: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(labels (N,), confidence (N,)). Confidence: the winner's mean probability (soft/majority),
-    or its weighted probability."""
+    its weighted probability, or the stacker's probability."""
     if method == "majority":
         labels = majority(probs)
         mean = probs.mean(0)
@@ -43,6 +67,9 @@ def combine(probs: np.ndarray, method: str, weights=None) -> tuple[np.ndarray, n
         labels = mean.argmax(-1)
     elif method == "weighted":
         mean = weighted(probs, weights)
+        labels = mean.argmax(-1)
+    elif method == "stacked":
+        mean = stacked(probs, stacker)
         labels = mean.argmax(-1)
     else:
         raise ValueError(f"unknown vote {method!r}; known: {', '.join(VOTES)}")

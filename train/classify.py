@@ -6,20 +6,22 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from picojepa.runtime.errors import DataLayoutError
 
-from . import checkpoint
+from . import checkpoint, stacking
 from .config import Recipe
 from .layout import PARTS, member_csv, read_classes, read_items
 from .pretrain import load_encoder
-from .probe import Features, extract, subset, train_head
+from .probe import Features, extract, predict, subset, train_head
 from .vit import VideoViT
 
 log = logging.getLogger(__name__)
 MEMBERS = ("general", *(str(k) for k in range(1, PARTS + 1)))
 FEATURES = "features.pt"
+STACKER = "stacker.pt"
 
 
 @dataclass
@@ -29,6 +31,7 @@ class ClassifyResult:
     skipped: list[str]
     encoder_passes: int
     encoder_passes_uncached: int
+    stacker: str = ""
 
 
 def _as_dict(f: Features) -> dict:
@@ -89,19 +92,25 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     out, val = {}, {}
     cfg = recipe.classify
     passes_uncached = 0
+    heads, unseen = {}, []
     for m in MEMBERS:
         paths = [str(p) for p, _ in read_items(member_csv(data_root, m), classes)]
         feats = subset(sets["train"], paths)
         if len(feats.labels) == 0:
             raise DataLayoutError(f"{member_csv(data_root, m)}: no readable video for member {m}")
         head, info = train_head(feats, len(classes), cfg, recipe.seed)
+        heads[m] = head
+        if m != "general":
+            unseen += info["val_paths"]
         passes_uncached += len(paths) * cfg.epochs
         val[m] = info["val_accuracy"]
         out[m] = checkpoint.save({
             "kind": "member", "member": m, "recipe": recipe.to_dict(), "classes": classes,
             "encoder": enc_state, "encoder_sha": enc_sha, "head": head.state_dict(),
             "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
+            "val_videos": info["val_videos"],
             "history": info["history"]}, run_dir / "members" / f"{m}.pt")
+    stacker_note = _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir)
     rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)
     checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
                      "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
@@ -109,4 +118,21 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     n_train, n_infer = len(sets["train"].paths), len(sets["infer"].paths)
     passes = 2 * (n_train * cfg.feature_clips + n_infer)
     skipped = sorted(set(sets["train"].errors + sets["infer"].errors))
-    return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips)
+    return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips,
+                          stacker_note)
+
+
+def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path) -> str:
+    """Fit the stacking meta-model on the partial members' validation videos (seen by none of
+    them) and save it as members/stacker.pt; without enough videos, remove a stale one."""
+    path = run_dir / "members" / STACKER
+    probs = np.stack([predict(heads[m], unseen.feats) for m in MEMBERS[1:]])
+    stacker, note = stacking.fit(probs, unseen.labels.numpy(), classes)
+    if stacker is None:
+        path.unlink(missing_ok=True)
+        log.warning("stacking meta-model %s", note)
+    else:
+        checkpoint.save({"kind": "stacker", "members": list(MEMBERS[1:]), **stacker,
+                         "member_heads": {m: checkpoint.state_hash(heads[m].state_dict())
+                                          for m in MEMBERS[1:]}}, path)
+    return note

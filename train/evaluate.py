@@ -10,7 +10,7 @@ import torch
 from picojepa.runtime import vote
 
 from . import checkpoint
-from .classify import MEMBERS, features_for
+from .classify import MEMBERS, STACKER, features_for
 from .config import Recipe
 from .probe import LinearHead, predict
 
@@ -66,6 +66,13 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     preds["vote_majority"] = vote.combine(partial, "majority")[0]
     preds["vote_soft"] = vote.combine(partial, "soft")[0]
     preds["vote_weighted"] = vote.combine(partial, "weighted", weights)[0]
+    stacker_path = run_dir / "members" / STACKER
+    stacker_note = "no meta-model (too few unseen validation videos to fit one)"
+    if stacker_path.exists():
+        stacker = checkpoint.load(stacker_path, kind="stacker")
+        preds["vote_stacked"] = vote.combine(partial, "stacked", stacker=stacker)[0]
+        stacker_note = (f"logistic regression on the members' log-probabilities, fitted on "
+                        f"{stacker['fitted_on_videos']} validation videos none of them trained on")
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
     member_probs = {("partial_" + m if m != "general" else m): p for m, p in probs.items()}
@@ -79,6 +86,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         "confusion": {**{k: confusion(y, p, c) for k, p in preds.items()},
                       "random_init_probe": confusion(ry, rprobs.argmax(-1), c)},
         "vote_tie_break": "highest summed probability among the tied classes, then lowest index",
+        "stacker": stacker_note,
         "vote_weights": dict(zip([f"partial_{m}" for m in MEMBERS[1:]], weights)),
         "validation_accuracy": {k: v for k, v in val_acc.items()},
         "skipped_videos": sorted(set(sets["train"].errors + sets["infer"].errors)),

@@ -84,16 +84,25 @@ def subset(f: Features, paths: list[str]) -> Features:
     return Features(f.feats[idx], f.labels[idx], [f.paths[i] for i in idx], [])
 
 
-def split_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    perm = np.random.default_rng(seed).permutation(n)
-    k = int(round(n * fraction)) if n > 4 else 0
-    return np.sort(perm[k:]), np.sort(perm[:k])
+def split_val(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) positions, stratified: `fraction` of each class's videos (rounded)
+    is held out, so every class is validated on and the split keeps the class balance."""
+    labels = np.asarray(labels)
+    if len(labels) <= 4:
+        return np.arange(len(labels)), np.zeros(0, dtype=int)
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        val += idx[:min(len(idx) - 1, int(round(len(idx) * fraction)))].tolist()  # keep one to train
+    val = np.sort(np.asarray(val, dtype=int))
+    return np.setdiff1d(np.arange(len(labels)), val), val
 
 
 def train_head(train: Features, classes: int, cfg: ClassifyConfig, seed: int) -> tuple[LinearHead, dict]:
     """Fit a linear head on cached features (every cached clip a sample); 80/20 validation split."""
     torch.manual_seed(seed)
-    tr, va = split_val(len(train.labels), cfg.val_fraction, seed)
+    tr, va = split_val(train.labels.numpy(), cfg.val_fraction, seed)
     x = train.feats[tr].flatten(0, 1)
     y = train.labels[tr].repeat_interleave(train.feats.shape[1])
     head = LinearHead(x.shape[1], classes)
@@ -122,7 +131,7 @@ def train_head(train: Features, classes: int, cfg: ClassifyConfig, seed: int) ->
             probs = F.softmax(head(train.feats[va]), -1).mean(1)
         val_acc = float((probs.argmax(-1) == train.labels[va]).float().mean())
     return head.eval(), {"history": history, "val_accuracy": val_acc, "train_videos": len(tr),
-                         "val_videos": len(va)}
+                         "val_videos": len(va), "val_paths": [train.paths[i] for i in va]}
 
 
 @torch.no_grad()

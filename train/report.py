@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = ("general", "partial_1", "partial_2", "partial_3", "partial_4", "vote_majority",
-           "vote_soft", "vote_weighted", "random_init_probe")
+           "vote_soft", "vote_weighted", "vote_stacked", "random_init_probe")
 
 
 def _fmt(v) -> str:
@@ -16,6 +16,7 @@ def _fmt(v) -> str:
 
 def markdown(r: dict, extra: dict) -> str:
     cls = r["classes"]
+    columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
     lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
              f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
              "the per-class accuracies (the paper's average row), in percent.", ""]
@@ -23,25 +24,27 @@ def markdown(r: dict, extra: dict) -> str:
     lines += ["## Headline", "",
               f"- general model: **{acc['general']:.2f}**",
               f"- majority vote of the four partial models: **{acc['vote_majority']:.2f}** "
-              f"(soft vote {acc['vote_soft']:.2f}, weighted vote {acc['vote_weighted']:.2f})",
+              f"(soft vote {acc['vote_soft']:.2f}, weighted vote {acc['vote_weighted']:.2f}"
+              + (f", stacked {acc['vote_stacked']:.2f}" if "vote_stacked" in acc else "") + ")",
               f"- linear probe on a randomly initialised encoder of the same shape: "
               f"**{acc['random_init_probe']:.2f}** (pre-training bought "
               f"{acc['general'] - acc['random_init_probe']:+.2f} points)", ""]
     for k, v in extra.items():
         lines.append(f"- {k}: {v}")
     lines += ["", "## Accuracy per class (Table 2)", "",
-              "| class | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+              "| class | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for i, c in enumerate(cls):
-        lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class_accuracy"][k][i]) for k in COLUMNS) + " |")
-    lines.append("| **average** | " + " | ".join(f"**{acc[k]:.2f}**" for k in COLUMNS) + " |")
-    members = [k for k in COLUMNS[:5]]
+        lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class_accuracy"][k][i]) for k in columns) + " |")
+    lines.append("| **average** | " + " | ".join(f"**{acc[k]:.2f}**" for k in columns) + " |")
+    members = list(COLUMNS[:5])
     lines += ["", "## Certainty: mean top-1 probability per true class (Table 3)", "",
               "| class | " + " | ".join(members) + " |", "|---" * (len(members) + 1) + "|"]
     for i, c in enumerate(cls):
         lines.append(f"| {c} | " + " | ".join(_fmt(r["certainty"][k][i]) for k in members) + " |")
     lines += ["", f"Majority-vote tie-break: {r['vote_tie_break']}. Weighted vote weights (validation "
               f"accuracy of each partial model): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in r["vote_weights"].items()) + ".", "",
+              + ", ".join(f"{k} {v:.2f}" for k, v in r["vote_weights"].items()) + ". Stacked vote: "
+              + r["stacker"] + ".", "",
               "## Confusion matrices", "", "Rows: true class; columns: predicted. See "
               "`confusion.png`.", ""]
     for k in ("general", "vote_majority", "random_init_probe"):

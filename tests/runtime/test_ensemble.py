@@ -29,6 +29,23 @@ def test_runtime_accuracy_equals_the_evaluation_report(bundle, smoke_run):
     assert got == report["predictions"]["vote_majority"]
     general = [p.members["general"].index for p in ens.predict_many(paths)]
     assert general == report["predictions"]["general"]
+    assert ens.stacker is not None
+    stacked = [p.index for p in ens.predict_many(paths, vote="stacked")]
+    assert stacked == report["predictions"]["vote_stacked"]
+
+
+def test_vote_stacked_on_a_bundle_without_a_stacker_is_a_one_line_error(bundle, smoke_data, tmp_path):
+    b = tmp_path / "b"
+    shutil.copytree(bundle, b)
+    m = json.loads((b / "manifest.json").read_text())
+    del m["stacking"]
+    (b / "manifest.json").write_text(json.dumps(m))
+    video = str(next((smoke_data / "infer").rglob("*.mp4")))
+    r = CliRunner().invoke(run_main, ["--bundle", str(b), "--vote", "stacked", video])
+    assert r.exit_code == 3 and "no stacking meta-model" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+    r = CliRunner().invoke(run_main, ["--bundle", str(b), "--vote", "soft", "--format", "json", video])
+    assert r.exit_code == 0 and json.loads(r.stdout)["vote"] == "soft"
 
 
 @needs_real
@@ -89,6 +106,8 @@ def test_sliding_windows_and_multi_clip(bundle, smoke_data):
     ("drop_key", "missing key 'classes'"),
     ("version", "format_version 99 is not supported"),
     ("escape", "escapes the bundle"),
+    ("stacking_shape", "'stacking' weight"),
+    ("stacking_members", "'stacking' must combine"),
 ])
 def test_damaged_bundles_are_refused_with_the_reason(bundle, tmp_path, damage, message):
     b = tmp_path / "b"
@@ -106,6 +125,10 @@ def test_damaged_bundles_are_refused_with_the_reason(bundle, tmp_path, damage, m
         m["format_version"] = 99
     elif damage == "escape":
         m["graphs"][0]["file"] = "../../etc/passwd"
+    elif damage == "stacking_shape":
+        m["stacking"]["weight"] = m["stacking"]["weight"][1:]
+    elif damage == "stacking_members":
+        m["stacking"]["members"] = ["1", "2"]
     (b / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError, match=message):
         load_bundle(b)

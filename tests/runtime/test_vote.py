@@ -30,9 +30,24 @@ def test_soft_and_weighted():
     assert labels.tolist() == [1] and conf[0] == pytest.approx(0.1 * 0.1 + 0.9 * 0.8)
 
 
+def test_stacked_applies_the_learned_combiner():
+    p = np.array([[[0.7, 0.2, 0.1]], [[0.1, 0.1, 0.8]]])  # 2 members, 1 video, 3 classes
+    follow_second = {"weight": np.hstack([np.zeros((3, 3)), np.eye(3)]), "bias": np.zeros(3)}
+    labels, conf = vote.combine(p, "stacked", stacker=follow_second)
+    assert labels.tolist() == [2] and conf[0] == pytest.approx(0.8)
+    follow_first = {"weight": np.hstack([np.eye(3), np.zeros((3, 3))]), "bias": np.zeros(3)}
+    np.testing.assert_allclose(vote.stacked(p, follow_first), p[0])
+    biased = {**follow_first, "bias": np.array([0.0, 0.0, 5.0])}
+    assert vote.combine(p, "stacked", stacker=biased)[0].tolist() == [2]
+
+
 def test_unknown_vote_and_bad_weights_raise():
     p = np.ones((2, 1, 3)) / 3
     with pytest.raises(ValueError, match="unknown vote"):
+        vote.combine(p, "median")
+    with pytest.raises(ValueError, match="no stacking meta-model"):
         vote.combine(p, "stacked")
+    with pytest.raises(ValueError, match="do not fit 2 members"):
+        vote.combine(p, "stacked", stacker={"weight": np.zeros((3, 9)), "bias": np.zeros(3)})
     with pytest.raises(ValueError, match="weights"):
         vote.combine(p, "weighted", [1.0])

@@ -14,13 +14,23 @@ def test_smoke_run_writes_the_full_report(smoke_run):
     run, report = smoke_run
     acc = json.loads((run / "report.json").read_text())["accuracy"]
     assert set(acc) >= {"general", "partial_1", "partial_2", "partial_3", "partial_4",
-                        "vote_majority", "vote_soft", "random_init_probe"}
+                        "vote_majority", "vote_soft", "vote_stacked", "random_init_probe"}
     assert all(0 <= v <= 100 for v in acc.values())
     md = (run / "report.md").read_text()
-    assert "Table 2" in md and "Table 3" in md and "tie-break" in md
+    assert "Table 2" in md and "Table 3" in md and "tie-break" in md and "vote_stacked" in md
     for png in ("loss.png", "confusion.png", "tsne.png", "masking.png"):
         assert (run / png).stat().st_size > 1000, png
     assert len(report["per_class_accuracy"]["general"]) == len(report["classes"])
+
+
+def test_the_stacker_is_fitted_on_videos_no_partial_member_trained_on(smoke_run):
+    run, report = smoke_run
+    stacker = checkpoint.load(run / "members" / "stacker.pt", kind="stacker")
+    assert stacker["members"] == ["1", "2", "3", "4"]
+    unseen = [checkpoint.load(run / "members" / f"{m}.pt", kind="member")["val_videos"]
+              for m in stacker["members"]]
+    assert stacker["fitted_on_videos"] == sum(unseen) >= 8
+    assert f"{sum(unseen)} validation videos" in report["stacker"]
 
 
 def test_checkpoints_carry_their_config_and_load_weights_only(smoke_run):

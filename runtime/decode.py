@@ -16,6 +16,8 @@ import numpy as np
 from .clips import ClipSpec, SeekMode
 from .errors import DecodeError, FFmpegMissingError
 
+TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
+
 
 @functools.lru_cache(maxsize=1)
 def _torchcodec():
@@ -80,19 +82,64 @@ class VideoReader:
         return self.num_frames / self.fps if self.fps > 0 else 0.0
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at `indices` as uint8 (T, H, W, 3). Repeated indices are decoded once."""
+        """Frames at `indices` as uint8 (T, H, W, 3). Repeated indices are decoded once.
+
+        Some containers announce a few frames more than their stream delivers (an MPEG-PS file
+        of the real set says 190 and decodes 188). Such phantom frames at the end are treated as
+        past the end of the video: `num_frames` shrinks to what decodes and the last real frame
+        repeats, the rule for short videos. More than `TAIL` missing frames is a DecodeError."""
         unique = sorted(set(int(i) for i in indices))
         if unique and (unique[0] < 0 or unique[-1] >= self.num_frames):
             raise DecodeError(self.path, f"frame index out of range 0..{self.num_frames - 1}")
         try:
-            batch = self._decoder.get_frames_at(unique)
-        except Exception as exc:  # torchcodec raises RuntimeError/ValueError/IndexError
-            raise DecodeError(self.path, _reason(exc)) from None
-        data = batch.data.numpy()
+            data = self._frames(unique)
+        except _PastEnd:
+            data, unique = self._one_by_one(unique)
+            indices = [min(int(i), self.num_frames - 1) for i in indices]
         if data.shape[0] != len(unique):
             raise DecodeError(self.path, f"decoded {data.shape[0]} of {len(unique)} frames")
         pos = {idx: k for k, idx in enumerate(unique)}
         return data[[pos[int(i)] for i in indices]]
+
+    def _frames(self, unique: list[int]) -> np.ndarray:
+        try:
+            batch = self._decoder.get_frames_at(unique)
+        except Exception as exc:  # torchcodec raises RuntimeError/ValueError/IndexError
+            if "no more frames left" in str(exc):
+                raise _PastEnd() from None
+            raise DecodeError(self.path, _reason(exc)) from None
+        return batch.data.cpu().numpy()
+
+    def _one_by_one(self, unique: list[int]) -> tuple[np.ndarray, list[int]]:
+        """The decoder ran dry inside a batch. Decode each frame on its own, last first, so that
+        every request seeks (decoding forward runs into the phantom frames' gap), and where the
+        highest frames do not exist, end the video at the last one that does.
+        -> (frames, their indices)."""
+        got, missing = {}, []
+        for i in reversed(unique):
+            try:
+                got[i] = self._frames([i])[0]
+            except _PastEnd:
+                missing.append(i)
+        if missing:
+            if not got or min(missing) < max(got):
+                raise DecodeError(self.path, "the decoder ran out of frames inside the video")
+            last = min(missing) - 1
+            while last not in got and min(missing) - last <= TAIL:
+                try:
+                    got[last] = self._frames([last])[0]
+                except _PastEnd:
+                    last -= 1
+            if self.num_frames - last - 1 > TAIL:
+                raise DecodeError(self.path, f"the container announces {self.num_frames} frames "
+                                             f"but the stream ends more than {TAIL} earlier")
+            self.num_frames = last + 1
+        order = sorted(got)
+        return np.stack([got[i] for i in order]), order
+
+
+class _PastEnd(Exception):
+    """The decoder ran out of frames before an index the container announced."""
 
 
 def open_video(

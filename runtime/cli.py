@@ -63,6 +63,8 @@ def _text(pred) -> str:
 @click.option("--window", type=click.FloatRange(min=0.01), help="Sliding window length in s.")
 @click.option("--stride", type=click.FloatRange(min=0.01), help="Sliding window stride in s.")
 @click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--decode-device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Where torchcodec decodes: cuda uses the GPU's NVDEC decoder.")
 @click.option("--threads", default=0, type=click.IntRange(0, 256), help="onnxruntime threads (0: its default).")
 @click.option("--labels-from-folders", is_flag=True,
               help="Treat each video's folder name as its true label; print accuracies at the end.")
@@ -70,8 +72,8 @@ def _text(pred) -> str:
               help="Decode the next video while the current one runs (helps with long videos).")
 @click.option("--no-progress", is_flag=True)
 @one_line_errors
-def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, threads,
-         labels_from_folders, prefetch, no_progress):
+def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, decode_device,
+         threads, labels_from_folders, prefetch, no_progress):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle."""
     from .decode import check_ffmpeg
     from .ensemble import Ensemble
@@ -87,7 +89,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     if not bundle.exists():
         fail(f"{bundle}: no bundle there; run `make demo` (it writes {DEFAULT_BUNDLE}) or pass --bundle")
     check_ffmpeg()
-    ens = Ensemble.load(bundle, provider, variant, threads)
+    ens = Ensemble.load(bundle, provider, variant, threads, decode_device)
     vote_method = ens.check_vote(vote_method)
     for note in ens.notes:
         warn(note)

@@ -14,7 +14,7 @@ from .bundle import Bundle, load_bundle
 from .clips import ClipSpec, normalize, sliding_starts, uniform_starts, window_indices
 from .decode import open_video
 from .errors import BundleError, DecodeError
-from .session import make_session
+from .session import ProviderError, make_session
 
 
 @dataclass
@@ -57,12 +57,14 @@ class Decoded:
 
 
 def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: float | None = None,
-                 stride_s: float | None = None) -> Decoded:
+                 stride_s: float | None = None, device: str = "cpu") -> Decoded:
     """Decode and preprocess `clips` uniform clips of one video, or the centre clip of each
-    window of `window_s` seconds every `stride_s`; never raises on a bad video (see `error`)."""
+    window of `window_s` seconds every `stride_s`; never raises on a bad video (see `error`).
+    `device` 'cuda' decodes on the GPU (NVDEC, through torchcodec); frames come back to the CPU
+    for the shared preprocessing."""
     t0 = time.perf_counter()
     try:
-        video = open_video(path, spec.size, spec.seek_mode)
+        video = open_video(path, spec.size, spec.seek_mode, device=device)
         n, fps = video.num_frames, video.fps or 1.0
         if window_s is not None:  # each window of window_s seconds -> its centre clip
             win = max(spec.span, int(round(window_s * fps)))
@@ -83,10 +85,29 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
     return Decoded(str(path), batch, spans, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
 
 
+def check_decode_device(device: str) -> str:
+    """'cpu', or 'cuda' where torch sees a GPU (torchcodec decodes with NVDEC there); a
+    ProviderError otherwise, never a silent CPU decode."""
+    if device == "cpu":
+        return device
+    if device != "cuda":
+        raise ProviderError(f"unknown decode device {device!r}; choose cpu or cuda")
+    import sys
+
+    from .decode import check_ffmpeg
+
+    check_ffmpeg()  # loads torchcodec, which loads torch: the runtime itself never imports torch
+    if not sys.modules["torch"].cuda.is_available():
+        raise ProviderError("--decode-device cuda: torch sees no CUDA device (a CPU-only torch "
+                            "build, or no GPU); decode on the CPU instead")
+    return device
+
+
 class Ensemble:
     def __init__(self, bundle: Bundle, provider: str = "auto", variant: str = "fp32",
-                 threads: int = 0):
+                 threads: int = 0, decode_device: str = "cpu"):
         self.bundle = bundle
+        self.decode_device = check_decode_device(decode_device)
         graphs = bundle.graphs_of(variant)
         if not graphs:
             raise BundleError(f"{bundle.root}: has no {variant!r} graphs "
@@ -130,14 +151,14 @@ class Ensemble:
 
     @classmethod
     def load(cls, root: str | Path, provider: str = "auto", variant: str = "fp32",
-             threads: int = 0) -> "Ensemble":
-        return cls(load_bundle(root), provider, variant, threads)
+             threads: int = 0, decode_device: str = "cpu") -> "Ensemble":
+        return cls(load_bundle(root), provider, variant, threads, decode_device)
 
     # -- stages ---------------------------------------------------------------------------------
     def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,
                stride_s: float | None = None) -> Decoded:
         """Decode and preprocess the clips of one video (never raises on a bad video)."""
-        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s)
+        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device)
 
     def member_probs(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities of every member, (M, B, C), in manifest member order."""

@@ -145,6 +145,33 @@ def test_cuda_provider_without_cuda_is_an_error_not_a_cpu_run(bundle):
     assert r.exit_code == 3 and "CUDA" in r.stderr
 
 
+def test_gpu_decoding_without_a_gpu_is_an_error_not_a_cpu_decode(bundle):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    r = CliRunner().invoke(run_main, ["--bundle", str(bundle), "--decode-device", "cuda", "x.mp4"])
+    assert r.exit_code == 3 and "--decode-device cuda" in r.stderr and "Traceback" not in r.output
+
+
+@pytest.mark.needs_cuda
+@needs_real
+def test_gpu_decoding_matches_cpu_decoding_and_answers_the_same(bundle):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("this torch build sees no CUDA device (GPU decoding needs a CUDA torch)")
+    videos = sorted((REAL / "bench").glob("*.mp4"))[:4]
+    cpu = Ensemble.load(bundle, provider="cpu")
+    gpu = Ensemble.load(bundle, provider="cpu", decode_device="cuda")
+    for v in videos:
+        a, b = cpu.decode(v), gpu.decode(v)
+        assert b.error is None and a.clips.shape == b.clips.shape, v.name
+        # NVDEC and FFmpeg's software decoder differ slightly in colour conversion and scaling
+        assert np.abs(a.clips - b.clips).mean() < 0.1, v.name
+        assert cpu.finish(a).label == gpu.finish(b).label, v.name
+
+
 @pytest.mark.needs_cuda
 def test_cuda_provider_runs_and_matches_cpu(bundle, smoke_data):
     video = next((smoke_data / "infer").rglob("*.mp4"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +96,7 @@ def run_benchmarks(bundle: Path, run_dir: Path | None, videos: list[str], decode
         torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     spec = b.clip
-    steps = 8 + (2 if run_dir else 0)
+    steps = 9 + (2 if run_dir else 0)
     bar = tqdm(total=steps, desc="bench", disable=not progress, dynamic_ncols=True)
 
     def stage(name: str):
@@ -112,97 +113,104 @@ def run_benchmarks(bundle: Path, run_dir: Path | None, videos: list[str], decode
     decode = lambda v: decode_clips(v, spec)  # noqa: E731
     cfgs = [inference.onnx_config("fused", "a: this runtime, fused ensemble", bundle, "cpu", "fp32", threads)]
     tmp = Path(tempfile.mkdtemp(prefix="picojepa-bench-"))
-    if run_dir:
-        from picojepa.export.bundle import export_bundle
+    try:
+        if run_dir:
+            from picojepa.export.bundle import export_bundle
 
-        export_bundle(run_dir, tmp / "separate", ["1", "2", "3", "4"], layout="separate", max_verify=4)
-        export_bundle(run_dir, tmp / "single", ["1"], max_verify=4)
-        cfgs.append(inference.onnx_config("separate", "b: 4 members, 4 ONNX sessions",
-                                          tmp / "separate", "cpu", "fp32", threads))
-        cfgs.append(inference.onnx_config("single", "c: one member alone", tmp / "single", "cpu",
-                                          "fp32", threads))
-        cfgs.append(inference.eager_config(run_dir, ["1", "2", "3", "4"], threads))
-    variants = sorted({g.variant for g in b.graphs} - {"fp32"})
-    for var in variants:
-        cfgs.append(inference.onnx_config(f"fused_{var}", f"f: fused, {var}", bundle, "cpu", var, threads))
-    import onnxruntime as ort
+            export_bundle(run_dir, tmp / "separate", ["1", "2", "3", "4"], layout="separate", max_verify=4)
+            export_bundle(run_dir, tmp / "single", ["1"], max_verify=4)
+            cfgs.append(inference.onnx_config("separate", "b: 4 members, 4 ONNX sessions",
+                                              tmp / "separate", "cpu", "fp32", threads))
+            cfgs.append(inference.onnx_config("single", "c: one member alone", tmp / "single", "cpu",
+                                              "fp32", threads))
+            cfgs.append(inference.eager_config(run_dir, ["1", "2", "3", "4"], threads))
+        variants = sorted({g.variant for g in b.graphs} - {"fp32"})
+        for var in variants:
+            cfgs.append(inference.onnx_config(f"fused_{var}", f"f: fused, {var}", bundle, "cpu", var, threads))
+        import onnxruntime as ort
 
-    if "CUDAExecutionProvider" in ort.get_available_providers():
-        gpu = machine.gpu_name() or "GPU"
-        for var in ["fp32", *variants]:
-            cfgs.append(inference.onnx_config(f"fused_{var}_cuda", f"f: fused, {var}, CUDA ({gpu})",
-                                              bundle, "cuda", var, threads))
-    bad = inference.run_rounds(cfgs, decode, videos, rounds)
-    result["failed_videos"] = bad
-    result["configs"] = {c.name: inference.summary(c) for c in cfgs}
-    bar.update()
-
-    stage("batching")
-    result["batching"] = inference.batched_throughput(bundle, [v for v in videos if v not in bad],
-                                                      "cpu", threads, batch, decode)
-    bar.update()
-
-    stage("import/load/memory")
-    result["startup"] = inference.import_and_load(bundle, threads)
-    ok_videos = [v for v in videos if v not in bad][:16]
-    result["peak_rss_mb"] = {"fused": inference.peak_rss("fused", bundle, None, ok_videos, threads)}
-    if run_dir:
-        result["peak_rss_mb"]["separate"] = inference.peak_rss("separate", tmp / "separate", None, ok_videos, threads)
-        result["peak_rss_mb"]["single"] = inference.peak_rss("single", tmp / "single", None, ok_videos, threads)
-        result["peak_rss_mb"]["eager4"] = inference.peak_rss("eager4", bundle, run_dir, ok_videos, threads)
-    bar.update()
-
-    if run_dir and seed_videos:
-        stage("original's way")
-        result["seed_style"] = inference.seed_style(run_dir, ok_videos[:seed_videos], threads,
-                                                    ["1", "2", "3", "4"])
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            gpu = machine.gpu_name() or "GPU"
+            for var in ["fp32", *variants]:
+                cfgs.append(inference.onnx_config(f"fused_{var}_cuda", f"f: fused, {var}, CUDA ({gpu})",
+                                                  bundle, "cuda", var, threads))
+        bad = inference.run_rounds(cfgs, decode, videos, rounds)
+        result["failed_videos"] = bad
+        result["configs"] = {c.name: inference.summary(c) for c in cfgs}
         bar.update()
 
-    stage("flops")
-    result["compute"] = compute_figures(b, bundle, result, flops)
-    bar.update()
-
-    stage("decoding")
-    result["decoding"] = decoding.decode_report(decode_videos, spec, max(3, rounds))
-    target = next((p for p in decode_videos if p.name == "test__mmaction2-tests.mp4"),
-                  decode_videos[0] if decode_videos else None)
-    if target is not None:
-        result["decoding"]["by_resolution"] = decoding.by_resolution(target, spec)
-        result["decoding"]["by_keyframe_interval"] = decoding.by_keyframe_interval(target, spec)
-    bar.update()
-
-    stage("decode share")
-    result["decode_share"] = decode_share(cfgs[0], bundle, decode_videos, threads, rounds)
-    bar.update()
-
-    if run_dir:
-        stage("training")
-        from picojepa.train.config import recipe_from_dict
-
-        result["training"] = training_throughput(recipe_from_dict(b.manifest["recipe"]))
+        stage("batching")
+        result["batching"] = inference.batched_throughput(bundle, [v for v in videos if v not in bad],
+                                                          "cpu", threads, batch, decode)
         bar.update()
 
-    if many:
-        stage(f"{many} videos")
-        result["memory"] = memory.flat_memory(bundle, [v for v in videos if v not in bad], many, threads)
-    bar.update()
-    bar.close()
+        stage("import/load/memory")
+        result["startup"] = inference.import_and_load(bundle, threads)
+        ok_videos = [v for v in videos if v not in bad][:16]
+        result["peak_rss_mb"] = {"fused": inference.peak_rss("fused", bundle, None, ok_videos, threads)}
+        if run_dir:
+            result["peak_rss_mb"]["separate"] = inference.peak_rss("separate", tmp / "separate", None, ok_videos, threads)
+            result["peak_rss_mb"]["single"] = inference.peak_rss("single", tmp / "single", None, ok_videos, threads)
+            result["peak_rss_mb"]["eager4"] = inference.peak_rss("eager4", bundle, run_dir, ok_videos, threads)
+        bar.update()
 
-    cf = result["configs"]
-    seed_ms = result.get("seed_style", {}).get("total", {})
-    result["headline"] = {
-        "fused_over_single": ratio(cf["fused"]["total"], cf["single"]["total"]) if "single" in cf else None,
-        "seed_style_over_fused": ratio(seed_ms, cf["fused"]["total"]) if seed_ms else None,
-        "eager4_over_fused": ratio(cf["eager4"]["total"], cf["fused"]["total"]) if "eager4" in cf else None,
-        "decode_share": result["decode_share"]["share"],
-        "fraction_of_peak": result["compute"]["fraction_of_peak"],
-    }
-    result["targets"] = rep.targets(result)
-    (out / "report.json").write_text(json.dumps(result, indent=1, default=str))
-    rep.write(result, out)
-    import shutil
+        if run_dir and seed_videos:
+            stage("original's way")
+            result["seed_style"] = inference.seed_style(run_dir, ok_videos[:seed_videos], threads,
+                                                        ["1", "2", "3", "4"])
+            bar.update()
 
-    shutil.rmtree(tmp, ignore_errors=True)
+        stage("flops")
+        result["compute"] = compute_figures(b, bundle, result, flops)
+        bar.update()
+
+        stage("decoding")
+        result["decoding"] = decoding.decode_report(decode_videos, spec, max(3, rounds))
+        target = next((p for p in decode_videos if p.name == "test__mmaction2-tests.mp4"),
+                      decode_videos[0] if decode_videos else None)
+        if target is not None:
+            result["decoding"]["by_resolution"] = decoding.by_resolution(target, spec)
+            result["decoding"]["by_keyframe_interval"] = decoding.by_keyframe_interval(target, spec)
+        bar.update()
+
+        stage("decode share")
+        result["decode_share"] = decode_share(cfgs[0], bundle, decode_videos, threads, rounds)
+        bar.update()
+
+        stage("prefetch")
+        ok = [v for v in videos if v not in bad]
+        result["prefetch"] = inference.prefetch_overlap(
+            bundle, {"bench videos": ok[:24], "decoding set (longer, larger)": [str(p) for p in decode_videos]},
+            threads, max(3, rounds))
+        bar.update()
+
+        if run_dir:
+            stage("training")
+            from picojepa.train.config import recipe_from_dict
+
+            result["training"] = training_throughput(recipe_from_dict(b.manifest["recipe"]))
+            bar.update()
+
+        if many:
+            stage(f"{many} videos")
+            result["memory"] = memory.flat_memory(bundle, [v for v in videos if v not in bad], many, threads)
+        bar.update()
+        bar.close()
+
+        cf = result["configs"]
+        seed_ms = result.get("seed_style", {}).get("total", {})
+        result["headline"] = {
+            "fused_over_single": ratio(cf["fused"]["total"], cf["single"]["total"]) if "single" in cf else None,
+            "seed_style_over_fused": ratio(seed_ms, cf["fused"]["total"]) if seed_ms else None,
+            "eager4_over_fused": ratio(cf["eager4"]["total"], cf["fused"]["total"]) if "eager4" in cf else None,
+            "decode_share": result["decode_share"]["share"],
+            "fraction_of_peak": result["compute"]["fraction_of_peak"],
+        }
+        result["targets"] = rep.targets(result)
+        (out / "report.json").write_text(json.dumps(result, indent=1, default=str))
+        rep.write(result, out)
+    finally:  # the temporary bundles go, whether the benchmark finished or failed
+        shutil.rmtree(tmp, ignore_errors=True)
     return result
 
 

@@ -189,3 +189,26 @@ def peak_rss(kind: str, bundle: Path, run_dir: Path | None, videos: list[str], t
     if out.returncode != 0:
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def prefetch_overlap(bundle: Path, sets: dict[str, list], threads: int, rounds: int) -> dict:
+    """Wall time of a whole batch through `predict_many` with and without `prefetch` (decoding
+    the next video in a thread while the current one runs), rounds interleaved A/B/A/B so that
+    both see the same machine state; per set of videos: medians and the speed-up."""
+    ens = Ensemble.load(bundle, provider="cpu", threads=threads)
+    out = {}
+    for name, videos in sets.items():
+        if not videos:
+            continue
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(rounds + 1):  # round 0 warms the page cache and the sessions
+            for prefetch in ((False, True) if r % 2 else (True, False)):
+                t0 = time.perf_counter()
+                errors = sum(p.error is not None for p in ens.predict_many(videos, prefetch=prefetch))
+                if r:
+                    times[prefetch].append((time.perf_counter() - t0) * 1e3)
+        plain, pre = float(np.median(times[False])), float(np.median(times[True]))
+        out[name] = {"videos": len(videos), "errors": errors, "rounds": rounds,
+                     "sequential_ms_p50": plain, "prefetch_ms_p50": pre,
+                     "speedup": plain / pre if pre else None}
+    return out

@@ -110,6 +110,13 @@ def markdown(r: dict) -> str:
     ds = r["decode_share"]
     lines.append(f"Decode + preprocess share of end-to-end on {', '.join(ds['videos'])}: "
                  f"{_f(ds['share'], '{:.0%}')} (end-to-end p50 {_f(ds['total_ms_p50'], '{:.1f}')} ms).")
+    pf = r.get("prefetch") or {}
+    if pf:
+        lines += ["", "## Decoding overlapped with inference (`picojepa-run --prefetch`)", "",
+                  "Whole-batch wall time, medians of interleaved rounds:", ""]
+        lines += [f"- {k} ({v['videos']} videos): sequential {v['sequential_ms_p50']:.0f} ms, "
+                  f"prefetch {v['prefetch_ms_p50']:.0f} ms, speed-up {_f(v['speedup'], '{:.2f}x')}"
+                  for k, v in pf.items()]
     tr = r.get("training")
     if tr:
         lines += ["", "## Pre-training throughput (same recipe, alternating steps)", "",

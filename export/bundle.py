@@ -62,7 +62,7 @@ def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | Non
     names = list(members or ("general", *VOTE_MEMBERS))
     loaded = load_members(run_dir, names)
     first = loaded[0]
-    fused = layout == "auto" and len({m.encoder_sha for m in loaded}) == 1
+    fused = layout == "auto" and len({(m.encoder_sha, m.model.pool) for m in loaded}) == 1
     common = {"picojepa_classes": first.classes, "picojepa_clip": first.clip.to_dict(),
               "picojepa_recipe": first.recipe}
     out.parent.mkdir(parents=True, exist_ok=True)

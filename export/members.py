@@ -11,7 +11,7 @@ from picojepa.runtime.clips import ClipSpec
 from picojepa.train import checkpoint
 from picojepa.train.classify import MEMBERS
 from picojepa.train.config import recipe_from_dict
-from picojepa.train.probe import LinearHead, VideoClassifier
+from picojepa.train.probe import LinearHead, VideoClassifier, pool_tokens
 from picojepa.train.vit import VideoViT
 
 from .errors import ExportError
@@ -36,7 +36,7 @@ def load_member(path: Path, name: str) -> Member:
     w = state["head"]["fc.weight"]
     head = LinearHead(w.shape[1], w.shape[0])
     head.load_state_dict(state["head"])
-    return Member(name, VideoClassifier(enc, head).eval(), list(state["classes"]), recipe.clip,
+    return Member(name, VideoClassifier(enc, head, recipe.classify.pool).eval(), list(state["classes"]), recipe.clip,
                   state["encoder_sha"], state["val_accuracy"], state["recipe"])
 
 
@@ -66,11 +66,11 @@ class FusedEnsemble(nn.Module):
 
     def __init__(self, members: list[Member]):
         super().__init__()
-        self.encoder = members[0].model.encoder
+        self.encoder, self.pool = members[0].model.encoder, members[0].model.pool
         self.heads = nn.ModuleList(m.model.head for m in members)
 
     def forward(self, x: torch.Tensor):
-        pooled = self.encoder(x).mean(dim=1)
+        pooled = pool_tokens(self.encoder(x), self.pool)
         logits = torch.stack([h(pooled) for h in self.heads], dim=1)
         return logits, torch.softmax(logits, dim=-1)
 

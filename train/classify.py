@@ -60,22 +60,24 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     key = {"encoder": checkpoint.state_hash(encoder.state_dict()),
            "random": checkpoint.state_hash(random_enc.state_dict()),
            "train": [str(p) for p, _ in train_items], "infer": [str(p) for p, _ in infer_items],
-           "clips": recipe.classify.feature_clips}
+           "clips": recipe.classify.feature_clips, "pool": recipe.classify.pool}
     cache = Path(run_dir) / FEATURES
     if cache.exists():
         state = checkpoint.load(cache, kind="features")
         if state["key"] == key:
             return {k: _from_dict(v) for k, v in state["sets"].items()} | {"classes": classes}
-    nw, clips = recipe.pretrain.num_workers, recipe.classify.feature_clips
+    nw, clips, pool = recipe.pretrain.num_workers, recipe.classify.feature_clips, recipe.classify.pool
     sets = {
-        "train": extract(encoder, train_items, clips, num_workers=nw, desc="features train",
+        "train": extract(encoder, train_items, clips, num_workers=nw, desc="features train", pool=pool,
                          show_progress=show_progress),
-        "infer": extract(encoder, infer_items, 1, num_workers=nw, desc="features held-out",
+        "infer": extract(encoder, infer_items, 1, num_workers=nw, desc="features held-out", pool=pool,
                          show_progress=show_progress),
         "random_train": extract(random_enc, train_items, clips, num_workers=nw,
-                                desc="features train (random init)", show_progress=show_progress),
+                                desc="features train (random init)", show_progress=show_progress,
+                                pool=pool),
         "random_infer": extract(random_enc, infer_items, 1, num_workers=nw,
-                                desc="features held-out (random init)", show_progress=show_progress),
+                                desc="features held-out (random init)", show_progress=show_progress,
+                                pool=pool),
     }
     checkpoint.save({"kind": "features", "key": key,
                      "sets": {k: _as_dict(v) for k, v in sets.items()}}, cache)

@@ -92,6 +92,9 @@ class ClassifyConfig:
     val_fraction: float = 0.2
     feature_clips: int = 1
     finetune: bool = False
+    # how the frozen tokens become one vector: 'mean' (the paper) or 'meanstd' (mean and
+    # standard deviation over tokens, twice the head's inputs; see probe.pool_tokens)
+    pool: Literal["mean", "meanstd"] = "mean"
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.feature_clips < 1:

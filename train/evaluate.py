@@ -75,11 +75,17 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
                         f"{stacker['fitted_on_videos']} validation videos none of them trained on")
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
+    from .jepa import effective_rank
+
+    ranks = {"pretrained": effective_rank(sets["train"].feats.flatten(0, 1)),
+             "random_init": effective_rank(sets["random_train"].feats.flatten(0, 1))}
     member_probs = {("partial_" + m if m != "general" else m): p for m, p in probs.items()}
     return {
         "recipe": recipe.name,
         "classes": classes,
         "held_out_videos": int(len(y)),
+        "feature_dim": int(sets["train"].feats.shape[-1]),
+        "pool": recipe.classify.pool,
         "accuracy": {k: mean_of(v) for k, v in table.items()},
         "per_class_accuracy": table,
         "certainty": {k: certainty(y, p, c) for k, p in member_probs.items()},
@@ -87,6 +93,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
                       "random_init_probe": confusion(ry, rprobs.argmax(-1), c)},
         "vote_tie_break": "highest summed probability among the tied classes, then lowest index",
         "stacker": stacker_note,
+        "feature_effective_rank": ranks,
         "vote_weights": dict(zip([f"partial_{m}" for m in MEMBERS[1:]], weights)),
         "validation_accuracy": {k: v for k, v in val_acc.items()},
         "skipped_videos": sorted(set(sets["train"].errors + sets["infer"].errors)),

@@ -11,6 +11,21 @@ from .predictor import build_predictor
 from .vit import VideoViT, gather_tokens
 
 
+RANK_ROWS = 2048  # tokens the effective rank is measured on, per step (an SVD of 2048 x D)
+
+
+def effective_rank(x: torch.Tensor) -> float:
+    """exp(entropy) of the normalised squared singular values of the centred rows of x (N, D):
+    D for features spread evenly over every dimension, 1 for features along a single line
+    (Roy & Vetterli, 2007). The dimensional-collapse watch, also used on pooled features."""
+    x = x.double() - x.double().mean(0)
+    s2 = torch.linalg.svdvals(x) ** 2
+    if s2.sum() <= 0:
+        return 0.0
+    p = s2 / s2.sum()
+    return float(torch.exp(-(p * torch.log(p.clamp_min(1e-30))).sum()))
+
+
 class JEPA(nn.Module):
     """Context encoder + predictor (trained) and an EMA target encoder (not trained).
 
@@ -27,12 +42,15 @@ class JEPA(nn.Module):
         self.loss_kind, self.context_all_tokens = loss, context_all_tokens
 
     @torch.no_grad()
-    def targets(self, clips: torch.Tensor, tgt_idx: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """Layer-normed target latents at tgt_idx, and the mean per-dimension std (collapse watch)."""
+    def targets(self, clips: torch.Tensor, tgt_idx: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """Layer-normed target latents at tgt_idx, plus the two collapse watches: the mean
+        per-dimension std (complete collapse: every token the same) and the effective rank
+        (dimensional collapse: the tokens vary along a few directions only)."""
         h = self.target(clips)
         h = F.layer_norm(h, (h.shape[-1],))
-        spread = h.reshape(-1, h.shape[-1]).std(dim=0).mean().item()
-        return gather_tokens(h, tgt_idx), spread
+        flat = h.reshape(-1, h.shape[-1])
+        spread = flat.std(dim=0).mean().item()
+        return gather_tokens(h, tgt_idx), spread, effective_rank(flat[:RANK_ROWS])
 
     def forward(self, clips, ctx_idx, tgt_idx, targets) -> torch.Tensor:
         if self.context_all_tokens:

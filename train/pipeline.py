@@ -93,7 +93,8 @@ def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False
     t2 = time.perf_counter()
     extra = {
         "pre-training": f"{pre.epochs} epochs, final loss {pre.final_loss:.4f}, target "
-                        f"embedding spread (mean per-dimension std) {pre.target_std:.3f}, "
+                        f"embedding spread (mean per-dimension std) {pre.target_std:.3f}, effective "
+                        f"rank of the target tokens {pre.target_rank:.1f} of {recipe.model.embed_dim}, "
                         f"{t1 - t0:.0f} s",
         "classifiers": f"5 heads + random-init probe in {t2 - t1:.0f} s; frozen-encoder features "
                        f"computed once: {cls.encoder_passes} encoder clip passes instead of "

@@ -40,6 +40,7 @@ class PretrainResult:
     target_std: float
     weights_sha: str = ""
     skipped: list[str] = field(default_factory=list)
+    target_rank: float = float("nan")  # effective rank of the target tokens, last epoch
 
 
 def sample_seeds(seed: int, epoch: int, indices: torch.Tensor) -> list[int]:
@@ -63,15 +64,16 @@ def train_step(model: JEPA, wrapped: torch.nn.Module, opt: torch.optim.Optimizer
                clips: torch.Tensor, ctx: torch.Tensor, tgt: torch.Tensor,
                cfg: PretrainConfig) -> tuple[float, float]:
     """One optimisation step: targets, prediction loss, clipped update, then the EMA update.
-    `wrapped` is the model itself or its DistributedDataParallel wrapper. -> (loss, target spread)"""
-    targets, spread = model.targets(clips, tgt)
+    `wrapped` is the model itself or its DistributedDataParallel wrapper.
+    -> (loss, target spread, target effective rank)"""
+    targets, spread, rank = model.targets(clips, tgt)
     loss = wrapped(clips, ctx, tgt, targets)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     opt.step()
     model.update_target(cfg.ema)
-    return loss.item(), spread
+    return loss.item(), spread, rank
 
 
 def _open_log(path: Path, start_epoch: int):
@@ -131,7 +133,7 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
                                 drop_last=False)
             bar = tqdm(loader, desc=f"pretrain {epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not (show_progress and rank == 0), dynamic_ncols=True)
-            losses = []
+            losses, ranks = [], []
             for i, batch in enumerate(bar):
                 skipped.update(batch["errors"])
                 if batch["clip"] is None:
@@ -143,7 +145,8 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
                 clips = batch["clip"].to(device)
                 ctx, tgt = (m.to(device) for m in batch_masks(
                     cfg.mask, grid, cfg.mask_ratio, sample_seeds(recipe.seed, epoch, batch["index"])))
-                loss, spread = train_step(model, ddp, opt, clips, ctx, tgt, cfg)
+                loss, spread, rank_ = train_step(model, ddp, opt, clips, ctx, tgt, cfg)
+                ranks.append(rank_)
                 loss_v = distributed.all_mean(loss)
                 losses.append(loss_v)
                 rate = len(clips) * world / (time.perf_counter() - t0)
@@ -151,11 +154,12 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
                 if log_file:
                     log_file.write(json.dumps({"stage": "pretrain", "epoch": epoch, "step": step,
                                                "loss": loss_v, "lr": lr, "target_std": spread,
-                                               "clips_per_s": rate}) + "\n")
+                                               "target_rank": rank_, "clips_per_s": rate}) + "\n")
             if not losses:
                 raise DataLayoutError(f"{data_root}: no training video could be decoded "
                                       f"({len(skipped)} failed)")
-            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "target_std": spread})
+            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "target_std": spread,
+                            "target_rank": float(np.mean(ranks))})
             if rank == 0:
                 checkpoint.save({"kind": "pretrain", "recipe": recipe.to_dict(), "epoch": epoch,
                                  "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -172,7 +176,8 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
         raise CollapseError(f"{bad}: target embeddings collapsed (per-dimension std "
                             f"{last['target_std']:.4g} < {cfg.collapse_std}); not usable")
     return PretrainResult(ckpt_path, cfg.epochs, last["loss"], last["target_std"],
-                          checkpoint.state_hash(model.state_dict()), sorted(skipped))
+                          checkpoint.state_hash(model.state_dict()), sorted(skipped),
+                          last.get("target_rank", float("nan")))
 
 
 def load_encoder(run_dir: Path, which: str = "target") -> tuple[VideoViT, Recipe, dict]:

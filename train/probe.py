@@ -34,15 +34,31 @@ class LinearHead(nn.Module):
         return self.fc((feats - self.mean) / self.std)
 
 
-class VideoClassifier(nn.Module):
-    """Clip (B, 3, T, H, W) -> logits (B, C): encoder, mean over tokens, linear head."""
+POOLS = ("mean", "meanstd")
 
-    def __init__(self, encoder: VideoViT, head: LinearHead):
+
+def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
+    """Tokens (B, N, D) -> one vector per clip. 'mean': (B, D), the paper's protocol. 'meanstd':
+    (B, 2D), the mean and the standard deviation over tokens side by side; the spread keeps what
+    a mean of near-linear features averages away (which object parts, where, how they change)."""
+    mean = tokens.mean(dim=1)
+    if kind == "mean":
+        return mean
+    if kind == "meanstd":
+        std = torch.sqrt(((tokens - mean.unsqueeze(1)) ** 2).mean(dim=1) + 1e-6)
+        return torch.cat([mean, std], dim=-1)
+    raise ValueError(f"unknown pooling {kind!r}; known: {', '.join(POOLS)}")
+
+
+class VideoClassifier(nn.Module):
+    """Clip (B, 3, T, H, W) -> logits (B, C): encoder, pooled tokens, linear head."""
+
+    def __init__(self, encoder: VideoViT, head: LinearHead, pool: str = "mean"):
         super().__init__()
-        self.encoder, self.head = encoder, head
+        self.encoder, self.head, self.pool = encoder, head, pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x).mean(dim=1))
+        return self.head(pool_tokens(self.encoder(x), self.pool))
 
 
 @dataclass
@@ -57,7 +73,8 @@ class Features:
 
 @torch.no_grad()
 def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_size: int = 8,
-            num_workers: int = 0, desc: str = "features", show_progress: bool = True) -> Features:
+            num_workers: int = 0, desc: str = "features", show_progress: bool = True,
+            pool: str = "mean") -> Features:
     encoder.eval()
     loader = DataLoader(MultiClipDataset(items, encoder.clip, clips), batch_size,
                         num_workers=num_workers, collate_fn=collate)
@@ -68,12 +85,13 @@ def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_
             continue
         x = batch["clip"]  # (B, clips, 3, T, H, W)
         b = x.shape[0]
-        f = encoder(x.flatten(0, 1)).mean(dim=1).view(b, clips, -1)
+        f = pool_tokens(encoder(x.flatten(0, 1)), pool).view(b, clips, -1)
         feats.append(f)
         labels.append(batch["label"])
         paths += [str(items[i][0]) for i in batch["index"].tolist()]
     if not feats:
-        return Features(torch.zeros(0, clips, encoder.cfg.embed_dim), torch.zeros(0, dtype=torch.long),
+        dim = encoder.cfg.embed_dim * (2 if pool == "meanstd" else 1)
+        return Features(torch.zeros(0, clips, dim), torch.zeros(0, dtype=torch.long),
                         [], errors)
     return Features(torch.cat(feats), torch.cat(labels), paths, errors)
 

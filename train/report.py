@@ -19,7 +19,10 @@ def markdown(r: dict, extra: dict) -> str:
     columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
     lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
              f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
-             "the per-class accuracies (the paper's average row), in percent.", ""]
+             "the per-class accuracies (the paper's average row), in percent. Frozen-encoder tokens "
+             f"pooled by `{r.get('pool', 'mean')}`"
+             + (" (the paper's protocol)." if r.get("pool", "mean") == "mean" else
+                " (mean and standard deviation over tokens; the paper's protocol is `mean`)."), ""]
     acc = r["accuracy"]
     lines += ["## Headline", "",
               f"- general model: **{acc['general']:.2f}**",
@@ -29,6 +32,13 @@ def markdown(r: dict, extra: dict) -> str:
               f"- linear probe on a randomly initialised encoder of the same shape: "
               f"**{acc['random_init_probe']:.2f}** (pre-training bought "
               f"{acc['general'] - acc['random_init_probe']:+.2f} points)", ""]
+    fr = r.get("feature_effective_rank")
+    if fr:
+        lines.append(f"- effective rank of the mean-pooled features the probes see (of "
+                     f"{r.get('feature_dim', '?')} dimensions): pre-trained {fr['pretrained']:.1f}, "
+                     f"random-init {fr['random_init']:.1f}"
+                     + (" — dimensional collapse: the pre-trained features use fewer directions "
+                        "than random ones" if fr["pretrained"] < 0.75 * fr["random_init"] else ""))
     for k, v in extra.items():
         lines.append(f"- {k}: {v}")
     lines += ["", "## Accuracy per class (Table 2)", "",

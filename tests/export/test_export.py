@@ -118,3 +118,29 @@ def test_variants_are_measured_and_shipped_only_when_they_pay(smoke_run, tmp_pat
 def test_fp16_is_verified_on_the_cuda_provider(smoke_run, tmp_path):
     v = export_bundle(smoke_run[0], tmp_path / "bundle", fp16=True, verify_videos=_extra())
     assert v["fp16"]["cuda_verified"], v["fp16"]["providers"]["cuda"]
+
+
+def test_meanstd_pooling_trains_exports_and_answers_like_the_report(smoke_run, smoke_recipe,
+                                                                    smoke_data, tmp_path):
+    """classify.pool=meanstd end to end: features, heads of 2D inputs, fused ONNX graph that
+    pools the same way, runtime answers equal to the evaluation's."""
+    import dataclasses
+
+    from picojepa.runtime.ensemble import Ensemble
+    from picojepa.train.classify import classify
+    from picojepa.train.evaluate import evaluate
+
+    recipe = dataclasses.replace(smoke_recipe,
+                                 classify=dataclasses.replace(smoke_recipe.classify, pool="meanstd"))
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(smoke_run[0] / "pretrain.pt", run / "pretrain.pt")  # same encoder, new heads
+    classify(recipe, smoke_data, run, show_progress=False)
+    head = checkpoint.load(run / "members" / "general.pt", kind="member")["head"]
+    assert head["fc.weight"].shape[1] == 2 * smoke_recipe.model.embed_dim
+    report = evaluate(recipe, smoke_data, run, show_progress=False)
+    v = export_bundle(run, tmp_path / "bundle", max_verify=8)
+    assert v["layout"] == "fused" and v["fp32"]["max_abs_logit_diff"] <= 1e-4
+    ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
+    got = [p.members["general"].index for p in ens.predict_many(report["predictions"]["paths"])]
+    assert got == report["predictions"]["general"]

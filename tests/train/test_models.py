@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from picojepa.runtime.clips import ClipSpec
@@ -72,10 +73,34 @@ def test_jepa_loss_backpropagates_to_encoder_and_predictor_only():
     model = JEPA(VideoViT(CFG, CLIP), loss="l1")
     x = torch.randn(2, 3, 4, 32, 32)
     ctx, tgt = batch_masks("multiblock", model.encoder.grid, 0.5, [1, 2])
-    targets, spread = model.targets(x, tgt)
+    targets, spread, rank = model.targets(x, tgt)
     loss = model(x, ctx, tgt, targets)
     loss.backward()
-    assert spread > 0.1
+    assert spread > 0.1 and 1 <= rank <= CFG.embed_dim
     assert model.encoder.patch_embed.weight.grad is not None
     assert model.predictor.mask_token.grad is not None
     assert all(p.grad is None for p in model.target.parameters())
+
+
+def test_effective_rank_tells_spread_from_dimensional_collapse():
+    from picojepa.train.jepa import effective_rank
+
+    g = torch.Generator().manual_seed(0)
+    full = torch.randn(4000, 16, generator=g)
+    assert effective_rank(full) > 15
+    line = torch.randn(4000, 1, generator=g) * torch.ones(1, 16) + 5  # one direction, big std
+    assert effective_rank(line) < 1.01 and line.std(0).mean() > 0.9
+    two = torch.cat([torch.randn(4000, 2, generator=g), torch.zeros(4000, 14)], 1)
+    assert 1.9 < effective_rank(two) < 2.01
+    assert effective_rank(torch.ones(10, 4)) == 0.0
+
+
+def test_pooling_mean_and_meanstd():
+    from picojepa.train.probe import pool_tokens
+
+    t = torch.tensor([[[1.0, 0.0], [3.0, 0.0]]])  # (B=1, N=2, D=2)
+    assert pool_tokens(t).tolist() == [[2.0, 0.0]]
+    ms = pool_tokens(t, "meanstd")
+    torch.testing.assert_close(ms, torch.tensor([[2.0, 0.0, 1.0, 0.001]]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pool_tokens(t, "max")

@@ -72,7 +72,9 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         stacker = checkpoint.load(stacker_path, kind="stacker")
         preds["vote_stacked"] = vote.combine(partial, "stacked", stacker=stacker)[0]
         stacker_note = (f"logistic regression on the members' log-probabilities, fitted on "
-                        f"{stacker['fitted_on_videos']} validation videos none of them trained on")
+                        f"{stacker['fitted_on_videos']} validation videos none of them trained on, "
+                        f"pulled towards the log-space soft vote with l2 {stacker['l2']:g} "
+                        "(chosen by 5-fold cross-validation)")
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
     from .jepa import effective_rank

@@ -34,7 +34,7 @@ def markdown(r: dict, extra: dict) -> str:
               f"{acc['general'] - acc['random_init_probe']:+.2f} points)", ""]
     fr = r.get("feature_effective_rank")
     if fr:
-        lines.append(f"- effective rank of the mean-pooled features the probes see (of "
+        lines.append(f"- effective rank of the pooled features the probes see (of "
                      f"{r.get('feature_dim', '?')} dimensions): pre-trained {fr['pretrained']:.1f}, "
                      f"random-init {fr['random_init']:.1f}"
                      + (" — dimensional collapse: the pre-trained features use fewer directions "

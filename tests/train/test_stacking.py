@@ -50,3 +50,14 @@ def test_validation_split_is_stratified_and_keeps_a_video_of_each_class_to_train
     tr, va = split_val(labels, 0.4, seed=0)
     assert sorted(np.bincount(labels[va], minlength=3).tolist()) == [0, 2, 4]
     assert set(labels[tr]) == {0, 1, 2} and len(set(tr) | set(va)) == 16 and not set(tr) & set(va)
+
+
+def test_with_nothing_to_learn_cross_validation_keeps_the_stacker_near_averaging():
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(3), size=(4, 40))  # members are noise, labels unrelated
+    y = rng.integers(0, 3, 40)
+    stacker, _ = stacking.fit(p, y, 3)
+    assert stacker["l2"] >= 1.0
+    w = np.asarray(stacker["weight"])
+    prior = np.hstack([np.eye(3) / 4] * 4)
+    assert np.abs(w - prior).max() < 0.2

@@ -192,23 +192,34 @@ def peak_rss(kind: str, bundle: Path, run_dir: Path | None, videos: list[str], t
 
 
 def prefetch_overlap(bundle: Path, sets: dict[str, list], threads: int, rounds: int) -> dict:
-    """Wall time of a whole batch through `predict_many` with and without `prefetch` (decoding
-    the next video in a thread while the current one runs), rounds interleaved A/B/A/B so that
-    both see the same machine state; per set of videos: medians and the speed-up."""
-    ens = Ensemble.load(bundle, provider="cpu", threads=threads)
-    out = {}
+    """Whole-batch wall time through `predict_many` in three set-ups, rounds interleaved in a
+    rotating order so that all see the same machine state: sequential (onnxruntime with
+    `threads`), prefetch (the next video decoded in a thread meanwhile, same threads), and
+    prefetch with onnxruntime on all cores but one (what `picojepa-run` does for a batch), so
+    that the decoding thread has a core of its own. Per set of videos: medians and speed-ups."""
+    import os
+
+    spare = max(1, (os.cpu_count() or 2) - 1)
+    ens = {"sequential": Ensemble.load(bundle, provider="cpu", threads=threads),
+           "prefetch": Ensemble.load(bundle, provider="cpu", threads=threads),
+           "prefetch_spare_core": Ensemble.load(bundle, provider="cpu", threads=spare)}
+    out = {"threads": threads, "spare_core_threads": spare}
     for name, videos in sets.items():
         if not videos:
             continue
-        times: dict[bool, list[float]] = {False: [], True: []}
+        times: dict[str, list[float]] = {k: [] for k in ens}
+        errors = 0
         for r in range(rounds + 1):  # round 0 warms the page cache and the sessions
-            for prefetch in ((False, True) if r % 2 else (True, False)):
+            order = list(ens)[r % 3:] + list(ens)[:r % 3]
+            for k in order:
                 t0 = time.perf_counter()
-                errors = sum(p.error is not None for p in ens.predict_many(videos, prefetch=prefetch))
+                preds = list(ens[k].predict_many(videos, prefetch=k != "sequential"))
                 if r:
-                    times[prefetch].append((time.perf_counter() - t0) * 1e3)
-        plain, pre = float(np.median(times[False])), float(np.median(times[True]))
+                    times[k].append((time.perf_counter() - t0) * 1e3)
+                errors = sum(p.error is not None for p in preds)
+        med = {k: float(np.median(v)) for k, v in times.items()}
         out[name] = {"videos": len(videos), "errors": errors, "rounds": rounds,
-                     "sequential_ms_p50": plain, "prefetch_ms_p50": pre,
-                     "speedup": plain / pre if pre else None}
+                     **{f"{k}_ms_p50": v for k, v in med.items()},
+                     "speedup_prefetch": med["sequential"] / med["prefetch"],
+                     "speedup_prefetch_spare_core": med["sequential"] / med["prefetch_spare_core"]}
     return out

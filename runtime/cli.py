@@ -65,11 +65,13 @@ def _text(pred) -> str:
 @click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--decode-device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="Where torchcodec decodes: cuda uses the GPU's NVDEC decoder.")
-@click.option("--threads", default=0, type=click.IntRange(0, 256), help="onnxruntime threads (0: its default).")
+@click.option("--threads", default=0, type=click.IntRange(0, 256),
+              help="onnxruntime threads (0: all cores, all but one while prefetching).")
 @click.option("--labels-from-folders", is_flag=True,
               help="Treat each video's folder name as its true label; print accuracies at the end.")
-@click.option("--prefetch", is_flag=True,
-              help="Decode the next video while the current one runs (helps with long videos).")
+@click.option("--prefetch/--no-prefetch", default=None,
+              help="Decode the next video while the current one runs [default: on for more than "
+                   "one video, with onnxruntime on all cores but one].")
 @click.option("--no-progress", is_flag=True)
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, decode_device,
@@ -89,6 +91,10 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     if not bundle.exists():
         fail(f"{bundle}: no bundle there; run `make demo` (it writes {DEFAULT_BUNDLE}) or pass --bundle")
     check_ffmpeg()
+    if prefetch is None:
+        prefetch = len(paths) > 1
+    if prefetch and threads == 0 and provider != "cuda":
+        threads = max(1, (os.cpu_count() or 2) - 1)  # a core for the decoding thread (measured)
     ens = Ensemble.load(bundle, provider, variant, threads, decode_device)
     vote_method = ens.check_vote(vote_method)
     for note in ens.notes:

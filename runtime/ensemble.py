@@ -220,9 +220,11 @@ class Ensemble:
                      window_s: float | None = None, stride_s: float | None = None,
                      prefetch: bool = False) -> Iterator[Prediction]:
         """Classify videos in order; a bad video yields a Prediction with `error` set and the
-        batch goes on. `prefetch` decodes the next video in a thread while the current one runs:
-        measured on 48 short demo videos on 2 cores it was slower (0.85x), so it is opt-in, for
-        long or high-resolution videos where decoding dominates."""
+        batch goes on. `prefetch` decodes the next video in a thread while the current one runs.
+        It pays when the decoding thread has a core of its own: on 2 cores with onnxruntime on
+        1 thread, 1.7x on the 48 short demo videos and 1.08x on the real bench clips; with
+        onnxruntime on every core it was 0.95-0.99x (`picojepa-bench`, prefetch section). So
+        `picojepa-run` prefetches for a batch and leaves a core free unless told otherwise."""
         paths = list(paths)
         if not paths:
             return

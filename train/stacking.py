@@ -6,6 +6,9 @@ trained on: the union of their validation splits (the quarters are disjoint, so 
 validation videos are unseen by every member). Fitting it on the members' own training videos
 would teach it to trust whichever member overfitted most.
 
+Its weights are pulled towards the log-space soft vote (every member's log-probabilities
+averaged), with a strength chosen by cross-validation on those same unseen videos, so that with a
+few dozen of them it departs from averaging only as far as they support.
 Its weights are a (C, M*C) matrix and a bias: small enough to travel in the bundle's manifest and
 to be applied with numpy by the runtime (`vote.stacked`).
 """

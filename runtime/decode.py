@@ -54,9 +54,13 @@ def check_readable(path: str | os.PathLike) -> Path:
     return p
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, opened: bool = False) -> str:
+    """A short reason for a torchcodec error. `opened`: the container was read already, so data
+    FFmpeg cannot parse is damage inside the stream, not a file that is no video at all."""
     text = " ".join(str(exc).split())
     low = text.lower()
+    if opened and "invalid data" in low:
+        return f"corrupt video data inside the stream ({text[:160]})"
     if ("no valid stream" in low or "no video stream" in low or "best stream" in low
             or "best video stream is unknown" in low):
         return "no video stream in the file"
@@ -107,7 +111,7 @@ class VideoReader:
         except Exception as exc:  # torchcodec raises RuntimeError/ValueError/IndexError
             if "no more frames left" in str(exc):
                 raise _PastEnd() from None
-            raise DecodeError(self.path, _reason(exc)) from None
+            raise DecodeError(self.path, _reason(exc, opened=True)) from None
         return batch.data.cpu().numpy()
 
     def _one_by_one(self, unique: list[int]) -> tuple[np.ndarray, list[int]]:

@@ -135,7 +135,7 @@ VIDEO_CASES = [
     Case("truncated_95", "video", "the same cut at 95 %", "not a video file", _truncated(0.95), needs="ffmpeg"),
     Case("faststart_truncated", "video", "index at the front, stream cut at 60 %", "ok",
          _faststart_truncated, needs="ffmpeg"),
-    Case("corrupt_middle", "video", "1 KiB of random bytes inside the stream (40 %)", "not a video file",
+    Case("corrupt_middle", "video", "1 KiB of random bytes inside the stream (40 %)", "corrupt video data",
          _corrupt_middle, needs="ffmpeg"),
     Case("audio_only", "video", "an MP4 with an audio stream and no video", "no video stream",
          _audio_only, needs="ffmpeg"),

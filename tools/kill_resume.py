@@ -88,13 +88,19 @@ def unreadable(run: Path) -> list[str]:
 
 def fingerprint(run: Path) -> dict:
     """What must equal the uninterrupted run: accuracies, per-class tables, and weight hashes."""
+    import torch
+
     from picojepa.train import checkpoint
 
     report = json.loads((run / "report.json").read_text())
     hashes = {"pretrain": checkpoint.state_hash(checkpoint.load(run / "pretrain.pt")["model"])}
     for p in sorted((run / "members").glob("*.pt")):
         m = checkpoint.load(p)
-        hashes[p.stem] = checkpoint.state_hash({**m.get("encoder", {}), **m["head"]})
+        if m["kind"] == "stacker":  # its weights are plain lists (they travel in the manifest)
+            state = {k: torch.tensor(m[k], dtype=torch.float64) for k in ("weight", "bias")}
+        else:
+            state = {**m.get("encoder", {}), **m["head"]}
+        hashes[p.stem] = checkpoint.state_hash(state)
     return {"accuracy": report["accuracy"], "per_class": report.get("per_class"),
             "weights": hashes}
 

@@ -31,7 +31,6 @@ class ClassifyResult:
     skipped: list[str]
     encoder_passes: int
     encoder_passes_uncached: int
-    stacker: str = ""
 
 
 def _as_dict(f: Features) -> dict:
@@ -112,7 +111,7 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
             "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
             "val_videos": info["val_videos"],
             "history": info["history"]}, run_dir / "members" / f"{m}.pt")
-    stacker_note = _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir)
+    _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir)
     rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)
     checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
                      "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
@@ -120,11 +119,10 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     n_train, n_infer = len(sets["train"].paths), len(sets["infer"].paths)
     passes = 2 * (n_train * cfg.feature_clips + n_infer)
     skipped = sorted(set(sets["train"].errors + sets["infer"].errors))
-    return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips,
-                          stacker_note)
+    return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips)
 
 
-def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path) -> str:
+def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path) -> None:
     """Fit the stacking meta-model on the partial members' validation videos (seen by none of
     them) and save it as members/stacker.pt; without enough videos, remove a stale one."""
     path = run_dir / "members" / STACKER
@@ -137,4 +135,3 @@ def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path) -> 
         checkpoint.save({"kind": "stacker", "members": list(MEMBERS[1:]), **stacker,
                          "member_heads": {m: checkpoint.state_hash(heads[m].state_dict())
                                           for m in MEMBERS[1:]}}, path)
-    return note

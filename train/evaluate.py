@@ -9,9 +9,10 @@ import torch
 
 from picojepa.runtime import vote
 
-from . import checkpoint
+from . import checkpoint, stacking
 from .classify import MEMBERS, STACKER, features_for
 from .config import Recipe
+from .jepa import effective_rank
 from .probe import LinearHead, predict
 
 
@@ -74,11 +75,9 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         stacker_note = (f"logistic regression on the members' log-probabilities, fitted on "
                         f"{stacker['fitted_on_videos']} validation videos none of them trained on, "
                         f"pulled towards the log-space soft vote with l2 {stacker['l2']:g} "
-                        "(chosen by 5-fold cross-validation)")
+                        f"(chosen by {stacking.FOLDS}-fold cross-validation)")
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
-    from .jepa import effective_rank
-
     ranks = {"pretrained": effective_rank(sets["train"].feats.flatten(0, 1)),
              "random_init": effective_rank(sets["random_train"].feats.flatten(0, 1))}
     member_probs = {("partial_" + m if m != "general" else m): p for m, p in probs.items()}

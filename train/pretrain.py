@@ -62,7 +62,7 @@ def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:
 
 def train_step(model: JEPA, wrapped: torch.nn.Module, opt: torch.optim.Optimizer,
                clips: torch.Tensor, ctx: torch.Tensor, tgt: torch.Tensor,
-               cfg: PretrainConfig) -> tuple[float, float]:
+               cfg: PretrainConfig) -> tuple[float, float, float]:
     """One optimisation step: targets, prediction loss, clipped update, then the EMA update.
     `wrapped` is the model itself or its DistributedDataParallel wrapper.
     -> (loss, target spread, target effective rank)"""

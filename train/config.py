@@ -34,6 +34,9 @@ class ModelConfig:
     pred_depth: int = 2
     pred_heads: int = 4
     pred_dim: int = 192
+    # the predictor's positions: 'sincos' fixed 3D sine-cosine (V-JEPA's predictor), or 'learned'
+    # (trained from a tiny random start, the encoder's kind; measured worse here, see README)
+    pred_pos: Literal["sincos", "learned"] = "sincos"
 
     def __post_init__(self):
         for k in ("patch_size", "tubelet", "embed_dim", "depth", "heads", "pred_depth",
@@ -60,10 +63,13 @@ class PretrainConfig:
     grad_clip: float = 1.0
     ema: float = 0.996
     mask_ratio: float = 0.75
-    mask: Literal["tube", "multiblock"] = "tube"
+    mask: Literal["tube", "multiblock", "future"] = "tube"
     loss: Literal["mse", "l1"] = "mse"
     clips_per_video: int = 1
     num_workers: int = 0
+    # MiB of decoded frames kept in memory across epochs (0: decode every window from the file);
+    # used only with num_workers 0, see dataset.ClipDataset
+    cache_mb: float = 0.0
     collapse_std: float = 0.01
 
     def __post_init__(self):
@@ -79,6 +85,8 @@ class PretrainConfig:
             raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
+        if self.cache_mb < 0:
+            raise ValueError(f"cache_mb: must be >= 0, got {self.cache_mb}")
 
 
 @dataclass(frozen=True)
@@ -93,8 +101,8 @@ class ClassifyConfig:
     feature_clips: int = 1
     finetune: bool = False
     # how the frozen tokens become one vector: 'mean' (the paper) or 'meanstd' (mean and
-    # standard deviation over tokens, twice the head's inputs; see probe.pool_tokens)
-    pool: Literal["mean", "meanstd"] = "mean"
+    # standard deviation over tokens, twice the head's inputs) or 'max'; see probe.pool_tokens
+    pool: Literal["mean", "meanstd", "max"] = "mean"
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.feature_clips < 1:

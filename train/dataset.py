@@ -12,19 +12,29 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from picojepa.runtime.clips import ClipSpec, center_indices, random_indices, uniform_starts, window_indices
+from picojepa.runtime.clips import (ClipSpec, center_indices, normalize, random_indices,
+                                    uniform_starts, window_indices)
 from picojepa.runtime.decode import load_clip, open_video
 from picojepa.runtime.errors import DecodeError
 
 
 class ClipDataset(Dataset):
-    """mode 'random': one random window per item (training); 'center': the evaluation window."""
+    """mode 'random': one random window per item (training); 'center': the evaluation window.
+
+    `cache_mb` > 0: every frame of a video, decoded at clip size, is kept in memory the first time
+    the video is read, while the total stays under `cache_mb`; later windows of it are sliced
+    from memory instead of decoded again (the same frames: decoding is exact). Videos that would
+    not fit are decoded per window as without a cache. The cache lives in this process; DataLoader
+    workers would each fill, and lose, their own, so it pays only with `num_workers` 0.
+    """
 
     def __init__(self, items: list[tuple[Path, int]], spec: ClipSpec, seed: int = 0,
-                 mode: str = "random", clips_per_video: int = 1):
+                 mode: str = "random", clips_per_video: int = 1, cache_mb: float = 0.0):
         self.items, self.spec, self.seed, self.mode = items, spec, seed, mode
         self.repeats = clips_per_video if mode == "random" else 1
         self.epoch = 0
+        self.cache_left = int(cache_mb * 2**20)
+        self.frames: dict[Path, np.ndarray] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -41,10 +51,25 @@ class ClipDataset(Dataset):
         else:
             pick = lambda n: center_indices(n, self.spec)  # noqa: E731
         try:
-            clip = torch.from_numpy(load_clip(path, self.spec, pick))
+            clip = torch.from_numpy(self._load(path, pick))
         except DecodeError as exc:
             return {"index": i, "clip": None, "label": label, "error": str(exc)}
         return {"index": i, "clip": clip, "label": label, "error": None}
+
+    def _load(self, path: Path, pick) -> np.ndarray:
+        if path in self.frames:
+            frames = self.frames[path]
+            return normalize(frames[pick(len(frames))], self.spec)
+        if self.cache_left <= 0:
+            return load_clip(path, self.spec, pick)
+        video = open_video(path, self.spec.size, self.spec.seek_mode)
+        size = video.num_frames * self.spec.size * self.spec.size * 3
+        if size > self.cache_left:
+            return normalize(video.read(pick(video.num_frames)), self.spec)
+        frames = video.read(range(video.num_frames))[:video.num_frames]  # phantom tail frames dropped
+        self.frames[path] = frames
+        self.cache_left -= frames.nbytes
+        return normalize(frames[pick(len(frames))], self.spec)
 
 
 def collate(batch: list[dict]) -> dict:
@@ -59,8 +84,6 @@ def collate(batch: list[dict]) -> dict:
 
 def multi_clips(path: Path, spec: ClipSpec, clips: int) -> np.ndarray:
     """`clips` windows spread uniformly over the video, (clips, 3, T, S, S); one decoder open."""
-    from picojepa.runtime.clips import normalize
-
     video = open_video(path, spec.size, spec.seek_mode)
     starts = uniform_starts(video.num_frames, spec, clips)
     return np.stack([normalize(video.read(window_indices(video.num_frames, spec, s)), spec)

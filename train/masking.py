@@ -48,7 +48,19 @@ def multiblock_mask(grid, ratio: float, rng: np.random.Generator, block_scale=(0
     return _split(flat, grid)
 
 
-MASKS = {"tube": tube_mask, "multiblock": multiblock_mask}
+def future_mask(grid, ratio: float, rng: np.random.Generator):
+    """The last `ratio` of the time steps (at least one, at most all but one) are the targets,
+    every earlier token the context: the predictor must carry the motion forward. `rng` is
+    unused (the mask is the same for every clip); it keeps the signature of the others."""
+    t, h, w = grid
+    if t < 2:
+        raise ValueError(f"a future mask needs at least 2 time steps of tokens, got {t}")
+    k = min(t - 1, max(1, int(round(t * ratio))))
+    cut = (t - k) * h * w
+    return np.arange(cut), np.arange(cut, t * h * w)
+
+
+MASKS = {"tube": tube_mask, "multiblock": multiblock_mask, "future": future_mask}
 
 
 def batch_masks(kind: str, grid, ratio: float, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -114,7 +114,8 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
            if world > 1 else model)
 
-    dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video)
+    dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video,
+                          cfg.cache_mb if cfg.num_workers == 0 else 0.0)
     sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
     steps_per_epoch = -(-len(dataset) // (cfg.batch_size * world))
     total = steps_per_epoch * cfg.epochs

@@ -34,16 +34,20 @@ class LinearHead(nn.Module):
         return self.fc((feats - self.mean) / self.std)
 
 
-POOLS = ("mean", "meanstd")
+POOLS = ("mean", "meanstd", "max")
 
 
 def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
     """Tokens (B, N, D) -> one vector per clip. 'mean': (B, D), the paper's protocol. 'meanstd':
     (B, 2D), the mean and the standard deviation over tokens side by side; the spread keeps what
-    a mean of near-linear features averages away (which object parts, where, how they change)."""
+    a mean of near-linear features averages away (which object parts, where, how they change).
+    'max': (B, D), the largest value of each channel over tokens (whether a pattern occurs
+    anywhere, however few tokens show it)."""
     mean = tokens.mean(dim=1)
     if kind == "mean":
         return mean
+    if kind == "max":
+        return tokens.amax(dim=1)
     if kind == "meanstd":
         std = torch.sqrt(((tokens - mean.unsqueeze(1)) ** 2).mean(dim=1) + 1e-6)
         return torch.cat([mean, std], dim=-1)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from picojepa.train.masking import batch_masks, multiblock_mask, tube_mask
+from picojepa.train.masking import batch_masks, future_mask, multiblock_mask, tube_mask
 
 GRID = (4, 8, 8)
 
@@ -29,3 +29,15 @@ def test_batch_masks_are_seeded_per_sample():
     b = batch_masks("tube", GRID, 0.75, [1, 3])
     assert a[0].shape == (2, 64) and a[1].shape == (2, 192)
     assert (a[0][0] == b[0][0]).all() and not (a[0][1] == b[0][1]).all()
+
+
+@pytest.mark.parametrize("ratio, cut", [(0.5, 2), (0.75, 1), (0.1, 3), (0.99, 1)])
+def test_future_mask_predicts_the_last_time_steps_from_the_earlier_ones(ratio, cut):
+    ctx, tgt = future_mask(GRID, ratio, np.random.default_rng(0))
+    assert ctx.tolist() == list(range(cut * 64)), "context: every token of the first steps"
+    assert tgt.tolist() == list(range(cut * 64, 256)), "targets: every token of the rest"
+
+
+def test_future_mask_refuses_a_single_time_step():
+    with pytest.raises(ValueError, match="2 time steps"):
+        future_mask((1, 8, 8), 0.5, np.random.default_rng(0))

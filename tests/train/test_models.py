@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -95,12 +97,27 @@ def test_effective_rank_tells_spread_from_dimensional_collapse():
     assert effective_rank(torch.ones(10, 4)) == 0.0
 
 
-def test_pooling_mean_and_meanstd():
+def test_pooling_mean_meanstd_and_max():
     from picojepa.train.probe import pool_tokens
 
-    t = torch.tensor([[[1.0, 0.0], [3.0, 0.0]]])  # (B=1, N=2, D=2)
-    assert pool_tokens(t).tolist() == [[2.0, 0.0]]
+    t = torch.tensor([[[1.0, 0.0], [3.0, -2.0]]])  # (B=1, N=2, D=2)
+    assert pool_tokens(t).tolist() == [[2.0, -1.0]]
     ms = pool_tokens(t, "meanstd")
-    torch.testing.assert_close(ms, torch.tensor([[2.0, 0.0, 1.0, 0.001]]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(ms, torch.tensor([[2.0, -1.0, 1.0, 1.0]]), atol=1e-5, rtol=0)
+    assert pool_tokens(t, "max").tolist() == [[3.0, 0.0]]
     with pytest.raises(ValueError, match="unknown pooling"):
-        pool_tokens(t, "max")
+        pool_tokens(t, "median")
+
+
+def test_sincos_positions_are_fixed_distinct_and_smooth():
+    from picojepa.train.predictor import build_predictor, sincos_3d
+
+    e = sincos_3d((4, 8, 8), 96)[0]
+    assert e.shape == (256, 96)
+    assert torch.cdist(e, e).add(torch.eye(256) * 1e3).min() > 0.1, "every position distinct"
+    # neighbours in space are closer than far-apart positions (what lets attention localise)
+    assert torch.dist(e[0], e[1]) < torch.dist(e[0], e[7]) and torch.dist(e[0], e[8]) < torch.dist(e[0], e[56])
+    pred = build_predictor(VideoViT(CFG, CLIP))
+    assert "pos_embed" not in dict(pred.named_parameters()) and "pos_embed" in pred.state_dict()
+    learned = build_predictor(VideoViT(dataclasses.replace(CFG, pred_pos="learned"), CLIP))
+    assert learned.pos_embed.requires_grad

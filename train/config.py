@@ -126,10 +126,13 @@ class DataConfig:
     synth_classes: int = 4
     synth_videos_per_class: int = 60
     synth_seed: int = 0
+    synth_unlabelled_per_class: int = 0  # more videos per class for pre-training only
 
     def __post_init__(self):
         if self.synth_classes < 2 or self.synth_videos_per_class < 8:
             raise ValueError("synth_classes must be >= 2 and synth_videos_per_class >= 8")
+        if self.synth_unlabelled_per_class < 0:
+            raise ValueError("synth_unlabelled_per_class: must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,19 @@ def main(verbose: bool) -> None:
 @click.option("--classes", default=4, show_default=True, type=click.IntRange(2, 8))
 @click.option("--videos-per-class", default=60, show_default=True, type=click.IntRange(8, None))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--unlabelled-per-class", default=0, show_default=True, type=click.IntRange(0, None),
+              help="More videos per class, listed for pre-training only (train/unlabelled/).")
 @one_line_errors
-def synth(root: Path, classes: int, videos_per_class: int, seed: int) -> None:
+def synth(root: Path, classes: int, videos_per_class: int, seed: int,
+          unlabelled_per_class: int) -> None:
     """Generate the built-in motion data set (real H.264 files) under ROOT."""
     check_ffmpeg()
     from .synth import generate
 
-    names = generate(root, classes, videos_per_class, seed, progress=_bar("synth"))
-    click.echo(f"wrote {len(names)} classes x {videos_per_class} videos to {root} "
+    names = generate(root, classes, videos_per_class, seed, progress=_bar("synth"),
+                     unlabelled_per_class=unlabelled_per_class)
+    extra = f" + {classes * unlabelled_per_class} unlabelled" if unlabelled_per_class else ""
+    click.echo(f"wrote {len(names)} classes x {videos_per_class} videos{extra} to {root} "
                f"({', '.join(names)})", err=True)
 
 

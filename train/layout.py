@@ -137,14 +137,16 @@ def holdout_split(labels: list[int], fraction: float, seed: int) -> tuple[list[i
 
 
 def write_layout(root: Path, classes: list[str], train: list[tuple[Path, int]],
-                 infer: list[tuple[Path, int]], seed: int = 0) -> None:
-    """Write classInd.txt and every CSV for videos already placed under ROOT/train and ROOT/infer."""
+                 infer: list[tuple[Path, int]], seed: int = 0, unlabelled: list[Path] = ()) -> None:
+    """Write classInd.txt and every CSV for videos already placed under ROOT/train and ROOT/infer.
+    `unlabelled` videos (under ROOT/train) join train.csv, the pre-training list, only."""
     root = Path(root)
     tdir, idir = root / "train", root / "infer"
     trel = [(p.relative_to(tdir).as_posix(), y) for p, y in train]
     irel = [(p.relative_to(idir).as_posix(), y) for p, y in infer]
     write_classes(root, classes)
-    write_csv(tdir / "train.csv", ["video_name"], [(p,) for p, _ in trel])
+    write_csv(tdir / "train.csv", ["video_name"],
+              [(p,) for p, _ in trel] + [(Path(p).relative_to(tdir).as_posix(),) for p in unlabelled])
     write_csv(tdir / "class.csv", ["video_name", "label"], [(p, classes[y]) for p, y in trel])
     for k, part in enumerate(stratified_parts([y for _, y in trel], PARTS, seed), 1):
         write_csv(tdir / f"model-{k}.csv", ["video_name", "label"],

@@ -33,10 +33,12 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
     from tqdm import tqdm
 
     d = recipe.data
-    log.warning("no data at %s: generating the built-in set (%d classes x %d videos)",
-                data_root, d.synth_classes, d.synth_videos_per_class)
+    log.warning("no data at %s: generating the built-in set (%d classes x %d videos, + %d "
+                "unlabelled per class)", data_root, d.synth_classes, d.synth_videos_per_class,
+                d.synth_unlabelled_per_class)
     generate(data_root, d.synth_classes, d.synth_videos_per_class, d.synth_seed,
-             progress=lambda xs: tqdm(xs, desc="synth", leave=False, disable=not show_progress))
+             progress=lambda xs: tqdm(xs, desc="synth", leave=False, disable=not show_progress),
+             unlabelled_per_class=d.synth_unlabelled_per_class)
     return data_root
 
 

@@ -14,15 +14,20 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
+POOL_WORDS = {
+    "mean": " (the mean over tokens: the paper's protocol).",
+    "meanstd": " (mean and standard deviation over tokens; the paper's protocol is `mean`).",
+    "max": " (the maximum over tokens of each channel; the paper's protocol is `mean`).",
+}
+
+
 def markdown(r: dict, extra: dict) -> str:
     cls = r["classes"]
     columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
     lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
              f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
              "the per-class accuracies (the paper's average row), in percent. Frozen-encoder tokens "
-             f"pooled by `{r.get('pool', 'mean')}`"
-             + (" (the paper's protocol)." if r.get("pool", "mean") == "mean" else
-                " (mean and standard deviation over tokens; the paper's protocol is `mean`)."), ""]
+             f"pooled by `{r.get('pool', 'mean')}`" + POOL_WORDS.get(r.get("pool", "mean"), "."), ""]
     acc = r["accuracy"]
     lines += ["## Headline", "",
               f"- general model: **{acc['general']:.2f}**",

@@ -141,19 +141,28 @@ def encode(frames: np.ndarray, fps: int, path: Path) -> None:
     tmp.replace(path)
 
 
-def plan(classes: int, videos_per_class: int, holdout: float = 0.2) -> Iterator[tuple[str, str, int]]:
-    """(split, class name, index) of every video the set holds, in a fixed order."""
+def plan(classes: int, videos_per_class: int, holdout: float = 0.2,
+         unlabelled_per_class: int = 0) -> Iterator[tuple[str, str, int]]:
+    """(split, class name, index) of every video the set holds, in a fixed order; split is
+    'infer', 'train' or 'unlabelled' (indices from `videos_per_class` on, class-interleaved)."""
     if not 2 <= classes <= len(MOTIONS):
         raise ValueError(f"classes must be in 2..{len(MOTIONS)}, got {classes}")
     n_infer = max(1, int(round(videos_per_class * holdout)))
     for c in range(classes):
         for i in range(videos_per_class):
             yield ("infer" if i < n_infer else "train"), MOTIONS[c][0], i
+    for i in range(videos_per_class, videos_per_class + unlabelled_per_class):
+        for c in range(classes):
+            yield "unlabelled", MOTIONS[c][0], i
 
 
 def generate(root: str | Path, classes: int = 4, videos_per_class: int = 60, seed: int = 0,
-             progress: Callable[[Iterator], Iterator] = iter) -> list[str]:
+             progress: Callable[[Iterator], Iterator] = iter, unlabelled_per_class: int = 0) -> list[str]:
     """Write the built-in data set under `root` in the standard layout; returns the class names.
+
+    `unlabelled_per_class` more videos of each class go to train/unlabelled/ under opaque names
+    and are listed in train.csv only: material for self-supervised pre-training, never seen by a
+    classifier (JEPA features of the 192 demo videos alone were measured weaker; README).
 
     Deterministic for a seed: video (class c, index i) draws from its own generator. Resumable:
     `MARKER` is present from the start until the layout is written, every video is written
@@ -164,17 +173,21 @@ def generate(root: str | Path, classes: int = 4, videos_per_class: int = 60, see
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text(json.dumps({"classes": classes, "videos_per_class": videos_per_class,
-                                           "seed": seed}) + "\n")
+                                           "seed": seed, "unlabelled_per_class": unlabelled_per_class}) + "\n")
     names = [m[0] for m in MOTIONS[:classes]]
-    train, infer = [], []
-    for split, name, i in progress(list(plan(classes, videos_per_class))):
+    train, infer, unlabelled = [], [], []
+    for split, name, i in progress(list(plan(classes, videos_per_class, 0.2, unlabelled_per_class))):
         c = names.index(name)
-        path = root / split / name / f"{name}_{i:04d}.mp4"
+        if split == "unlabelled":
+            k = (i - videos_per_class) * classes + c
+            path = root / "train" / "unlabelled" / f"video_{k:05d}.mp4"
+        else:
+            path = root / split / name / f"{name}_{i:04d}.mp4"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             frames, fps = render(name, np.random.default_rng([seed, c, i]))
             encode(frames, fps, path)
-        (infer if split == "infer" else train).append((path, c))
-    write_layout(root, names, train, infer, seed)
+        {"infer": infer, "train": train, "unlabelled": unlabelled}[split].append((path, c))
+    write_layout(root, names, train, infer, seed, unlabelled=[p for p, _ in unlabelled])
     (root / MARKER).unlink()
     return names

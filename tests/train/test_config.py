@@ -29,7 +29,9 @@ def test_recipe_overrides_only_what_differs():
     demo = load_recipe(CONFIGS / "demo.yaml")
     smoke = load_recipe(CONFIGS / "smoke.yaml")
     assert smoke.clip.frame_step == demo.clip.frame_step == 2  # inherited through demo
-    assert smoke.pretrain.mask_ratio == 0.75  # inherited from base
+    assert smoke.pretrain.grad_clip == 1.0  # inherited from base
+    assert smoke.pretrain.mask == demo.pretrain.mask == "future"  # through demo
+    assert load_recipe(CONFIGS / "paper.yaml").model.pred_pos == "sincos"  # from base
 
 
 def _write(tmp_path, text):

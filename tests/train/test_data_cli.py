@@ -80,3 +80,19 @@ def test_data_cli_bad_source_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-c", "from picojepa.train.data_cli import main; main()",
                         "index", str(tmp_path / "missing")], capture_output=True, text=True)
     assert r.returncode == 3 and r.stderr.count("\n") == 1 and "missing" in r.stderr
+
+
+def test_synth_unlabelled_videos_are_listed_for_pretraining_only(tmp_path):
+    res = CliRunner().invoke(data_main, ["synth", str(tmp_path), "--classes", "2",
+                                         "--videos-per-class", "8", "--unlabelled-per-class", "2"])
+    assert res.exit_code == 0, res.output
+    assert "+ 4 unlabelled" in res.output
+    classes = read_classes(tmp_path)
+    pretrain = {p.relative_to(tmp_path / "train").as_posix() for p, _ in read_items(tmp_path / "train" / "train.csv")}
+    labelled = {p.relative_to(tmp_path / "train").as_posix() for p, _ in read_items(tmp_path / "train" / "class.csv", classes)}
+    unlabelled = pretrain - labelled
+    assert len(labelled) == 2 * 6 and labelled < pretrain
+    assert sorted(unlabelled) == [f"unlabelled/video_{k:05d}.mp4" for k in range(4)]
+    for k in range(1, 5):
+        part = {p.relative_to(tmp_path / "train").as_posix() for p, _ in read_items(tmp_path / "train" / f"model-{k}.csv", classes)}
+        assert part <= labelled

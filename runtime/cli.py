@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, warn
+from .natsconn import nats_options
 from .vote import VOTES
 
 DEFAULT_BUNDLE = "bundles/demo"
@@ -41,6 +42,8 @@ def _text(pred) -> str:
         return f"{pred.file}: ERROR {pred.error}"
     members = ", ".join(f"{m}={r.label} ({r.probability:.2f})" for m, r in pred.members.items())
     line = f"{pred.file}: {pred.label} ({pred.confidence:.2f}, {pred.vote} vote) | {members}"
+    if pred.missing:
+        line += f" | missing: {', '.join(pred.missing)}"
     if pred.windows:
         line += "\n" + "\n".join(f"  {w['start_s']:8.2f}-{w['end_s']:8.2f}s  {w['label']} "
                                  f"({w['confidence']:.2f})" for w in pred.windows)
@@ -73,12 +76,18 @@ def _text(pred) -> str:
               help="Decode the next video while the current one runs [default: on for more than "
                    "one video, with onnxruntime on all cores but one].")
 @click.option("--no-progress", is_flag=True)
+@nats_options("--nodes", "Vote over the edge network: NATS server URL(s), comma-separated; each member "
+              "runs on its own node (`picojepa-serve`). The bundle must be the nodes' bundle.")
+@click.option("--deadline-ms", default=2000.0, show_default=True, type=click.FloatRange(min=1),
+              help="With --nodes: how long each video waits for the members' answers.")
+@click.option("--quorum", type=click.IntRange(min=1),
+              help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, decode_device,
-         threads, labels_from_folders, prefetch, no_progress):
-    """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle."""
+         threads, labels_from_folders, prefetch, no_progress, nats, deadline_ms, quorum):
+    """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
+    with --nodes, over a network of member nodes."""
     from .decode import check_ffmpeg
-    from .ensemble import Ensemble
 
     paths = expand(videos)
     if not paths:
@@ -95,7 +104,32 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         prefetch = len(paths) > 1
     if prefetch and threads == 0 and provider != "cuda":
         threads = max(1, (os.cpu_count() or 2) - 1)  # a core for the decoding thread (measured)
-    ens = Ensemble.load(bundle, provider, variant, threads, decode_device)
+    ens = _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum)
+    try:
+        _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,
+                  no_progress)
+    finally:
+        if nats:
+            ens.close()
+
+
+def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum):
+    """The in-process Ensemble, or with `nats` the NetworkEnsemble of the member nodes."""
+    if nats is None:
+        if quorum is not None:
+            fail("--quorum needs --nodes", EXIT_USAGE)
+        from .ensemble import Ensemble
+
+        return Ensemble.load(bundle, provider, variant, threads, decode_device)
+    from .ensemble import check_decode_device
+    from .network import NetworkEnsemble
+
+    return NetworkEnsemble.connect(bundle, nats, deadline_ms=deadline_ms, quorum=quorum,
+                                   decode_device=check_decode_device(decode_device))
+
+
+def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,
+              no_progress):
     vote_method = ens.check_vote(vote_method)
     for note in ens.notes:
         warn(note)
@@ -108,6 +142,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     preds = ens.predict_many(paths, vote_method, clips, window, stride, prefetch)
     ok = failed = 0
     hits: dict[str, int] = {}
+    seen: dict[str, int] = {}  # videos each member answered (over the network, not always all)
     for pred in tqdm(preds, total=len(paths), desc="videos", unit="video", leave=False,
                      disable=no_progress or len(paths) <= 3, file=sys.stderr):
         if pred.error:
@@ -119,19 +154,21 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             click.echo(json.dumps(pred.to_dict()))
         elif writer:
             writer.writerow([pred.file, pred.label, pred.index, pred.confidence, pred.vote,
-                             *[pred.members[m].label if pred.members else "" for m in ens.bundle.members],
+                             *[pred.members[m].label if m in pred.members else "" for m in ens.bundle.members],
                              pred.timings_ms.get("total"), pred.error or ""])
             sys.stdout.flush()
         elif not pred.error:
             click.echo(_text(pred))
         if labels_from_folders and not pred.error:
             truth = Path(pred.file).parent.name
-            hits["vote"] = hits.get("vote", 0) + (pred.label == truth)
-            for m, r in pred.members.items():
-                hits[m] = hits.get(m, 0) + (r.label == truth)
+            for m, right in [("vote", pred.label == truth),
+                             *((m, r.label == truth) for m, r in pred.members.items())]:
+                hits[m] = hits.get(m, 0) + right
+                seen[m] = seen.get(m, 0) + 1
     if labels_from_folders and ok:
         click.echo(f"accuracy on {ok} videos (label = folder name): " + ", ".join(
-            f"{k} {100 * v / ok:.1f}%" for k, v in hits.items()), err=True)
+            f"{k} {100 * v / seen[k]:.1f}%" + (f" (of {seen[k]})" if seen[k] != ok else "")
+            for k, v in hits.items()), err=True)
     click.echo(f"{ok} of {len(paths)} videos classified on {ens.provider.upper()}"
                + (f", {failed} failed" if failed else ""), err=True)
     if failed:

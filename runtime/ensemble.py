@@ -22,14 +22,17 @@ class MemberResult:
     label: str
     index: int
     probability: float
+    latency_ms: float | None = None  # over the network: request sent -> this member's answer
 
 
 @dataclass
 class Prediction:
     """One video's answer. JSON schema (one object per line with --format json):
-    file, label, index, confidence, vote, members {name: {label, index, probability}},
+    file, label, index, confidence, vote, members {name: {label, index, probability, latency_ms}},
     timings_ms {decode, preprocess, inference, vote, total}, error (null or message),
-    windows (null, or [{start_s, end_s, label, confidence}]), timeline (null, or smoothed labels)."""
+    windows (null, or [{start_s, end_s, label, confidence}]), timeline (null, or smoothed labels),
+    missing (voting members that did not answer in time: always [] in process, over the network
+    the nodes that were down or late; `members` then holds only those that answered)."""
 
     file: str
     label: str | None = None
@@ -41,6 +44,7 @@ class Prediction:
     error: str | None = None
     windows: list[dict] | None = None
     timeline: list[dict] | None = None
+    missing: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,19 +53,21 @@ class Prediction:
 @dataclass
 class Decoded:
     path: str
-    clips: np.ndarray | None  # (K, 3, T, S, S)
+    clips: np.ndarray | None  # (K, 3, T, S, S) float32, normalised (None when not asked for)
     spans: list[tuple[float, float]]
     decode_ms: float
     preprocess_ms: float
     error: str | None = None
+    frames: np.ndarray | None = None  # (K, T, S, S, 3) uint8, before normalisation
 
 
 def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: float | None = None,
-                 stride_s: float | None = None, device: str = "cpu") -> Decoded:
+                 stride_s: float | None = None, device: str = "cpu", normalise: bool = True) -> Decoded:
     """Decode and preprocess `clips` uniform clips of one video, or the centre clip of each
     window of `window_s` seconds every `stride_s`; never raises on a bad video (see `error`).
     `device` 'cuda' decodes on the GPU (NVDEC, through torchcodec); frames come back to the CPU
-    for the shared preprocessing."""
+    for the shared preprocessing. `normalise` False keeps only the uint8 frames (what the
+    network coordinator sends: its member nodes normalise)."""
     t0 = time.perf_counter()
     try:
         video = open_video(path, spec.size, spec.seek_mode, device=device)
@@ -79,10 +85,10 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
     except DecodeError as exc:
         return Decoded(str(path), None, [], (time.perf_counter() - t0) * 1e3, 0.0, str(exc))
     t1 = time.perf_counter()
-    batch = np.stack([normalize(f, spec) for f in raw])
+    batch = np.stack([normalize(f, spec) for f in raw]) if normalise else None
     t2 = time.perf_counter()
     spans = [(a / fps, b / fps) for a, b in wins]
-    return Decoded(str(path), batch, spans, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+    return Decoded(str(path), batch, spans, (t1 - t0) * 1e3, (t2 - t1) * 1e3, frames=np.stack(raw))
 
 
 def check_decode_device(device: str) -> str:
@@ -103,6 +109,73 @@ def check_decode_device(device: str) -> str:
     return device
 
 
+def resolve_vote(bundle: Bundle, method: str | None) -> str:
+    """The vote `method` resolves to (None: the bundle's default); BundleError where this
+    bundle cannot do it (the one place that decides whether a bundle has a stacker)."""
+    method = method or bundle.manifest["default_vote"]
+    if method not in votes.VOTES:
+        raise BundleError(f"unknown vote {method!r}; known: {', '.join(votes.VOTES)}")
+    if method == "stacked" and not bundle.manifest.get("stacking"):
+        raise BundleError(f"{bundle.root}: carries no stacking meta-model, so "
+                          "`--vote stacked` is unavailable (export it from a run whose "
+                          "classify stage fitted one)")
+    return method
+
+
+def check_graph_io(sess, path: Path, bundle: Bundle) -> None:
+    """A BundleError unless the graph takes the bundle's clips and returns its classes."""
+    shape = sess.get_inputs()[0].shape
+    want = list(bundle.clip.input_shape)
+    if len(shape) != 5 or [s if isinstance(s, int) else None for s in shape[1:]] != want:
+        raise BundleError(f"{path}: model input {shape} does not match the clip spec "
+                          f"(batch, {', '.join(map(str, want))})")
+    out = sess.get_outputs()[1].shape
+    if out[-1] != len(bundle.classes):
+        raise BundleError(f"{path}: model has {out[-1]} classes, manifest {len(bundle.classes)}")
+
+
+def failed(d: Decoded, method: str, error: str | None = None,
+           missing: list[str] | None = None) -> Prediction:
+    """The answer for a video that could not be classified: its error, no label."""
+    return Prediction(d.path, vote=method, error=error or d.error,
+                      timings_ms={"decode": d.decode_ms, "total": d.decode_ms},
+                      missing=list(missing or []))
+
+
+def assemble(d: Decoded, probs: np.ndarray, members: list[str], classes: list[str], method: str,
+             inference_ms: float, combine, latency_ms: dict[str, float] | None = None,
+             missing: list[str] | None = None) -> Prediction:
+    """One video's Prediction from its members' probabilities (M, K, C), in `members` order.
+    `combine(p)` votes over p (M, N, C) -> (labels, confidence). Clips are averaged for the
+    video's answer; several windows also get their own votes and a smoothed timeline."""
+    t1 = time.perf_counter()
+    mean = probs.mean(axis=1, keepdims=True)  # clips averaged: one answer per video
+    labels, conf = combine(mean)
+    windows = timeline = None
+    if len(d.spans) > 1:
+        wl, wc = combine(probs)
+        windows = _spans(d.spans, wl, wc, classes)
+        k = probs.shape[1]  # each window's probabilities averaged with its neighbours' (box of 3)
+        smoothed = np.stack([probs[:, max(0, i - 1):i + 2].mean(axis=1) for i in range(k)], axis=1)
+        timeline = _spans(d.spans, *combine(smoothed), classes)
+    latency_ms = latency_ms or {}
+    results = {m: MemberResult(classes[int(mean[i, 0].argmax())], int(mean[i, 0].argmax()),
+                               float(mean[i, 0].max()), latency_ms.get(m))
+               for i, m in enumerate(members)}
+    timings = {"decode": d.decode_ms, "preprocess": d.preprocess_ms, "inference": inference_ms,
+               "vote": (time.perf_counter() - t1) * 1e3}
+    timings["total"] = sum(timings.values())
+    k = int(labels[0])
+    return Prediction(d.path, classes[k], k, float(conf[0]), method, results,
+                      {a: round(b, 3) for a, b in timings.items()}, None, windows, timeline,
+                      list(missing or []))
+
+
+def _spans(spans, labels, conf, classes) -> list[dict]:
+    return [{"start_s": round(a, 3), "end_s": round(b, 3), "label": classes[int(k)],
+             "confidence": float(c)} for (a, b), k, c in zip(spans, labels, conf)]
+
+
 class Ensemble:
     def __init__(self, bundle: Bundle, provider: str = "auto", variant: str = "fp32",
                  threads: int = 0, decode_device: str = "cpu"):
@@ -115,7 +188,7 @@ class Ensemble:
         self.sessions, self.notes, used = [], [], set()
         for g in graphs:
             sess, dev, note = make_session(g.path, provider, threads)
-            self._check_io(sess, g.path)
+            check_graph_io(sess, g.path, bundle)
             self.sessions.append((sess, [bundle.members.index(m) for m in g.members]))
             used.add(dev)
             if note and note not in self.notes:
@@ -128,26 +201,7 @@ class Ensemble:
         self.stacker = bundle.manifest.get("stacking")
 
     def check_vote(self, method: str | None) -> str:
-        """The vote `method` resolves to; BundleError where this bundle cannot do it."""
-        method = method or self.bundle.manifest["default_vote"]
-        if method not in votes.VOTES:
-            raise BundleError(f"unknown vote {method!r}; known: {', '.join(votes.VOTES)}")
-        if method == "stacked" and not self.stacker:
-            raise BundleError(f"{self.bundle.root}: carries no stacking meta-model, so "
-                              "`--vote stacked` is unavailable (export it from a run whose "
-                              "classify stage fitted one)")
-        return method
-
-    def _check_io(self, sess, path: Path) -> None:
-        shape = sess.get_inputs()[0].shape
-        want = list(self.bundle.clip.input_shape)
-        if len(shape) != 5 or [s if isinstance(s, int) else None for s in shape[1:]] != want:
-            raise BundleError(f"{path}: model input {shape} does not match the clip spec "
-                              f"(batch, {', '.join(map(str, want))})")
-        out = sess.get_outputs()[1].shape
-        if out[-1] != len(self.bundle.classes):
-            raise BundleError(f"{path}: model has {out[-1]} classes, manifest "
-                              f"{len(self.bundle.classes)}")
+        return resolve_vote(self.bundle, method)
 
     @classmethod
     def load(cls, root: str | Path, provider: str = "auto", variant: str = "fp32",
@@ -174,37 +228,12 @@ class Ensemble:
     def finish(self, d: Decoded, method: str | None = None) -> Prediction:
         method = self.check_vote(method)
         if d.error:
-            return Prediction(d.path, vote=method, error=d.error,
-                              timings_ms={"decode": d.decode_ms, "total": d.decode_ms})
+            return failed(d, method)
         t0 = time.perf_counter()
         probs = self.member_probs(d.clips)  # (M, K, C)
-        t1 = time.perf_counter()
-        mean = probs.mean(axis=1, keepdims=True)  # clips averaged: one answer per video
-        labels, conf = self._combine(mean, method)
-        windows = timeline = None
-        if len(d.spans) > 1:
-            wl, wc = self._combine(probs, method)
-            windows = [{"start_s": round(a, 3), "end_s": round(b, 3), "label": self.classes[int(k)],
-                        "confidence": float(c)} for (a, b), k, c in zip(d.spans, wl, wc)]
-            timeline = self._smooth(probs, d.spans, method)
-        t2 = time.perf_counter()
-        members = {m: MemberResult(self.classes[int(mean[i, 0].argmax())], int(mean[i, 0].argmax()),
-                                   float(mean[i, 0].max()))
-                   for i, m in enumerate(self.bundle.members)}
-        timings = {"decode": d.decode_ms, "preprocess": d.preprocess_ms,
-                   "inference": (t1 - t0) * 1e3, "vote": (t2 - t1) * 1e3}
-        timings["total"] = sum(timings.values())
-        k = int(labels[0])
-        return Prediction(d.path, self.classes[k], k, float(conf[0]), method, members,
-                          {a: round(b, 3) for a, b in timings.items()}, None, windows, timeline)
-
-    def _smooth(self, probs: np.ndarray, spans, method: str) -> list[dict]:
-        """Each window's vote probabilities averaged with its neighbours (a 3-window box filter)."""
-        k = probs.shape[1]
-        smoothed = np.stack([probs[:, max(0, i - 1):i + 2].mean(axis=1) for i in range(k)], axis=1)
-        labels, conf = self._combine(smoothed, method)
-        return [{"start_s": round(a, 3), "end_s": round(b, 3), "label": self.classes[int(j)],
-                 "confidence": float(c)} for (a, b), j, c in zip(spans, labels, conf)]
+        inference_ms = (time.perf_counter() - t0) * 1e3
+        return assemble(d, probs, self.bundle.members, self.classes, method, inference_ms,
+                        lambda p: self._combine(p, method))
 
     # -- public API -----------------------------------------------------------------------------
     def predict(self, path: str | Path, vote: str | None = None, clips: int = 1,
@@ -225,18 +254,23 @@ class Ensemble:
         1 thread, 1.7x on the 48 short demo videos and 1.08x on the real bench clips; with
         onnxruntime on every core it was 0.95-0.99x (`picojepa-bench`, prefetch section). So
         `picojepa-run` prefetches for a batch and leaves a core free unless told otherwise."""
-        paths = list(paths)
-        if not paths:
-            return
         vote = self.check_vote(vote)
-        if not prefetch:
-            for p in paths:
-                yield self.finish(self.decode(p, clips, window_s, stride_s), vote)
-            return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self.decode, paths[0], clips, window_s, stride_s)
-            for i in range(len(paths)):
-                d = pending.result()
-                if i + 1 < len(paths):
-                    pending = pool.submit(self.decode, paths[i + 1], clips, window_s, stride_s)
-                yield self.finish(d, vote)
+        yield from pipelined(paths, lambda p: self.decode(p, clips, window_s, stride_s),
+                             lambda d: self.finish(d, vote), prefetch)
+
+
+def pipelined(paths: Iterable, decode, finish, prefetch: bool) -> Iterator[Prediction]:
+    """finish(decode(p)) for each path in order; with `prefetch`, the next video decodes in a
+    thread while the current one is being classified."""
+    paths = list(paths)
+    if not prefetch:
+        for p in paths:
+            yield finish(decode(p))
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(decode, paths[0]) if paths else None
+        for i in range(len(paths)):
+            d = pending.result()
+            if i + 1 < len(paths):
+                pending = pool.submit(decode, paths[i + 1])
+            yield finish(d)

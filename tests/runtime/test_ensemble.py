@@ -13,7 +13,7 @@ from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.errors import BundleError, DecodeError
 
 SCHEMA = {"file", "label", "index", "confidence", "vote", "members", "timings_ms", "error",
-          "windows", "timeline"}
+          "windows", "timeline", "missing"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,132 @@
+"""Connecting to NATS, the message server of the edge network, with a deadline and auth.
+
+NATS (nats.io, client `nats-py`) is the engine: request-reply with scatter-gather, queue groups,
+reconnecting clients, token / user-password / creds-file authentication. Nothing here is a
+protocol of our own. `nats-py` is an optional dependency (`pip install picojepa[network]`):
+importing it happens inside `connect`, so the file runtime never needs it.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from .errors import PicoJepaError
+
+log = logging.getLogger(__name__)
+
+
+class NetworkError(PicoJepaError, RuntimeError):
+    """The message server cannot be reached, refuses us, or nats-py is missing."""
+
+
+@dataclass(frozen=True)
+class NatsOptions:
+    """Where the server is and how to authenticate. `servers` may carry credentials in the URL
+    (nats://user:password@host:4222 or nats://token@host:4222)."""
+
+    servers: tuple[str, ...]
+    token: str | None = None
+    user: str | None = None
+    password: str | None = None
+    creds: Path | None = None  # a .creds file (JWT + nkey seed), as `nsc` writes it
+    connect_timeout_s: float = 5.0
+    name: str = "picojepa"
+
+    def __post_init__(self):
+        if not self.servers:
+            raise NetworkError("no NATS server given")
+        for s in self.servers:
+            if not s.startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise NetworkError(f"{s}: a NATS server URL starts with nats://, tls://, ws:// or wss://")
+        if (self.user is None) != (self.password is None):
+            raise NetworkError("--nats-user and --nats-password go together")
+        if self.connect_timeout_s <= 0:
+            raise NetworkError(f"connect timeout must be positive, got {self.connect_timeout_s}")
+        if self.creds is not None and not Path(self.creds).is_file():
+            raise NetworkError(f"{self.creds}: no such credentials file")
+
+
+def nats_options(servers_flag: str, servers_help: str):
+    """click options shared by `picojepa-run --nodes` and `picojepa-serve --nats`; the decorated
+    function receives one `nats: NatsOptions | None` argument instead of the separate flags."""
+
+    def decorate(fn):
+        @click.option(servers_flag, "nats_servers", help=servers_help)
+        @click.option("--nats-token", envvar="PICOJEPA_NATS_TOKEN", help="Token [env PICOJEPA_NATS_TOKEN].")
+        @click.option("--nats-user", envvar="PICOJEPA_NATS_USER", help="User name [env PICOJEPA_NATS_USER].")
+        @click.option("--nats-password", envvar="PICOJEPA_NATS_PASSWORD",
+                      help="Password [env PICOJEPA_NATS_PASSWORD].")
+        @click.option("--nats-creds", type=click.Path(path_type=Path), help="NATS .creds file (JWT + nkey).")
+        @click.option("--connect-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+                      help="Seconds to reach the NATS server before giving up.")
+        @functools.wraps(fn)
+        def wrapper(*args, nats_servers, nats_token, nats_user, nats_password, nats_creds,
+                    connect_timeout, **kwargs):
+            opts = None
+            if nats_servers:
+                opts = NatsOptions(tuple(s.strip() for s in nats_servers.split(",") if s.strip()),
+                                   nats_token, nats_user, nats_password, nats_creds, connect_timeout)
+            return fn(*args, nats=opts, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _nats_module():
+    try:
+        import nats
+    except ImportError:
+        raise NetworkError("the edge network needs nats-py: pip install 'picojepa[network]' "
+                           "(or make install)") from None
+    return nats
+
+
+async def connect(opts: NatsOptions, name: str, reconnect_forever: bool = False, **callbacks):
+    """A connected nats-py client, or NetworkError within `opts.connect_timeout_s`.
+
+    After the first connection the client reconnects by itself (every 0.5 s; forever for a member
+    node, for about a minute for a coordinator, whose every request has its own deadline)."""
+    nats = _nats_module()
+    last: list[str] = []
+    refused = asyncio.Event()
+
+    async def quiet_error(exc):  # nats-py's default prints a traceback for every reconnect attempt
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        log.info("nats %s: %s", name, text)
+        last[:] = [text]
+        if "authorization" in text.lower() or "authentication" in text.lower():
+            refused.set()  # wrong credentials do not get better by retrying: fail now
+
+    kwargs = dict(servers=list(opts.servers), name=name, connect_timeout=min(2.0, opts.connect_timeout_s),
+                  reconnect_time_wait=0.5, max_reconnect_attempts=-1 if reconnect_forever else 120,
+                  allow_reconnect=True, error_cb=quiet_error, **callbacks)
+    if opts.token:
+        kwargs["token"] = opts.token
+    if opts.user is not None:
+        kwargs.update(user=opts.user, password=opts.password)
+    if opts.creds:
+        kwargs["user_credentials"] = str(opts.creds)
+    where = ",".join(opts.servers)
+    task = asyncio.ensure_future(nats.connect(**kwargs))
+    watch = asyncio.ensure_future(refused.wait())
+    await asyncio.wait({task, watch}, timeout=opts.connect_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    watch.cancel()
+    if task.done() and not task.cancelled() and task.exception() is None:
+        nc = task.result()
+        if not refused.is_set():
+            return nc
+        await nc.close()
+    task.cancel()
+    if refused.is_set():
+        raise NetworkError(f"{where}: the NATS server refused our credentials ({last[-1][:120]})")
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        last[:] = [" ".join(str(exc).split()) or type(exc).__name__]
+    why = f" (last error: {last[-1][:120]})" if last else ""
+    raise NetworkError(f"{where}: no NATS server reachable within {opts.connect_timeout_s:g} s{why}")

@@ -1,0 +1,195 @@
+"""The ensemble over the network: decode here, let member nodes answer over NATS, vote here.
+
+`NetworkEnsemble.connect(bundle, nats_options).predict_many(paths)` mirrors `Ensemble`: the same
+decoding (shared clip module), the same Prediction (JSON schema), the same votes. Each clip is
+published once to the bundle's subject; every distinct member answers (one copy per queue group);
+answers are gathered until every voting member has answered or the deadline passes. A video whose
+answers do not reach the quorum gets an error naming the missing members, and the batch goes on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from . import vote as votes
+from . import wire
+from .bundle import load_bundle
+from .ensemble import Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
+from .errors import BundleError
+from .natsconn import NatsOptions, NetworkError, connect
+
+log = logging.getLogger(__name__)
+STATUS_NO_RESPONDERS = "503"  # the server's answer to a request nobody is subscribed to
+
+
+@dataclass
+class Gathered:
+    """What came back for one request before its deadline."""
+
+    replies: dict[str, wire.Reply]
+    latency_ms: dict[str, float]
+    wall_ms: float
+    bytes_sent: int
+    problem: str = ""  # why nothing could be gathered (e.g. the connection is down), if so
+
+
+class NetworkEnsemble:
+    def __init__(self, bundle_root: str | Path, opts: NatsOptions, deadline_ms: float = 2000.0,
+                 quorum: int | None = None, decode_device: str = "cpu"):
+        self.bundle = load_bundle(bundle_root)
+        self.bid = wire.bundle_id(self.bundle.root)
+        self.classes = list(self.bundle.classes)
+        self.vote_members = self.bundle.vote_members
+        self.stacker = self.bundle.manifest.get("stacking")
+        self.weights = {m: float(self.bundle.manifest["vote_weights"].get(m, 1.0)) for m in self.vote_members}
+        n = len(self.vote_members)
+        self.quorum = n // 2 + 1 if quorum is None else quorum
+        if not 1 <= self.quorum <= n:
+            raise BundleError(f"quorum {self.quorum} is impossible with {n} voting members "
+                              f"({', '.join(self.vote_members)}); choose 1..{n}")
+        if deadline_ms <= 0:
+            raise NetworkError(f"deadline must be positive, got {deadline_ms} ms")
+        self.deadline_s = deadline_ms / 1e3
+        self.decode_device = decode_device
+        self.provider = "network"
+        self.notes: list[str] = []
+        self.bytes_sent = 0  # payload bytes published so far (uint8 frames)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
+        self._thread.start()
+        try:
+            self._nc = self._call(connect(opts, "picojepa-run"), opts.connect_timeout_s + 5)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @classmethod
+    def connect(cls, bundle_root: str | Path, opts: NatsOptions, **kwargs) -> "NetworkEnsemble":
+        return cls(bundle_root, opts, **kwargs)
+
+    def _call(self, coro, timeout: float):
+        """Run a coroutine on the NATS thread and wait for it, never longer than `timeout`."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            try:
+                self._call(self._nc.close(), 5)
+            except Exception as exc:  # closing a connection whose server is gone
+                log.info("closing the NATS connection: %s", exc)
+            self._stop_loop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- stages ---------------------------------------------------------------------------------
+    def check_vote(self, method: str | None) -> str:
+        return resolve_vote(self.bundle, method)
+
+    def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,
+               stride_s: float | None = None) -> Decoded:
+        """Decode one video's clips to uint8 frames (the nodes normalise; never raises)."""
+        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device,
+                            normalise=False)
+
+    async def _gather(self, frames: np.ndarray) -> Gathered:
+        """Publish one request and collect the answers until all voting members have answered,
+        the server says nobody listens, or the deadline passes."""
+        nc, loop = self._nc, asyncio.get_running_loop()
+        headers, payload = wire.encode_request(self.bid, frames)
+        if len(payload) > nc.max_payload:
+            return Gathered({}, {}, 0.0, 0, f"a request of {len(payload)} bytes exceeds the server's "
+                            f"max_payload of {nc.max_payload} (raise max_payload in nats-server's config)")
+        t0 = loop.time()
+        deadline = t0 + self.deadline_s
+        replies: dict[str, wire.Reply] = {}
+        latency: dict[str, float] = {}
+        inbox = nc.new_inbox()
+        try:
+            sub = await nc.subscribe(inbox)
+            await nc.publish(wire.subject(self.bid), payload, reply=inbox, headers=headers)
+        except Exception as exc:  # connection closed or reconnect buffer full
+            return Gathered({}, {}, 0.0, 0, f"cannot send to the NATS server ({' '.join(str(exc).split())[:120]})")
+        try:
+            while not set(self.vote_members) <= replies.keys():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    msg = await sub.next_msg(timeout=remaining)
+                except asyncio.TimeoutError:  # nats-py's TimeoutError subclasses it
+                    break
+                if (msg.headers or {}).get("Status") == STATUS_NO_RESPONDERS:
+                    break
+                try:
+                    r = wire.decode_reply(msg.data, self.bid, frames.shape[0], len(self.classes))
+                except wire.WireError as exc:
+                    log.warning("ignored a reply: %s", exc)
+                    continue
+                if r.error:
+                    log.warning("member %s (%s) refused the clip: %s", r.member, r.node, r.error)
+                elif r.member in self.bundle.members and r.member not in replies:
+                    replies[r.member] = r
+                    latency[r.member] = round((loop.time() - t0) * 1e3, 3)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # the connection dropped meanwhile; the server forgets it anyway
+                log.info("unsubscribe: %s", exc)
+        return Gathered(replies, latency, (loop.time() - t0) * 1e3, len(payload))
+
+    def finish(self, d: Decoded, method: str | None = None) -> Prediction:
+        method = self.check_vote(method)
+        if d.error:
+            return failed(d, method)
+        g = self._call(self._gather(d.frames), self.deadline_s + 10)
+        self.bytes_sent += g.bytes_sent
+        missing = [m for m in self.vote_members if m not in g.replies]
+        voters = len(self.vote_members) - len(missing)
+        if g.problem or voters < self.quorum:
+            why = g.problem or (f"{voters} of {len(self.vote_members)} voting members answered within "
+                                f"{self.deadline_s * 1e3:g} ms, quorum {self.quorum}")
+            return failed(d, method, f"{d.path}: {why} (missing: {', '.join(missing) or 'none'})", missing)
+        if method == "stacked" and missing:
+            return failed(d, method, f"{d.path}: the stacked vote needs every stacked member; "
+                                     f"missing: {', '.join(missing)}", missing)
+        names = [m for m in self.bundle.members if m in g.replies]
+        probs = np.stack([g.replies[m].probs for m in names])  # (M, K, C)
+        vidx = [names.index(m) for m in self.vote_members if m in g.replies]
+        weights = [self.weights[names[i]] for i in vidx]
+
+        def combine(p):
+            return votes.combine(p[vidx], method, weights, self.stacker)
+
+        # timings_ms.inference is the round trip: request sent -> last answer used
+        return assemble(d, probs, names, self.classes, method, g.wall_ms, combine, g.latency_ms, missing)
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def predict(self, path: str | Path, vote: str | None = None, clips: int = 1,
+                window_s: float | None = None, stride_s: float | None = None) -> Prediction:
+        """Classify one video over the network (errors, including no quorum, in `.error`)."""
+        return self.finish(self.decode(path, clips, window_s, stride_s), vote)
+
+    def predict_many(self, paths: Iterable[str | Path], vote: str | None = None, clips: int = 1,
+                     window_s: float | None = None, stride_s: float | None = None,
+                     prefetch: bool = False) -> Iterator[Prediction]:
+        """Classify videos in order, as `Ensemble.predict_many`; the next video decodes while
+        the current one's answers are gathered when `prefetch`."""
+        vote = self.check_vote(vote)
+        yield from pipelined(paths, lambda p: self.decode(p, clips, window_s, stride_s),
+                             lambda d: self.finish(d, vote), prefetch)

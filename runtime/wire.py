@@ -1,0 +1,114 @@
+"""What crosses the network between a coordinator and its member nodes, and how it is checked.
+
+The one owner of the edge network's contract (no NATS import here, so it is testable alone):
+
+    subject   picojepa.<bundle id>.clip   the bundle id is the first 16 hex digits of the sha256 of
+              manifest.json, so a node serving another version of a bundle never hears the request
+    request   headers  Picojepa-Bundle (full sha256), Picojepa-Shape "K,T,S,S,3",
+                       Picojepa-Dtype "uint8"
+              payload  the raw uint8 frames, C order: K clips of T frames of SxS RGB. Frames travel
+                       before normalisation (4x smaller than float32); each node normalises them
+                       with the shared clip module, as the in-process runtime does
+    reply     JSON     {bundle, member, node, probs: K x C, inference_ms, error}
+
+Member nodes answer through a queue group named after their member, so copies of one member share
+the load and distinct members all answer (scatter-gather). Nothing in a message is ever executed:
+the payload is read as uint8 pixels of a checked shape, the reply as JSON of checked types.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import MANIFEST
+from .clips import ClipSpec
+from .errors import PicoJepaError
+
+PREFIX = "picojepa"
+H_BUNDLE, H_SHAPE, H_DTYPE = "Picojepa-Bundle", "Picojepa-Shape", "Picojepa-Dtype"
+MAX_CLIPS = 64
+
+
+class WireError(PicoJepaError, ValueError):
+    """A message that does not follow the contract (wrong bundle, shape, type or size)."""
+
+
+def bundle_id(root: str | Path) -> str:
+    """The bundle's identity on the network: sha256 of its manifest (which lists every graph's
+    sha256, so any change to any file of the bundle changes it)."""
+    return hashlib.sha256((Path(root) / MANIFEST).read_bytes()).hexdigest()
+
+
+def subject(bid: str) -> str:
+    return f"{PREFIX}.{bid[:16]}.clip"
+
+
+def queue_group(member: str) -> str:
+    return f"member-{member}"
+
+
+def encode_request(bid: str, frames: np.ndarray) -> tuple[dict[str, str], bytes]:
+    """uint8 frames (K, T, S, S, 3) -> (headers, payload)."""
+    if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
+        raise WireError(f"frames must be uint8 (K, T, S, S, 3), got {frames.dtype} {frames.shape = }")
+    headers = {H_BUNDLE: bid, H_SHAPE: ",".join(map(str, frames.shape)), H_DTYPE: "uint8"}
+    return headers, np.ascontiguousarray(frames).tobytes()
+
+
+def decode_request(headers: dict | None, payload: bytes, bid: str, spec: ClipSpec) -> np.ndarray:
+    """Check a request against this node's bundle and clip spec -> uint8 frames (K, T, S, S, 3)."""
+    headers = headers or {}
+    if headers.get(H_BUNDLE) != bid:
+        raise WireError(f"request for bundle {str(headers.get(H_BUNDLE))[:16]}, this node serves {bid[:16]}")
+    if headers.get(H_DTYPE) != "uint8":
+        raise WireError(f"dtype {headers.get(H_DTYPE)!r}, expected 'uint8'")
+    try:
+        shape = tuple(int(x) for x in str(headers.get(H_SHAPE, "")).split(","))
+    except ValueError:
+        raise WireError(f"unreadable shape header {headers.get(H_SHAPE)!r}") from None
+    want = (spec.frames, spec.size, spec.size, 3)
+    if len(shape) != 5 or shape[1:] != want or not 1 <= shape[0] <= MAX_CLIPS:
+        raise WireError(f"shape {shape}, expected (1..{MAX_CLIPS}, {', '.join(map(str, want))})")
+    if len(payload) != int(np.prod(shape)):
+        raise WireError(f"payload of {len(payload)} bytes, shape {shape} needs {int(np.prod(shape))}")
+    return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One member's answer to one request."""
+
+    bundle: str
+    member: str
+    node: str
+    probs: np.ndarray | None  # (K, C)
+    inference_ms: float
+    error: str | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps({"bundle": self.bundle, "member": self.member, "node": self.node,
+                           "probs": None if self.probs is None else self.probs.tolist(),
+                           "inference_ms": round(self.inference_ms, 3), "error": self.error}).encode()
+
+
+def decode_reply(data: bytes, bid: str, clips: int, classes: int) -> Reply:
+    """Parse and check a member's reply; WireError for one that does not fit this request."""
+    try:
+        d = json.loads(data)
+        member, node, error = str(d["member"]), str(d.get("node", "")), d.get("error")
+        if d["bundle"] != bid:
+            raise WireError(f"reply from member {member} for bundle {str(d['bundle'])[:16]}")
+        if error is not None:
+            return Reply(bid, member, node, None, 0.0, str(error))
+        probs = np.asarray(d["probs"], dtype=np.float32)
+        ms = float(d["inference_ms"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WireError(f"unreadable reply ({type(exc).__name__}: {exc})"[:200]) from None
+    if probs.shape != (clips, classes) or not np.isfinite(probs).all():
+        raise WireError(f"reply from member {member}: probabilities {probs.shape}, "
+                        f"expected ({clips}, {classes}) finite values")
+    return Reply(bid, member, node, probs, ms)

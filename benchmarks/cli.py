@@ -55,16 +55,21 @@ def _videos(inputs: tuple[str, ...]) -> list[str]:
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
               help="Threads for onnxruntime and PyTorch (0: onnxruntime's default, all cores).")
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--network", is_flag=True,
+              help="Only the edge-network section: a local nats-server and 1, 2, 4 member nodes "
+                   "against the fused bundle (needs --run); writes network.{json,md} under --out.")
 @click.option("--no-progress", is_flag=True)
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
 def main(videos, bundle, run_dir, out, decode_videos, rounds, seed_videos, many, threads, batch,
-         no_progress, verbose):
+         network, no_progress, verbose):
     """Measure the runtime and its alternatives on VIDEOS (files, folders or globs)."""
     setup_logging(verbose)
     vids = _videos(videos)
     if not vids:
         fail("no video to benchmark: give files or folders (e.g. data/synth/infer)")
+    if network:
+        return network_section(bundle, run_dir, vids, out, rounds)
     dvids = [Path(v) for v in (_videos(decode_videos) if decode_videos else vids)]
     report = run_benchmarks(bundle, run_dir, vids, dvids, out, rounds, seed_videos, many, threads,
                             batch, not no_progress)
@@ -72,6 +77,19 @@ def main(videos, bundle, run_dir, out, decode_videos, rounds, seed_videos, many,
     click.echo("headline: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in h.items()), err=True)
     click.echo(f"report: {out / 'report.md'}", err=True)
+
+
+def network_section(bundle: Path, run_dir: Path | None, videos: list[str], out: Path, rounds: int) -> dict:
+    from . import network
+
+    if run_dir is None or not (Path(run_dir) / "members").is_dir():
+        raise BenchError("--network needs --run RUN_DIR (a training run) to export its member nodes from")
+    result = network.network_report(bundle, run_dir, videos, rounds)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "network.json").write_text(json.dumps(result, indent=1))
+    (out / "network.md").write_text(network.markdown(result))
+    click.echo(network.markdown(result), err=True)
+    return result
 
 
 def run_benchmarks(bundle: Path, run_dir: Path | None, videos: list[str], decode_videos: list[Path],

@@ -27,6 +27,8 @@ from .natsconn import NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)
 STATUS_NO_RESPONDERS = "503"  # the server's answer to a request nobody is subscribed to
+PATIENCE = 2  # after this many requests in a row without its answer, a member is not waited for
+PROBE_EVERY = 10  # ... except on every PROBE_EVERY-th request, which waits for every member
 
 
 @dataclass
@@ -61,6 +63,8 @@ class NetworkEnsemble:
         self.provider = "network"
         self.notes: list[str] = []
         self.bytes_sent = 0  # payload bytes published so far (uint8 frames)
+        self.misses = {m: 0 for m in self.vote_members}  # requests in a row each member missed
+        self.requests = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
         self._thread.start()
@@ -107,8 +111,11 @@ class NetworkEnsemble:
                             normalise=False)
 
     async def _gather(self, frames: np.ndarray) -> Gathered:
-        """Publish one request and collect the answers until all voting members have answered,
-        the server says nobody listens, or the deadline passes."""
+        """Publish one request and collect the answers until the deadline passes, the server
+        says nobody listens, or the quorum is met and every member still believed alive has
+        answered. A member that missed PATIENCE requests in a row is not waited for (a node that
+        went down costs the deadline twice, not on every video); its answer still counts when it
+        arrives in time, and then it is waited for again."""
         nc, loop = self._nc, asyncio.get_running_loop()
         headers, payload = wire.encode_request(self.bid, frames)
         if len(payload) > nc.max_payload:
@@ -124,8 +131,16 @@ class NetworkEnsemble:
             await nc.publish(wire.subject(self.bid), payload, reply=inbox, headers=headers)
         except Exception as exc:  # connection closed or reconnect buffer full
             return Gathered({}, {}, 0.0, 0, f"cannot send to the NATS server ({' '.join(str(exc).split())[:120]})")
+        self.requests += 1
+        probe = self.requests % PROBE_EVERY == 0
+        expect = {m for m in self.vote_members if probe or self.misses[m] < PATIENCE}
+
+        def done():
+            voted = [m for m in self.vote_members if m in replies]
+            return expect <= replies.keys() and len(voted) >= self.quorum
+
         try:
-            while not set(self.vote_members) <= replies.keys():
+            while not done():
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -159,6 +174,9 @@ class NetworkEnsemble:
         g = self._call(self._gather(d.frames), self.deadline_s + 10)
         self.bytes_sent += g.bytes_sent
         missing = [m for m in self.vote_members if m not in g.replies]
+        if not g.problem:  # a dropped connection says nothing about the members
+            for m in self.vote_members:
+                self.misses[m] = self.misses[m] + 1 if m in missing else 0
         voters = len(self.vote_members) - len(missing)
         if g.problem or voters < self.quorum:
             why = g.problem or (f"{voters} of {len(self.vote_members)} voting members answered within "

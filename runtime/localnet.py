@@ -37,17 +37,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen, what: str) -> None:
+def _wait_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen, what: str) -> None:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise NetworkError(f"{what} exited with code {proc.returncode} before listening on {port}")
+            raise NetworkError(f"{what} exited with code {proc.returncode} before listening on {host}:{port}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise NetworkError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:g} s")
+    raise NetworkError(f"{what} did not listen on {host}:{port} within {timeout_s:g} s")
 
 
 class _Process:
@@ -95,9 +95,10 @@ class NatsServer(_Process):
     """nats-server on 127.0.0.1, with optional token or user/password authentication."""
 
     def __init__(self, port: int | None = None, token: str | None = None, user: str | None = None,
-                 password: str | None = None):
+                 password: str | None = None, host: str = "127.0.0.1"):
         self.port = port or free_port()
-        argv = [find_nats_server(), "-a", "127.0.0.1", "-p", str(self.port)]
+        self.host = host
+        argv = [find_nats_server(), "-a", host, "-p", str(self.port)]
         if token:
             argv += ["--auth", token]
         if user:
@@ -106,11 +107,11 @@ class NatsServer(_Process):
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> "NatsServer":
         super().start()
-        _wait_port(self.port, timeout_s, self.proc, self.what)
+        _wait_port(self.host, self.port, timeout_s, self.proc, self.what)
         return self
 
     def __enter__(self):
@@ -121,10 +122,12 @@ class NatsServer(_Process):
 
 
 class MemberProcess(_Process):
-    """`picojepa-serve` for one member, as a child process."""
+    """`picojepa-serve` for one member, as a child process; `wrap` prefixes the command (e.g.
+    `ip netns exec NS` to run the node on another simulated host)."""
 
-    def __init__(self, bundle: str | Path, member: str, url: str, extra: list[str] = ()):
-        argv = [sys.executable, "-m", "picojepa.runtime.node", "--bundle", str(bundle), "--member", member,
+    def __init__(self, bundle: str | Path, member: str, url: str, extra: list[str] = (),
+                 wrap: list[str] = ()):
+        argv = [*wrap, sys.executable, "-m", "picojepa.runtime.node", "--bundle", str(bundle), "--member", member,
                 "--nats", url, "--threads", "1", *extra]
         super().__init__(argv, f"member {member}")
         self.member = member

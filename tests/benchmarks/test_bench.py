@@ -85,3 +85,20 @@ def test_bench_cli_bad_inputs_are_one_line(tmp_path):
     assert done.returncode == 3
     assert done.stderr.strip().splitlines()[-1].startswith("error: no video to benchmark")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_network_section_measures_the_network_against_the_fused_ensemble(smoke_run, smoke_data,
+                                                                                smoke_bundle, tmp_path):
+    videos = sorted(str(p) for p in (smoke_data / "infer").rglob("*.mp4"))[:4]
+    out = tmp_path / "net"
+    done = subprocess.run([sys.executable, "-m", "picojepa.benchmarks.cli", *videos, "--network",
+                           "--bundle", str(smoke_bundle), "--run", str(smoke_run[0]), "--out", str(out),
+                           "--rounds", "1"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = json.loads((out / "network.json").read_text())
+    assert r["latency_ms"]["network_4_members"]["n"] == 4 and r["failed_network_videos"] == 0
+    assert set(r["throughput_videos_per_s"]) == {"1", "2", "4", "fused_in_process"}
+    assert r["losing_one"]["answered"] == 4 and r["losing_one"]["missing_reported"] == 4
+    assert r["bytes_per_clip"] == 3 * 4 * 32 * 32  # uint8 frames of the smoke clip spec
+    assert (out / "network.md").read_text().startswith("# Edge network")

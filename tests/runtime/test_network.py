@@ -2,7 +2,10 @@
 they fail. Every server and node here is a real process started and stopped by a fixture."""
 import asyncio
 import json
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -251,3 +254,15 @@ def test_wrong_credentials_are_refused_and_right_ones_vote(net_bundle, videos):
         finally:
             for p in procs:
                 p.stop()
+
+
+@pytest.mark.slow
+def test_demo_network_tool_prints_the_accuracy_and_the_members(net_bundle, smoke_data):
+    from conftest import REPO
+
+    done = subprocess.run([sys.executable, "tools/demo_network.py", "--bundle", str(net_bundle),
+                           str(smoke_data / "infer")], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "members that answered: 1, 2, 3, 4" in done.stdout
+    acc = re.search(r"network vote accuracy: ([\d.]+)%.*in-process vote: ([\d.]+)%", done.stdout)
+    assert acc and acc.group(1) == acc.group(2)  # all members answered: the same vote

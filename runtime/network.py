@@ -28,7 +28,7 @@ from .natsconn import NatsOptions, NetworkError, connect
 log = logging.getLogger(__name__)
 STATUS_NO_RESPONDERS = "503"  # the server's answer to a request nobody is subscribed to
 PATIENCE = 2  # after this many requests in a row without its answer, a member is not waited for
-PROBE_EVERY = 10  # ... except on every PROBE_EVERY-th request, which waits for every member
+GRACE, GRACE_S = 0.25, 0.005  # ... beyond GRACE x the time the others took, + GRACE_S seconds
 
 
 @dataclass
@@ -113,9 +113,9 @@ class NetworkEnsemble:
     async def _gather(self, frames: np.ndarray) -> Gathered:
         """Publish one request and collect the answers until the deadline passes, the server
         says nobody listens, or the quorum is met and every member still believed alive has
-        answered. A member that missed PATIENCE requests in a row is not waited for (a node that
-        went down costs the deadline twice, not on every video); its answer still counts when it
-        arrives in time, and then it is waited for again."""
+        answered. A member that missed PATIENCE requests in a row is waited for only a grace of
+        GRACE x the time the others took (+ GRACE_S): a node that went down costs the deadline
+        twice, then that grace on each video; once it answers within it, it is waited for again."""
         nc, loop = self._nc, asyncio.get_running_loop()
         headers, payload = wire.encode_request(self.bid, frames)
         if len(payload) > nc.max_payload:
@@ -132,18 +132,18 @@ class NetworkEnsemble:
         except Exception as exc:  # connection closed or reconnect buffer full
             return Gathered({}, {}, 0.0, 0, f"cannot send to the NATS server ({' '.join(str(exc).split())[:120]})")
         self.requests += 1
-        probe = self.requests % PROBE_EVERY == 0
-        expect = {m for m in self.vote_members if probe or self.misses[m] < PATIENCE}
+        expect = {m for m in self.vote_members if self.misses[m] < PATIENCE}
 
-        def done():
+        def stop_at() -> float:
             voted = [m for m in self.vote_members if m in replies]
-            return expect <= replies.keys() and len(voted) >= self.quorum
+            if not (expect <= replies.keys() and len(voted) >= self.quorum):
+                return deadline
+            if len(voted) == len(self.vote_members):
+                return loop.time()
+            return min(deadline, t0 + (1 + GRACE) * max(latency.values()) / 1e3 + GRACE_S)
 
         try:
-            while not done():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
+            while (remaining := stop_at() - loop.time()) > 0:
                 try:
                     msg = await sub.next_msg(timeout=remaining)
                 except asyncio.TimeoutError:  # nats-py's TimeoutError subclasses it
@@ -171,7 +171,11 @@ class NetworkEnsemble:
         method = self.check_vote(method)
         if d.error:
             return failed(d, method)
-        g = self._call(self._gather(d.frames), self.deadline_s + 10)
+        try:
+            g = self._call(self._gather(d.frames), self.deadline_s + 10)
+        except TimeoutError:  # the NATS thread itself did not come back: never hang on it
+            return failed(d, method, f"{d.path}: no result from the network thread within "
+                                     f"{self.deadline_s + 10:g} s", list(self.vote_members))
         self.bytes_sent += g.bytes_sent
         missing = [m for m in self.vote_members if m not in g.replies]
         if not g.problem:  # a dropped connection says nothing about the members

@@ -69,7 +69,12 @@ class MemberNode:
             return wire.Reply(self.bid, self.member, self.node, None, 0.0, str(exc))
         t0 = time.perf_counter()
         clips = np.stack([normalize(f, self.bundle.clip) for f in frames])
-        probs = self.session.run(["probs"], {"clip": clips})[0][:, 0]  # (K, 1, C) -> (K, C)
+        try:
+            probs = self.session.run(["probs"], {"clip": clips})[0][:, 0]  # (K, 1, C) -> (K, C)
+        except Exception as exc:  # onnxruntime's own error types: answer with it, keep serving
+            log.error("inference failed: %s", exc)
+            return wire.Reply(self.bid, self.member, self.node, None, 0.0,
+                              f"inference failed ({' '.join(str(exc).split())[:160]})")
         self.served += 1
         return wire.Reply(self.bid, self.member, self.node, probs, (time.perf_counter() - t0) * 1e3)
 

@@ -21,7 +21,7 @@ from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.errors import BundleError
 from picojepa.runtime.localnet import NatsServer, start_members
 from picojepa.runtime.natsconn import NatsOptions, NetworkError
-from picojepa.runtime.network import PATIENCE, PROBE_EVERY, NetworkEnsemble
+from picojepa.runtime.network import PATIENCE, NetworkEnsemble
 from picojepa.runtime.node import MemberNode, member_graph
 
 DEADLINE_MS = 3000.0
@@ -146,7 +146,7 @@ def test_a_member_killed_mid_batch_leaves_three_that_still_vote(net_bundle, serv
     assert all(p.missing == [] for p in preds[:3])
     assert all(p.missing == ["4"] and "4" not in p.members for p in preds[4:])
     waited = [p.timings_ms["inference"] >= DEADLINE_MS for p in preds[3:]]
-    assert sum(waited) <= PATIENCE + len(waited) // PROBE_EVERY + 1  # the dead node stops costing the deadline
+    assert sum(waited) <= PATIENCE  # after that, the dead node stops costing the deadline
     r = CliRunner().invoke(run_main, ["--bundle", str(net_bundle), "--nodes", server.url, "--format",
                                       "json", "--no-progress", *videos[:2]])
     assert r.exit_code == 0 and all(json.loads(x)["missing"] == ["4"] for x in r.stdout.splitlines())

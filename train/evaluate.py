@@ -13,7 +13,11 @@ from . import checkpoint, stacking
 from .classify import MEMBERS, STACKER, features_for
 from .config import Recipe
 from .jepa import effective_rank
+from .motion_baseline import motion_baseline
 from .probe import LinearHead, predict
+
+
+MOTION = "motion_energy_baseline"
 
 
 def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: int) -> list[float | None]:
@@ -78,6 +82,9 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
                         f"(chosen by {stacking.FOLDS}-fold cross-validation)")
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
+    motion, _ = motion_baseline(sets["train"].paths, sets["train"].labels.numpy(), sets["infer"].paths,
+                                recipe.seed)
+    table[MOTION] = per_class_accuracy(y, motion, c)  # an undecodable held-out video counts as wrong
     ranks = {"pretrained": effective_rank(sets["train"].feats.flatten(0, 1)),
              "random_init": effective_rank(sets["random_train"].feats.flatten(0, 1))}
     member_probs = {("partial_" + m if m != "general" else m): p for m, p in probs.items()}

@@ -51,6 +51,7 @@ def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | N
     pstate = checkpoint.load(run_dir / "pretrain.pt", kind="pretrain")
     report["pretrain"] = {"history": pstate["history"], "skipped_videos": pstate["skipped"]}
     report["recipe_config"] = recipe.to_dict()
+    report["embed_dim"] = recipe.model.embed_dim
     report["extra"] = extra
     write_json(report, run_dir / "report.json")
     checkpoint.write_text(run_dir / "report.md", markdown(report, extra))

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .motion_baseline import N_FEATURES
+
 COLUMNS = ("general", "partial_1", "partial_2", "partial_3", "partial_4", "vote_majority",
-           "vote_soft", "vote_weighted", "vote_stacked", "random_init_probe")
+           "vote_soft", "vote_weighted", "vote_stacked", "random_init_probe", "motion_energy_baseline")
 
 
 def _fmt(v) -> str:
@@ -21,6 +23,30 @@ POOL_WORDS = {
 }
 
 
+COLLAPSE_FRACTION = 6  # a target-token effective rank below embed_dim / 6 counts as collapse
+
+
+def _warnings(r: dict) -> list[str]:
+    """What a reader must see first: a collapsed pre-training, a pre-trained encoder no better
+    than a random one, or than frame differencing."""
+    acc, out = r["accuracy"], []
+    history = (r.get("pretrain") or {}).get("history") or []
+    rank, dim = (history[-1].get("target_rank") if history else None), r.get("embed_dim")
+    if rank is not None and dim and rank < dim / COLLAPSE_FRACTION:
+        out.append(f"**Warning: pre-training collapsed.** The target tokens span an effective rank of "
+                   f"{rank:.1f} of {dim} dimensions at the end (below {dim / COLLAPSE_FRACTION:.0f}): the "
+                   "encoder maps clips onto a few directions.")
+    if acc["general"] <= acc["random_init_probe"]:
+        out.append(f"**Warning: pre-training did not help.** The general model ({acc['general']:.2f}) is "
+                   f"no better than the same probe on a randomly initialised encoder "
+                   f"({acc['random_init_probe']:.2f}).")
+    if acc.get("motion_energy_baseline") is not None and acc["general"] <= acc["motion_energy_baseline"]:
+        out.append(f"**Warning: the learned encoder does not beat frame differencing.** The general "
+                   f"model ({acc['general']:.2f}) is no better than logistic regression on hand-made "
+                   f"motion-energy numbers ({acc['motion_energy_baseline']:.2f}).")
+    return [*out, ""] if out else []
+
+
 def markdown(r: dict, extra: dict) -> str:
     cls = r["classes"]
     columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
@@ -29,6 +55,7 @@ def markdown(r: dict, extra: dict) -> str:
              "the per-class accuracies (the paper's average row), in percent. Frozen-encoder tokens "
              f"pooled by `{r.get('pool', 'mean')}`" + POOL_WORDS.get(r.get("pool", "mean"), "."), ""]
     acc = r["accuracy"]
+    lines += _warnings(r)
     lines += ["## Headline", "",
               f"- general model: **{acc['general']:.2f}**",
               f"- majority vote of the four partial models: **{acc['vote_majority']:.2f}** "
@@ -36,7 +63,13 @@ def markdown(r: dict, extra: dict) -> str:
               + (f", stacked {acc['vote_stacked']:.2f}" if "vote_stacked" in acc else "") + ")",
               f"- linear probe on a randomly initialised encoder of the same shape: "
               f"**{acc['random_init_probe']:.2f}** (pre-training bought "
-              f"{acc['general'] - acc['random_init_probe']:+.2f} points)", ""]
+              f"{acc['general'] - acc['random_init_probe']:+.2f} points)"]
+    if "motion_energy_baseline" in acc:
+        lines.append(f"- motion-energy baseline (frame differencing, {N_FEATURES} numbers per video, "
+                     f"logistic regression; no learned features): **{acc['motion_energy_baseline']:.2f}** "
+                     f"(the general model is {acc['general'] - acc['motion_energy_baseline']:+.2f} points "
+                     "from it)")
+    lines.append("")
     fr = r.get("feature_effective_rank")
     if fr:
         lines.append(f"- effective rank of the pooled features the probes see (of "

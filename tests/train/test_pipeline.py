@@ -14,7 +14,8 @@ def test_smoke_run_writes_the_full_report(smoke_run):
     run, report = smoke_run
     acc = json.loads((run / "report.json").read_text())["accuracy"]
     assert set(acc) >= {"general", "partial_1", "partial_2", "partial_3", "partial_4",
-                        "vote_majority", "vote_soft", "vote_stacked", "random_init_probe"}
+                        "vote_majority", "vote_soft", "vote_stacked", "random_init_probe",
+                        "motion_energy_baseline"}
     assert all(0 <= v <= 100 for v in acc.values())
     md = (run / "report.md").read_text()
     assert "Table 2" in md and "Table 3" in md and "tie-break" in md and "vote_stacked" in md

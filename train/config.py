@@ -71,6 +71,11 @@ class PretrainConfig:
     # used only with num_workers 0, see dataset.ClipDataset
     cache_mb: float = 0.0
     collapse_std: float = 0.01
+    # anti-collapse terms (0: off), candidates of issue 14 measured in the README:
+    # C-JEPA's variance+covariance regularisation of the context tokens, and a VideoMAE-style
+    # reconstruction of the masked tubelets' normalised pixels from the predictor's output
+    vicreg: float = 0.0
+    pixel: float = 0.0
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.clips_per_video < 1:
@@ -87,6 +92,8 @@ class PretrainConfig:
             raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
         if self.cache_mb < 0:
             raise ValueError(f"cache_mb: must be >= 0, got {self.cache_mb}")
+        if self.vicreg < 0 or self.pixel < 0:
+            raise ValueError(f"vicreg and pixel: must be >= 0, got {self.vicreg}, {self.pixel}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,24 @@ def effective_rank(x: torch.Tensor) -> float:
     return float(torch.exp(-(p * torch.log(p.clamp_min(1e-30))).sum()))
 
 
+def variance_covariance(z: torch.Tensor) -> torch.Tensor:
+    """VICReg's variance and covariance terms on rows z (N, D), as C-JEPA adds them to I-JEPA:
+    a hinge keeping every dimension's std above 1, plus the squared off-diagonal covariances
+    (per dimension), which push the dimensions apart. Zero for whitened features."""
+    z = z - z.mean(0)
+    std = torch.sqrt(z.var(0) + 1e-4)
+    cov = (z.T @ z) / max(1, z.shape[0] - 1)
+    off = cov - torch.diag(torch.diag(cov))
+    return F.relu(1.0 - std).mean() + (off ** 2).sum() / z.shape[1]
+
+
+def patchify(clips: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
+    """(B, 3, T, H, W) -> (B, N, 3*tubelet*patch*patch), tokens in the encoder's order (t, h, w)."""
+    b, c, t, h, w = clips.shape
+    x = clips.reshape(b, c, t // tubelet, tubelet, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, (t // tubelet) * (h // patch) * (w // patch), -1)
+
+
 class JEPA(nn.Module):
     """Context encoder + predictor (trained) and an EMA target encoder (not trained).
 
@@ -34,12 +52,17 @@ class JEPA(nn.Module):
     answer through attention and exists only for the benchmark that compares the two.
     """
 
-    def __init__(self, encoder: VideoViT, loss: str = "mse", context_all_tokens: bool = False):
+    def __init__(self, encoder: VideoViT, loss: str = "mse", context_all_tokens: bool = False,
+                 vicreg: float = 0.0, pixel: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.predictor = build_predictor(encoder)
         self.target = copy.deepcopy(encoder).requires_grad_(False)
         self.loss_kind, self.context_all_tokens = loss, context_all_tokens
+        self.vicreg, self.pixel = vicreg, pixel
+        if pixel > 0:  # VideoMAE's target, as an auxiliary: the masked tubelets' own pixels
+            cfg = encoder.cfg
+            self.pixel_head = nn.Linear(cfg.embed_dim, 3 * cfg.tubelet * cfg.patch_size ** 2)
 
     @torch.no_grad()
     def targets(self, clips: torch.Tensor, tgt_idx: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -58,9 +81,14 @@ class JEPA(nn.Module):
         else:
             z = self.encoder(clips, keep=ctx_idx)
         pred = self.predictor(z, ctx_idx, tgt_idx)
-        if self.loss_kind == "l1":
-            return F.l1_loss(pred, targets)
-        return F.mse_loss(pred, targets)
+        loss = F.l1_loss(pred, targets) if self.loss_kind == "l1" else F.mse_loss(pred, targets)
+        if self.vicreg > 0:
+            loss = loss + self.vicreg * variance_covariance(z.reshape(-1, z.shape[-1]))
+        if self.pixel > 0:
+            pixels = gather_tokens(patchify(clips, self.encoder.cfg.tubelet, self.encoder.cfg.patch_size), tgt_idx)
+            pixels = F.layer_norm(pixels, (pixels.shape[-1],))  # VideoMAE's per-patch normalised pixels
+            loss = loss + self.pixel * F.mse_loss(self.pixel_head(pred), pixels)
+        return loss
 
     @torch.no_grad()
     def update_target(self, decay: float) -> None:

@@ -50,13 +50,16 @@ def sample_seeds(seed: int, epoch: int, indices: torch.Tensor) -> list[int]:
 
 def build(recipe: Recipe, context_all_tokens: bool = False) -> JEPA:
     torch.manual_seed(recipe.seed)
-    return JEPA(VideoViT(recipe.model, recipe.clip), recipe.pretrain.loss, context_all_tokens)
+    cfg = recipe.pretrain
+    return JEPA(VideoViT(recipe.model, recipe.clip), cfg.loss, context_all_tokens, cfg.vicreg, cfg.pixel)
 
 
 def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:
     """AdamW; decay only on weights with p.dim() >= 2; the predictor at `predictor_lr_mult` x lr."""
     groups = [*param_groups(model.encoder, cfg.weight_decay),
               *param_groups(model.predictor, cfg.weight_decay, cfg.predictor_lr_mult)]
+    if cfg.pixel > 0:
+        groups += param_groups(model.pixel_head, cfg.weight_decay, cfg.predictor_lr_mult)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
 
 

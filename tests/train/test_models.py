@@ -121,3 +121,37 @@ def test_sincos_positions_are_fixed_distinct_and_smooth():
     assert "pos_embed" not in dict(pred.named_parameters()) and "pos_embed" in pred.state_dict()
     learned = build_predictor(VideoViT(dataclasses.replace(CFG, pred_pos="learned"), CLIP))
     assert learned.pos_embed.requires_grad
+
+
+def test_variance_covariance_is_zero_for_whitened_features_and_high_for_collapsed_ones():
+    from picojepa.train.jepa import variance_covariance
+
+    torch.manual_seed(0)
+    white = torch.randn(4096, 8) * 1.2
+    collapsed = torch.randn(4096, 1).expand(4096, 8) * 0.1
+    assert variance_covariance(white).item() < 0.1 < variance_covariance(collapsed).item()
+
+
+def test_patchify_follows_the_encoders_token_order():
+    from picojepa.train.jepa import patchify
+
+    x = torch.zeros(1, 3, 4, 32, 32)
+    x[0, :, 2:4, 8:16, 24:32] = 1.0  # tubelet t=1, row 1, column 3 of a (2, 4, 4) grid
+    p = patchify(x, tubelet=2, patch=8)
+    assert p.shape == (1, 32, 3 * 2 * 8 * 8)
+    assert p[0].sum(-1).nonzero().flatten().tolist() == [1 * 16 + 1 * 4 + 3]
+
+
+def test_anti_collapse_terms_train_the_encoder_and_the_pixel_head():
+    torch.manual_seed(0)
+    model = JEPA(VideoViT(CFG, CLIP), vicreg=1.0, pixel=1.0)
+    x = torch.randn(2, 3, 4, 32, 32)
+    ctx, tgt = batch_masks("future", model.encoder.grid, 0.5, [1, 2])
+    targets, _, _ = model.targets(x, tgt)
+    plain = JEPA(VideoViT(CFG, CLIP))
+    plain.load_state_dict(model.state_dict(), strict=False)
+    loss = model(x, ctx, tgt, targets)
+    assert loss.item() > plain(x, ctx, tgt, targets).item()  # the two extra terms add to the loss
+    loss.backward()
+    assert model.pixel_head.weight.grad.abs().sum() > 0
+    assert model.encoder.patch_embed.weight.grad.abs().sum() > 0

@@ -99,12 +99,22 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
 @main.command(name="all")
 @_common
 @click.option("--resume", is_flag=True, help="Continue pre-training from the last checkpoint.")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Run the recipe with this many seeds (seed, seed+1, ...) into OUT/seed-<s>/; "
+                   "OUT/report.* then give every accuracy as mean ± sd.")
 @one_line_errors
-def all_cmd(config, data, out, overrides, no_progress, verbose, resume):
+def all_cmd(config, data, out, overrides, no_progress, verbose, resume, seeds):
     """Pre-train, classify and evaluate (generating the built-in data when DATA is absent)."""
     from .pipeline import run_all
+    from .seeds import run_seeds
 
     recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None)  # may generate it
+    if seeds > 1:
+        report = run_seeds(recipe, data, out, seeds, resume=resume, show_progress=not no_progress)
+        click.echo(json.dumps({k: f"{v:.2f} ± {report['accuracy_sd'][k]:.2f}"
+                               for k, v in report["accuracy_mean"].items()}, indent=1))
+        click.echo(f"report: {out / 'report.md'}", err=True)
+        return
     report = run_all(recipe, data, out, resume=resume, show_progress=not no_progress)
     if report:
         acc = report["accuracy"]

@@ -107,6 +107,30 @@ def markdown(r: dict, extra: dict) -> str:
     return "\n".join(lines)
 
 
+def seeds_markdown(r: dict, columns: list[str]) -> str:
+    """The report of a multi-seed run: every accuracy as mean ± sd, and each seed's figures."""
+    mean, sd, seeds = r["accuracy_mean"], r["accuracy_sd"], r["seeds"]
+    summary = {**r, "accuracy": mean,
+               "pretrain": {"history": [{"target_rank": r["target_rank_mean"]}]}}
+    lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`, {len(seeds)} seeds", "",
+             f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; seeds "
+             f"{', '.join(map(str, seeds))} (initialisation, masks, clip draws and validation split vary; "
+             "the data split does not). Mean ± sample sd over the seeds of the mean per-class accuracy, "
+             "in percent; each seed's full report is in `seed-<s>/report.md`.", ""]
+    lines += _warnings(summary)
+    lines += ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|",
+              "| **mean ± sd** | " + " | ".join(f"**{mean[k]:.2f} ± {sd[k]:.2f}**" for k in columns) + " |"]
+    for s in seeds:
+        a = r["per_seed"][str(s)]
+        lines.append(f"| seed {s} | " + " | ".join(_fmt(a.get(k)) for k in columns) + " |")
+    lines += ["", f"- pre-training bought {mean['general'] - mean['random_init_probe']:+.2f} points over the "
+              "random-init probe in the mean",
+              f"- effective rank of the target tokens at the end: {r['target_rank_mean']:.1f} ± "
+              f"{r['target_rank_sd']:.1f} of {r.get('embed_dim', '?')} (per seed: "
+              + ", ".join(f"{v:.1f}" for v in r["per_seed_target_rank"].values()) + ")", ""]
+    return "\n".join(lines)
+
+
 def _plt():
     import matplotlib
 

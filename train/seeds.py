@@ -1,0 +1,52 @@
+"""`picojepa-train all --seeds N`: the same recipe on the same data with N seeds, and the spread.
+
+Each seed is a complete run in OUT/seed-<s>/ (its own report, exportable as usual). The seed
+changes the initialisation, the masks, the clip draws and the classifiers' validation split; the
+data split (training / held-out videos, the four disjoint quarters) is the data root's and stays.
+OUT/report.json is the first seed's report plus `accuracy_mean` and `accuracy_sd` (sample sd over
+the seeds, same keys as `accuracy`), `seeds` and `per_seed`; OUT/report.md the table of all seeds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .config import Recipe
+from .report import COLUMNS, seeds_markdown
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    return Path(out) / f"seed-{seed}"
+
+
+def spread(reports: list[dict]) -> dict:
+    """Mean and sample sd of every accuracy (and collapse watch) over the seeds' reports."""
+    keys = [k for k in reports[0]["accuracy"] if all(k in r["accuracy"] for r in reports)]
+    vals = {k: np.array([r["accuracy"][k] for r in reports], dtype=np.float64) for k in keys}
+    sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0)  # noqa: E731
+    ranks = np.array([r["pretrain"]["history"][-1]["target_rank"] for r in reports], dtype=np.float64)
+    return {"accuracy_mean": {k: float(v.mean()) for k, v in vals.items()},
+            "accuracy_sd": {k: sd(v) for k, v in vals.items()},
+            "target_rank_mean": float(ranks.mean()), "target_rank_sd": sd(ranks)}
+
+
+def run_seeds(recipe: Recipe, data_root: Path, out: Path, n: int, resume: bool = False,
+              show_progress: bool = True) -> dict:
+    from .pipeline import run_all
+
+    out = Path(out)
+    seeds = [recipe.seed + k for k in range(n)]
+    reports = [run_all(dataclasses.replace(recipe, seed=s), data_root, seed_dir(out, s), resume, show_progress)
+               for s in seeds]
+    summary = {**reports[0], **spread(reports), "seeds": seeds,
+               "per_seed": {str(s): r["accuracy"] for s, r in zip(seeds, reports)},
+               "per_seed_target_rank": {str(s): r["pretrain"]["history"][-1]["target_rank"]
+                                        for s, r in zip(seeds, reports)}}
+    checkpoint.write_text(out / "report.json", json.dumps(summary, indent=1))
+    checkpoint.write_text(out / "report.md", seeds_markdown(summary, [c for c in COLUMNS if c in
+                                                                      summary["accuracy_mean"]]))
+    return summary

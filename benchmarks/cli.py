@@ -96,7 +96,7 @@ def run_benchmarks(bundle: Path, run_dir: Path | None, videos: list[str], decode
                    out: Path, rounds: int, seed_videos: int, many: int, threads: int, batch: int,
                    progress: bool) -> dict:
     import torch
-    from tqdm import tqdm
+    from picojepa.runtime.console import progress as console_progress
 
     from picojepa.runtime.bundle import load_bundle
     from picojepa.runtime.ensemble import decode_clips
@@ -115,7 +115,7 @@ def run_benchmarks(bundle: Path, run_dir: Path | None, videos: list[str], decode
     out.mkdir(parents=True, exist_ok=True)
     spec = b.clip
     steps = 9 + (2 if run_dir else 0)
-    bar = tqdm(total=steps, desc="bench", disable=not progress, dynamic_ncols=True)
+    bar = console_progress(total=steps, desc="bench", disable=not progress)
 
     def stage(name: str):
         bar.set_postfix_str(name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, warn
+from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, progress, warn
 from .natsconn import nats_options
 from .vote import VOTES
 
@@ -133,7 +133,6 @@ def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_f
     vote_method = ens.check_vote(vote_method)
     for note in ens.notes:
         warn(note)
-    from tqdm import tqdm
 
     writer = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer:
@@ -143,8 +142,8 @@ def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_f
     ok = failed = 0
     hits: dict[str, int] = {}
     seen: dict[str, int] = {}  # videos each member answered (over the network, not always all)
-    for pred in tqdm(preds, total=len(paths), desc="videos", unit="video", leave=False,
-                     disable=no_progress or len(paths) <= 3, file=sys.stderr):
+    for pred in progress(preds, total=len(paths), desc="videos", unit="video",
+                         disable=no_progress or len(paths) <= 3):
         if pred.error:
             failed += 1
             error(pred.error)

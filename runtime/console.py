@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import sys
+import time
 
 import click
 
@@ -60,3 +61,52 @@ def one_line_errors(fn):
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+LINE_EVERY_S = 30.0  # without a terminal, one progress line at most this often
+
+
+def progress(iterable=None, *, total: int | None = None, desc: str = "", disable: bool = False, **kw):
+    """A tqdm bar on a terminal; in a log file (stderr not a terminal), a plain line
+    `desc: n/total` at most every LINE_EVERY_S seconds and one at the end, instead of a bar
+    redrawn thousands of times. Same calls as tqdm: iterate, update, set_postfix, close."""
+    from tqdm import tqdm
+
+    if disable or sys.stderr.isatty():
+        return tqdm(iterable, total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True,
+                    file=sys.stderr, **kw)
+    return _Lines(iterable, total, desc)
+
+
+class _Lines:
+    def __init__(self, iterable, total, desc):
+        self.iterable, self.desc, self.n, self.postfix = iterable, desc, 0, ""
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.last = time.monotonic()
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update()
+        self.close()
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        if time.monotonic() - self.last >= LINE_EVERY_S:
+            self._line()
+
+    def set_postfix(self, **kw) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in kw.items())
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+    def close(self) -> None:
+        if self.n:
+            self._line()
+            self.n = 0
+
+    def _line(self) -> None:
+        self.last = time.monotonic()
+        of = f"/{self.total}" if self.total else ""
+        click.echo(f"{self.desc}: {self.n}{of}" + (f" ({self.postfix})" if self.postfix else ""), err=True)

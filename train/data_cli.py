@@ -4,14 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
-from picojepa.runtime.console import EXIT_PARTIAL, one_line_errors, setup_logging, warn
+from picojepa.runtime.console import EXIT_PARTIAL, one_line_errors, progress, setup_logging, warn
 from picojepa.runtime.decode import check_ffmpeg
 
 
 def _bar(desc: str):
-    return lambda items: tqdm(items, desc=desc, unit="video", leave=False, dynamic_ncols=True)
+    return lambda items: progress(items, desc=desc, unit="video")
 
 
 @click.group()

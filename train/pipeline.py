@@ -30,14 +30,14 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
     if data_root.exists() and not unfinished and (not data_root.is_dir() or any(data_root.iterdir())):
         check_layout(data_root)
         return data_root
-    from tqdm import tqdm
+    from picojepa.runtime.console import progress
 
     d = recipe.data
     log.warning("no data at %s: generating the built-in set (%d classes x %d videos, + %d "
                 "unlabelled per class)", data_root, d.synth_classes, d.synth_videos_per_class,
                 d.synth_unlabelled_per_class)
     generate(data_root, d.synth_classes, d.synth_videos_per_class, d.synth_seed,
-             progress=lambda xs: tqdm(xs, desc="synth", leave=False, disable=not show_progress),
+             progress=lambda xs: progress(xs, desc="synth", disable=not show_progress),
              unlabelled_per_class=d.synth_unlabelled_per_class)
     return data_root
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
-from tqdm import tqdm
 
+from picojepa.runtime.console import progress
 from picojepa.runtime.errors import DataLayoutError, PicoJepaError
 
 from . import checkpoint, distributed
@@ -135,8 +135,8 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
             loader = DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                                 generator=gen, num_workers=cfg.num_workers, collate_fn=collate,
                                 drop_last=False)
-            bar = tqdm(loader, desc=f"pretrain {epoch + 1}/{cfg.epochs}", leave=False,
-                       disable=not (show_progress and rank == 0), dynamic_ncols=True)
+            bar = progress(loader, desc=f"pretrain {epoch + 1}/{cfg.epochs}",
+                           disable=not (show_progress and rank == 0))
             losses, ranks = [], []
             for i, batch in enumerate(bar):
                 skipped.update(batch["errors"])

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+
+from picojepa.runtime.console import progress
 
 from .config import ClassifyConfig
 from .dataset import MultiClipDataset, collate
@@ -83,7 +84,7 @@ def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_
     loader = DataLoader(MultiClipDataset(items, encoder.clip, clips), batch_size,
                         num_workers=num_workers, collate_fn=collate)
     feats, labels, paths, errors = [], [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not show_progress, dynamic_ncols=True):
+    for batch in progress(loader, desc=desc, disable=not show_progress):
         errors += batch["errors"]
         if batch["clip"] is None:
             continue

@@ -49,8 +49,14 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
               help="Fraction of each class held out for evaluation (ROOT/infer).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--copy", is_flag=True, help="Copy files instead of linking them.")
+@click.option("--unlabelled", multiple=True, type=click.Path(path_type=Path),
+              help="A folder of unlabelled footage (searched recursively), for pre-training only; "
+                   "repeat for more folders.")
+@click.option("--piece-s", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
+              help="Unlabelled recordings count as one pre-training sample per this many seconds.")
 @one_line_errors
-def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: bool) -> None:
+def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: bool,
+              unlabelled: tuple[Path, ...], piece_s: float) -> None:
     """Index your own videos: SOURCE/<class>/* (mp4, avi, mkv, webm...) -> the standard layout.
 
     Every file is probed; unreadable ones are named on stderr and left out (exit code 1).
@@ -59,11 +65,14 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
     from .index import index
 
     out = out or Path("data") / source.resolve().name
-    res = index(source, out, holdout, seed, copy, progress=_bar("probe"))
+    res = index(source, out, holdout, seed, copy, progress=_bar("probe"), unlabelled=list(unlabelled),
+                piece_s=piece_s)
     for path, reason in res.bad:
         warn(f"{path}: {reason} (left out)")
     click.echo(f"indexed {res.train} training and {res.infer} held-out videos of "
                f"{len(res.classes)} classes into {out}"
+               + (f", and {res.unlabelled} unlabelled recordings as {res.pieces} pre-training samples"
+                  if unlabelled else "")
                + (f"; {len(res.bad)} unreadable file(s) left out" if res.bad else ""), err=True)
     if res.bad:
         raise SystemExit(EXIT_PARTIAL)

@@ -20,12 +20,15 @@ class IndexResult:
     train: int
     infer: int
     bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unlabelled: int = 0  # unlabelled recordings linked for pre-training
+    pieces: int = 0  # the pre-training samples they make (train.csv lines)
 
 
-def probe(path: Path, spec: ClipSpec = ClipSpec(frames=8, size=32)) -> None:
-    """Raise `DecodeError` unless the centre clip of `path` decodes."""
+def probe(path: Path, spec: ClipSpec = ClipSpec(frames=8, size=32)) -> float:
+    """Raise `DecodeError` unless the centre clip of `path` decodes; returns its duration in s."""
     video = open_video(path, spec.size, spec.seek_mode)
     video.read(center_indices(video.num_frames, spec))
+    return video.duration_s
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -33,11 +36,46 @@ def _candidates(folder: Path) -> list[Path]:
                   if p.suffix.lower() in VIDEO_EXTENSIONS or not p.suffix or p.is_symlink())
 
 
+def _place(src: Path, dst: Path, copy: bool) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    if copy:
+        shutil.copy2(src, dst)
+    else:
+        os.symlink(src.resolve(), dst)
+    return dst
+
+
+def add_unlabelled(folders: list[Path], out: Path, piece_s: float, copy: bool,
+                   progress: Callable[[list], Iterator] = iter) -> tuple[list[Path], int, list]:
+    """Probe every video under `folders` (recursively) and place it under out/train/unlabelled/.
+    A recording of D seconds becomes max(1, D // piece_s) pre-training samples: it is listed that
+    many times, and each listing draws its own random clip every epoch, so hours of footage weigh
+    as many clip-sized pieces, not as one video. -> (train.csv entries, recordings, bad files)."""
+    entries, recordings, bad = [], 0, []
+    files = [(k, p) for k, f in enumerate(map(Path, folders)) for p in sorted(Path(f).rglob("*"))
+             if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    for k, p in progress(files):
+        try:
+            seconds = probe(p)
+        except DecodeError as exc:
+            bad.append((str(p), exc.reason))
+            continue
+        rel = p.relative_to(folders[k]).as_posix().replace("/", "__")
+        dst = _place(p, out / "train" / "unlabelled" / f"{k}__{rel}", copy)
+        entries += [dst] * max(1, int(seconds // piece_s))
+        recordings += 1
+    return entries, recordings, bad
+
+
 def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int = 0,
-          copy: bool = False, progress: Callable[[list], Iterator] = iter) -> IndexResult:
+          copy: bool = False, progress: Callable[[list], Iterator] = iter,
+          unlabelled: list[str | Path] = (), piece_s: float = 10.0) -> IndexResult:
     """Probe `source/<class>/*`, then place good files under `out/{train,infer}/<class>/`
     (symbolic links, or copies with `copy=True`) and write the CSVs. Bad files are listed, not fatal.
-    """
+    Videos under the `unlabelled` folders join the pre-training list (train.csv) only, cut into
+    pieces of `piece_s` seconds (`add_unlabelled`); the classifiers never see them."""
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise DataLayoutError(f"{source}: not a directory of class folders")
@@ -61,14 +99,11 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
     for split, idx in (("train", train_idx), ("infer", infer_idx)):
         for i in idx:
             src, y = good[i]
-            dst = out / split / classes[y] / src.name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if dst.exists() or dst.is_symlink():
-                dst.unlink()
-            if copy:
-                shutil.copy2(src, dst)
-            else:
-                os.symlink(src.resolve(), dst)
-            placed[split].append((dst, y))
-    write_layout(out, classes, placed["train"], placed["infer"], seed)
-    return IndexResult(classes, len(placed["train"]), len(placed["infer"]), bad)
+            placed[split].append((_place(src, out / split / classes[y] / src.name, copy), y))
+    folders = [Path(f) for f in unlabelled]
+    for f in folders:
+        if not f.is_dir():
+            raise DataLayoutError(f"{f}: not a directory of unlabelled videos")
+    pieces, recordings, bad_u = add_unlabelled(folders, out, piece_s, copy, progress)
+    write_layout(out, classes, placed["train"], placed["infer"], seed, unlabelled=pieces)
+    return IndexResult(classes, len(placed["train"]), len(placed["infer"]), bad + bad_u, recordings, len(pieces))

@@ -96,3 +96,31 @@ def test_synth_unlabelled_videos_are_listed_for_pretraining_only(tmp_path):
     for k in range(1, 5):
         part = {p.relative_to(tmp_path / "train").as_posix() for p, _ in read_items(tmp_path / "train" / f"model-{k}.csv", classes)}
         assert part <= labelled
+
+
+@needs_real
+def test_index_unlabelled_footage_feeds_pretraining_only_cut_into_pieces(tmp_path):
+    from picojepa.runtime.decode import open_video
+
+    src = tmp_path / "src"
+    for cls in ("typing", "doing_exercises"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((REAL / "labeled" / "typing_vs_exercise" / cls).glob("*.mp4"))[:4]:
+            (src / cls / f.name).symlink_to(f)
+    footage = tmp_path / "cam" / "day1"
+    footage.mkdir(parents=True)
+    long_clip = REAL / "bench" / "one-by-one-person-detection__intel.mp4"
+    (footage / "a.mp4").symlink_to(long_clip)
+    (footage / "broken.mp4").write_bytes(b"garbage" * 30)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(out), "--unlabelled",
+                                       str(tmp_path / "cam"), "--piece-s", "10"])
+    assert r.exit_code == 1 and "broken.mp4" in r.stderr  # named, left out; the rest indexed
+    pretrain = [p.name for p, _ in read_items(out / "train" / "train.csv")]
+    labelled = [p.name for p, _ in read_items(out / "train" / "class.csv", read_classes(out))]
+    pieces = int(open_video(long_clip, 32).duration_s // 10)
+    assert pieces > 1 and pretrain.count("0__day1__a.mp4") == pieces
+    assert len(pretrain) == len(labelled) + pieces and "0__day1__a.mp4" not in labelled
+    for k in range(1, 5):
+        assert all(p.parent.name != "unlabelled" for p, _ in read_items(out / "train" / f"model-{k}.csv",
+                                                                        read_classes(out)))

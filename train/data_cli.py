@@ -52,11 +52,14 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
 @click.option("--unlabelled", multiple=True, type=click.Path(path_type=Path),
               help="A folder of unlabelled footage (searched recursively), for pre-training only; "
                    "repeat for more folders.")
+@click.option("--held-out-prefix", "prefixes", multiple=True,
+              help="Keep the data set's own split: files whose names start with this (e.g. test__; "
+                   "repeatable) are held out, all others train; --holdout is then not used.")
 @click.option("--piece-s", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
               help="Unlabelled recordings count as one pre-training sample per this many seconds.")
 @one_line_errors
 def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: bool,
-              unlabelled: tuple[Path, ...], piece_s: float) -> None:
+              unlabelled: tuple[Path, ...], piece_s: float, prefixes: tuple[str, ...]) -> None:
     """Index your own videos: SOURCE/<class>/* (mp4, avi, mkv, webm...) -> the standard layout.
 
     Every file is probed; unreadable ones are named on stderr and left out (exit code 1).
@@ -66,7 +69,7 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
 
     out = out or Path("data") / source.resolve().name
     res = index(source, out, holdout, seed, copy, progress=_bar("probe"), unlabelled=list(unlabelled),
-                piece_s=piece_s)
+                piece_s=piece_s, held_out_prefixes=prefixes)
     for path, reason in res.bad:
         warn(f"{path}: {reason} (left out)")
     click.echo(f"indexed {res.train} training and {res.infer} held-out videos of "

@@ -71,11 +71,14 @@ def add_unlabelled(folders: list[Path], out: Path, piece_s: float, copy: bool,
 
 def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int = 0,
           copy: bool = False, progress: Callable[[list], Iterator] = iter,
-          unlabelled: list[str | Path] = (), piece_s: float = 10.0) -> IndexResult:
+          unlabelled: list[str | Path] = (), piece_s: float = 10.0,
+          held_out_prefixes: tuple[str, ...] = ()) -> IndexResult:
     """Probe `source/<class>/*`, then place good files under `out/{train,infer}/<class>/`
     (symbolic links, or copies with `copy=True`) and write the CSVs. Bad files are listed, not fatal.
     Videos under the `unlabelled` folders join the pre-training list (train.csv) only, cut into
-    pieces of `piece_s` seconds (`add_unlabelled`); the classifiers never see them."""
+    pieces of `piece_s` seconds (`add_unlabelled`); the classifiers never see them.
+    `held_out_prefixes` (e.g. ("test__", "val__")): a data set's own split, written into its file
+    names, decides instead of a random `holdout` draw: those files are held out, the rest train."""
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise DataLayoutError(f"{source}: not a directory of class folders")
@@ -94,7 +97,14 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
     empty = [classes[c] for c, n in counts.items() if n < 2]
     if empty:
         raise DataLayoutError(f"{source}: classes with fewer than 2 readable videos: {empty}")
-    train_idx, infer_idx = holdout_split([y for _, y in good], holdout, seed)
+    if held_out_prefixes:
+        infer_idx = [i for i, (p, _) in enumerate(good) if p.name.startswith(tuple(held_out_prefixes))]
+        train_idx = [i for i in range(len(good)) if i not in set(infer_idx)]
+        if not infer_idx or not train_idx:
+            raise DataLayoutError(f"{source}: the prefixes {', '.join(held_out_prefixes)} leave "
+                                  f"{len(train_idx)} training and {len(infer_idx)} held-out videos")
+    else:
+        train_idx, infer_idx = holdout_split([y for _, y in good], holdout, seed)
     placed: dict[str, list] = {"train": [], "infer": []}
     for split, idx in (("train", train_idx), ("infer", infer_idx)):
         for i in idx:

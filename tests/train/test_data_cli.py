@@ -124,3 +124,17 @@ def test_index_unlabelled_footage_feeds_pretraining_only_cut_into_pieces(tmp_pat
     for k in range(1, 5):
         assert all(p.parent.name != "unlabelled" for p, _ in read_items(out / "train" / f"model-{k}.csv",
                                                                         read_classes(out)))
+
+
+@needs_real
+def test_index_can_keep_the_split_written_in_the_file_names(tmp_path):
+    src = REAL / "labeled" / "typing_vs_exercise"
+    out = tmp_path / "out"
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(out), "--held-out-prefix", "test__",
+                                       "--held-out-prefix", "val__"])
+    assert r.exit_code == 0, r.output
+    classes = read_classes(out)
+    infer = [p.name for p, _ in read_items(out / "infer" / "class.csv", classes)]
+    train = [p.name for p, _ in read_items(out / "train" / "class.csv", classes)]
+    assert infer and all(n.startswith(("test__", "val__")) for n in infer)
+    assert train and all(n.startswith("train__") for n in train)

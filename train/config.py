@@ -134,6 +134,9 @@ class DataConfig:
     synth_videos_per_class: int = 60
     synth_seed: int = 0
     synth_unlabelled_per_class: int = 0  # more videos per class for pre-training only
+    # generate the built-in set when `root` is absent; false for recipes meant for your own
+    # videos, where a missing root is an error that says how to index them
+    builtin: bool = True
 
     def __post_init__(self):
         if self.synth_classes < 2 or self.synth_videos_per_class < 8:

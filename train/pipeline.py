@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from picojepa.runtime.errors import DataLayoutError
+
 from . import checkpoint
 from .classify import MEMBERS, classify, features_for
 from .config import Recipe
@@ -30,6 +32,10 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
     if data_root.exists() and not unfinished and (not data_root.is_dir() or any(data_root.iterdir())):
         check_layout(data_root)
         return data_root
+    if not recipe.data.builtin:
+        raise DataLayoutError(f"{data_root}: no data there; recipe {recipe.name!r} trains on your own "
+                              f"videos: `picojepa-data index SRC --out {data_root}` (SRC/<class>/*), "
+                              "then pass --data (make train DATA=...)")
     from picojepa.runtime.console import progress
 
     d = recipe.data

@@ -122,3 +122,14 @@ def test_torchrun_two_cpu_processes_agree_on_weights(smoke_data, tmp_path):
     a, b = (run / "rank0.sha").read_text(), (run / "rank1.sha").read_text()
     assert a == b and len(a) == 64
     assert (run / "pretrain.pt").exists()
+
+
+def test_a_recipe_for_your_own_videos_never_generates_the_builtin_set(tmp_path):
+    from picojepa.runtime.errors import DataLayoutError
+    from picojepa.train.config import load_recipe
+    from picojepa.train.pipeline import ensure_data
+
+    recipe = load_recipe(REPO / "configs" / "real.yaml")
+    with pytest.raises(DataLayoutError, match="picojepa-data index"):
+        ensure_data(recipe, tmp_path / "missing", show_progress=False)
+    assert not (tmp_path / "missing").exists()

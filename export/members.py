@@ -11,7 +11,7 @@ from picojepa.runtime.clips import ClipSpec
 from picojepa.train import checkpoint
 from picojepa.train.classify import MEMBERS
 from picojepa.train.config import recipe_from_dict
-from picojepa.train.probe import LinearHead, VideoClassifier, pool_tokens
+from picojepa.train.probe import VideoClassifier, head_from_state, pool_tokens, token_input
 from picojepa.train.vit import VideoViT
 
 from .errors import ExportError
@@ -33,10 +33,9 @@ def load_member(path: Path, name: str) -> Member:
     recipe = recipe_from_dict(state["recipe"])
     enc = VideoViT(recipe.model, recipe.clip)
     enc.load_state_dict(state["encoder"])
-    w = state["head"]["fc.weight"]
-    head = LinearHead(w.shape[1], w.shape[0])
-    head.load_state_dict(state["head"])
-    return Member(name, VideoClassifier(enc, head, recipe.classify.pool).eval(), list(state["classes"]), recipe.clip,
+    head = head_from_state(state["head"], recipe.classify.head)
+    pool = token_input(recipe.classify.head, recipe.classify.pool)
+    return Member(name, VideoClassifier(enc, head, pool).eval(), list(state["classes"]), recipe.clip,
                   state["encoder_sha"], state["val_accuracy"], state["recipe"])
 
 

@@ -15,7 +15,7 @@ from . import checkpoint, stacking
 from .config import Recipe
 from .layout import PARTS, member_csv, read_classes, read_items
 from .pretrain import load_encoder
-from .probe import Features, extract, predict, subset, train_head
+from .probe import Features, extract, predict, subset, token_input, train_head
 from .vit import VideoViT
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,14 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     key = {"encoder": checkpoint.state_hash(encoder.state_dict()),
            "random": checkpoint.state_hash(random_enc.state_dict()),
            "train": [str(p) for p, _ in train_items], "infer": [str(p) for p, _ in infer_items],
-           "clips": recipe.classify.feature_clips, "pool": recipe.classify.pool}
+           "clips": recipe.classify.feature_clips, "pool": token_input(recipe.classify.head, recipe.classify.pool)}
     cache = Path(run_dir) / FEATURES
     if cache.exists():
         state = checkpoint.load(cache, kind="features")
         if state["key"] == key:
             return {k: _from_dict(v) for k, v in state["sets"].items()} | {"classes": classes}
-    nw, clips, pool = recipe.pretrain.num_workers, recipe.classify.feature_clips, recipe.classify.pool
+    nw, clips = recipe.pretrain.num_workers, recipe.classify.feature_clips
+    pool = token_input(recipe.classify.head, recipe.classify.pool)
     sets = {
         "train": extract(encoder, train_items, clips, num_workers=nw, desc="features train", pool=pool,
                          show_progress=show_progress),

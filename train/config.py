@@ -110,6 +110,10 @@ class ClassifyConfig:
     # how the frozen tokens become one vector: 'mean' (the paper) or 'meanstd' (mean and
     # standard deviation over tokens, twice the head's inputs) or 'max'; see probe.pool_tokens
     pool: Literal["mean", "meanstd", "max"] = "mean"
+    # the classifier on the frozen tokens: 'linear' on the pooled vector (the paper), or
+    # 'attentive' (V-JEPA's attentive probe: a learned query cross-attending to every token;
+    # `pool` is then not used)
+    head: Literal["linear", "attentive"] = "linear"
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.feature_clips < 1:

@@ -14,7 +14,7 @@ from .classify import MEMBERS, STACKER, features_for
 from .config import Recipe
 from .jepa import effective_rank
 from .motion_baseline import motion_baseline
-from .probe import LinearHead, predict
+from .probe import head_from_state, predict
 
 
 MOTION = "motion_energy_baseline"
@@ -41,13 +41,6 @@ def mean_of(values: list[float | None]) -> float:
     return float(np.mean([v for v in values if v is not None]))
 
 
-def _head(state: dict) -> LinearHead:
-    w = state["fc.weight"]
-    head = LinearHead(w.shape[1], w.shape[0])
-    head.load_state_dict(state)
-    return head.eval()
-
-
 def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True,
              sets: dict | None = None) -> dict:
     """`sets`: the run's features (`features_for`) when the caller has them loaded already."""
@@ -59,11 +52,11 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     probs, val_acc = {}, {}
     for m in MEMBERS:
         state = checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")
-        probs[m] = predict(_head(state["head"]), sets["infer"].feats)
+        probs[m] = predict(head_from_state(state["head"], recipe.classify.head), sets["infer"].feats)
         val_acc[m] = state["val_accuracy"]
     rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")
     ry = sets["random_infer"].labels.numpy()
-    rprobs = predict(_head(rstate["head"]), sets["random_infer"].feats)
+    rprobs = predict(head_from_state(rstate["head"], recipe.classify.head), sets["random_infer"].feats)
 
     partial = np.stack([probs[m] for m in MEMBERS[1:]])
     weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in MEMBERS[1:]]
@@ -85,8 +78,8 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     motion, _ = motion_baseline(sets["train"].paths, sets["train"].labels.numpy(), sets["infer"].paths,
                                 recipe.seed)
     table[MOTION] = per_class_accuracy(y, motion, c)  # an undecodable held-out video counts as wrong
-    ranks = {"pretrained": effective_rank(sets["train"].feats.flatten(0, 1)),
-             "random_init": effective_rank(sets["random_train"].feats.flatten(0, 1))}
+    ranks = {"pretrained": effective_rank(sets["train"].feats.reshape(-1, sets["train"].feats.shape[-1])),
+             "random_init": effective_rank(sets["random_train"].feats.reshape(-1, sets["random_train"].feats.shape[-1]))}
     member_probs = {("partial_" + m if m != "general" else m): p for m, p in probs.items()}
     return {
         "recipe": recipe.name,
@@ -94,6 +87,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         "held_out_videos": int(len(y)),
         "feature_dim": int(sets["train"].feats.shape[-1]),
         "pool": recipe.classify.pool,
+        "head": recipe.classify.head,
         "accuracy": {k: mean_of(v) for k, v in table.items()},
         "per_class_accuracy": table,
         "certainty": {k: certainty(y, p, c) for k, p in member_probs.items()},
@@ -116,6 +110,7 @@ def write_json(report: dict, path: Path) -> None:
 
 def features_for_plot(sets: dict) -> tuple[np.ndarray, np.ndarray]:
     """One clip's pre-trained features of every training and held-out video, and the labels."""
-    f = torch.cat([sets["train"].feats[:, 0], sets["infer"].feats[:, 0]]).numpy()
+    f = torch.cat([sets["train"].feats[:, 0], sets["infer"].feats[:, 0]])
+    f = (f.mean(1) if f.dim() == 3 else f).numpy()  # the attentive head's tokens: their mean
     y = torch.cat([sets["train"].labels, sets["infer"].labels]).numpy()
     return f, y

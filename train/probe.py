@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class LinearHead(nn.Module):
-    """Standardise mean-pooled features with fixed training statistics, then one Linear layer."""
+    """Standardise pooled features with fixed training statistics, then one Linear layer."""
 
     def __init__(self, dim: int, classes: int):
         super().__init__()
@@ -35,7 +35,57 @@ class LinearHead(nn.Module):
         return self.fc((feats - self.mean) / self.std)
 
 
-POOLS = ("mean", "meanstd", "max")
+class AttentiveHead(nn.Module):
+    """V-JEPA's attentive probe: one learned query cross-attends (multi-head) to the normalised
+    tokens; the attended vector, normalised, feeds a Linear layer. Tokens (..., N, D) -> logits
+    (..., C). Written with plain matrix products so that every ONNX opset exports it."""
+
+    def __init__(self, dim: int, classes: int, heads: int = 4):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"attentive head: dim {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.query = nn.Parameter(torch.zeros(1, heads, 1, dim // heads))
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.out_norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, classes)
+        nn.init.trunc_normal_(self.query, std=0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        lead, (n, d) = tokens.shape[:-2], tokens.shape[-2:]
+        x = self.norm(tokens.reshape(-1, n, d))
+        k, v = self.kv(x).reshape(x.shape[0], n, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attn = torch.softmax(self.query @ k.transpose(-2, -1) * (d // self.heads) ** -0.5, dim=-1)
+        pooled = (attn @ v).reshape(x.shape[0], d)  # (B, heads, 1, d/heads) -> (B, D)
+        return self.fc(self.out_norm(pooled)).reshape(*lead, self.fc.out_features)
+
+
+HEADS = ("linear", "attentive")
+
+
+def new_head(kind: str, dim: int, classes: int) -> nn.Module:
+    if kind == "linear":
+        return LinearHead(dim, classes)
+    if kind == "attentive":
+        return AttentiveHead(dim, classes)
+    raise ValueError(f"unknown head {kind!r}; known: {', '.join(HEADS)}")
+
+
+def head_from_state(state: dict, kind: str = "linear") -> nn.Module:
+    """Rebuild a trained head from its state dict (the one place that knows each head's shape)."""
+    w = state["fc.weight"]
+    head = new_head(kind, w.shape[1], w.shape[0])
+    head.load_state_dict(state)
+    return head.eval()
+
+
+def token_input(kind: str, pool: str) -> str:
+    """What a head reads from the encoder: the pooled vector, or every token ('tokens')."""
+    return "tokens" if kind == "attentive" else pool
+
+
+POOLS = ("mean", "meanstd", "max", "tokens")
 
 
 def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
@@ -43,7 +93,9 @@ def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
     (B, 2D), the mean and the standard deviation over tokens side by side; the spread keeps what
     a mean of near-linear features averages away (which object parts, where, how they change).
     'max': (B, D), the largest value of each channel over tokens (whether a pattern occurs
-    anywhere, however few tokens show it)."""
+    anywhere, however few tokens show it). 'tokens': (B, N, D) unchanged, for the attentive head."""
+    if kind == "tokens":
+        return tokens
     if kind == "max":
         return tokens.amax(dim=1)
     mean = tokens.mean(dim=1)
@@ -56,9 +108,9 @@ def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
 
 
 class VideoClassifier(nn.Module):
-    """Clip (B, 3, T, H, W) -> logits (B, C): encoder, pooled tokens, linear head."""
+    """Clip (B, 3, T, H, W) -> logits (B, C): encoder, pooled tokens (or all of them), head."""
 
-    def __init__(self, encoder: VideoViT, head: LinearHead, pool: str = "mean"):
+    def __init__(self, encoder: VideoViT, head: nn.Module, pool: str = "mean"):
         super().__init__()
         self.encoder, self.head, self.pool = encoder, head, pool
 
@@ -90,14 +142,15 @@ def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_
             continue
         x = batch["clip"]  # (B, clips, 3, T, H, W)
         b = x.shape[0]
-        f = pool_tokens(encoder(x.flatten(0, 1)), pool).view(b, clips, -1)
+        f = pool_tokens(encoder(x.flatten(0, 1)), pool)
+        f = f.view(b, clips, *f.shape[1:])  # (B, clips, D) or, for 'tokens', (B, clips, N, D)
         feats.append(f)
         labels.append(batch["label"])
         paths += [str(items[i][0]) for i in batch["index"].tolist()]
     if not feats:
         dim = encoder.cfg.embed_dim * (2 if pool == "meanstd" else 1)
-        return Features(torch.zeros(0, clips, dim), torch.zeros(0, dtype=torch.long),
-                        [], errors)
+        shape = (0, clips, encoder.num_tokens, dim) if pool == "tokens" else (0, clips, dim)
+        return Features(torch.zeros(shape), torch.zeros(0, dtype=torch.long), [], errors)
     return Features(torch.cat(feats), torch.cat(labels), paths, errors)
 
 
@@ -122,15 +175,17 @@ def split_val(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarra
     return np.setdiff1d(np.arange(len(labels)), val), val
 
 
-def train_head(train: Features, classes: int, cfg: ClassifyConfig, seed: int) -> tuple[LinearHead, dict]:
-    """Fit a linear head on cached features (every cached clip a sample); 80/20 validation split."""
+def train_head(train: Features, classes: int, cfg: ClassifyConfig, seed: int) -> tuple[nn.Module, dict]:
+    """Fit the recipe's head on cached features (every cached clip a sample); a stratified
+    `cfg.val_fraction` of the videos is held out for validation."""
     torch.manual_seed(seed)
     tr, va = split_val(train.labels.numpy(), cfg.val_fraction, seed)
-    x = train.feats[tr].flatten(0, 1)
+    x = train.feats[tr].flatten(0, 1)  # (n, D), or (n, N, D) for the attentive head
     y = train.labels[tr].repeat_interleave(train.feats.shape[1])
-    head = LinearHead(x.shape[1], classes)
-    head.mean.copy_(x.mean(0))
-    head.std.copy_(x.std(0).clamp_min(1e-6))
+    head = new_head(cfg.head, x.shape[-1], classes)
+    if cfg.head == "linear":
+        head.mean.copy_(x.mean(0))
+        head.std.copy_(x.std(0).clamp_min(1e-6))
     opt = torch.optim.AdamW(param_groups(head, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = -(-len(x) // cfg.batch_size)
     total, warmup = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
@@ -158,6 +213,6 @@ def train_head(train: Features, classes: int, cfg: ClassifyConfig, seed: int) ->
 
 
 @torch.no_grad()
-def predict(head: LinearHead, feats: torch.Tensor) -> np.ndarray:
+def predict(head: nn.Module, feats: torch.Tensor) -> np.ndarray:
     """Probabilities (N, C), averaged over each video's cached clips."""
     return F.softmax(head(feats), -1).mean(1).numpy()

@@ -144,3 +144,33 @@ def test_meanstd_pooling_trains_exports_and_answers_like_the_report(smoke_run, s
     ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
     got = [p.members["general"].index for p in ens.predict_many(report["predictions"]["paths"])]
     assert got == report["predictions"]["general"]
+
+
+def test_attentive_head_trains_exports_verifies_and_answers_like_the_report(smoke_run, smoke_recipe,
+                                                                            smoke_data, tmp_path):
+    """classify.head=attentive (V-JEPA's attentive probe on every frozen token) end to end: token
+    features, the head, a fused ONNX graph verified against PyTorch, runtime answers equal to the
+    evaluation's for the general model and the vote."""
+    import dataclasses
+
+    from picojepa.runtime.ensemble import Ensemble
+    from picojepa.train.classify import classify
+    from picojepa.train.evaluate import evaluate
+
+    recipe = dataclasses.replace(smoke_recipe,
+                                 classify=dataclasses.replace(smoke_recipe.classify, head="attentive"))
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(smoke_run[0] / "pretrain.pt", run / "pretrain.pt")  # same encoder, new heads
+    classify(recipe, smoke_data, run, show_progress=False)
+    head = checkpoint.load(run / "members" / "general.pt", kind="member")["head"]
+    assert "query" in head and head["fc.weight"].shape[1] == smoke_recipe.model.embed_dim
+    report = evaluate(recipe, smoke_data, run, show_progress=False)
+    assert report["head"] == "attentive"
+    v = export_bundle(run, tmp_path / "bundle", max_verify=8)
+    assert v["layout"] == "fused" and v["fp32"]["max_abs_logit_diff"] <= 1e-4
+    assert v["fp32"]["top1_agreement"] == 1.0
+    ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
+    preds = list(ens.predict_many(report["predictions"]["paths"]))
+    assert [p.members["general"].index for p in preds] == report["predictions"]["general"]
+    assert [p.index for p in preds] == report["predictions"]["vote_majority"]

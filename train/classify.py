@@ -94,13 +94,18 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     out, val = {}, {}
     cfg = recipe.classify
     passes_uncached = 0
-    heads, unseen = {}, []
+    heads, unseen, encoders = {}, [], {}
     for m in MEMBERS:
         paths = [str(p) for p, _ in read_items(member_csv(data_root, m), classes)]
         feats = subset(sets["train"], paths)
         if len(feats.labels) == 0:
             raise DataLayoutError(f"{member_csv(data_root, m)}: no readable video for member {m}")
         head, info = train_head(feats, len(classes), cfg, recipe.seed)
+        m_state, m_sha = enc_state, enc_sha
+        if cfg.finetune:
+            encoders[m], head = _finetune(encoder, head, feats, info, recipe)
+            m_state = encoders[m].state_dict()
+            m_sha = checkpoint.state_hash(m_state)
         heads[m] = head
         if m != "general":
             unseen += info["val_paths"]
@@ -108,11 +113,11 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         val[m] = info["val_accuracy"]
         out[m] = checkpoint.save({
             "kind": "member", "member": m, "recipe": recipe.to_dict(), "classes": classes,
-            "encoder": enc_state, "encoder_sha": enc_sha, "head": head.state_dict(),
+            "encoder": m_state, "encoder_sha": m_sha, "head": head.state_dict(),
             "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
             "val_videos": info["val_videos"],
             "history": info["history"]}, run_dir / "members" / f"{m}.pt")
-    _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir)
+    _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir, encoders, recipe)
     rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)
     checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
                      "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
@@ -123,11 +128,37 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips)
 
 
-def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path) -> None:
+def _finetune(encoder: VideoViT, head, feats: Features, info: dict, recipe: Recipe):
+    """Fine-tune a copy of the encoder with the head on the member's training videos (its
+    validation videos left out); the validation accuracy is measured again through it."""
+    from .finetune import finetune, validation_accuracy
+
+    label = dict(zip(feats.paths, feats.labels.tolist()))
+    val = set(info["val_paths"])
+    train_items = [(Path(p), label[p]) for p in feats.paths if p not in val]
+    enc, head, history = finetune(encoder, head, train_items, recipe, recipe.seed)
+    info["history"] = info["history"] + history
+    info["val_accuracy"] = validation_accuracy(enc, head, [(Path(p), label[p]) for p in info["val_paths"]],
+                                               recipe)
+    return enc, head
+
+
+def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path, encoders: dict,
+                 recipe: Recipe) -> None:
     """Fit the stacking meta-model on the partial members' validation videos (seen by none of
-    them) and save it as members/stacker.pt; without enough videos, remove a stale one."""
+    them) and save it as members/stacker.pt; without enough videos, remove a stale one.
+    Fine-tuned members (in `encoders`) see those videos through their own encoders."""
+    from .finetune import member_features
+
     path = run_dir / "members" / STACKER
-    probs = np.stack([predict(heads[m], unseen.feats) for m in MEMBERS[1:]])
+    items = [(Path(p), int(y)) for p, y in zip(unseen.paths, unseen.labels.tolist())]
+
+    def feats_of(m):
+        if m not in encoders:
+            return unseen.feats
+        return member_features(encoders[m], items, recipe, recipe.classify.feature_clips).feats
+
+    probs = np.stack([predict(heads[m], feats_of(m)) for m in MEMBERS[1:]])
     stacker, note = stacking.fit(probs, unseen.labels.numpy(), classes)
     if stacker is None:
         path.unlink(missing_ok=True)

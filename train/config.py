@@ -106,7 +106,11 @@ class ClassifyConfig:
     warmup_epochs: float = 2.0
     val_fraction: float = 0.2
     feature_clips: int = 1
+    # fine-tune each member's encoder with its head after the frozen fit (members then export
+    # as separate graphs); `pool` and `head` as for the frozen protocol
     finetune: bool = False
+    finetune_epochs: int = 3
+    finetune_lr: float = 1e-4
     # how the frozen tokens become one vector: 'mean' (the paper) or 'meanstd' (mean and
     # standard deviation over tokens, twice the head's inputs) or 'max'; see probe.pool_tokens
     pool: Literal["mean", "meanstd", "max"] = "mean"
@@ -124,9 +128,8 @@ class ClassifyConfig:
             raise ValueError("lr must be > 0; weight_decay and warmup_epochs >= 0")
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
-        if self.finetune:
-            raise ValueError("finetune: fine-tuning the encoder is not implemented yet; "
-                             "only the paper's frozen-encoder protocol (false) is")
+        if self.finetune_epochs < 1 or self.finetune_lr <= 0:
+            raise ValueError("finetune_epochs must be >= 1 and finetune_lr > 0")
 
 
 @dataclass(frozen=True)

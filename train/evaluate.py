@@ -14,6 +14,7 @@ from .classify import MEMBERS, STACKER, features_for
 from .config import Recipe
 from .jepa import effective_rank
 from .motion_baseline import motion_baseline
+from .pretrain import load_encoder
 from .probe import head_from_state, predict
 
 
@@ -41,6 +42,16 @@ def mean_of(values: list[float | None]) -> float:
     return float(np.mean([v for v in values if v is not None]))
 
 
+def _own_features(state: dict, infer, recipe: Recipe) -> torch.Tensor:
+    from .finetune import member_features
+    from .vit import VideoViT
+
+    enc = VideoViT(recipe.model, recipe.clip)
+    enc.load_state_dict(state["encoder"])
+    items = [(Path(p), int(y)) for p, y in zip(infer.paths, infer.labels.tolist())]
+    return member_features(enc.eval(), items, recipe).feats
+
+
 def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True,
              sets: dict | None = None) -> dict:
     """`sets`: the run's features (`features_for`) when the caller has them loaded already."""
@@ -50,9 +61,13 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     c = len(classes)
     y = sets["infer"].labels.numpy()
     probs, val_acc = {}, {}
+    shared = checkpoint.state_hash(load_encoder(run_dir)[0].state_dict()) if recipe.classify.finetune else None
     for m in MEMBERS:
         state = checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")
-        probs[m] = predict(head_from_state(state["head"], recipe.classify.head), sets["infer"].feats)
+        feats = sets["infer"].feats
+        if shared is not None and state["encoder_sha"] != shared:  # fine-tuned: its own encoder
+            feats = _own_features(state, sets["infer"], recipe)
+        probs[m] = predict(head_from_state(state["head"], recipe.classify.head), feats)
         val_acc[m] = state["val_accuracy"]
     rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")
     ry = sets["random_infer"].labels.numpy()

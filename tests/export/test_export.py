@@ -174,3 +174,35 @@ def test_attentive_head_trains_exports_verifies_and_answers_like_the_report(smok
     preds = list(ens.predict_many(report["predictions"]["paths"]))
     assert [p.members["general"].index for p in preds] == report["predictions"]["general"]
     assert [p.index for p in preds] == report["predictions"]["vote_majority"]
+
+
+def test_finetuned_members_export_as_separate_verified_graphs_and_answer_like_the_report(
+        smoke_run, smoke_recipe, smoke_data, tmp_path):
+    """classify.finetune=true: each member fine-tunes its own encoder copy, so the bundle holds one
+    graph per member, each verified; the runtime's answers equal the evaluation's."""
+    import dataclasses
+
+    from picojepa.runtime.ensemble import Ensemble
+    from picojepa.train.classify import classify
+    from picojepa.train.evaluate import evaluate
+
+    recipe = dataclasses.replace(smoke_recipe, classify=dataclasses.replace(
+        smoke_recipe.classify, finetune=True, finetune_epochs=1))
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(smoke_run[0] / "pretrain.pt", run / "pretrain.pt")
+    classify(recipe, smoke_data, run, show_progress=False)
+    shas = {checkpoint.load(run / "members" / f"{m}.pt", kind="member")["encoder_sha"]
+            for m in ("general", "1", "2", "3", "4")}
+    assert len(shas) == 5  # every member has its own encoder now
+    report = evaluate(recipe, smoke_data, run, show_progress=False)
+    v = export_bundle(run, tmp_path / "bundle", max_verify=8, optimise=False)
+    assert v["layout"] == "separate" and v["fp32"]["max_abs_logit_diff"] <= 1e-4
+    assert v["fp32"]["top1_agreement"] == 1.0
+    ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
+    assert len(ens.sessions) == 5
+    preds = list(ens.predict_many(report["predictions"]["paths"]))
+    assert [p.members["general"].index for p in preds] == report["predictions"]["general"]
+    assert [p.index for p in preds] == report["predictions"]["vote_majority"]
+    assert [p.index for p in ens.predict_many(report["predictions"]["paths"], vote="stacked")] == \
+        report["predictions"]["vote_stacked"]

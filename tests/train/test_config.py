@@ -51,7 +51,7 @@ def _write(tmp_path, text):
     ("clip:\n  size: 100\n", "not divisible by model.patch_size"),
     ("model:\n  heads: 5\n", "not divisible by 5"),
     ("classify:\n  finetune: 1\n", "expected true/false"),
-    ("classify:\n  finetune: true\n", "not implemented yet"),
+    ("classify:\n  finetune: true\n  finetune_epochs: 0\n", "finetune_epochs must be >= 1"),
     ("clip:\n  mean: [0.5, 0.5]\n", "expected a list of 3"),
 ])
 def test_bad_recipes_are_rejected_with_file_key_reason(tmp_path, text, message):

@@ -44,7 +44,7 @@ def _warnings(r: dict) -> list[str]:
         out.append(f"**Warning: the learned encoder does not beat frame differencing.** The general "
                    f"model ({acc['general']:.2f}) is no better than logistic regression on hand-made "
                    f"motion-energy numbers ({acc['motion_energy_baseline']:.2f}).")
-    return [*out, ""] if out else []
+    return [line for w in out for line in (w, "")]  # a paragraph each
 
 
 def markdown(r: dict, extra: dict) -> str:

@@ -55,11 +55,13 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
 @click.option("--held-out-prefix", "prefixes", multiple=True,
               help="Keep the data set's own split: files whose names start with this (e.g. test__; "
                    "repeatable) are held out, all others train; --holdout is then not used.")
+@click.option("--with-builtin", "builtin", default=0, show_default=True, type=click.IntRange(0, None),
+              help="Also pre-train on this many built-in synthetic videos per motion class (4 classes).")
 @click.option("--piece-s", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
               help="Unlabelled recordings count as one pre-training sample per this many seconds.")
 @one_line_errors
 def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: bool,
-              unlabelled: tuple[Path, ...], piece_s: float, prefixes: tuple[str, ...]) -> None:
+              unlabelled: tuple[Path, ...], piece_s: float, prefixes: tuple[str, ...], builtin: int) -> None:
     """Index your own videos: SOURCE/<class>/* (mp4, avi, mkv, webm...) -> the standard layout.
 
     Every file is probed; unreadable ones are named on stderr and left out (exit code 1).
@@ -69,13 +71,13 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
 
     out = out or Path("data") / source.resolve().name
     res = index(source, out, holdout, seed, copy, progress=_bar("probe"), unlabelled=list(unlabelled),
-                piece_s=piece_s, held_out_prefixes=prefixes)
+                piece_s=piece_s, held_out_prefixes=prefixes, builtin_per_class=builtin)
     for path, reason in res.bad:
         warn(f"{path}: {reason} (left out)")
     click.echo(f"indexed {res.train} training and {res.infer} held-out videos of "
                f"{len(res.classes)} classes into {out}"
-               + (f", and {res.unlabelled} unlabelled recordings as {res.pieces} pre-training samples"
-                  if unlabelled else "")
+               + (f", and {res.unlabelled} unlabelled recordings and {builtin * 4} built-in videos as "
+                  f"{res.pieces} pre-training samples" if unlabelled or builtin else "")
                + (f"; {len(res.bad)} unreadable file(s) left out" if res.bad else ""), err=True)
     if res.bad:
         raise SystemExit(EXIT_PARTIAL)

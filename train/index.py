@@ -72,11 +72,13 @@ def add_unlabelled(folders: list[Path], out: Path, piece_s: float, copy: bool,
 def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int = 0,
           copy: bool = False, progress: Callable[[list], Iterator] = iter,
           unlabelled: list[str | Path] = (), piece_s: float = 10.0,
-          held_out_prefixes: tuple[str, ...] = ()) -> IndexResult:
+          held_out_prefixes: tuple[str, ...] = (), builtin_per_class: int = 0) -> IndexResult:
     """Probe `source/<class>/*`, then place good files under `out/{train,infer}/<class>/`
     (symbolic links, or copies with `copy=True`) and write the CSVs. Bad files are listed, not fatal.
     Videos under the `unlabelled` folders join the pre-training list (train.csv) only, cut into
     pieces of `piece_s` seconds (`add_unlabelled`); the classifiers never see them.
+    `builtin_per_class` > 0 adds that many built-in synthetic videos per motion class to the
+    pre-training list too (train/unlabelled/builtin/), to pre-train on both.
     `held_out_prefixes` (e.g. ("test__", "val__")): a data set's own split, written into its file
     names, decides instead of a random `holdout` draw: those files are held out, the rest train."""
     source, out = Path(source), Path(out)
@@ -115,5 +117,9 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
         if not f.is_dir():
             raise DataLayoutError(f"{f}: not a directory of unlabelled videos")
     pieces, recordings, bad_u = add_unlabelled(folders, out, piece_s, copy, progress)
+    if builtin_per_class:
+        from .synth import unlabelled_videos
+
+        pieces += unlabelled_videos(out / "train" / "unlabelled" / "builtin", builtin_per_class, progress=progress)
     write_layout(out, classes, placed["train"], placed["infer"], seed, unlabelled=pieces)
     return IndexResult(classes, len(placed["train"]), len(placed["infer"]), bad + bad_u, recordings, len(pieces))

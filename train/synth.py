@@ -156,6 +156,24 @@ def plan(classes: int, videos_per_class: int, holdout: float = 0.2,
             yield "unlabelled", MOTIONS[c][0], i
 
 
+def unlabelled_videos(folder: str | Path, per_class: int, classes: int = 4, seed: int = 0,
+                      progress: Callable[[Iterator], Iterator] = iter) -> list[Path]:
+    """Write `per_class` built-in videos of each of the first `classes` motions under `folder`
+    with opaque names (no label anywhere): extra pre-training material beside a user's footage.
+    Deterministic for a seed; videos already written are kept."""
+    folder = Path(folder)
+    names = [m[0] for m in MOTIONS[:classes]]
+    out = []
+    for i, c in progress([(i, c) for i in range(per_class) for c in range(classes)]):
+        path = folder / f"builtin_{i * classes + c:05d}.mp4"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frames, fps = render(names[c], np.random.default_rng([seed, c, 10_000 + i]))
+            encode(frames, fps, path)
+        out.append(path)
+    return out
+
+
 def generate(root: str | Path, classes: int = 4, videos_per_class: int = 60, seed: int = 0,
              progress: Callable[[Iterator], Iterator] = iter, unlabelled_per_class: int = 0) -> list[str]:
     """Write the built-in data set under `root` in the standard layout; returns the class names.

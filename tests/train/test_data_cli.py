@@ -138,3 +138,20 @@ def test_index_can_keep_the_split_written_in_the_file_names(tmp_path):
     train = [p.name for p, _ in read_items(out / "train" / "class.csv", classes)]
     assert infer and all(n.startswith(("test__", "val__")) for n in infer)
     assert train and all(n.startswith("train__") for n in train)
+
+
+@needs_real
+def test_index_with_builtin_videos_adds_them_to_pretraining_only(tmp_path):
+    src = tmp_path / "src"
+    for cls in ("typing", "doing_exercises"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((REAL / "labeled" / "typing_vs_exercise" / cls).glob("*.mp4"))[:3]:
+            (src / cls / f.name).symlink_to(f)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(out), "--with-builtin", "1"])
+    assert r.exit_code == 0, r.output
+    pretrain = [p for p, _ in read_items(out / "train" / "train.csv")]
+    builtin = [p for p in pretrain if p.parent.name == "builtin"]
+    assert len(builtin) == 4 and all(p.stat().st_size > 0 for p in builtin)
+    labelled = read_items(out / "train" / "class.csv", read_classes(out))
+    assert len(pretrain) == len(labelled) + 4 and read_classes(out) == ["doing_exercises", "typing"]

@@ -22,13 +22,18 @@ def test_synth_is_deterministic_for_a_seed(tmp_path):
     assert fa == fb and np.array_equal(a, b)
 
 
-@needs_real
-def test_index_keeps_good_videos_and_names_the_bad_one(tmp_path):
-    src = tmp_path / "src"
+def _real_classes(src, n):
+    """SRC/<class>/ with links to the first n real clips of each class of typing_vs_exercise."""
     for cls in ("typing", "doing_exercises"):
         (src / cls).mkdir(parents=True)
-        for f in sorted((REAL / "labeled" / "typing_vs_exercise" / cls).glob("*.mp4"))[:4]:
+        for f in sorted((REAL / "labeled" / "typing_vs_exercise" / cls).glob("*.mp4"))[:n]:
             (src / cls / f.name).symlink_to(f)
+    return src
+
+
+@needs_real
+def test_index_keeps_good_videos_and_names_the_bad_one(tmp_path):
+    src = _real_classes(tmp_path / "src", 4)
     (src / "typing" / "broken.mp4").write_bytes(b"\x00\x01garbage" * 20)
     out = tmp_path / "out"
     r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(out)])
@@ -102,11 +107,7 @@ def test_synth_unlabelled_videos_are_listed_for_pretraining_only(tmp_path):
 def test_index_unlabelled_footage_feeds_pretraining_only_cut_into_pieces(tmp_path):
     from picojepa.runtime.decode import open_video
 
-    src = tmp_path / "src"
-    for cls in ("typing", "doing_exercises"):
-        (src / cls).mkdir(parents=True)
-        for f in sorted((REAL / "labeled" / "typing_vs_exercise" / cls).glob("*.mp4"))[:4]:
-            (src / cls / f.name).symlink_to(f)
+    src = _real_classes(tmp_path / "src", 4)
     footage = tmp_path / "cam" / "day1"
     footage.mkdir(parents=True)
     long_clip = REAL / "bench" / "one-by-one-person-detection__intel.mp4"
@@ -142,11 +143,7 @@ def test_index_can_keep_the_split_written_in_the_file_names(tmp_path):
 
 @needs_real
 def test_index_with_builtin_videos_adds_them_to_pretraining_only(tmp_path):
-    src = tmp_path / "src"
-    for cls in ("typing", "doing_exercises"):
-        (src / cls).mkdir(parents=True)
-        for f in sorted((REAL / "labeled" / "typing_vs_exercise" / cls).glob("*.mp4"))[:3]:
-            (src / cls / f.name).symlink_to(f)
+    src = _real_classes(tmp_path / "src", 3)
     out = tmp_path / "out"
     r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(out), "--with-builtin", "1"])
     assert r.exit_code == 0, r.output

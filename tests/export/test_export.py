@@ -120,22 +120,28 @@ def test_fp16_is_verified_on_the_cuda_provider(smoke_run, tmp_path):
     assert v["fp16"]["cuda_verified"], v["fp16"]["providers"]["cuda"]
 
 
+def _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, **classify):
+    """The smoke run's pre-trained encoder with new heads: the recipe's classify settings changed."""
+    import dataclasses
+
+    from picojepa.train.classify import classify as run_classify
+
+    recipe = dataclasses.replace(smoke_recipe, classify=dataclasses.replace(smoke_recipe.classify, **classify))
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(smoke_run[0] / "pretrain.pt", run / "pretrain.pt")  # same encoder, new heads
+    run_classify(recipe, smoke_data, run, show_progress=False)
+    return recipe, run
+
+
 def test_meanstd_pooling_trains_exports_and_answers_like_the_report(smoke_run, smoke_recipe,
                                                                     smoke_data, tmp_path):
     """classify.pool=meanstd end to end: features, heads of 2D inputs, fused ONNX graph that
     pools the same way, runtime answers equal to the evaluation's."""
-    import dataclasses
-
     from picojepa.runtime.ensemble import Ensemble
-    from picojepa.train.classify import classify
     from picojepa.train.evaluate import evaluate
 
-    recipe = dataclasses.replace(smoke_recipe,
-                                 classify=dataclasses.replace(smoke_recipe.classify, pool="meanstd"))
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copy(smoke_run[0] / "pretrain.pt", run / "pretrain.pt")  # same encoder, new heads
-    classify(recipe, smoke_data, run, show_progress=False)
+    recipe, run = _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, pool="meanstd")
     head = checkpoint.load(run / "members" / "general.pt", kind="member")["head"]
     assert head["fc.weight"].shape[1] == 2 * smoke_recipe.model.embed_dim
     report = evaluate(recipe, smoke_data, run, show_progress=False)
@@ -151,18 +157,10 @@ def test_attentive_head_trains_exports_verifies_and_answers_like_the_report(smok
     """classify.head=attentive (V-JEPA's attentive probe on every frozen token) end to end: token
     features, the head, a fused ONNX graph verified against PyTorch, runtime answers equal to the
     evaluation's for the general model and the vote."""
-    import dataclasses
-
     from picojepa.runtime.ensemble import Ensemble
-    from picojepa.train.classify import classify
     from picojepa.train.evaluate import evaluate
 
-    recipe = dataclasses.replace(smoke_recipe,
-                                 classify=dataclasses.replace(smoke_recipe.classify, head="attentive"))
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copy(smoke_run[0] / "pretrain.pt", run / "pretrain.pt")  # same encoder, new heads
-    classify(recipe, smoke_data, run, show_progress=False)
+    recipe, run = _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, head="attentive")
     head = checkpoint.load(run / "members" / "general.pt", kind="member")["head"]
     assert "query" in head and head["fc.weight"].shape[1] == smoke_recipe.model.embed_dim
     report = evaluate(recipe, smoke_data, run, show_progress=False)
@@ -180,18 +178,10 @@ def test_finetuned_members_export_as_separate_verified_graphs_and_answer_like_th
         smoke_run, smoke_recipe, smoke_data, tmp_path):
     """classify.finetune=true: each member fine-tunes its own encoder copy, so the bundle holds one
     graph per member, each verified; the runtime's answers equal the evaluation's."""
-    import dataclasses
-
     from picojepa.runtime.ensemble import Ensemble
-    from picojepa.train.classify import classify
     from picojepa.train.evaluate import evaluate
 
-    recipe = dataclasses.replace(smoke_recipe, classify=dataclasses.replace(
-        smoke_recipe.classify, finetune=True, finetune_epochs=1))
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copy(smoke_run[0] / "pretrain.pt", run / "pretrain.pt")
-    classify(recipe, smoke_data, run, show_progress=False)
+    recipe, run = _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, finetune=True, finetune_epochs=1)
     shas = {checkpoint.load(run / "members" / f"{m}.pt", kind="member")["encoder_sha"]
             for m in ("general", "1", "2", "3", "4")}
     assert len(shas) == 5  # every member has its own encoder now

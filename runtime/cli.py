@@ -109,8 +109,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,
                   no_progress)
     finally:
-        if nats:
-            ens.close()
+        ens.close()
 
 
 def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum):

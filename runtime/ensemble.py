@@ -203,6 +203,16 @@ class Ensemble:
     def check_vote(self, method: str | None) -> str:
         return resolve_vote(self.bundle, method)
 
+    def close(self) -> None:
+        """Release the onnxruntime sessions (NetworkEnsemble's close drops its connection)."""
+        self.sessions = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     @classmethod
     def load(cls, root: str | Path, provider: str = "auto", variant: str = "fp32",
              threads: int = 0, decode_device: str = "cpu") -> "Ensemble":

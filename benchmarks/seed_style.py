@@ -24,7 +24,7 @@ def _infer(checkpoint: str, video: str) -> list[float]:
     from picojepa.runtime.decode import load_clip
 
     member = load_member(Path(checkpoint), Path(checkpoint).stem)
-    clip = load_clip(video, member.clip, lambda n: center_indices(n, member.clip))
+    clip = load_clip(video, member.clip, lambda n, keys: center_indices(n, member.clip, keys))
     with torch.no_grad():
         logits = member.model(torch.from_numpy(clip)[None])
     return torch.softmax(logits, -1)[0].tolist()

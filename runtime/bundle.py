@@ -3,7 +3,7 @@
 manifest.json (format 1):
     format_version: 1
     classes: [str]              class names, in output order
-    clip: {frames, size, frame_step, mean, std, seek_mode}
+    clip: {frames, size, frame_step, mean, std, seek_mode, placement}   (placement: 'exact' if absent)
     layout: "fused" | "separate"
     graphs: [{file, sha256, bytes, members: [name], variant: "fp32" | "int8"}]
     members: [str]              every member, in output order
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,11 @@ class Bundle:
     @property
     def members(self) -> list[str]:
         return list(self.manifest["members"])
+
+    def with_placement(self, placement: str | None) -> "Bundle":
+        """This bundle with its clips placed by `placement` ('exact' or 'keyframe'; None: as the
+        recipe trained them). A runtime choice: the graphs are the same either way."""
+        return self if placement is None else replace(self, clip=replace(self.clip, placement=placement))
 
     @property
     def vote_members(self) -> list[str]:

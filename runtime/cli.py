@@ -66,6 +66,9 @@ def _text(pred) -> str:
 @click.option("--window", type=click.FloatRange(min=0.01), help="Sliding window length in s.")
 @click.option("--stride", type=click.FloatRange(min=0.01), help="Sliding window stride in s.")
 @click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--placement", type=click.Choice(["exact", "keyframe"]),
+              help="Where each clip starts: 'keyframe' moves it to the nearest keyframe so that "
+                   "decoding starts at the clip [default: the bundle's recipe, usually exact].")
 @click.option("--decode-device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="Where torchcodec decodes: cuda uses the GPU's NVDEC decoder.")
 @click.option("--threads", default=0, type=click.IntRange(0, 256),
@@ -83,8 +86,8 @@ def _text(pred) -> str:
 @click.option("--quorum", type=click.IntRange(min=1),
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
-def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, decode_device,
-         threads, labels_from_folders, prefetch, no_progress, nats, deadline_ms, quorum):
+def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
+         decode_device, threads, labels_from_folders, prefetch, no_progress, nats, deadline_ms, quorum):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
     with --nodes, over a network of member nodes."""
     from .decode import check_ffmpeg
@@ -105,6 +108,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     if prefetch and threads == 0 and provider != "cuda":
         threads = max(1, (os.cpu_count() or 2) - 1)  # a core for the decoding thread (measured)
     ens = _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum)
+    ens.bundle = ens.bundle.with_placement(placement)
     try:
         _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,
                   no_progress)

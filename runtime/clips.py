@@ -14,6 +14,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 SeekMode = Literal["exact", "approximate"]
+Placement = Literal["exact", "keyframe"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,10 @@ class ClipSpec:
     `seek_mode` 'exact' scans the file once at open; measured on the real clips of
     ../shared/data/real/bench it costs <=14 ms more at open and reads the true frame count, where
     'approximate' trusts the header (it reported 444 frames for a 68-frame AVI).
+    `placement` 'keyframe' moves each evaluation and feature clip to start at the keyframe
+    nearest to where it would start ('exact'), so decoding begins at the clip's own first frame
+    instead of up to a whole GOP before it; it needs the keyframe index that 'exact' seeking
+    scans. Training's random pre-training windows are not moved.
     """
 
     frames: int = 8
@@ -32,6 +37,7 @@ class ClipSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     seek_mode: SeekMode = "exact"
+    placement: Placement = "exact"
 
     def __post_init__(self):
         if self.frames < 1:
@@ -46,6 +52,11 @@ class ClipSpec:
             raise ValueError(f"std must be positive, got {self.std = }")
         if self.seek_mode not in ("exact", "approximate"):
             raise ValueError(f"seek_mode must be 'exact' or 'approximate', got {self.seek_mode!r}")
+        if self.placement not in ("exact", "keyframe"):
+            raise ValueError(f"placement must be 'exact' or 'keyframe', got {self.placement!r}")
+        if self.placement == "keyframe" and self.seek_mode != "exact":
+            raise ValueError("placement 'keyframe' needs seek_mode 'exact' (the scan that finds "
+                             "the keyframes)")
 
     @property
     def span(self) -> int:
@@ -80,9 +91,22 @@ def max_start(num_frames: int, spec: ClipSpec) -> int:
     return max(0, num_frames - spec.span)
 
 
-def center_indices(num_frames: int, spec: ClipSpec) -> list[int]:
-    """The evaluation and inference clip: the window in the middle of the video."""
-    return window_indices(num_frames, spec, max_start(num_frames, spec) // 2)
+def place(start: int, num_frames: int, spec: ClipSpec, keyframes: Sequence[int] | None) -> int:
+    """Where a clip meant to start at `start` starts under `spec.placement`: itself ('exact'), or
+    the nearest keyframe that is a valid start (the earlier one on a tie; `start` itself when no
+    keyframe is). `keyframes` (frame indices) is needed only for 'keyframe'."""
+    if spec.placement == "exact":
+        return start
+    if keyframes is None:
+        raise ValueError("keyframe placement needs the video's keyframe indices")
+    hi = max_start(num_frames, spec)
+    valid = [int(k) for k in keyframes if 0 <= k <= hi]
+    return min(valid, key=lambda k: (abs(k - start), k)) if valid else start
+
+
+def center_indices(num_frames: int, spec: ClipSpec, keyframes: Sequence[int] | None = None) -> list[int]:
+    """The evaluation and inference clip: the window in the middle of the video (placed)."""
+    return window_indices(num_frames, spec, place(max_start(num_frames, spec) // 2, num_frames, spec, keyframes))
 
 
 def random_indices(num_frames: int, spec: ClipSpec, rng: np.random.Generator) -> list[int]:
@@ -90,14 +114,15 @@ def random_indices(num_frames: int, spec: ClipSpec, rng: np.random.Generator) ->
     return window_indices(num_frames, spec, int(rng.integers(0, max_start(num_frames, spec) + 1)))
 
 
-def uniform_starts(num_frames: int, spec: ClipSpec, clips: int) -> list[int]:
-    """Starts of `clips` windows spread evenly from the first to the last valid start."""
+def uniform_starts(num_frames: int, spec: ClipSpec, clips: int,
+                   keyframes: Sequence[int] | None = None) -> list[int]:
+    """Starts of `clips` windows spread evenly from the first to the last valid start (placed:
+    under keyframe placement two clips may land on the same keyframe)."""
     if clips < 1:
         raise ValueError(f"clips must be >= 1, got {clips = }")
     hi = max_start(num_frames, spec)
-    if clips == 1:
-        return [hi // 2]
-    return [int(round(i * hi / (clips - 1))) for i in range(clips)]
+    starts = [hi // 2] if clips == 1 else [int(round(i * hi / (clips - 1))) for i in range(clips)]
+    return [place(s, num_frames, spec, keyframes) for s in starts]
 
 
 def sliding_starts(num_frames: int, fps: float, spec: ClipSpec, stride_s: float) -> list[int]:
@@ -117,7 +142,3 @@ def normalize(frames: np.ndarray, spec: ClipSpec) -> np.ndarray:
     x *= np.asarray([1.0 / s for s in spec.std], dtype=np.float32)
     return np.ascontiguousarray(x.transpose(3, 0, 1, 2))
 
-
-def stack(clips: Sequence[np.ndarray]) -> np.ndarray:
-    """Clips (3, T, H, W) -> batch (B, 3, T, H, W)."""
-    return np.stack(list(clips), axis=0)

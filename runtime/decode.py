@@ -80,10 +80,33 @@ class VideoReader:
     height: int
     codec: str
     _decoder: object
+    _keyframes: list[int] | None = None
 
     @property
     def duration_s(self) -> float:
         return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+    @property
+    def keyframes(self) -> list[int]:
+        """Indices of the key frames, from the index that 'exact' seeking scanned at open (no
+        extra pass over the file). torchcodec 0.13 has no public call for it: this uses its
+        private one, and says so in one line if a torchcodec upgrade removed it."""
+        if self._keyframes is None:
+            try:
+                from torchcodec._core import _get_key_frame_indices
+
+                found = _get_key_frame_indices(self._decoder._decoder)
+            except (ImportError, AttributeError) as exc:
+                raise DecodeError(self.path, "keyframe placement needs torchcodec's keyframe index "
+                                             f"(this torchcodec has none: {exc})") from None
+            except RuntimeError as exc:  # opened in approximate mode: nothing was scanned
+                raise DecodeError(self.path, f"no keyframe index ({_reason(exc)})") from None
+            self._keyframes = [int(k) for k in found.tolist()]
+        return self._keyframes
+
+    def placement_keyframes(self, spec: ClipSpec) -> list[int] | None:
+        """What the clip functions need for `spec.placement`: the keyframes, or None ('exact')."""
+        return self.keyframes if spec.placement == "keyframe" else None
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at `indices` as uint8 (T, H, W, 3). Repeated indices are decoded once.
@@ -104,6 +127,15 @@ class VideoReader:
             raise DecodeError(self.path, f"decoded {data.shape[0]} of {len(unique)} frames")
         pos = {idx: k for k, idx in enumerate(unique)}
         return data[[pos[int(i)] for i in indices]]
+
+    def read_windows(self, starts: Sequence[int], spec: ClipSpec) -> list[np.ndarray]:
+        """The clips of `spec` starting at `starts`, each uint8 (T, H, W, 3), from one read of
+        all their frames: one forward pass with a seek only where a clip lies beyond the current
+        GOP, instead of a seek per clip."""
+        from .clips import window_indices
+
+        data = self.read([i for s in starts for i in window_indices(self.num_frames, spec, s)])
+        return [data[k * spec.frames:(k + 1) * spec.frames] for k in range(len(starts))]
 
     def _frames(self, unique: list[int]) -> np.ndarray:
         try:
@@ -177,8 +209,9 @@ def open_video(
 
 
 def load_clip(path, spec: ClipSpec, indices_fn, device: str = "cpu") -> np.ndarray:
-    """Decode one clip: `indices_fn(num_frames)` picks the frames; returns float32 (3, T, S, S)."""
+    """Decode one clip: `indices_fn(num_frames, keyframes)` picks the frames (keyframes None
+    unless `spec.placement` is 'keyframe'); returns float32 (3, T, S, S)."""
     from .clips import normalize
 
     video = open_video(path, spec.size, spec.seek_mode, device=device)
-    return normalize(video.read(indices_fn(video.num_frames)), spec)
+    return normalize(video.read(indices_fn(video.num_frames, video.placement_keyframes(spec))), spec)

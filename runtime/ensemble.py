@@ -11,7 +11,7 @@ import numpy as np
 
 from . import vote as votes
 from .bundle import Bundle, load_bundle
-from .clips import ClipSpec, normalize, sliding_starts, uniform_starts, window_indices
+from .clips import ClipSpec, normalize, sliding_starts, uniform_starts
 from .decode import open_video
 from .errors import BundleError, DecodeError
 from .session import ProviderError, make_session
@@ -79,9 +79,9 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
                     if w == 0 or w + win <= n]
             starts = [a + max(0, (b - a - spec.span) // 2) for a, b in wins]
         else:
-            starts = uniform_starts(n, spec, clips)
+            starts = uniform_starts(n, spec, clips, video.placement_keyframes(spec))
             wins = [(s, min(n, s + spec.span)) for s in starts]
-        raw = [video.read(window_indices(n, spec, s)) for s in starts]
+        raw = video.read_windows(starts, spec)
     except DecodeError as exc:
         return Decoded(str(path), None, [], (time.perf_counter() - t0) * 1e3, 0.0, str(exc))
     t1 = time.perf_counter()

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from picojepa.runtime.clips import (ClipSpec, center_indices, normalize, random_indices,
-                                    uniform_starts, window_indices)
+                                    uniform_starts)
 from picojepa.runtime.decode import load_clip, open_video
 from picojepa.runtime.errors import DecodeError
 
@@ -34,7 +34,7 @@ class ClipDataset(Dataset):
         self.repeats = clips_per_video if mode == "random" else 1
         self.epoch = 0
         self.cache_left = int(cache_mb * 2**20)
-        self.frames: dict[Path, np.ndarray] = {}
+        self.frames: dict[Path, tuple[np.ndarray, list[int] | None]] = {}  # frames, keyframes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -47,9 +47,9 @@ class ClipDataset(Dataset):
         path, label = self.items[i % len(self.items)]
         if self.mode == "random":
             rng = np.random.default_rng([self.seed, self.epoch, i])
-            pick = lambda n: random_indices(n, self.spec, rng)  # noqa: E731
+            pick = lambda n, keys: random_indices(n, self.spec, rng)  # noqa: E731
         else:
-            pick = lambda n: center_indices(n, self.spec)  # noqa: E731
+            pick = lambda n, keys: center_indices(n, self.spec, keys)  # noqa: E731
         try:
             clip = torch.from_numpy(self._load(path, pick))
         except DecodeError as exc:
@@ -58,18 +58,19 @@ class ClipDataset(Dataset):
 
     def _load(self, path: Path, pick) -> np.ndarray:
         if path in self.frames:
-            frames = self.frames[path]
-            return normalize(frames[pick(len(frames))], self.spec)
+            frames, keys = self.frames[path]
+            return normalize(frames[pick(len(frames), keys)], self.spec)
         if self.cache_left <= 0:
             return load_clip(path, self.spec, pick)
         video = open_video(path, self.spec.size, self.spec.seek_mode)
+        keys = video.placement_keyframes(self.spec)
         size = video.num_frames * self.spec.size * self.spec.size * 3
         if size > self.cache_left:
-            return normalize(video.read(pick(video.num_frames)), self.spec)
+            return normalize(video.read(pick(video.num_frames, keys)), self.spec)
         frames = video.read(range(video.num_frames))[:video.num_frames]  # phantom tail frames dropped
-        self.frames[path] = frames
+        self.frames[path] = frames, keys
         self.cache_left -= frames.nbytes
-        return normalize(frames[pick(len(frames))], self.spec)
+        return normalize(frames[pick(len(frames), keys)], self.spec)
 
 
 def collate(batch: list[dict]) -> dict:
@@ -85,9 +86,9 @@ def collate(batch: list[dict]) -> dict:
 def multi_clips(path: Path, spec: ClipSpec, clips: int) -> np.ndarray:
     """`clips` windows spread uniformly over the video, (clips, 3, T, S, S); one decoder open."""
     video = open_video(path, spec.size, spec.seek_mode)
-    starts = uniform_starts(video.num_frames, spec, clips)
-    return np.stack([normalize(video.read(window_indices(video.num_frames, spec, s)), spec)
-                     for s in starts])
+    starts = uniform_starts(video.num_frames, spec, clips, video.placement_keyframes(spec))
+    frames = video.read_windows(starts, spec)
+    return np.stack([normalize(f, spec) for f in frames])
 
 
 class MultiClipDataset(Dataset):

@@ -82,7 +82,7 @@ def _plot_mask_example(recipe: Recipe, video: str, path: Path) -> None:
     ctx, _ = MASKS[recipe.pretrain.mask](grid, recipe.pretrain.mask_ratio,
                                           np.random.default_rng(recipe.seed))
     v = open_video(video, recipe.clip.size, recipe.clip.seek_mode)
-    frames = v.read(center_indices(v.num_frames, recipe.clip))
+    frames = v.read(center_indices(v.num_frames, recipe.clip, v.placement_keyframes(recipe.clip)))
     plot_masking(frames, ctx, grid, recipe.model.tubelet, recipe.model.patch_size, path)
 
 

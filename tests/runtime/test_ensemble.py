@@ -49,16 +49,19 @@ def test_vote_stacked_on_a_bundle_without_a_stacker_is_a_one_line_error(bundle, 
 
 
 @needs_real
-def test_training_and_runtime_preprocessing_are_identical_on_real_videos(bundle):
-    from picojepa.train.dataset import ClipDataset
+@pytest.mark.parametrize("placement", ["exact", "keyframe"])
+def test_training_and_runtime_preprocessing_are_identical_on_real_videos(bundle, placement):
+    from picojepa.train.dataset import ClipDataset, multi_clips
 
     ens = Ensemble.load(bundle, provider="cpu")
+    ens.bundle = ens.bundle.with_placement(placement)
     videos = sorted((REAL / "bench").glob("*.mp4"))[:4] + sorted((REAL / "bench").glob("*.avi"))[:1]
-    ds = ClipDataset([(v, 0) for v in videos], ens.bundle.clip, mode="center")
-    for i, v in enumerate(videos):
-        train_side = ds[i]["clip"].numpy()
-        runtime_side = ens.decode(v).clips[0]
-        assert np.abs(train_side - runtime_side).max() <= 1e-5, v.name
+    for cache_mb in (0, 256):  # decoded per clip, and sliced from the training cache
+        ds = ClipDataset([(v, 0) for v in videos], ens.bundle.clip, mode="center", cache_mb=cache_mb)
+        for i, v in enumerate(videos):
+            assert np.abs(ds[i]["clip"].numpy() - ens.decode(v).clips[0]).max() <= 1e-5, v.name
+    for v in videos[:2]:  # the classifiers' feature clips
+        assert np.abs(multi_clips(v, ens.bundle.clip, 3) - ens.decode(v, clips=3).clips).max() <= 1e-5
 
 
 def test_predict_raises_decode_error_and_batch_carries_on(bundle, smoke_data, tmp_path):
@@ -98,6 +101,21 @@ def test_sliding_windows_and_multi_clip(bundle, smoke_data):
     assert p.windows and len(p.windows) == len(p.timeline)
     assert all(w["end_s"] > w["start_s"] for w in p.windows)
     assert ens.predict(video, clips=3).label in ens.classes
+
+
+@needs_real
+def test_cli_placement_keyframe_classifies_from_the_keyframe(bundle):
+    video = REAL / "bench" / "test__mmaction2-tests.mp4"  # centre clip ~140 frames from a keyframe
+    runs = {}
+    for placement in ("exact", "keyframe"):
+        r = CliRunner().invoke(run_main, ["--bundle", str(bundle), "--format", "json",
+                                          "--placement", placement, str(video)])
+        assert r.exit_code == 0, r.output
+        runs[placement] = json.loads(r.stdout)
+    ens = Ensemble.load(bundle, provider="cpu")
+    ens.bundle = ens.bundle.with_placement("keyframe")
+    assert runs["keyframe"]["confidence"] == pytest.approx(ens.predict(video).confidence, abs=1e-6)
+    assert ens.decode(video).spans[0][0] * 30 == pytest.approx(235, abs=1)  # starts at the keyframe
 
 
 @pytest.mark.parametrize("damage,message", [

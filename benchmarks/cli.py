@@ -13,10 +13,12 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
+from picojepa.runtime.bundle import Bundle
 from picojepa.runtime.console import fail, one_line_errors, setup_logging, warn
 from picojepa.runtime.errors import PicoJepaError
 
@@ -35,48 +37,87 @@ def _videos(inputs: tuple[str, ...]) -> list[str]:
     return [v for v in out if Path(v).is_file()]
 
 
-@click.command()
-@click.argument("videos", nargs=-1)
-@click.option("--bundle", type=click.Path(path_type=Path),
-              default=lambda: os.environ.get("PICOJEPA_BUNDLE", "bundles/demo"), show_default="bundles/demo",
-              help="The bundle to measure (fused layout).")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
-              help="The training run the bundle came from: needed for the separate, single, eager "
-                   "and original-style configurations and the training benchmark.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/bench"), show_default=True)
-@click.option("--decode-videos", multiple=True,
-              help="Real files or folders for the decoding study (default: the VIDEOS).")
-@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1, 100),
-              help="Timed rounds over the videos per configuration (one more is warm-up).")
-@click.option("--seed-videos", default=3, show_default=True, type=click.IntRange(0, 50),
-              help="Videos for the original's process-per-model way (slow).")
-@click.option("--many", default=1000, show_default=True, type=click.IntRange(0),
-              help="Length of the long batch whose memory is traced (0: skip).")
-@click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
-              help="Threads for onnxruntime and PyTorch (0: onnxruntime's default, all cores).")
-@click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--network", is_flag=True,
-              help="Only the edge-network section: a local nats-server and 1, 2, 4 member nodes "
-                   "against the fused bundle (needs --run); writes network.{json,md} under --out.")
-@click.option("--no-progress", is_flag=True)
-@click.option("-v", "--verbose", is_flag=True)
-@one_line_errors
-def main(videos, bundle, run_dir, out, decode_videos, rounds, seed_videos, many, threads, batch,
-         network, no_progress, verbose):
-    """Measure the runtime and its alternatives on VIDEOS (files, folders or globs)."""
-    setup_logging(verbose)
-    vids = _videos(videos)
-    if not vids:
-        fail("no video to benchmark: give files or folders (e.g. data/synth/infer)")
-    if network:
-        return network_section(bundle, run_dir, vids, out, rounds)
-    dvids = [Path(v) for v in (_videos(decode_videos) if decode_videos else vids)]
-    report = run_benchmarks(bundle, run_dir, vids, dvids, out, rounds, seed_videos, many, threads,
-                            batch, not no_progress)
-    h = report["headline"]
-    click.echo("headline: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                                        for k, v in h.items()), err=True)
-    click.echo(f"report: {out / 'report.md'}", err=True)
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one `picojepa-bench` run measures, and how hard."""
+
+    bundle: Path
+    run_dir: Path | None
+    videos: list[str]
+    decode_videos: list[Path]
+    out: Path
+    rounds: int = 5
+    process_per_model_videos: int = 3
+    many: int = 1000
+    threads: int = 0
+    batch: int = 8
+    skip: tuple[str, ...] = ()
+    progress: bool = True
+
+
+@dataclass
+class BenchRun:
+    """The state the stages share: the bundle, a scratch folder, the videos that decoded, and
+    the result being written."""
+
+    cfg: BenchConfig
+    bundle: Bundle
+    tmp: Path
+    result: dict
+    bad: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, cfg: BenchConfig) -> "BenchRun":
+        import torch
+
+        from picojepa.runtime.bundle import load_bundle
+
+        from . import machine
+
+        b = load_bundle(cfg.bundle)
+        if b.manifest["layout"] != "fused":
+            raise BenchError(f"{cfg.bundle}: the benchmark compares against a fused bundle; this one is "
+                             f"{b.manifest['layout']!r} (export without --layout separate)")
+        if cfg.run_dir is not None and not (Path(cfg.run_dir) / "members").is_dir():
+            raise BenchError(f"{cfg.run_dir}: not a training run (no members/ folder)")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        result = {"machine": machine.facts(cfg.threads or torch.get_num_threads()),
+                  "bundle": str(cfg.bundle), "run": str(cfg.run_dir) if cfg.run_dir else None,
+                  "videos": cfg.videos, "rounds": cfg.rounds,
+                  "when": time.strftime("%Y-%m-%d %H:%M:%S"), "skipped": {}}
+        return cls(cfg, b, Path(tempfile.mkdtemp(prefix="picojepa-bench-")), result)
+
+    def decode(self, video: str):
+        from picojepa.runtime.ensemble import decode_clips
+
+        return decode_clips(video, self.bundle.clip)
+
+    @property
+    def ok_videos(self) -> list[str]:
+        return [v for v in self.cfg.videos if v not in self.bad]
+
+    def skip_reason(self, stage: str) -> str | None:
+        """Why `stage` does not run in this benchmark (None: it runs)."""
+        cfg = self.cfg
+        if stage in cfg.skip:
+            return "--skip"
+        if stage in ("process_per_model", "training") and cfg.run_dir is None:
+            return "needs --run (the training run's checkpoints)"
+        if stage == "process_per_model" and not cfg.process_per_model_videos:
+            return "--process-per-model-videos 0"
+        if stage in ("decoding", "decode_share") and not cfg.decode_videos:
+            return "no decoding videos"
+        if stage == "long_batch" and not cfg.many:
+            return "--many 0"
+        if stage == "placement_accuracy" and not labelled(self.ok_videos, self.bundle.classes):
+            return "the videos' folders are not the bundle's class names (no labels to score)"
+        return None
+
+
+def labelled(videos: list[str], classes) -> bool:
+    return bool(videos) and all(Path(v).parent.name in classes for v in videos)
 
 
 def network_section(bundle: Path, run_dir: Path | None, videos: list[str], out: Path, rounds: int) -> dict:
@@ -92,208 +133,249 @@ def network_section(bundle: Path, run_dir: Path | None, videos: list[str], out: 
     return result
 
 
-def run_benchmarks(bundle: Path, run_dir: Path | None, videos: list[str], decode_videos: list[Path],
-                   out: Path, rounds: int, seed_videos: int, many: int, threads: int, batch: int,
-                   progress: bool) -> dict:
-    import torch
+def run_benchmarks(cfg: BenchConfig) -> dict:
+    """Run every stage of `STAGES` in order into one result; write report.{json,md} and charts."""
     from picojepa.runtime.console import progress as console_progress
 
-    from picojepa.runtime.bundle import load_bundle
-    from picojepa.runtime.ensemble import decode_clips
+    run = BenchRun.open(cfg)
+    bar = console_progress(total=len(STAGES), desc="bench", disable=not cfg.progress)
+    try:
+        for name, stage in STAGES:
+            bar.set_postfix_str(name)
+            why_not = run.skip_reason(name)
+            if why_not:
+                run.result["skipped"][name] = why_not
+            else:
+                stage(run)
+            bar.update()
+        bar.close()
+        r = run.result
+        r["headline"] = headline(r)
+        from . import report as rep
 
-    from . import decoding, flops, inference, machine, memory, report as rep
+        r["targets"] = rep.targets(r)
+        (cfg.out / "report.json").write_text(json.dumps(r, indent=1, default=str))
+        rep.write(r, cfg.out)
+    finally:  # the temporary bundles go, whether the benchmark finished or failed
+        shutil.rmtree(run.tmp, ignore_errors=True)
+    return run.result
+
+
+def headline(r: dict) -> dict:
     from .stats import ratio
 
-    b = load_bundle(bundle)
-    if b.manifest["layout"] != "fused":
-        raise BenchError(f"{bundle}: the benchmark compares against a fused bundle; this one is "
-                         f"{b.manifest['layout']!r} (export without --layout separate)")
-    if run_dir is not None and not (Path(run_dir) / "members").is_dir():
-        raise BenchError(f"{run_dir}: not a training run (no members/ folder)")
-    if threads:
-        torch.set_num_threads(threads)
-    out.mkdir(parents=True, exist_ok=True)
-    spec = b.clip
-    steps = 9 + (2 if run_dir else 0)
-    bar = console_progress(total=steps, desc="bench", disable=not progress)
-
-    def stage(name: str):
-        bar.set_postfix_str(name)
-
-    result: dict = {"machine": machine.facts(threads or torch.get_num_threads()),
-                    "bundle": str(bundle), "run": str(run_dir) if run_dir else None,
-                    "videos": videos, "rounds": rounds, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    stage("matmul peak")
-    result["peak"] = machine.matmul_peak(threads)
-    bar.update()
-
-    stage("configurations")
-    decode = lambda v: decode_clips(v, spec)  # noqa: E731
-    cfgs = [inference.onnx_config("fused", "a: this runtime, fused ensemble", bundle, "cpu", "fp32", threads)]
-    tmp = Path(tempfile.mkdtemp(prefix="picojepa-bench-"))
-    try:
-        if run_dir:
-            from picojepa.export.bundle import export_bundle
-
-            export_bundle(run_dir, tmp / "separate", ["1", "2", "3", "4"], layout="separate", max_verify=4)
-            export_bundle(run_dir, tmp / "single", ["1"], max_verify=4)
-            cfgs.append(inference.onnx_config("separate", "b: 4 members, 4 ONNX sessions",
-                                              tmp / "separate", "cpu", "fp32", threads))
-            cfgs.append(inference.onnx_config("single", "c: one member alone", tmp / "single", "cpu",
-                                              "fp32", threads))
-            cfgs.append(inference.eager_config(run_dir, ["1", "2", "3", "4"], threads))
-        variants = sorted({g.variant for g in b.graphs} - {"fp32"})
-        for var in variants:
-            cfgs.append(inference.onnx_config(f"fused_{var}", f"f: fused, {var}", bundle, "cpu", var, threads))
-        import onnxruntime as ort
-
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            gpu = machine.gpu_name() or "GPU"
-            for var in ["fp32", *variants]:
-                cfgs.append(inference.onnx_config(f"fused_{var}_cuda", f"f: fused, {var}, CUDA ({gpu})",
-                                                  bundle, "cuda", var, threads))
-        bad = inference.run_rounds(cfgs, decode, videos, rounds)
-        result["failed_videos"] = bad
-        result["configs"] = {c.name: inference.summary(c) for c in cfgs}
-        bar.update()
-
-        stage("batching")
-        result["batching"] = inference.batched_throughput(bundle, [v for v in videos if v not in bad],
-                                                          "cpu", threads, batch, decode)
-        bar.update()
-
-        stage("import/load/memory")
-        result["startup"] = inference.import_and_load(bundle, threads)
-        ok_videos = [v for v in videos if v not in bad][:16]
-        result["peak_rss_mb"] = {"fused": inference.peak_rss("fused", bundle, None, ok_videos, threads)}
-        if run_dir:
-            result["peak_rss_mb"]["separate"] = inference.peak_rss("separate", tmp / "separate", None, ok_videos, threads)
-            result["peak_rss_mb"]["single"] = inference.peak_rss("single", tmp / "single", None, ok_videos, threads)
-            result["peak_rss_mb"]["eager4"] = inference.peak_rss("eager4", bundle, run_dir, ok_videos, threads)
-        bar.update()
-
-        if run_dir and seed_videos:
-            stage("original's way")
-            result["seed_style"] = inference.seed_style(run_dir, ok_videos[:seed_videos], threads,
-                                                        ["1", "2", "3", "4"])
-            bar.update()
-
-        stage("flops")
-        result["compute"] = compute_figures(b, bundle, result, flops)
-        bar.update()
-
-        stage("decoding")
-        result["decoding"] = decoding.decode_report(decode_videos, spec, max(3, rounds))
-        target = next((p for p in decode_videos if p.name == "test__mmaction2-tests.mp4"),
-                      decode_videos[0] if decode_videos else None)
-        if target is not None:
-            result["decoding"]["by_resolution"] = decoding.by_resolution(target, spec)
-            result["decoding"]["by_keyframe_interval"] = decoding.by_keyframe_interval(target, spec)
-        bar.update()
-
-        stage("decode share")
-        result["decode_share"] = decode_share(cfgs[0], bundle, decode_videos, threads, rounds)
-        bar.update()
-
-        stage("prefetch")
-        ok = [v for v in videos if v not in bad]
-        result["prefetch"] = inference.prefetch_overlap(
-            bundle, {"bench videos": ok[:24], "decoding set (longer, larger)": [str(p) for p in decode_videos]},
-            threads, max(3, rounds))
-        bar.update()
-
-        if run_dir:
-            stage("training")
-            from picojepa.train.config import recipe_from_dict
-
-            result["training"] = training_throughput(recipe_from_dict(b.manifest["recipe"]))
-            bar.update()
-
-        if many:
-            stage(f"{many} videos")
-            result["memory"] = memory.flat_memory(bundle, [v for v in videos if v not in bad], many, threads)
-        bar.update()
-        bar.close()
-
-        cf = result["configs"]
-        seed_ms = result.get("seed_style", {}).get("total", {})
-        result["headline"] = {
-            "fused_over_single": ratio(cf["fused"]["total"], cf["single"]["total"]) if "single" in cf else None,
-            "seed_style_over_fused": ratio(seed_ms, cf["fused"]["total"]) if seed_ms else None,
-            "eager4_over_fused": ratio(cf["eager4"]["total"], cf["fused"]["total"]) if "eager4" in cf else None,
-            "decode_share": result["decode_share"]["share"],
-            "fraction_of_peak": result["compute"]["fraction_of_peak"],
-        }
-        result["targets"] = rep.targets(result)
-        (out / "report.json").write_text(json.dumps(result, indent=1, default=str))
-        rep.write(result, out)
-    finally:  # the temporary bundles go, whether the benchmark finished or failed
-        shutil.rmtree(tmp, ignore_errors=True)
-    return result
+    cf = r.get("configs", {})
+    per_model = r.get("process_per_model", {}).get("total", {})
+    share = r.get("decode_share", {})
+    return {
+        "fused_over_single": ratio(cf["fused"]["total"], cf["single"]["total"]) if "single" in cf else None,
+        "process_per_model_over_fused": ratio(per_model, cf["fused"]["total"]) if per_model and cf else None,
+        "eager4_over_fused": ratio(cf["eager4"]["total"], cf["fused"]["total"]) if "eager4" in cf else None,
+        "decode_share": share.get("exact", {}).get("share"),
+        "decode_share_keyframe": share.get("keyframe", {}).get("share"),
+        "e2e_p50_ms": share.get("exact", {}).get("total_ms_p50"),
+        "e2e_p50_ms_keyframe": share.get("keyframe", {}).get("total_ms_p50"),
+        "fraction_of_peak": r.get("compute", {}).get("fraction_of_peak"),
+    }
 
 
-def compute_figures(b, bundle: Path, result: dict, flops) -> dict:
-    """FLOPs per clip (counted and by formula) and the encoder's achieved GFLOP/s against peak.
-    The encoder alone is timed on onnxruntime with the runtime's session options."""
-    import numpy as np
+# -- the stages, in order ------------------------------------------------------------------------
+def stage_peak(run: "BenchRun") -> None:
+    from . import machine
 
-    from picojepa.runtime.ensemble import Ensemble
+    run.result["peak"] = machine.matmul_peak(run.cfg.threads)
+
+
+def stage_configurations(run: "BenchRun") -> None:
+    """a-f side by side, interleaved video by video."""
+    from . import inference
+
+    cfg, members = run.cfg, vote_members()
+    cfgs = [inference.onnx_config("fused", "a: this runtime, fused ensemble", cfg.bundle, "cpu", "fp32", cfg.threads)]
+    if cfg.run_dir:
+        from picojepa.export.bundle import export_bundle
+
+        export_bundle(cfg.run_dir, run.tmp / "separate", members, layout="separate", max_verify=4)
+        export_bundle(cfg.run_dir, run.tmp / "single", members[:1], max_verify=4)
+        cfgs.append(inference.onnx_config("separate", f"b: {len(members)} members, {len(members)} ONNX "
+                                          "sessions", run.tmp / "separate", "cpu", "fp32", cfg.threads))
+        cfgs.append(inference.onnx_config("single", "c: one member alone", run.tmp / "single", "cpu",
+                                          "fp32", cfg.threads))
+        cfgs.append(inference.eager_config(cfg.run_dir, members, cfg.threads))
+    variants = sorted({g.variant for g in run.bundle.graphs} - {"fp32"})
+    for var in variants:
+        cfgs.append(inference.onnx_config(f"fused_{var}", f"f: fused, {var}", cfg.bundle, "cpu", var, cfg.threads))
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        from . import machine
+
+        gpu = machine.gpu_name() or "GPU"
+        for var in ["fp32", *variants]:
+            cfgs.append(inference.onnx_config(f"fused_{var}_cuda", f"f: fused, {var}, CUDA ({gpu})",
+                                              cfg.bundle, "cuda", var, cfg.threads))
+    run.bad = inference.run_rounds(cfgs, run.decode, cfg.videos, cfg.rounds)
+    run.result["failed_videos"] = run.bad
+    run.result["configs"] = {c.name: inference.summary(c) for c in cfgs}
+
+
+def stage_batching(run: "BenchRun") -> None:
+    from . import inference
+
+    run.result["batching"] = inference.batched_throughput(run.cfg.bundle, run.ok_videos, "cpu",
+                                                          run.cfg.threads, run.cfg.batch, run.decode)
+
+
+def stage_startup_memory(run: "BenchRun") -> None:
+    from . import inference
+
+    cfg, videos = run.cfg, run.ok_videos[:16]
+    run.result["startup"] = inference.import_and_load(cfg.bundle, cfg.threads)
+    rss = {"fused": inference.peak_rss("fused", cfg.bundle, None, videos, cfg.threads)}
+    if cfg.run_dir:
+        rss["separate"] = inference.peak_rss("separate", run.tmp / "separate", None, videos, cfg.threads)
+        rss["single"] = inference.peak_rss("single", run.tmp / "single", None, videos, cfg.threads)
+        rss["eager4"] = inference.peak_rss("eager4", cfg.bundle, cfg.run_dir, videos, cfg.threads)
+    run.result["peak_rss_mb"] = rss
+
+
+def stage_process_per_model(run: "BenchRun") -> None:
+    from . import inference
+
+    run.result["process_per_model"] = inference.process_per_model(
+        run.cfg.run_dir, run.ok_videos[:run.cfg.process_per_model_videos], run.cfg.threads, vote_members())
+
+
+def stage_compute(run: "BenchRun") -> None:
+    from .compute import compute_figures
+
+    run.result["compute"] = compute_figures(run.bundle, run.cfg.bundle, run.result["peak"]["gflops"])
+
+
+def stage_paper_size(run: "BenchRun") -> None:
+    from . import paper_size
+
+    run.result["paper_size"] = {
+        "encoder": paper_size.encoder_compute(run.result["peak"]["gflops"], run.cfg.threads),
+        "pretraining": paper_size.pretrain_side_by_side()}
+
+
+def stage_decoding(run: "BenchRun") -> None:
+    from . import decoding
+
+    spec, files, rounds = run.bundle.clip, run.cfg.decode_videos, max(3, run.cfg.rounds)
+    d = decoding.decode_report(files, spec, rounds)
+    target = next((p for p in files if p.name == "test__mmaction2-tests.mp4"), files[0])
+    d["by_resolution"] = decoding.by_resolution(target, spec)
+    d["by_keyframe_interval"] = decoding.by_keyframe_interval(target, spec)
+    d["placement"] = decoding.placement_study(ten_second_clips(files), spec, rounds)
+    run.result["decoding"] = d
+
+
+def stage_decode_share(run: "BenchRun") -> None:
+    from .compute import decode_share
+
+    run.result["decode_share"] = decode_share(run.cfg.bundle, ten_second_clips(run.cfg.decode_videos),
+                                              run.cfg.threads, run.cfg.rounds)
+
+
+def stage_placement_accuracy(run: "BenchRun") -> None:
+    from .compute import placement_accuracy
+
+    run.result["placement_accuracy"] = placement_accuracy(run.cfg.bundle, run.ok_videos)
+
+
+def stage_prefetch(run: "BenchRun") -> None:
+    from . import inference
+
+    run.result["prefetch"] = inference.prefetch_overlap(
+        run.cfg.bundle, {"bench videos": run.ok_videos[:24],
+                         "decoding set (longer, larger)": [str(p) for p in run.cfg.decode_videos]},
+        run.cfg.threads, max(3, run.cfg.rounds))
+
+
+def stage_training(run: "BenchRun") -> None:
     from picojepa.train.config import recipe_from_dict
-    from picojepa.train.vit import VideoViT
 
-    from .stats import repeat_ms, summarize
-
-    recipe = recipe_from_dict(b.manifest["recipe"])
-    enc = VideoViT(recipe.model, recipe.clip)
-    counted = flops.counted(enc, (1, *recipe.clip.input_shape))
-    form = flops.formula(recipe.model, recipe.clip, len(b.classes), len(b.members))
-    ens = Ensemble.load(bundle, provider="cpu")
-    out = {"encoder_flops_counted": counted, "formula": form,
-           "counted_matches_formula": abs(counted - form["encoder_without_attention"]) <= 0.01 * counted,
-           "method": "encoder FLOPs from the config's formula (matrix products, 2 FLOPs per "
-                     "multiply-add); torch.utils.flop_counter.FlopCounterMode's count of the real "
-                     "module, which cannot see the fused CPU attention kernel, checks the rest"}
-    for bs in (1, 8):
-        x = np.random.default_rng(0).standard_normal((bs, *recipe.clip.input_shape)).astype(np.float32)
-        t = summarize(repeat_ms(lambda: ens.member_probs(x), 20, warmup=3))
-        out[f"batch{bs}_ms"] = t
-        out[f"batch{bs}_gflops"] = bs * form["total"] / (t["p50"] * 1e-3) / 1e9
-    best = max(out["batch1_gflops"], out["batch8_gflops"])
-    out["achieved_gflops"] = best
-    out["peak_gflops"] = result["peak"]["gflops"]
-    out["fraction_of_peak"] = best / result["peak"]["gflops"]
-    return out
-
-
-def decode_share(fused_cfg, bundle: Path, decode_videos: list[Path], threads: int, rounds: int) -> dict:
-    """(decode + preprocess) / end-to-end of the fused runtime on the ~10 s, ~340x256 clips of
-    the decoding set (all of its files when none matches)."""
-    import numpy as np
-
-    from picojepa.runtime.ensemble import Ensemble
-
-    ten = [p for p in decode_videos if p.name in ("test__mmaction2-tests.mp4", "video3__pytorch-android-demo.mp4")]
-    chosen = ten or decode_videos
-    ens = Ensemble.load(bundle, provider="cpu", threads=threads)
-    shares, totals = [], []
-    for _ in range(rounds + 1):
-        for p in chosen:
-            pred = ens.finish(ens.decode(p))
-            if pred.error:
-                continue
-            t = pred.timings_ms
-            shares.append((t["decode"] + t["preprocess"]) / t["total"])
-            totals.append(t["total"])
-    shares, totals = shares[len(chosen):], totals[len(chosen):]  # first round: warm-up
-    return {"videos": [p.name for p in chosen], "share": float(np.median(shares)) if shares else None,
-            "total_ms_p50": float(np.median(totals)) if totals else None,
-            "which": "the 10 s clips of about 340x256" if ten else "all decoding files"}
-
-
-def training_throughput(recipe) -> dict:
     from .train_speed import pretrain_throughput
 
-    return pretrain_throughput(recipe)
+    run.result["training"] = pretrain_throughput(recipe_from_dict(run.bundle.manifest["recipe"]))
+
+
+def stage_long_batch(run: "BenchRun") -> None:
+    from . import memory
+
+    run.result["memory"] = memory.flat_memory(run.cfg.bundle, run.ok_videos, run.cfg.many, run.cfg.threads)
+
+
+STAGES = (("peak", stage_peak), ("configurations", stage_configurations), ("batching", stage_batching),
+          ("startup", stage_startup_memory), ("process_per_model", stage_process_per_model),
+          ("compute", stage_compute), ("paper_size", stage_paper_size), ("decoding", stage_decoding),
+          ("decode_share", stage_decode_share), ("placement_accuracy", stage_placement_accuracy),
+          ("prefetch", stage_prefetch), ("training", stage_training), ("long_batch", stage_long_batch))
+STAGE_NAMES = tuple(name for name, _ in STAGES)
+
+
+def vote_members() -> list[str]:
+    from picojepa.train.roster import VOTE_MEMBERS
+
+    return list(VOTE_MEMBERS)
+
+
+def ten_second_clips(files: list[Path]) -> list[Path]:
+    """The decoding set's ~10 s, ~340x256 clips that the decode-share target is about (all of
+    its files when none of them is there)."""
+    ten = [p for p in files if p.name in ("test__mmaction2-tests.mp4", "video3__pytorch-android-demo.mp4")]
+    return ten or list(files)
+
+
+
+@click.command()
+@click.argument("videos", nargs=-1)
+@click.option("--bundle", type=click.Path(path_type=Path),
+              default=lambda: os.environ.get("PICOJEPA_BUNDLE", "bundles/demo"), show_default="bundles/demo",
+              help="The bundle to measure (fused layout).")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="The training run the bundle came from: needed for the separate, single, eager "
+                   "and process-per-model configurations and the training benchmark.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/bench"), show_default=True)
+@click.option("--decode-videos", multiple=True,
+              help="Real files or folders for the decoding study (default: the VIDEOS).")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="Timed rounds over the videos per configuration (one more is warm-up).")
+@click.option("--process-per-model-videos", default=3, show_default=True, type=click.IntRange(0, 50),
+              help="Videos for the original's way: a fresh process per model per video (slow).")
+@click.option("--many", default=1000, show_default=True, type=click.IntRange(0),
+              help="Length of the long batch whose memory is traced (0: skip).")
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
+              help="Threads for onnxruntime and PyTorch (0: onnxruntime's default, all cores).")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--skip", multiple=True, type=click.Choice(STAGE_NAMES),
+              help="Leave out a stage (repeatable); the report lists what was skipped and why.")
+@click.option("--network", is_flag=True,
+              help="Only the edge-network section: a local nats-server and 1, 2, 4 member nodes "
+                   "against the fused bundle (needs --run); writes network.{json,md} under --out.")
+@click.option("--no-progress", is_flag=True)
+@click.option("-v", "--verbose", is_flag=True)
+@one_line_errors
+def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_videos, many, threads,
+         batch, skip, network, no_progress, verbose):
+    """Measure the runtime and its alternatives on VIDEOS (files, folders or globs)."""
+    setup_logging(verbose)
+    vids = _videos(videos)
+    if not vids:
+        fail("no video to benchmark: give files or folders (e.g. data/synth/infer)")
+    if network:
+        return network_section(bundle, run_dir, vids, out, rounds)
+    dvids = [Path(v) for v in (_videos(decode_videos) if decode_videos else vids)]
+    report = run_benchmarks(BenchConfig(bundle, run_dir, vids, dvids, out, rounds, process_per_model_videos,
+                                        many, threads, batch, tuple(skip), not no_progress))
+    for stage, why in report["skipped"].items():
+        warn(f"stage {stage} skipped: {why}")
+    h = report["headline"]
+    click.echo("headline: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in h.items()), err=True)
+    click.echo(f"report: {out / 'report.md'}", err=True)
 
 
 if __name__ == "__main__":

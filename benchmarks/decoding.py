@@ -3,6 +3,8 @@ and reading one clip against decoding every frame of the video."""
 from __future__ import annotations
 
 import tempfile
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -107,3 +109,47 @@ def decode_report(videos: list[Path], spec: ClipSpec, repeats: int, tick=lambda:
         out["approximate_wrong_counts"] = [r["file"] for r in ok
                                            if r["approximate_frame_count"] != r["frames"]]
     return out
+
+
+def placed_clip_ms(path: Path, spec: ClipSpec, threads: int) -> float:
+    """Open the video and read its centre clip under `spec.placement`, with `threads` FFmpeg
+    decoder threads (0: FFmpeg's choice): one sample, in ms."""
+    t0 = time.perf_counter()
+    v = open_video(path, spec.size, spec.seek_mode, threads=threads)
+    v.read(center_indices(v.num_frames, spec, v.placement_keyframes(spec)))
+    return (time.perf_counter() - t0) * 1e3
+
+
+def placement_study(videos: list[Path], spec: ClipSpec, rounds: int, threads=(1, 2, 0)) -> dict:
+    """Per file: the centre clip's open + decode time with exact and keyframe placement and each
+    decoder thread count, all interleaved round by round (round 0 warms up); how far the keyframe
+    clip moved; and the file's limit: decoding only the clip's own frames, at the per-frame cost
+    of decoding the whole file in order."""
+    rows = []
+    for p in videos:
+        try:
+            v = open_video(p, spec.size, "exact")
+            keys = v.keyframes
+        except DecodeError as exc:
+            rows.append({"file": p.name, "error": str(exc)})
+            continue
+        setups = [(pl, t) for pl in ("exact", "keyframe") for t in threads]
+        times: dict[tuple, list[float]] = {s: [] for s in setups}
+        for r in range(rounds + 1):
+            for pl, t in setups:
+                ms = placed_clip_ms(p, replace(spec, placement=pl), t)
+                if r:
+                    times[(pl, t)].append(ms)
+        n = v.num_frames
+        centre = center_indices(n, spec)[0]
+        moved = center_indices(n, replace(spec, placement="keyframe"), keys)[0]
+        whole = summarize(repeat_ms(lambda: open_video(p, spec.size, "exact").read(range(n)), 2, warmup=0))
+        rows.append({"file": p.name, "frames": n, "keyframes": len(keys),
+                     "centre_start": centre, "keyframe_start": moved,
+                     "frames_before_clip_exact": centre - max(k for k in keys if k <= centre),
+                     **{f"{pl}_threads{t}_ms": float(np.median(times[(pl, t)])) for pl, t in setups},
+                     "per_frame_ms": whole["p50"] / n,
+                     "limit_ms": whole["p50"] / n * len(set(center_indices(n, spec)))})
+    return {"threads": list(threads), "rounds": rounds, "files": rows,
+            "limit_method": "decode time of every frame in order / frame count x the clip's "
+                            "distinct frames: decoding nothing the clip does not show"}

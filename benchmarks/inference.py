@@ -5,7 +5,7 @@ Configurations (the issue's letters):
   b separate  the four vote members as four ONNX sessions                  (exported here)
   c single    one member alone                                              (exported here)
   d eager4    the four PyTorch checkpoints in one process, eager mode
-  e seed      the original's way: a fresh process per video and per model   (a few videos)
+  e process_per_model  the original's way: a fresh process per video and per model   (a few videos)
   f variants  int8 / fp16 graphs of the bundle, every available provider
 
 Rounds interleave the configurations video by video, so a slow spell of the shared machine hits
@@ -25,6 +25,7 @@ import numpy as np
 
 from picojepa.runtime import vote as votes
 from picojepa.runtime.ensemble import Decoded, Ensemble
+from picojepa.train.roster import VOTE_MEMBERS
 
 from .stats import repeat_ms, summarize
 
@@ -125,8 +126,8 @@ def batched_throughput(bundle: Path, videos: list[str], provider: str, threads: 
             "decode_preprocess_ms_per_video": dec}
 
 
-def seed_style(run_dir: Path, videos: list[str], threads: int, members: list[str]) -> dict:
-    from .seed_style import run_video
+def process_per_model(run_dir: Path, videos: list[str], threads: int, members: list[str]) -> dict:
+    from .process_per_model import run_video
 
     ckpts = [run_dir / "members" / f"{m}.pt" for m in members]
     per_video = []
@@ -170,7 +171,7 @@ def peak_rss_worker(kind: str, bundle: str, run_dir: str, videos: list[str], thr
 
     spec = load_bundle(bundle).clip
     if kind == "eager4":
-        run = eager_config(Path(run_dir), ["1", "2", "3", "4"], threads).infer
+        run = eager_config(Path(run_dir), list(VOTE_MEMBERS), threads).infer
     else:
         ens = Ensemble.load(bundle, provider="cpu", threads=threads)
         run = ens.finish

@@ -17,10 +17,11 @@ from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.localnet import NatsServer, start_members
 from picojepa.runtime.natsconn import NatsOptions
 from picojepa.runtime.network import NetworkEnsemble
+from picojepa.train.roster import VOTE_MEMBERS
 
 from .stats import ratio, summarize
 
-MEMBER_SETS = (["1"], ["1", "2"], ["1", "2", "3", "4"])
+MEMBER_SETS = tuple(list(VOTE_MEMBERS[:n]) for n in (1, 2, len(VOTE_MEMBERS)))
 
 
 def _latencies(ens, videos: list[str]) -> tuple[list[float], int]:

@@ -13,6 +13,7 @@ from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER
+from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
 
 from . import variants
 from .errors import ExportError
@@ -21,7 +22,6 @@ from .onnx_graph import export_graph
 from .verify import check, compare, ort_logits, torch_logits
 
 log = logging.getLogger(__name__)
-VOTE_MEMBERS = ("1", "2", "3", "4")
 
 
 def _versions() -> dict:
@@ -59,7 +59,7 @@ def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | Non
         raise ExportError(f"layout must be 'auto' or 'separate', got {layout!r}")
     if out.exists() and not force:
         raise ExportError(f"{out}: already exists (use --force to replace it)")
-    names = list(members or ("general", *VOTE_MEMBERS))
+    names = list(members or MEMBERS)
     loaded = load_members(run_dir, names)
     first = loaded[0]
     fused = layout == "auto" and len({(m.encoder_sha, m.model.pool) for m in loaded}) == 1

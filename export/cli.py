@@ -6,12 +6,13 @@ from pathlib import Path
 import click
 
 from picojepa.runtime.console import one_line_errors, setup_logging
+from picojepa.train.roster import MEMBERS
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
-@click.option("--members", default="general,1,2,3,4", show_default=True,
+@click.option("--members", default=",".join(MEMBERS), show_default=True,
               help="Comma-separated members to export.")
 @click.option("--int8", is_flag=True, help="Also try a dynamic int8 variant (shipped only if it pays).")
 @click.option("--fp16", is_flag=True, help="Also an fp16 variant (for the CUDA provider), verified on every "

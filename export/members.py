@@ -9,7 +9,7 @@ from torch import nn
 
 from picojepa.runtime.clips import ClipSpec
 from picojepa.train import checkpoint
-from picojepa.train.classify import MEMBERS
+from picojepa.train.roster import MEMBERS
 from picojepa.train.config import recipe_from_dict
 from picojepa.train.probe import VideoClassifier, head_from_state, pool_tokens, token_input
 from picojepa.train.vit import VideoViT

@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 
 from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, progress, warn
+from .decode import VIDEO_SUFFIXES
 from .natsconn import nats_options
 from .vote import VOTES
 
 DEFAULT_BUNDLE = "bundles/demo"
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
 
 
 def expand(inputs: tuple[str, ...]) -> list[str]:

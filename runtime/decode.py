@@ -17,6 +17,8 @@ from .clips import ClipSpec, SeekMode
 from .errors import DecodeError, FFmpegMissingError
 
 TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
+# file suffixes taken for videos when a folder is searched (any file given by name is tried)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
 
 
 @functools.lru_cache(maxsize=1)

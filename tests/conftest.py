@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from picojepa.runtime.decode import VIDEO_SUFFIXES
+
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"
 
@@ -14,8 +16,7 @@ def real_clips(*folders: str) -> list[Path]:
     for f in folders:
         d = REAL / f
         if d.is_dir():
-            out += sorted(p for p in d.iterdir() if p.suffix.lower() in
-                          (".mp4", ".avi", ".mkv", ".mpg", ".webm"))
+            out += sorted(p for p in d.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     return out
 
 

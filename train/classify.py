@@ -13,13 +13,13 @@ from picojepa.runtime.errors import DataLayoutError
 
 from . import checkpoint, stacking
 from .config import Recipe
-from .layout import PARTS, member_csv, read_classes, read_items
+from .layout import member_csv, read_classes, read_items
 from .pretrain import load_encoder
+from .roster import GENERAL, MEMBERS, VOTE_MEMBERS
 from .probe import Features, extract, predict, subset, token_input, train_head
 from .vit import VideoViT
 
 log = logging.getLogger(__name__)
-MEMBERS = ("general", *(str(k) for k in range(1, PARTS + 1)))
 FEATURES = "features.pt"
 STACKER = "stacker.pt"
 
@@ -48,7 +48,7 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     `encoder`: the run's pre-trained encoder when the caller has it loaded already."""
     data_root = Path(data_root)
     classes = read_classes(data_root)
-    train_items = read_items(member_csv(data_root, "general"), classes)
+    train_items = read_items(member_csv(data_root, GENERAL), classes)
     infer_items = read_items(data_root / "infer" / "class.csv", classes)
     if not train_items or not infer_items:
         raise DataLayoutError(f"{data_root}: class.csv of train/ and infer/ must list videos")
@@ -107,7 +107,7 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
             m_state = encoders[m].state_dict()
             m_sha = checkpoint.state_hash(m_state)
         heads[m] = head
-        if m != "general":
+        if m != GENERAL:
             unseen += info["val_paths"]
         passes_uncached += len(paths) * cfg.epochs
         val[m] = info["val_accuracy"]
@@ -158,12 +158,12 @@ def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path, enc
             return unseen.feats
         return member_features(encoders[m], items, recipe, recipe.classify.feature_clips).feats
 
-    probs = np.stack([predict(heads[m], feats_of(m)) for m in MEMBERS[1:]])
+    probs = np.stack([predict(heads[m], feats_of(m)) for m in VOTE_MEMBERS])
     stacker, note = stacking.fit(probs, unseen.labels.numpy(), classes)
     if stacker is None:
         path.unlink(missing_ok=True)
         log.warning("stacking meta-model %s", note)
     else:
-        checkpoint.save({"kind": "stacker", "members": list(MEMBERS[1:]), **stacker,
+        checkpoint.save({"kind": "stacker", "members": list(VOTE_MEMBERS), **stacker,
                          "member_heads": {m: checkpoint.state_hash(heads[m].state_dict())
-                                          for m in MEMBERS[1:]}}, path)
+                                          for m in VOTE_MEMBERS}}, path)

@@ -75,6 +75,9 @@ class PretrainConfig:
     # C-JEPA's variance+covariance regularisation of the context tokens, and a VideoMAE-style
     # reconstruction of the masked tubelets' normalised pixels from the predictor's output
     vicreg: float = 0.0
+    # what the variance/covariance term spreads: every context token ('tokens'), or each clip's
+    # mean context token across the batch ('clips', per sample as VICReg and C-JEPA do)
+    vicreg_on: Literal["tokens", "clips"] = "tokens"
     pixel: float = 0.0
 
     def __post_init__(self):

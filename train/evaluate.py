@@ -10,7 +10,8 @@ import torch
 from picojepa.runtime import vote
 
 from . import checkpoint, stacking
-from .classify import MEMBERS, STACKER, features_for
+from .classify import STACKER, features_for
+from .roster import MEMBERS, VOTE_MEMBERS, report_key
 from .config import Recipe
 from .jepa import effective_rank
 from .motion_baseline import motion_baseline
@@ -73,9 +74,9 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     ry = sets["random_infer"].labels.numpy()
     rprobs = predict(head_from_state(rstate["head"], recipe.classify.head), sets["random_infer"].feats)
 
-    partial = np.stack([probs[m] for m in MEMBERS[1:]])
-    weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in MEMBERS[1:]]
-    preds = {("partial_" + m if m != "general" else m): p.argmax(-1) for m, p in probs.items()}
+    partial = np.stack([probs[m] for m in VOTE_MEMBERS])
+    weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in VOTE_MEMBERS]
+    preds = {report_key(m): p.argmax(-1) for m, p in probs.items()}
     preds["vote_majority"] = vote.combine(partial, "majority")[0]
     preds["vote_soft"] = vote.combine(partial, "soft")[0]
     preds["vote_weighted"] = vote.combine(partial, "weighted", weights)[0]
@@ -95,7 +96,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     table[MOTION] = per_class_accuracy(y, motion, c)  # an undecodable held-out video counts as wrong
     ranks = {"pretrained": effective_rank(sets["train"].feats.reshape(-1, sets["train"].feats.shape[-1])),
              "random_init": effective_rank(sets["random_train"].feats.reshape(-1, sets["random_train"].feats.shape[-1]))}
-    member_probs = {("partial_" + m if m != "general" else m): p for m, p in probs.items()}
+    member_probs = {report_key(m): p for m, p in probs.items()}
     return {
         "recipe": recipe.name,
         "classes": classes,
@@ -111,7 +112,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         "vote_tie_break": "highest summed probability among the tied classes, then lowest index",
         "stacker": stacker_note,
         "feature_effective_rank": ranks,
-        "vote_weights": dict(zip([f"partial_{m}" for m in MEMBERS[1:]], weights)),
+        "vote_weights": dict(zip([report_key(m) for m in VOTE_MEMBERS], weights)),
         "validation_accuracy": {k: v for k, v in val_acc.items()},
         "skipped_videos": sorted(set(sets["train"].errors + sets["infer"].errors)),
         "predictions": {"paths": sets["infer"].paths, "labels": y.tolist(),

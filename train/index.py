@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from picojepa.runtime.clips import ClipSpec, center_indices
-from picojepa.runtime.decode import open_video
+from picojepa.runtime.decode import VIDEO_SUFFIXES, open_video
 from picojepa.runtime.errors import DataLayoutError, DecodeError
 
-from .layout import VIDEO_EXTENSIONS, holdout_split, write_layout
+from .layout import holdout_split, list_videos, write_layout
 
 
 @dataclass
@@ -29,11 +29,6 @@ def probe(path: Path, spec: ClipSpec = ClipSpec(frames=8, size=32)) -> float:
     video = open_video(path, spec.size, spec.seek_mode)
     video.read(center_indices(video.num_frames, spec))
     return video.duration_s
-
-
-def _candidates(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in VIDEO_EXTENSIONS or not p.suffix or p.is_symlink())
 
 
 def _place(src: Path, dst: Path, copy: bool) -> Path:
@@ -55,7 +50,7 @@ def add_unlabelled(folders: list[Path], out: Path, piece_s: float, copy: bool,
     as many clip-sized pieces, not as one video. -> (train.csv entries, recordings, bad files)."""
     entries, recordings, bad = [], 0, []
     files = [(k, p) for k, f in enumerate(map(Path, folders)) for p in sorted(Path(f).rglob("*"))
-             if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+             if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     for k, p in progress(files):
         try:
             seconds = probe(p)
@@ -87,7 +82,7 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
     classes = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DataLayoutError(f"{source}: needs at least 2 class folders, found {len(classes)}")
-    files = [(p, c) for c, name in enumerate(classes) for p in _candidates(source / name)]
+    files = [(p, c) for c, name in enumerate(classes) for p in list_videos(source / name)]
     good, bad = [], []
     for p, c in progress(files):
         try:

@@ -13,9 +13,10 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
+from picojepa.runtime.decode import VIDEO_SUFFIXES
 from picojepa.runtime.errors import DataLayoutError, PicoJepaError
 
-from .layout import VIDEO_EXTENSIONS, list_videos, write_layout
+from .layout import list_videos, write_layout
 
 BASE_URL = "https://s3.amazonaws.com/kinetics/700_2020"
 LISTS = {"train": f"{BASE_URL}/train/k700_2020_train_path.txt",
@@ -68,7 +69,7 @@ def _class_and_name(member: str) -> tuple[str, str] | None:
     p = PurePosixPath(member)
     if p.is_absolute() or ".." in p.parts or len(p.parts) < 2:
         return None
-    if p.suffix.lower() not in VIDEO_EXTENSIONS:
+    if p.suffix.lower() not in VIDEO_SUFFIXES:
         return None
     return p.parts[-2], p.name
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from picojepa.runtime.decode import VIDEO_SUFFIXES
 from picojepa.runtime.errors import DataLayoutError
 
 from .checkpoint import write_text
+from .roster import GENERAL, MEMBERS, PARTS
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
-PARTS = 4
 
 
 def write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
@@ -156,14 +156,16 @@ def write_layout(root: Path, classes: list[str], train: list[tuple[Path, int]],
 
 
 def list_videos(folder: Path) -> list[Path]:
+    """The entries of a class folder worth trying as videos: a video suffix, no suffix at all, a
+    link (its target decides) or a folder (reported as not a video, never silently passed over)."""
     return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in VIDEO_EXTENSIONS or p.is_dir() or p.is_symlink())
+                  if p.suffix.lower() in VIDEO_SUFFIXES or not p.suffix or p.is_symlink() or p.is_dir())
 
 
 def member_csv(root: str | Path, member: str) -> Path:
-    """The CSV a classifier member trains on: 'general' -> class.csv, '1'..'4' -> model-k.csv."""
+    """The CSV a classifier member trains on: the general one -> class.csv, partial k -> model-k.csv."""
     tdir = Path(root) / "train"
-    return tdir / "class.csv" if member == "general" else tdir / f"model-{member}.csv"
+    return tdir / "class.csv" if member == GENERAL else tdir / f"model-{member}.csv"
 
 
 def check_layout(root: str | Path, labelled: bool = True) -> list[str]:
@@ -181,7 +183,7 @@ def check_layout(root: str | Path, labelled: bool = True) -> list[str]:
                               "(make one with `picojepa-data index` or `picojepa-data synth`)")
     classes = read_classes(root)
     read_items(root / "train" / "train.csv")
-    for member in ("general", *(str(k) for k in range(1, PARTS + 1))):
+    for member in MEMBERS:
         read_items(member_csv(root, member), classes)
     read_items(root / "infer" / "class.csv", classes)
     return classes

@@ -11,7 +11,8 @@ import numpy as np
 from picojepa.runtime.errors import DataLayoutError
 
 from . import checkpoint
-from .classify import MEMBERS, classify, features_for
+from .classify import classify, features_for
+from .roster import MEMBERS
 from .config import Recipe
 from .evaluate import evaluate, features_for_plot, write_json
 from .pretrain import pretrain

@@ -51,7 +51,8 @@ def sample_seeds(seed: int, epoch: int, indices: torch.Tensor) -> list[int]:
 def build(recipe: Recipe, context_all_tokens: bool = False) -> JEPA:
     torch.manual_seed(recipe.seed)
     cfg = recipe.pretrain
-    return JEPA(VideoViT(recipe.model, recipe.clip), cfg.loss, context_all_tokens, cfg.vicreg, cfg.pixel)
+    return JEPA(VideoViT(recipe.model, recipe.clip), cfg.loss, context_all_tokens, cfg.vicreg, cfg.pixel,
+                cfg.vicreg_on)
 
 
 def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from .motion_baseline import N_FEATURES
+from .roster import GENERAL, MEMBERS, report_key
 
-COLUMNS = ("general", "partial_1", "partial_2", "partial_3", "partial_4", "vote_majority",
-           "vote_soft", "vote_weighted", "vote_stacked", "random_init_probe", "motion_energy_baseline")
+COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vote_weighted",
+           "vote_stacked", "random_init_probe", "motion_energy_baseline")
 
 
 def _fmt(v) -> str:
@@ -36,13 +37,13 @@ def _warnings(r: dict) -> list[str]:
         out.append(f"**Warning: pre-training collapsed.** The target tokens span an effective rank of "
                    f"{rank:.1f} of {dim} dimensions at the end (below {dim / COLLAPSE_FRACTION:.0f}): the "
                    "encoder maps clips onto a few directions.")
-    if acc["general"] <= acc["random_init_probe"]:
-        out.append(f"**Warning: pre-training did not help.** The general model ({acc['general']:.2f}) is "
+    if acc[GENERAL] <= acc["random_init_probe"]:
+        out.append(f"**Warning: pre-training did not help.** The general model ({acc[GENERAL]:.2f}) is "
                    f"no better than the same probe on a randomly initialised encoder "
                    f"({acc['random_init_probe']:.2f}).")
-    if acc.get("motion_energy_baseline") is not None and acc["general"] <= acc["motion_energy_baseline"]:
+    if acc.get("motion_energy_baseline") is not None and acc[GENERAL] <= acc["motion_energy_baseline"]:
         out.append(f"**Warning: the learned encoder does not beat frame differencing.** The general "
-                   f"model ({acc['general']:.2f}) is no better than logistic regression on hand-made "
+                   f"model ({acc[GENERAL]:.2f}) is no better than logistic regression on hand-made "
                    f"motion-energy numbers ({acc['motion_energy_baseline']:.2f}).")
     return [line for w in out for line in (w, "")]  # a paragraph each
 
@@ -57,17 +58,17 @@ def markdown(r: dict, extra: dict) -> str:
     acc = r["accuracy"]
     lines += _warnings(r)
     lines += ["## Headline", "",
-              f"- general model: **{acc['general']:.2f}**",
+              f"- general model: **{acc[GENERAL]:.2f}**",
               f"- majority vote of the four partial models: **{acc['vote_majority']:.2f}** "
               f"(soft vote {acc['vote_soft']:.2f}, weighted vote {acc['vote_weighted']:.2f}"
               + (f", stacked {acc['vote_stacked']:.2f}" if "vote_stacked" in acc else "") + ")",
               f"- linear probe on a randomly initialised encoder of the same shape: "
               f"**{acc['random_init_probe']:.2f}** (pre-training bought "
-              f"{acc['general'] - acc['random_init_probe']:+.2f} points)"]
+              f"{acc[GENERAL] - acc['random_init_probe']:+.2f} points)"]
     if "motion_energy_baseline" in acc:
         lines.append(f"- motion-energy baseline (frame differencing, {N_FEATURES} numbers per video, "
                      f"logistic regression; no learned features): **{acc['motion_energy_baseline']:.2f}** "
-                     f"(the general model is {acc['general'] - acc['motion_energy_baseline']:+.2f} points "
+                     f"(the general model is {acc[GENERAL] - acc['motion_energy_baseline']:+.2f} points "
                      "from it)")
     lines.append("")
     fr = r.get("feature_effective_rank")
@@ -95,7 +96,7 @@ def markdown(r: dict, extra: dict) -> str:
               + r["stacker"] + ".", "",
               "## Confusion matrices", "", "Rows: true class; columns: predicted. See "
               "`confusion.png`.", ""]
-    for k in ("general", "vote_majority", "random_init_probe"):
+    for k in (GENERAL, "vote_majority", "random_init_probe"):
         lines += [f"**{k}**", "", "| | " + " | ".join(cls) + " |", "|---" * (len(cls) + 1) + "|"]
         for i, c in enumerate(cls):
             lines.append(f"| {c} | " + " | ".join(str(x) for x in r["confusion"][k][i]) + " |")
@@ -123,7 +124,7 @@ def seeds_markdown(r: dict, columns: list[str]) -> str:
     for s in seeds:
         a = r["per_seed"][str(s)]
         lines.append(f"| seed {s} | " + " | ".join(_fmt(a.get(k)) for k in columns) + " |")
-    lines += ["", f"- pre-training bought {mean['general'] - mean['random_init_probe']:+.2f} points over the "
+    lines += ["", f"- pre-training bought {mean[GENERAL] - mean['random_init_probe']:+.2f} points over the "
               "random-init probe in the mean",
               f"- effective rank of the target tokens at the end: {r['target_rank_mean']:.1f} ± "
               f"{r['target_rank_sd']:.1f} of {r.get('embed_dim', '?')} (per seed: "

@@ -33,11 +33,11 @@ def test_flop_formula_matches_pytorch_count(smoke_recipe):
 
 
 def test_targets_report_misses_by_how_much():
-    r = {"headline": {"fused_over_single": 2.6, "seed_style_over_fused": 40.0, "eager4_over_fused": None,
+    r = {"headline": {"fused_over_single": 2.6, "process_per_model_over_fused": 40.0, "eager4_over_fused": None,
                       "decode_share": 0.5, "fraction_of_peak": 0.3}}
     rows = {t["key"]: t for t in targets(r)}
     assert rows["fused_over_single"]["met"] is False and rows["fused_over_single"]["missed_by_factor"] == 2.0
-    assert rows["seed_style_over_fused"]["met"] is True
+    assert rows["process_per_model_over_fused"]["met"] is True
     assert rows["eager4_over_fused"]["met"] is None
     assert rows["fraction_of_peak"]["missed_by_factor"] == 2.0
 
@@ -64,14 +64,21 @@ def test_bench_cli_writes_the_report(smoke_run, smoke_data, tmp_path):
     decode = ["--decode-videos", str(real)] if real.exists() else []
     out = tmp_path / "bench"
     done = subprocess.run([sys.executable, "-m", "picojepa.benchmarks.cli", *videos, "--bundle", str(bundle),
-                           "--run", str(run), "--out", str(out), "--rounds", "1", "--seed-videos", "1",
+                           "--run", str(run), "--out", str(out), "--rounds", "1", "--process-per-model-videos", "1", "--skip", "paper_size",
                            "--many", "20", "--no-progress", *decode],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads((out / "report.json").read_text())
-    assert set(r["headline"]) >= {"fused_over_single", "seed_style_over_fused", "eager4_over_fused",
-                                  "decode_share", "fraction_of_peak"}
-    assert all(isinstance(v, float) for v in r["headline"].values())
+    assert set(r["headline"]) >= {"fused_over_single", "process_per_model_over_fused", "eager4_over_fused",
+                                  "decode_share", "decode_share_keyframe", "e2e_p50_ms",
+                                  "e2e_p50_ms_keyframe", "fraction_of_peak"}
+    assert all(isinstance(v, float) for v in r["headline"].values()) == bool(decode)
+    assert r["skipped"] == {"paper_size": "--skip"}
+    if decode:  # 68 frames, keyframes 0, 25, 50: the centre clip (start 30) moves to 25
+        row = r["decoding"]["placement"]["files"][0]
+        assert (row["centre_start"], row["keyframe_start"]) == (30, 25) and row["limit_ms"] > 0
+    acc = r["placement_accuracy"]
+    assert acc["videos"] == 3 and set(acc["exact"]) == set(acc["keyframe"]) >= {"general", "vote_majority"}
     assert set(r["configs"]) >= {"fused", "separate", "single", "eager4"}
     assert r["training"]["visible_only"]["clips_per_s"] > 0
     assert r["memory"]["videos"] == 20 and r["memory"]["errors"] == 0

@@ -2,7 +2,7 @@
 process per video and per model, each importing torch, loading its PyTorch checkpoint, decoding
 the video and printing its probabilities; the votes are parsed from those outputs afterwards.
 
-`python -m picojepa.benchmarks.seed_style CHECKPOINT VIDEO` prints one JSON list of probabilities.
+`python -m picojepa.benchmarks.process_per_model CHECKPOINT VIDEO` prints one JSON list of probabilities.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run_video(checkpoints: list[Path], video: str, threads: int) -> tuple[np.nda
     t0 = time.perf_counter()
     outs = []
     for ckpt in checkpoints:
-        cmd = [sys.executable, "-m", "picojepa.benchmarks.seed_style", str(ckpt), str(video)]
+        cmd = [sys.executable, "-m", "picojepa.benchmarks.process_per_model", str(ckpt), str(video)]
         env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:

@@ -1,0 +1,15 @@
+"""The ensemble's shape, owned here and asked for everywhere else: the general member trained
+on every labelled video, the partial members each trained on a disjoint quarter (the paper's
+"tiny" models), which of them vote, and the names the reports give them."""
+from __future__ import annotations
+
+GENERAL = "general"
+PARTS = 4
+PARTIALS = tuple(str(k) for k in range(1, PARTS + 1))
+MEMBERS = (GENERAL, *PARTIALS)
+VOTE_MEMBERS = PARTIALS  # the paper's ensemble: the partial models vote, the general one is its rival
+
+
+def report_key(member: str) -> str:
+    """The member's column in report.json/report.md: 'general' or 'partial_<k>'."""
+    return member if member == GENERAL else f"partial_{member}"

@@ -6,7 +6,6 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -36,14 +35,13 @@ def all_frames_ms(path: Path, spec: ClipSpec, repeats: int) -> dict:
     return summarize(repeat_ms(once, max(1, repeats // 2), warmup=0))
 
 
-def per_file(videos: list[Path], spec: ClipSpec, repeats: int, tick: Callable[[], None]) -> list[dict]:
+def per_file(videos: list[Path], spec: ClipSpec, repeats: int) -> list[dict]:
     rows = []
     for p in videos:
         try:
             v = open_video(p, spec.size, "exact")
         except DecodeError as exc:
             rows.append({"file": p.name, "error": str(exc)})
-            tick()
             continue
         row = {"file": p.name, "width": v.width, "height": v.height, "frames": v.num_frames,
                "codec": v.codec, "duration_s": round(v.duration_s, 2),
@@ -57,7 +55,6 @@ def per_file(videos: list[Path], spec: ClipSpec, repeats: int, tick: Callable[[]
             except DecodeError as exc:  # e.g. the container promises more frames than it holds
                 row["all_frames_error"] = str(exc)
         rows.append(row)
-        tick()
     return rows
 
 
@@ -94,8 +91,8 @@ def by_keyframe_interval(path: Path, spec: ClipSpec, gops=(1, 10, 50, 250), repe
     return {"source": path.name, "frames": int(frames.shape[0]), "fps": fps, "by_gop": out}
 
 
-def decode_report(videos: list[Path], spec: ClipSpec, repeats: int, tick=lambda: None) -> dict:
-    rows = per_file(videos, spec, repeats, tick)
+def decode_report(videos: list[Path], spec: ClipSpec, repeats: int) -> dict:
+    rows = per_file(videos, spec, repeats)
     ok = [r for r in rows if "exact" in r]
     out = {"clip": spec.to_dict(), "files": rows}
     if ok:

@@ -80,7 +80,7 @@ def eager_config(run_dir: Path, members: list[str], threads: int) -> Config:
 
 
 def run_rounds(configs: list[Config], decode: Callable[[str], Decoded], videos: list[str],
-               rounds: int, tick: Callable[[], None] = lambda: None) -> list[str]:
+               rounds: int) -> list[str]:
     """Round 0 warms up; rounds 1..rounds are recorded. Returns the videos that failed to decode."""
     bad = []
     for r in range(rounds + 1):
@@ -98,7 +98,6 @@ def run_rounds(configs: list[Config], decode: Callable[[str], Decoded], videos: 
                     parts["total"] = sum(parts[s] for s in STAGES[:-1])
                     for s in STAGES:
                         c.samples[s].append(parts[s])
-            tick()
     return bad
 
 

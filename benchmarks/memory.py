@@ -11,8 +11,7 @@ from picojepa.runtime.ensemble import Ensemble
 from .stats import rss_mb
 
 
-def flat_memory(bundle: Path, videos: list[str], n: int, threads: int, samples: int = 20,
-                tick=lambda: None) -> dict:
+def flat_memory(bundle: Path, videos: list[str], n: int, threads: int, samples: int = 20) -> dict:
     """Classify `n` videos (the given ones, cycled) with one Ensemble; RSS every n/samples videos.
     Flat means the last fifth's median RSS is within a few MiB of the second fifth's (the first
     includes allocator warm-up)."""
@@ -24,7 +23,6 @@ def flat_memory(bundle: Path, videos: list[str], n: int, threads: int, samples: 
         errors += p.error is not None
         if i % every == 0 or i == n:
             trace.append({"videos": i, "rss_mb": rss_mb()})
-            tick()
     rss = np.array([t["rss_mb"] for t in trace], dtype=float)
     k = max(1, len(rss) // 5)
     growth = float(np.median(rss[-k:]) - np.median(rss[k:2 * k])) if len(rss) >= 10 else None

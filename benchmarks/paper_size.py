@@ -7,7 +7,6 @@ The weights are random: speed does not depend on their values.
 """
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 import warnings
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from picojepa.export.variants import quantize_int8
 from picojepa.train.config import Recipe
 
 from . import flops
@@ -31,19 +31,6 @@ def _export_encoder(encoder: torch.nn.Module, shape: tuple[int, ...], path: Path
                           opset_version=17, input_names=["clip"], output_names=["tokens"],
                           dynamic_axes={"clip": {0: "batch"}, "tokens": {0: "batch"}})
     return path
-
-
-def _quantize(src: Path, dst: Path) -> Path:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quiet = logging.getLogger()  # its "please pre-process the model" advice is not ours to act on
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
-    finally:
-        quiet.setLevel(level)
-    return dst
 
 
 def encoder_compute(peak_gflops: float, threads: int, repeats: int = 10) -> dict:
@@ -61,7 +48,7 @@ def encoder_compute(peak_gflops: float, threads: int, repeats: int = 10) -> dict
     x = np.random.default_rng(0).standard_normal((1, *recipe.clip.input_shape)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = _export_encoder(enc, recipe.clip.input_shape, Path(tmp) / "paper.onnx")
-        int8 = _quantize(fp32, Path(tmp) / "paper.int8.onnx")
+        int8 = quantize_int8(fp32, Path(tmp) / "paper.int8.onnx")
         sessions = {name: ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
                     for name, p in (("fp32", fp32), ("int8", int8))}
         times: dict[str, list[float]] = {k: [] for k in sessions}

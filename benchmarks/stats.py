@@ -36,7 +36,6 @@ def ratio(num: dict, den: dict, key: str = "p50") -> float | None:
 
 
 _STATUS = Path("/proc/self/status")
-_CLEAR = Path("/proc/self/clear_refs")
 
 
 def rss_mb() -> float | None:
@@ -45,18 +44,9 @@ def rss_mb() -> float | None:
 
 
 def peak_rss_mb() -> float | None:
-    """Peak resident set size since the process started or since `reset_peak_rss()`, in MiB."""
+    """Peak resident set size since the process started, in MiB (Linux; None elsewhere): the
+    benchmark measures each configuration in a fresh process for that reason."""
     return _status_kb("VmHWM")
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (writes 5 to /proc/self/clear_refs); False if unsupported,
-    in which case peaks are since process start and the report says so."""
-    try:
-        _CLEAR.write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 def _status_kb(field: str) -> float | None:

@@ -19,8 +19,7 @@ from picojepa.train.pretrain import build, make_optimizer, train_step
 from .stats import summarize
 
 
-def pretrain_throughput(recipe: Recipe, steps: int = 12, warmup: int = 2,
-                        progress=lambda: None) -> dict:
+def pretrain_throughput(recipe: Recipe, steps: int = 12, warmup: int = 2) -> dict:
     cfg = recipe.pretrain
     models = {name: build(recipe, context_all_tokens=all_tokens)
               for name, all_tokens in (("visible_only", False), ("all_tokens", True))}
@@ -38,7 +37,6 @@ def pretrain_throughput(recipe: Recipe, steps: int = 12, warmup: int = 2,
             train_step(models[name], models[name], opts[name], clips, ctx, tgt, cfg)
             if step >= warmup:
                 times[name].append((time.perf_counter() - t0) * 1e3)
-        progress()
     out = {"batch_size": cfg.batch_size, "steps": steps, "tokens": models["visible_only"].encoder.num_tokens,
            "context_tokens": int(ctx.shape[1])}
     for name, t in times.items():

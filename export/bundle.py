@@ -5,6 +5,7 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,11 @@ from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER
+from picojepa.train.config import recipe_from_dict
 from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
 
 from . import variants
+from .config import ExportConfig
 from .errors import ExportError
 from .members import FusedEnsemble, SingleMember, load_members
 from .onnx_graph import export_graph
@@ -45,78 +48,27 @@ def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
 
 
 def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | None = None,
-                  int8: bool = False, fp16: bool = False, opset: int = 17, force: bool = False,
-                  verify_videos: list[str | Path] = (), tolerance: float = 1e-4,
-                  max_verify: int = 24, layout: str = "auto", optimise: bool = True) -> dict:
-    """Export, verify and write the bundle; returns verification.json's content.
-
-    layout 'auto' fuses the members into one graph when they share one encoder (one encoder pass
-    for all heads); 'separate' writes one graph per member (for comparison, or to ship members
-    independently). `optimise` tries onnxruntime's transformer optimiser on the fp32 graphs and
-    keeps it where verified and faster; `fp16` and `int8` add variants shipped only when they pay."""
+                  force: bool = False, verify_videos: list[str | Path] = (),
+                  config: ExportConfig | None = None, **settings) -> dict:
+    """Export, verify and write the bundle; returns verification.json's content. `settings`
+    override fields of `config` (an `ExportConfig`), e.g. layout="separate"."""
+    cfg = replace(config or ExportConfig(), **settings)
     run_dir, out = Path(run_dir), Path(out)
-    if layout not in ("auto", "separate"):
-        raise ExportError(f"layout must be 'auto' or 'separate', got {layout!r}")
     if out.exists() and not force:
         raise ExportError(f"{out}: already exists (use --force to replace it)")
-    names = list(members or MEMBERS)
-    loaded = load_members(run_dir, names)
-    first = loaded[0]
-    fused = layout == "auto" and len({(m.encoder_sha, m.model.pool) for m in loaded}) == 1
-    common = {"picojepa_classes": first.classes, "picojepa_clip": first.clip.to_dict(),
-              "picojepa_recipe": first.recipe}
+    loaded = load_members(run_dir, list(members or MEMBERS))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        graphs, modules = [], []
-        if fused:
-            module = FusedEnsemble(loaded)
-            specs = [("ensemble.onnx", module, names)]
-        else:
-            specs = [(f"member-{m.name}.onnx", SingleMember(m), [m.name]) for m in loaded]
-        for fname, module, gm in specs:
-            export_graph(module, first.clip, tmp / fname, opset,
-                         {**common, "picojepa_members": gm, "picojepa_layout": "fused" if fused else "separate"})
-            graphs.append({"file": fname, "members": gm, "variant": "fp32"})
-            modules.append((module, [names.index(m) for m in gm]))
-        vote_members = [m for m in names if m in VOTE_MEMBERS] or names
-        weights = {m.name: (m.val_accuracy if m.val_accuracy is not None else 1.0) for m in loaded}
-        manifest = {
-            "format_version": FORMAT_VERSION, "classes": first.classes, "clip": first.clip.to_dict(),
-            "layout": "fused" if fused else "separate", "graphs": graphs, "members": names,
-            "vote_members": vote_members, "default_vote": "majority",
-            "vote_weights": {m: weights[m] for m in vote_members}, "recipe": first.recipe,
-            "versions": _versions(), "opset": opset,
-        }
-        stacker = _stacker(run_dir, loaded, vote_members)
+        modules, manifest = _write_graphs(loaded, tmp, cfg)
+        stacker = _stacker(run_dir, loaded, manifest["vote_members"])
         if stacker:
             manifest["stacking"] = stacker
         _write_manifest(tmp, manifest)
-
-        ens = Ensemble.load(tmp, provider="cpu")
-        paths, labels = held_out_videos(run_dir)
-        videos = [*paths[:max_verify], *map(str, verify_videos)]
-        decoded = [d for d in (ens.decode(v) for v in videos) if d.error is None]
-        if not decoded:
-            raise ExportError(f"{run_dir}: no video to verify the export on (give --verify-videos)")
-        clips = np.concatenate([d.clips for d in decoded])
-        ref = torch_logits(modules, clips, len(names))
-        vote_idx = [names.index(m) for m in vote_members]
-        fp32 = compare(ref, ort_logits(ens, clips), names, vote_idx, tolerance)
-        check(fp32, f"{out} (fp32)")
-        verification = {"layout": manifest["layout"], "videos": [d.path for d in decoded],
-                        "fp32": fp32, "optimiser": None, "fp16": None, "int8": None}
-        ctx = variants.Ctx(tmp, manifest, _write_manifest, ens, ref, clips, names, vote_idx, tolerance)
-        # fp16 and int8 start from the plain fp32 graph (neither converter handles the optimiser's
-        # com.microsoft operators), so they come before the optimiser may replace it
-        if fp16:
-            verification["fp16"] = variants.fp16(ctx)
-        if int8:
-            verification["int8"] = variants.int8(ctx, paths, labels)
-        if optimise:
-            model = first.recipe["model"]
-            verification["optimiser"] = variants.optimise(ctx, model["heads"], model["embed_dim"])
+        draft = _verify(run_dir, tmp, manifest, modules, verify_videos, cfg, str(out))
+        verification = {"layout": manifest["layout"], "videos": draft.videos, "fp32": draft.fp32_check,
+                        **_variants(draft, run_dir, cfg)}
         (tmp / "verification.json").write_text(json.dumps(verification, indent=1))
         if out.exists():
             shutil.rmtree(out)
@@ -125,6 +77,68 @@ def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | Non
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_graphs(loaded: list, tmp: Path, cfg: ExportConfig) -> tuple[list, dict]:
+    """The fp32 graphs (one fused graph where every member shares an encoder and pooling, else
+    one per member) -> ([(module, member indices)], the manifest without checksums)."""
+    names, first = [m.name for m in loaded], loaded[0]
+    fused = cfg.layout == "auto" and len({(m.encoder_sha, m.model.pool) for m in loaded}) == 1
+    layout = "fused" if fused else "separate"
+    common = {"picojepa_classes": first.classes, "picojepa_clip": first.clip.to_dict(),
+              "picojepa_recipe": first.recipe, "picojepa_layout": layout}
+    specs = ([("ensemble.onnx", FusedEnsemble(loaded), names)] if fused else
+             [(f"member-{m.name}.onnx", SingleMember(m), [m.name]) for m in loaded])
+    graphs, modules = [], []
+    for fname, module, gm in specs:
+        export_graph(module, first.clip, tmp / fname, cfg.opset, {**common, "picojepa_members": gm})
+        graphs.append({"file": fname, "members": gm, "variant": "fp32"})
+        modules.append((module, [names.index(m) for m in gm]))
+    vote_members = [m for m in names if m in VOTE_MEMBERS] or names
+    weights = {m.name: (m.val_accuracy if m.val_accuracy is not None else 1.0) for m in loaded}
+    manifest = {
+        "format_version": FORMAT_VERSION, "classes": first.classes, "clip": first.clip.to_dict(),
+        "layout": layout, "graphs": graphs, "members": names,
+        "vote_members": vote_members, "default_vote": "majority",
+        "vote_weights": {m: weights[m] for m in vote_members}, "recipe": first.recipe,
+        "versions": _versions(), "opset": cfg.opset,
+    }
+    return modules, manifest
+
+
+def _verify(run_dir: Path, tmp: Path, manifest: dict, modules: list, verify_videos, cfg: ExportConfig,
+            what: str) -> variants.BundleDraft:
+    """onnxruntime against PyTorch on the run's held-out clips (and any given videos);
+    ExportMismatchError beyond the tolerance. -> the draft the variants build on."""
+    ens = Ensemble.load(tmp, provider="cpu")
+    paths, _ = held_out_videos(run_dir)
+    videos = [*paths[:cfg.max_verify], *map(str, verify_videos)]
+    decoded = [d for d in (ens.decode(v) for v in videos) if d.error is None]
+    if not decoded:
+        raise ExportError(f"{run_dir}: no video to verify the export on (give --verify-videos)")
+    clips = np.concatenate([d.clips for d in decoded])
+    names = manifest["members"]
+    ref = torch_logits(modules, clips, len(names))
+    vote_idx = [names.index(m) for m in manifest["vote_members"]]
+    fp32 = compare(ref, ort_logits(ens, clips), names, vote_idx, cfg.tolerance)
+    check(fp32, f"{what} (fp32)")
+    return variants.BundleDraft(tmp, manifest, _write_manifest, ens, ref, clips, names, vote_idx, cfg,
+                                videos=[d.path for d in decoded], fp32_check=fp32)
+
+
+def _variants(draft: variants.BundleDraft, run_dir: Path, cfg: ExportConfig) -> dict:
+    """fp16, int8 and the optimiser, each kept only where it is verified and pays. fp16 and int8
+    start from the plain fp32 graph (neither converter handles the optimiser's com.microsoft
+    operators), so they come before the optimiser may replace it."""
+    out = {"optimiser": None, "fp16": None, "int8": None}
+    if cfg.fp16:
+        out["fp16"] = variants.fp16(draft)
+    if cfg.int8:
+        out["int8"] = variants.int8(draft, *held_out_videos(run_dir))
+    if cfg.optimise:
+        model = recipe_from_dict(draft.manifest["recipe"]).model
+        out["optimiser"] = variants.optimise(draft, model.heads, model.embed_dim)
+    return out
 
 
 def _stacker(run_dir: Path, loaded: list, vote_members: list[str]) -> dict | None:

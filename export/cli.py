@@ -33,11 +33,13 @@ def main(run_dir, out, members, int8, fp16, no_optimise, opset, tolerance, verif
          verbose):
     """Export a training run's classifiers to ONNX, verify them against PyTorch, write a bundle."""
     from .bundle import export_bundle
+    from .config import ExportConfig
 
     setup_logging(verbose)
-    v = export_bundle(run_dir, out, [m.strip() for m in members.split(",") if m.strip()], int8,
-                      fp16, opset, force, list(verify_videos), tolerance,
-                      layout=layout, optimise=not no_optimise)
+    cfg = ExportConfig(layout=layout, opset=opset, tolerance=tolerance, fp16=fp16, int8=int8,
+                       optimise=not no_optimise)
+    v = export_bundle(run_dir, out, [m.strip() for m in members.split(",") if m.strip()], force,
+                      list(verify_videos), cfg)
     f = v["fp32"]
     click.echo(f"bundle {out}: {v['layout']} layout, verified on {f['clips']} clips: max |dlogit| "
                f"{f['max_abs_logit_diff']:.2e}, top-1 agreement {f['top1_agreement']:.0%}", err=True)

@@ -7,26 +7,36 @@ verification.json. They work on the bundle's temporary directory before it is re
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from picojepa.runtime.ensemble import Ensemble
 
+from .config import ExportConfig
 from .verify import compare, median_latencies_ms, ort_logits, passes
 
 log = logging.getLogger(__name__)
-FP16_TOLERANCE = 1e-2  # max |logit difference| of an fp16 graph against fp32 PyTorch
 
 
-class Ctx:
-    """What every variant needs: the bundle being built and the fp32 reference on its clips."""
+@dataclass
+class BundleDraft:
+    """The bundle being built in its temporary folder, with what every variant is measured
+    against: the fp32 ensemble and PyTorch's logits on the verification clips."""
 
-    def __init__(self, tmp: Path, manifest: dict, write_manifest, fp32: Ensemble, ref: np.ndarray,
-                 clips: np.ndarray, names: list[str], vote_idx: list[int], tolerance: float):
-        self.tmp, self.manifest, self.write_manifest = tmp, manifest, write_manifest
-        self.tolerance = tolerance
-        self.fp32, self.ref, self.clips, self.names, self.vote_idx = fp32, ref, clips, names, vote_idx
+    tmp: Path
+    manifest: dict
+    write_manifest: Callable[[Path, dict], None]
+    fp32: Ensemble
+    ref: np.ndarray
+    clips: np.ndarray
+    names: list[str]
+    vote_idx: list[int]
+    cfg: ExportConfig
+    videos: list[str] = field(default_factory=list)
+    fp32_check: dict = field(default_factory=dict)
 
     def fp32_graphs(self) -> list[dict]:
         return [g for g in self.manifest["graphs"] if g["variant"] == "fp32"]
@@ -46,10 +56,10 @@ class Ctx:
         self.write_manifest(self.tmp, self.manifest)
 
 
-def optimise(ctx: Ctx, heads: int, hidden: int) -> dict:
+def optimise(ctx: BundleDraft, heads: int, hidden: int) -> dict:
     """onnxruntime's transformer optimiser (LayerNorm, GELU, attention fusion) on every fp32 graph;
     the optimised graph replaces the fp32 one only when it is verified at the fp32 tolerance and
-    at least 3 % faster on the CPU provider (medians, interleaved)."""
+    at least `optimiser_min_speedup` faster on the CPU provider (medians, interleaved)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     files, fused = {}, {}
@@ -62,13 +72,13 @@ def optimise(ctx: Ctx, heads: int, hidden: int) -> dict:
         model.save_model_to_file(str(ctx.tmp / files[g["file"]]))
     new = ctx.add("fp32-opt", files)
     opt = Ensemble.load(ctx.tmp, provider="cpu", variant="fp32-opt")
-    res = compare(ctx.ref, ort_logits(opt, ctx.clips), ctx.names, ctx.vote_idx, ctx.tolerance)
+    res = compare(ctx.ref, ort_logits(opt, ctx.clips), ctx.names, ctx.vote_idx, ctx.cfg.tolerance)
     base, fast = median_latencies_ms([ctx.fp32, opt], ctx.clips[:1])
     res |= {"fused_operators": fused, "latency_ms_fp32": base, "latency_ms_optimised": fast,
             "speedup": base / fast,
             "attention_fused": bool(fused.get("Attention") or fused.get("MultiHeadAttention"))}
     verified = passes(res)
-    res["kept"] = verified and res["speedup"] >= 1.03
+    res["kept"] = verified and res["speedup"] >= ctx.cfg.optimiser_min_speedup
     if res["kept"]:
         for g in new:  # the optimised graph becomes the fp32 graph, under the fp32 file name
             fp32_file = next(k for k, v in files.items() if v == g["file"])
@@ -84,7 +94,7 @@ def optimise(ctx: Ctx, heads: int, hidden: int) -> dict:
     return res
 
 
-def fp16(ctx: Ctx) -> dict:
+def fp16(ctx: BundleDraft) -> dict:
     """Weights and activations in fp16, inputs and outputs kept fp32 (the runtime feeds fp32).
     Verified on the CPU provider here, and on CUDA where onnxruntime really has it; shipped when
     every check that could run passed."""
@@ -97,7 +107,7 @@ def fp16(ctx: Ctx) -> dict:
         model = convert_float_to_float16(onnx.load(str(ctx.tmp / g["file"])), keep_io_types=True)
         onnx.save(model, str(ctx.tmp / files[g["file"]]))
     ctx.add("fp16", files)
-    res: dict = {"tolerance": FP16_TOLERANCE, "providers": {}}
+    res: dict = {"tolerance": ctx.cfg.fp16_tolerance, "providers": {}}
     ok = True
     for provider in ("cpu", "cuda"):
         try:
@@ -105,7 +115,7 @@ def fp16(ctx: Ctx) -> dict:
         except Exception as exc:  # noqa: BLE001 - recorded: CUDA absent, or no fp16 kernel
             res["providers"][provider] = {"verified": None, "reason": " ".join(str(exc).split())[:200]}
             continue
-        r = compare(ctx.ref, ort_logits(ens, ctx.clips), ctx.names, ctx.vote_idx, FP16_TOLERANCE)
+        r = compare(ctx.ref, ort_logits(ens, ctx.clips), ctx.names, ctx.vote_idx, ctx.cfg.fp16_tolerance)
         r["verified"] = passes(r)
         ok &= r["verified"]
         res["providers"][provider] = r
@@ -119,15 +129,28 @@ def fp16(ctx: Ctx) -> dict:
     return res
 
 
-def int8(ctx: Ctx, paths: list[str], labels: list[int]) -> dict:
-    """Dynamic int8 quantisation (QUInt8 weights); shipped only when as accurate and faster."""
+def quantize_int8(src: Path, dst: Path) -> Path:
+    """Dynamic int8 quantisation (QUInt8 weights) of an ONNX file. onnxruntime's advice to
+    pre-process the model first is logged on every call; it is not ours to act on, so it is
+    kept off stderr."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
+    finally:
+        root.setLevel(level)
+    return dst
+
+
+def int8(ctx: BundleDraft, paths: list[str], labels: list[int]) -> dict:
+    """Dynamic int8 quantisation (QUInt8 weights); shipped only when as accurate and faster."""
     files = {}
     for g in ctx.fp32_graphs():
         files[g["file"]] = g["file"].replace(".onnx", ".int8.onnx")
-        quantize_dynamic(str(ctx.tmp / g["file"]), str(ctx.tmp / files[g["file"]]),
-                         weight_type=QuantType.QUInt8)
+        quantize_int8(ctx.tmp / g["file"], ctx.tmp / files[g["file"]])
     ctx.add("int8", files)
     q = Ensemble.load(ctx.tmp, provider="cpu", variant="int8")
     res = compare(ctx.ref, ort_logits(q, ctx.clips), ctx.names, ctx.vote_idx, None)
@@ -140,7 +163,7 @@ def int8(ctx: Ctx, paths: list[str], labels: list[int]) -> dict:
             acc[name] = float(np.mean([a == b for a, b in zip(preds, labels)]) * 100)
         res["vote_accuracy_fp32"], res["vote_accuracy_int8"] = acc["fp32"], acc["int8"]
     lost = res.get("vote_accuracy_fp32", 0) - res.get("vote_accuracy_int8", 0)
-    worse, slower = lost > 1.0, res["speedup"] < 1.1
+    worse, slower = lost > ctx.cfg.int8_max_accuracy_loss, res["speedup"] < ctx.cfg.int8_min_speedup
     res["shipped"] = not (worse or slower)
     if not res["shipped"]:
         why = [w for w, c in ((f"loses {lost:.1f} accuracy points", worse),

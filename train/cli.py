@@ -56,6 +56,14 @@ def main() -> None:
     """Train pico-JEPA: self-supervised pre-training, then linear classifiers and their evaluation."""
 
 
+@main.result_callback()
+def _leave_process_group(*_args, **_kwargs) -> None:
+    """Leave the process group pre-training joined under torchrun (nothing to do otherwise)."""
+    from .distributed import shutdown
+
+    shutdown()
+
+
 @main.command(name="pretrain")
 @_common
 @click.option("--resume", is_flag=True, help="Continue from the run's last checkpoint.")

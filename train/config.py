@@ -75,10 +75,15 @@ class PretrainConfig:
     # C-JEPA's variance+covariance regularisation of the context tokens, and a VideoMAE-style
     # reconstruction of the masked tubelets' normalised pixels from the predictor's output
     vicreg: float = 0.0
-    # what the variance/covariance term spreads: every context token ('tokens'), or each clip's
-    # mean context token across the batch ('clips', per sample as VICReg and C-JEPA do)
-    vicreg_on: Literal["tokens", "clips"] = "tokens"
+    # apply the term only while the pre-training set lists fewer videos than this (0: always):
+    # measured, it is what stops the collapse on a few hundred videos and costs accuracy on the
+    # demo's 1,520 (README, "Learning on small data")
+    vicreg_below_videos: int = 0
     pixel: float = 0.0
+
+    def vicreg_for(self, videos: int) -> float:
+        """The variance/covariance weight for a pre-training set of `videos` listings."""
+        return self.vicreg if not self.vicreg_below_videos or videos < self.vicreg_below_videos else 0.0
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.clips_per_video < 1:
@@ -95,6 +100,8 @@ class PretrainConfig:
             raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
         if self.cache_mb < 0:
             raise ValueError(f"cache_mb: must be >= 0, got {self.cache_mb}")
+        if self.vicreg_below_videos < 0:
+            raise ValueError(f"vicreg_below_videos: must be >= 0, got {self.vicreg_below_videos}")
         if self.vicreg < 0 or self.pixel < 0:
             raise ValueError(f"vicreg and pixel: must be >= 0, got {self.vicreg}, {self.pixel}")
 

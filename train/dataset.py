@@ -34,7 +34,15 @@ class ClipDataset(Dataset):
         self.repeats = clips_per_video if mode == "random" else 1
         self.epoch = 0
         self.cache_left = int(cache_mb * 2**20)
-        self.frames: dict[Path, tuple[np.ndarray, list[int] | None]] = {}  # frames, keyframes
+        self._frames: dict[Path, tuple[np.ndarray, list[int] | None]] = {}  # frames, keyframes
+
+    @property
+    def cached_videos(self) -> int:
+        return len(self._frames)
+
+    @property
+    def cached_bytes(self) -> int:
+        return sum(frames.nbytes for frames, _ in self._frames.values())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -57,8 +65,8 @@ class ClipDataset(Dataset):
         return {"index": i, "clip": clip, "label": label, "error": None}
 
     def _load(self, path: Path, pick) -> np.ndarray:
-        if path in self.frames:
-            frames, keys = self.frames[path]
+        if path in self._frames:
+            frames, keys = self._frames[path]
             return normalize(frames[pick(len(frames), keys)], self.spec)
         if self.cache_left <= 0:
             return load_clip(path, self.spec, pick)
@@ -68,7 +76,7 @@ class ClipDataset(Dataset):
         if size > self.cache_left:
             return normalize(video.read(pick(video.num_frames, keys)), self.spec)
         frames = video.read(range(video.num_frames))[:video.num_frames]  # phantom tail frames dropped
-        self.frames[path] = frames, keys
+        self._frames[path] = frames, keys
         self.cache_left -= frames.nbytes
         return normalize(frames[pick(len(frames), keys)], self.spec)
 

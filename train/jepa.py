@@ -53,13 +53,13 @@ class JEPA(nn.Module):
     """
 
     def __init__(self, encoder: VideoViT, loss: str = "mse", context_all_tokens: bool = False,
-                 vicreg: float = 0.0, pixel: float = 0.0, vicreg_on: str = "tokens"):
+                 vicreg: float = 0.0, pixel: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.predictor = build_predictor(encoder)
         self.target = copy.deepcopy(encoder).requires_grad_(False)
         self.loss_kind, self.context_all_tokens = loss, context_all_tokens
-        self.vicreg, self.pixel, self.vicreg_on = vicreg, pixel, vicreg_on
+        self.vicreg, self.pixel = vicreg, pixel
         if pixel > 0:  # VideoMAE's target, as an auxiliary: the masked tubelets' own pixels
             cfg = encoder.cfg
             self.pixel_head = nn.Linear(cfg.embed_dim, 3 * cfg.tubelet * cfg.patch_size ** 2)
@@ -83,8 +83,7 @@ class JEPA(nn.Module):
         pred = self.predictor(z, ctx_idx, tgt_idx)
         loss = F.l1_loss(pred, targets) if self.loss_kind == "l1" else F.mse_loss(pred, targets)
         if self.vicreg > 0:
-            rows = z.mean(1) if self.vicreg_on == "clips" else z.reshape(-1, z.shape[-1])
-            loss = loss + self.vicreg * variance_covariance(rows)
+            loss = loss + self.vicreg * variance_covariance(z.reshape(-1, z.shape[-1]))
         if self.pixel > 0:
             pixels = gather_tokens(patchify(clips, self.encoder.cfg.tubelet, self.encoder.cfg.patch_size), tgt_idx)
             pixels = F.layer_norm(pixels, (pixels.shape[-1],))  # VideoMAE's per-patch normalised pixels

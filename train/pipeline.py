@@ -87,6 +87,11 @@ def _plot_mask_example(recipe: Recipe, video: str, path: Path) -> None:
     plot_masking(frames, ctx, grid, recipe.model.tubelet, recipe.model.patch_size, path)
 
 
+def _vicreg_why(recipe: Recipe) -> str:
+    n = recipe.pretrain.vicreg_below_videos
+    return f" (the recipe applies {recipe.pretrain.vicreg:g} below {n} pre-training videos)" if n else ""
+
+
 def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False,
             show_progress: bool = True) -> dict:
     from . import distributed
@@ -105,7 +110,7 @@ def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False
         "pre-training": f"{pre.epochs} epochs, final loss {pre.final_loss:.4f}, target "
                         f"embedding spread (mean per-dimension std) {pre.target_std:.3f}, effective "
                         f"rank of the target tokens {pre.target_rank:.1f} of {recipe.model.embed_dim}, "
-                        f"{t1 - t0:.0f} s",
+                        f"variance/covariance weight {pre.vicreg:g}{_vicreg_why(recipe)}, {t1 - t0:.0f} s",
         "classifiers": f"5 heads + random-init probe in {t2 - t1:.0f} s; frozen-encoder features "
                        f"computed once: {cls.encoder_passes} encoder clip passes instead of "
                        f"{cls.encoder_passes_uncached} for the 5 heads alone without the cache",

@@ -41,6 +41,7 @@ class PretrainResult:
     weights_sha: str = ""
     skipped: list[str] = field(default_factory=list)
     target_rank: float = float("nan")  # effective rank of the target tokens, last epoch
+    vicreg: float = 0.0  # the variance/covariance weight this run used
 
 
 def sample_seeds(seed: int, epoch: int, indices: torch.Tensor) -> list[int]:
@@ -48,11 +49,13 @@ def sample_seeds(seed: int, epoch: int, indices: torch.Tensor) -> list[int]:
             for i in indices]
 
 
-def build(recipe: Recipe, context_all_tokens: bool = False) -> JEPA:
+def build(recipe: Recipe, context_all_tokens: bool = False, vicreg: float | None = None) -> JEPA:
+    """The JEPA model of `recipe`, seeded; `vicreg` overrides the recipe's weight (see
+    `PretrainConfig.vicreg_for`)."""
     torch.manual_seed(recipe.seed)
     cfg = recipe.pretrain
-    return JEPA(VideoViT(recipe.model, recipe.clip), cfg.loss, context_all_tokens, cfg.vicreg, cfg.pixel,
-                cfg.vicreg_on)
+    return JEPA(VideoViT(recipe.model, recipe.clip), cfg.loss, context_all_tokens,
+                cfg.vicreg if vicreg is None else vicreg, cfg.pixel)
 
 
 def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:
@@ -95,94 +98,139 @@ def _open_log(path: Path, start_epoch: int):
     return path.open("a")
 
 
+@dataclass
+class _Loop:
+    """What every epoch of one pre-training run needs."""
+
+    recipe: Recipe
+    model: JEPA
+    ddp: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.AdamW
+    dataset: ClipDataset
+    sampler: DistributedSampler | None
+    device: torch.device
+    world: int
+    steps_per_epoch: int
+    log_file: object = None
+    skipped: set = field(default_factory=set)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.recipe.pretrain.epochs
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(round(self.recipe.pretrain.warmup_epochs * self.steps_per_epoch))
+
+
 def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False,
              show_progress: bool = True) -> PretrainResult:
+    """Pre-train (or resume) into run_dir/pretrain.pt, one checkpoint per epoch; raise
+    `CollapseError` if the target embeddings end up constant."""
     device = distributed.init()
     rank, world = distributed.world()
-    cfg = recipe.pretrain
     items = read_items(Path(data_root) / "train" / "train.csv")
     if not items:
         raise DataLayoutError(f"{data_root}/train/train.csv: lists no videos")
     ckpt_path = Path(run_dir) / CKPT
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-
-    model = build(recipe).to(device)
-    opt = make_optimizer(model, cfg)
-    start_epoch, history, skipped = 0, [], set()
-    if resume and ckpt_path.exists():
-        state = checkpoint.load(ckpt_path, kind="pretrain")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch, history, skipped = state["epoch"] + 1, state["history"], set(state["skipped"])
-        log.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
-    ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-           if world > 1 else model)
-
-    dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video,
-                          cfg.cache_mb if cfg.num_workers == 0 else 0.0)
-    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
-    steps_per_epoch = -(-len(dataset) // (cfg.batch_size * world))
-    total = steps_per_epoch * cfg.epochs
-    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    grid = model.encoder.grid
-    log_file = _open_log(Path(run_dir) / "pretrain.jsonl", start_epoch) if rank == 0 else None
-    loss_v, spread = float("nan"), float("nan")
+    vicreg = recipe.pretrain.vicreg_for(len(items))
+    if vicreg != recipe.pretrain.vicreg:
+        log.info("variance/covariance term off: %d pre-training videos (on below %d)", len(items),
+                 recipe.pretrain.vicreg_below_videos)
+    model = build(recipe, vicreg=vicreg).to(device)
+    opt = make_optimizer(model, recipe.pretrain)
+    start_epoch, history, skipped = _resume(ckpt_path, model, opt) if resume else (0, [], set())
+    loop = _make_loop(recipe, model, opt, items, device, world, rank, skipped)
+    loop.log_file = _open_log(Path(run_dir) / "pretrain.jsonl", start_epoch) if rank == 0 else None
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            dataset.set_epoch(epoch)
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            gen = torch.Generator().manual_seed(recipe.seed * 1000 + epoch)
-            loader = DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                                generator=gen, num_workers=cfg.num_workers, collate_fn=collate,
-                                drop_last=False)
-            bar = progress(loader, desc=f"pretrain {epoch + 1}/{cfg.epochs}",
-                           disable=not (show_progress and rank == 0))
-            losses, ranks = [], []
-            for i, batch in enumerate(bar):
-                skipped.update(batch["errors"])
-                if batch["clip"] is None:
-                    continue
-                t0 = time.perf_counter()
-                step = epoch * steps_per_epoch + i
-                lr = lr_at(step, total, warmup, cfg.lr, cfg.final_lr)
-                set_lr(opt, lr)
-                clips = batch["clip"].to(device)
-                ctx, tgt = (m.to(device) for m in batch_masks(
-                    cfg.mask, grid, cfg.mask_ratio, sample_seeds(recipe.seed, epoch, batch["index"])))
-                loss, spread, rank_ = train_step(model, ddp, opt, clips, ctx, tgt, cfg)
-                ranks.append(rank_)
-                loss_v = distributed.all_mean(loss)
-                losses.append(loss_v)
-                rate = len(clips) * world / (time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{loss_v:.4f}", clips_s=f"{rate:.1f}")
-                if log_file:
-                    log_file.write(json.dumps({"stage": "pretrain", "epoch": epoch, "step": step,
-                                               "loss": loss_v, "lr": lr, "target_std": spread,
-                                               "target_rank": rank_, "clips_per_s": rate}) + "\n")
+        for epoch in range(start_epoch, recipe.pretrain.epochs):
+            losses, ranks, spread = _epoch(loop, epoch, show_progress and rank == 0)
             if not losses:
                 raise DataLayoutError(f"{data_root}: no training video could be decoded "
-                                      f"({len(skipped)} failed)")
+                                      f"({len(loop.skipped)} failed)")
             history.append({"epoch": epoch, "loss": float(np.mean(losses)), "target_std": spread,
                             "target_rank": float(np.mean(ranks))})
             if rank == 0:
                 checkpoint.save({"kind": "pretrain", "recipe": recipe.to_dict(), "epoch": epoch,
                                  "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 "history": history, "skipped": sorted(skipped)}, ckpt_path)
+                                 "history": history, "skipped": sorted(loop.skipped)}, ckpt_path)
             distributed.barrier()
     finally:
-        if log_file:
-            log_file.close()
+        if loop.log_file:
+            loop.log_file.close()
+    _check_collapse(history[-1], recipe.pretrain, ckpt_path, rank)
     last = history[-1]
+    return PretrainResult(ckpt_path, recipe.pretrain.epochs, last["loss"], last["target_std"],
+                          checkpoint.state_hash(model.state_dict()), sorted(loop.skipped),
+                          last.get("target_rank", float("nan")), vicreg)
+
+
+def _resume(ckpt_path: Path, model: JEPA, opt: torch.optim.AdamW) -> tuple[int, list, set]:
+    """Model and optimiser state from the last checkpoint -> (next epoch, history, skipped)."""
+    if not ckpt_path.exists():
+        return 0, [], set()
+    state = checkpoint.load(ckpt_path, kind="pretrain")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    log.info("resumed from %s at epoch %d", ckpt_path, state["epoch"] + 1)
+    return state["epoch"] + 1, state["history"], set(state["skipped"])
+
+
+def _make_loop(recipe: Recipe, model: JEPA, opt, items, device, world: int, rank: int,
+               skipped: set) -> _Loop:
+    cfg = recipe.pretrain
+    ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+           if world > 1 else model)
+    dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video,
+                          cfg.cache_mb if cfg.num_workers == 0 else 0.0)
+    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
+    steps = -(-len(dataset) // (cfg.batch_size * world))
+    return _Loop(recipe, model, ddp, opt, dataset, sampler, device, world, steps, skipped=skipped)
+
+
+def _epoch(loop: _Loop, epoch: int, show_progress: bool) -> tuple[list[float], list[float], float]:
+    """One pass over the pre-training videos -> (step losses, target ranks, last target spread)."""
+    recipe, cfg = loop.recipe, loop.recipe.pretrain
+    loop.dataset.set_epoch(epoch)
+    if loop.sampler is not None:
+        loop.sampler.set_epoch(epoch)
+    gen = torch.Generator().manual_seed(recipe.seed * 1000 + epoch)
+    loader = DataLoader(loop.dataset, cfg.batch_size, shuffle=loop.sampler is None, sampler=loop.sampler,
+                        generator=gen, num_workers=cfg.num_workers, collate_fn=collate, drop_last=False)
+    bar = progress(loader, desc=f"pretrain {epoch + 1}/{cfg.epochs}", disable=not show_progress)
+    losses, ranks, spread = [], [], float("nan")
+    for i, batch in enumerate(bar):
+        loop.skipped.update(batch["errors"])
+        if batch["clip"] is None:
+            continue
+        t0 = time.perf_counter()
+        step = epoch * loop.steps_per_epoch + i
+        lr = lr_at(step, loop.total_steps, loop.warmup_steps, cfg.lr, cfg.final_lr)
+        set_lr(loop.opt, lr)
+        clips = batch["clip"].to(loop.device)
+        ctx, tgt = (m.to(loop.device) for m in batch_masks(
+            cfg.mask, loop.model.encoder.grid, cfg.mask_ratio, sample_seeds(recipe.seed, epoch, batch["index"])))
+        loss, spread, rank = train_step(loop.model, loop.ddp, loop.opt, clips, ctx, tgt, cfg)
+        ranks.append(rank)
+        losses.append(distributed.all_mean(loss))
+        rate = len(clips) * loop.world / (time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", clips_s=f"{rate:.1f}")
+        if loop.log_file:
+            loop.log_file.write(json.dumps({"stage": "pretrain", "epoch": epoch, "step": step,
+                                            "loss": losses[-1], "lr": lr, "target_std": spread,
+                                            "target_rank": rank, "clips_per_s": rate}) + "\n")
+    return losses, ranks, spread
+
+
+def _check_collapse(last: dict, cfg: PretrainConfig, ckpt_path: Path, rank: int) -> None:
+    """A run whose target embeddings ended constant is moved aside and refused."""
     if last["target_std"] < cfg.collapse_std:
         bad = ckpt_path.with_name("pretrain.collapsed.pt")
         if rank == 0:
             ckpt_path.replace(bad)
         raise CollapseError(f"{bad}: target embeddings collapsed (per-dimension std "
                             f"{last['target_std']:.4g} < {cfg.collapse_std}); not usable")
-    return PretrainResult(ckpt_path, cfg.epochs, last["loss"], last["target_std"],
-                          checkpoint.state_hash(model.state_dict()), sorted(skipped),
-                          last.get("target_rank", float("nan")))
 
 
 def load_encoder(run_dir: Path, which: str = "target") -> tuple[VideoViT, Recipe, dict]:

@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import cases  # tests/hardening/cases.py: pytest puts each test file's folder on sys.path
 from conftest import REPO
 from picojepa.runtime.clips import ClipSpec
 from picojepa.runtime.ensemble import decode_clips
-
-sys.path.insert(0, os.path.dirname(__file__))
-import cases  # noqa: E402
 
 SPEC = ClipSpec(frames=4, size=32, frame_step=1)
 

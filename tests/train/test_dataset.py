@@ -17,11 +17,10 @@ def test_frame_cache_serves_the_same_clips_as_decoding_and_respects_its_budget(s
             a, b = plain[i], cached[i]
             assert b["error"] is None
             np.testing.assert_array_equal(a["clip"].numpy(), b["clip"].numpy())
-    assert len(cached.frames) == len(items) and not plain.frames
-    s = smoke_recipe.clip.size
-    one_video = min(len(f) for f in cached.frames.values()) * s * s * 3
-    tight = ClipDataset(items, smoke_recipe.clip, cache_mb=1.5 * one_video / 2**20)
+    assert cached.cached_videos == len(items) and plain.cached_videos == 0
+    budget = 1.5 * cached.cached_bytes / len(items)  # room for one video and a half, on average
+    tight = ClipDataset(items, smoke_recipe.clip, cache_mb=budget / 2**20)
     for i in range(len(tight)):
         assert tight[i]["error"] is None
-    assert 1 <= len(tight.frames) < len(items), "stops caching at the budget, still decodes the rest"
-    assert tight.cache_left >= 0
+    assert 1 <= tight.cached_videos < len(items), "stops caching at the budget, still decodes the rest"
+    assert tight.cached_bytes <= budget

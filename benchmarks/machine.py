@@ -52,7 +52,6 @@ def gpu_name() -> str | None:
 
 def matmul_graph(n: int) -> bytes:
     """An ONNX graph computing A @ B for fp32 (n, n) inputs."""
-    import onnx
     from onnx import TensorProto, helper
 
     a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])

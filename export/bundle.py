@@ -13,7 +13,7 @@ import numpy as np
 from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
-from picojepa.train.classify import STACKER
+from picojepa.train.classify import STACKER, held_out_videos
 from picojepa.train.config import recipe_from_dict
 from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
 
@@ -36,15 +36,6 @@ def _versions() -> dict:
 
     return {"picojepa": version("picojepa"), "torch": torch.__version__, "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__}
-
-
-def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
-    """The run's evaluation videos and labels (from its feature cache), for verification."""
-    path = Path(run_dir) / "features.pt"
-    if not path.exists():
-        return [], []
-    sets = checkpoint.load(path, kind="features")["sets"]
-    return list(sets["infer"]["paths"]), sets["infer"]["labels"].tolist()
 
 
 def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | None = None,

@@ -9,10 +9,9 @@ from torch import nn
 
 from picojepa.runtime.clips import ClipSpec
 from picojepa.train import checkpoint
+from picojepa.train.classify import member_from_state
+from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
 from picojepa.train.roster import MEMBERS
-from picojepa.train.config import recipe_from_dict
-from picojepa.train.probe import VideoClassifier, head_from_state, pool_tokens, token_input
-from picojepa.train.vit import VideoViT
 
 from .errors import ExportError
 
@@ -30,10 +29,7 @@ class Member:
 
 def load_member(path: Path, name: str) -> Member:
     state = checkpoint.load(path, kind="member")
-    recipe = recipe_from_dict(state["recipe"])
-    enc = VideoViT(recipe.model, recipe.clip)
-    enc.load_state_dict(state["encoder"])
-    head = head_from_state(state["head"], recipe.classify.head)
+    recipe, enc, head = member_from_state(state)
     pool = token_input(recipe.classify.head, recipe.classify.pool)
     return Member(name, VideoClassifier(enc, head, pool).eval(), list(state["classes"]), recipe.clip,
                   state["encoder_sha"], state["val_accuracy"], state["recipe"])

@@ -23,10 +23,8 @@ def torch_logits(modules: list[tuple[torch.nn.Module, list[int]]], clips: np.nda
 
 
 def ort_logits(ensemble, clips: np.ndarray) -> np.ndarray:
-    out = np.zeros((len(ensemble.bundle.members), clips.shape[0], len(ensemble.classes)), np.float32)
-    for sess, idx in ensemble.sessions:
-        out[idx] = sess.run(["logits"], {"clip": clips})[0].transpose(1, 0, 2)
-    return out
+    """onnxruntime's logits of every member, (M, B, C), as the runtime computes them."""
+    return ensemble.member_outputs(clips, "logits")
 
 
 def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: list[int],

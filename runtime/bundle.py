@@ -62,7 +62,12 @@ class Bundle:
     def with_placement(self, placement: str | None) -> "Bundle":
         """This bundle with its clips placed by `placement` ('exact' or 'keyframe'; None: as the
         recipe trained them). A runtime choice: the graphs are the same either way."""
-        return self if placement is None else replace(self, clip=replace(self.clip, placement=placement))
+        if placement is None:
+            return self
+        try:
+            return replace(self, clip=replace(self.clip, placement=placement))
+        except ValueError as exc:  # e.g. keyframe placement on a bundle that seeks approximately
+            raise BundleError(f"{self.root}: {exc}") from None
 
     @property
     def vote_members(self) -> list[str]:

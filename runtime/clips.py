@@ -22,9 +22,8 @@ class ClipSpec:
     """What one model input is: `frames` RGB frames of `size`x`size`, normalised with mean/std.
 
     `frame_step` is the gap between sampled frames (1 = contiguous, as the paper).
-    `seek_mode` 'exact' scans the file once at open; measured on the real clips of
-    ../shared/data/real/bench it costs <=14 ms more at open and reads the true frame count, where
-    'approximate' trusts the header (it reported 444 frames for a 68-frame AVI).
+    `seek_mode` 'exact' scans the file once at open and so reads the true frame count, where
+    'approximate' trusts the container's header, which some files get wrong (README, Versions).
     `placement` 'keyframe' moves each evaluation and feature clip to start at the keyframe
     nearest to where it would start ('exact'), so decoding begins at the clip's own first frame
     instead of up to a whole GOP before it; it needs the keyframe index that 'exact' seeking

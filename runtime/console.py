@@ -48,9 +48,9 @@ def one_line_errors(fn):
         except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_FAIL)
-        except (OSError, ValueError) as exc:
-            # OS-level failures (disk full, permissions) and value errors from libraries:
-            # still one line, with the type so a bug report can find it.
+        except OSError as exc:
+            # OS-level failures (disk full, permissions): still one line, with the type so a bug
+            # report can find it. Anything else is a bug and keeps its traceback.
             fail(f"{type(exc).__name__}: {exc}")
         except KeyboardInterrupt:
             fail("interrupted", 130)

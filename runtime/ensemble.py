@@ -57,8 +57,12 @@ class Decoded:
     spans: list[tuple[float, float]]
     decode_ms: float
     preprocess_ms: float
-    error: str | None = None
+    exc: DecodeError | None = None  # why the video could not be decoded
     frames: np.ndarray | None = None  # (K, T, S, S, 3) uint8, before normalisation
+
+    @property
+    def error(self) -> str | None:
+        return None if self.exc is None else str(self.exc)
 
 
 def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: float | None = None,
@@ -83,7 +87,7 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
             wins = [(s, min(n, s + spec.span)) for s in starts]
         raw = video.read_windows(starts, spec)
     except DecodeError as exc:
-        return Decoded(str(path), None, [], (time.perf_counter() - t0) * 1e3, 0.0, str(exc))
+        return Decoded(str(path), None, [], (time.perf_counter() - t0) * 1e3, 0.0, exc)
     t1 = time.perf_counter()
     batch = np.stack([normalize(f, spec) for f in raw]) if normalise else None
     t2 = time.perf_counter()
@@ -226,10 +230,14 @@ class Ensemble:
 
     def member_probs(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities of every member, (M, B, C), in manifest member order."""
+        return self.member_outputs(batch, "probs")
+
+    def member_outputs(self, batch: np.ndarray, output: str = "probs") -> np.ndarray:
+        """One output ('probs' or 'logits') of every member's graph, (M, B, C), in manifest
+        member order: the one place the graphs are run."""
         out = np.zeros((len(self.bundle.members), batch.shape[0], len(self.classes)), np.float32)
         for sess, idx in self.sessions:
-            probs = sess.run(["probs"], {"clip": batch})[0]  # (B, m, C)
-            out[idx] = probs.transpose(1, 0, 2)
+            out[idx] = sess.run([output], {"clip": batch})[0].transpose(1, 0, 2)  # (B, m, C) -> (m, B, C)
         return out
 
     def _combine(self, probs: np.ndarray, method: str):
@@ -251,8 +259,8 @@ class Ensemble:
         """Classify one video; a video that cannot be decoded raises `DecodeError`."""
         vote = self.check_vote(vote)
         d = self.decode(path, clips, window_s, stride_s)
-        if d.error:
-            raise DecodeError(path, d.error.split(": ", 1)[-1])
+        if d.exc:
+            raise d.exc
         return self.finish(d, vote)
 
     def predict_many(self, paths: Iterable[str | Path], vote: str | None = None, clips: int = 1,
@@ -260,10 +268,9 @@ class Ensemble:
                      prefetch: bool = False) -> Iterator[Prediction]:
         """Classify videos in order; a bad video yields a Prediction with `error` set and the
         batch goes on. `prefetch` decodes the next video in a thread while the current one runs.
-        It pays when the decoding thread has a core of its own: on 2 cores with onnxruntime on
-        1 thread, 1.7x on the 48 short demo videos and 1.08x on the real bench clips; with
-        onnxruntime on every core it was 0.95-0.99x (`picojepa-bench`, prefetch section). So
-        `picojepa-run` prefetches for a batch and leaves a core free unless told otherwise."""
+        It pays only when the decoding thread has a core of its own (`picojepa-bench`, prefetch
+        section), so `picojepa-run` prefetches for a batch and leaves a core free unless told
+        otherwise."""
         vote = self.check_vote(vote)
         yield from pipelined(paths, lambda p: self.decode(p, clips, window_s, stride_s),
                              lambda d: self.finish(d, vote), prefetch)

@@ -28,15 +28,6 @@ def save(obj: dict, path: str | Path) -> Path:
     return path
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write a text file atomically (temporary file, then rename): a kill leaves old or new."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def load(path: str | Path, kind: str | None = None) -> dict:
     """Load a checkpoint written by `save`; `kind` checks its "kind" field."""
     path = Path(path)

@@ -12,11 +12,13 @@ import torch
 from picojepa.runtime.errors import DataLayoutError
 
 from . import checkpoint, stacking
-from .config import Recipe
+from .config import Recipe, recipe_from_dict
+from .features import Features, extract, subset
+from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
 from .pretrain import load_encoder
+from .probe import predict, train_head
 from .roster import GENERAL, MEMBERS, VOTE_MEMBERS
-from .probe import Features, extract, predict, subset, token_input, train_head
 from .vit import VideoViT
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,24 @@ def _as_dict(f: Features) -> dict:
 
 def _from_dict(d: dict) -> Features:
     return Features(d["feats"], d["labels"], list(d["paths"]), list(d["errors"]))
+
+
+def member_from_state(state: dict) -> tuple[Recipe, VideoViT, torch.nn.Module]:
+    """A member checkpoint's recipe, encoder and head, rebuilt (evaluation and export alike)."""
+    recipe = recipe_from_dict(state["recipe"])
+    encoder = VideoViT(recipe.model, recipe.clip)
+    encoder.load_state_dict(state["encoder"])
+    return recipe, encoder.eval(), head_from_state(state["head"], recipe.classify.head)
+
+
+def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
+    """A run's held-out videos and their labels, as its feature cache lists them ([] and []
+    before the classify stage wrote it): what export verifies and scores on."""
+    path = Path(run_dir) / FEATURES
+    if not path.exists():
+        return [], []
+    sets = checkpoint.load(path, kind="features")["sets"]
+    return list(sets["infer"]["paths"]), sets["infer"]["labels"].tolist()
 
 
 def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: bool = True,

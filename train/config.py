@@ -52,14 +52,29 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class Schedule:
+    """An optimisation schedule (AdamW, linear warm-up, cosine decay to `final_lr`), shared by
+    pre-training and the classifiers; the defaults are the paper's pre-training."""
+
     epochs: int = 4
     batch_size: int = 10
     lr: float = 2e-4
     final_lr: float = 1e-6
-    predictor_lr_mult: float = 2.0
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size: must be >= 1")
+        if self.lr <= 0 or self.final_lr < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError("lr must be > 0; final_lr, weight_decay, warmup_epochs >= 0")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig(Schedule):
+    predictor_lr_mult: float = 2.0
     grad_clip: float = 1.0
     ema: float = 0.996
     mask_ratio: float = 0.75
@@ -86,16 +101,13 @@ class PretrainConfig:
         return self.vicreg if not self.vicreg_below_videos or videos < self.vicreg_below_videos else 0.0
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.clips_per_video < 1:
-            raise ValueError("epochs, batch_size and clips_per_video: must be >= 1")
+        super().__post_init__()
+        if self.clips_per_video < 1:
+            raise ValueError(f"clips_per_video: must be >= 1, got {self.clips_per_video}")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio: must be in (0, 1), got {self.mask_ratio}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema: must be in [0, 1), got {self.ema}")
-        if self.lr <= 0 or self.final_lr < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("lr must be > 0; final_lr, weight_decay, warmup_epochs >= 0")
-        if self.warmup_epochs > self.epochs:
-            raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
         if self.cache_mb < 0:
@@ -107,12 +119,9 @@ class PretrainConfig:
 
 
 @dataclass(frozen=True)
-class ClassifyConfig:
-    epochs: int = 4
-    batch_size: int = 16
+class ClassifyConfig(Schedule):
+    batch_size: int = 16  # the paper's classifier schedule where it differs from pre-training's
     lr: float = 1e-4
-    final_lr: float = 1e-6
-    weight_decay: float = 0.05
     warmup_epochs: float = 2.0
     val_fraction: float = 0.2
     feature_clips: int = 1
@@ -122,7 +131,7 @@ class ClassifyConfig:
     finetune_epochs: int = 3
     finetune_lr: float = 1e-4
     # how the frozen tokens become one vector: 'mean' (the paper) or 'meanstd' (mean and
-    # standard deviation over tokens, twice the head's inputs) or 'max'; see probe.pool_tokens
+    # standard deviation over tokens, twice the head's inputs) or 'max'; see heads.pool_tokens
     pool: Literal["mean", "meanstd", "max"] = "mean"
     # the classifier on the frozen tokens: 'linear' on the pooled vector (the paper), or
     # 'attentive' (V-JEPA's attentive probe: a learned query cross-attending to every token;
@@ -130,14 +139,11 @@ class ClassifyConfig:
     head: Literal["linear", "attentive"] = "linear"
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.feature_clips < 1:
-            raise ValueError("epochs, batch_size and feature_clips: must be >= 1")
+        super().__post_init__()
+        if self.feature_clips < 1:
+            raise ValueError(f"feature_clips: must be >= 1, got {self.feature_clips}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("lr must be > 0; weight_decay and warmup_epochs >= 0")
-        if self.warmup_epochs > self.epochs:
-            raise ValueError(f"warmup_epochs: {self.warmup_epochs} exceeds epochs {self.epochs}")
         if self.finetune_epochs < 1 or self.finetune_lr <= 0:
             raise ValueError("finetune_epochs must be >= 1 and finetune_lr > 0")
 

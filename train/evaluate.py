@@ -10,13 +10,15 @@ import torch
 from picojepa.runtime import vote
 
 from . import checkpoint, stacking
-from .classify import STACKER, features_for
-from .roster import MEMBERS, VOTE_MEMBERS, report_key
+from .classify import STACKER, features_for, member_from_state
 from .config import Recipe
+from .files import write_text
+from .heads import head_from_state
 from .jepa import effective_rank
 from .motion_baseline import motion_baseline
 from .pretrain import load_encoder
-from .probe import head_from_state, predict
+from .probe import predict
+from .roster import MEMBERS, VOTE_MEMBERS, report_key
 
 
 MOTION = "motion_energy_baseline"
@@ -45,22 +47,56 @@ def mean_of(values: list[float | None]) -> float:
 
 def _own_features(state: dict, infer, recipe: Recipe) -> torch.Tensor:
     from .finetune import member_features
-    from .vit import VideoViT
 
-    enc = VideoViT(recipe.model, recipe.clip)
-    enc.load_state_dict(state["encoder"])
+    _, enc, _ = member_from_state(state)
     items = [(Path(p), int(y)) for p, y in zip(infer.paths, infer.labels.tolist())]
     return member_features(enc.eval(), items, recipe).feats
 
 
 def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True,
              sets: dict | None = None) -> dict:
-    """`sets`: the run's features (`features_for`) when the caller has them loaded already."""
+    """Every member, vote, the random-init probe and the frame-differencing baseline on the
+    held-out videos -> report.json's content. `sets`: the run's features (`features_for`) when
+    the caller has them loaded already."""
     run_dir = Path(run_dir)
     sets = sets or features_for(run_dir, recipe, data_root, show_progress)
-    classes = sets["classes"]
-    c = len(classes)
+    classes, c = sets["classes"], len(sets["classes"])
     y = sets["infer"].labels.numpy()
+    probs, val_acc = _member_probs(recipe, run_dir, sets)
+    rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")
+    ry = sets["random_infer"].labels.numpy()
+    rprobs = predict(head_from_state(rstate["head"], recipe.classify.head), sets["random_infer"].feats)
+    weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in VOTE_MEMBERS]
+    preds, stacker_note = _votes(probs, weights, run_dir)
+    table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
+    table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
+    motion, _ = motion_baseline(sets["train"].paths, sets["train"].labels.numpy(), sets["infer"].paths,
+                                recipe.seed)
+    table[MOTION] = per_class_accuracy(y, motion, c)  # an undecodable held-out video counts as wrong
+    return {
+        "recipe": recipe.name, "classes": classes, "held_out_videos": int(len(y)),
+        "feature_dim": int(sets["train"].feats.shape[-1]),
+        "pool": recipe.classify.pool, "head": recipe.classify.head,
+        "accuracy": {k: mean_of(v) for k, v in table.items()},
+        "per_class_accuracy": table,
+        "certainty": {report_key(m): certainty(y, p, c) for m, p in probs.items()},
+        "confusion": {**{k: confusion(y, p, c) for k, p in preds.items()},
+                      "random_init_probe": confusion(ry, rprobs.argmax(-1), c)},
+        "vote_tie_break": "highest summed probability among the tied classes, then lowest index",
+        "stacker": stacker_note,
+        "feature_effective_rank": {k: effective_rank(sets[s].feats.reshape(-1, sets[s].feats.shape[-1]))
+                                   for k, s in (("pretrained", "train"), ("random_init", "random_train"))},
+        "vote_weights": dict(zip([report_key(m) for m in VOTE_MEMBERS], weights)),
+        "validation_accuracy": dict(val_acc),
+        "skipped_videos": sorted(set(sets["train"].errors + sets["infer"].errors)),
+        "predictions": {"paths": sets["infer"].paths, "labels": y.tolist(),
+                        **{k: p.tolist() for k, p in preds.items()}},
+    }
+
+
+def _member_probs(recipe: Recipe, run_dir: Path, sets: dict) -> tuple[dict, dict]:
+    """Each member's held-out probabilities (from the shared features, or from its own encoder
+    where fine-tuning gave it one) and its validation accuracy."""
     probs, val_acc = {}, {}
     shared = checkpoint.state_hash(load_encoder(run_dir)[0].state_dict()) if recipe.classify.finetune else None
     for m in MEMBERS:
@@ -70,58 +106,30 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
             feats = _own_features(state, sets["infer"], recipe)
         probs[m] = predict(head_from_state(state["head"], recipe.classify.head), feats)
         val_acc[m] = state["val_accuracy"]
-    rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")
-    ry = sets["random_infer"].labels.numpy()
-    rprobs = predict(head_from_state(rstate["head"], recipe.classify.head), sets["random_infer"].feats)
+    return probs, val_acc
 
+
+def _votes(probs: dict, weights: list[float], run_dir: Path) -> tuple[dict, str]:
+    """Each member's predicted labels under its report key, and every vote of the partial
+    members -> (predictions, what the stacked vote is or why there is none)."""
     partial = np.stack([probs[m] for m in VOTE_MEMBERS])
-    weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in VOTE_MEMBERS]
     preds = {report_key(m): p.argmax(-1) for m, p in probs.items()}
     preds["vote_majority"] = vote.combine(partial, "majority")[0]
     preds["vote_soft"] = vote.combine(partial, "soft")[0]
     preds["vote_weighted"] = vote.combine(partial, "weighted", weights)[0]
     stacker_path = run_dir / "members" / STACKER
-    stacker_note = "no meta-model (too few unseen validation videos to fit one)"
-    if stacker_path.exists():
-        stacker = checkpoint.load(stacker_path, kind="stacker")
-        preds["vote_stacked"] = vote.combine(partial, "stacked", stacker=stacker)[0]
-        stacker_note = (f"logistic regression on the members' log-probabilities, fitted on "
-                        f"{stacker['fitted_on_videos']} validation videos none of them trained on, "
-                        f"pulled towards the log-space soft vote with l2 {stacker['l2']:g} "
-                        f"(chosen by {stacking.FOLDS}-fold cross-validation)")
-    table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
-    table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
-    motion, _ = motion_baseline(sets["train"].paths, sets["train"].labels.numpy(), sets["infer"].paths,
-                                recipe.seed)
-    table[MOTION] = per_class_accuracy(y, motion, c)  # an undecodable held-out video counts as wrong
-    ranks = {"pretrained": effective_rank(sets["train"].feats.reshape(-1, sets["train"].feats.shape[-1])),
-             "random_init": effective_rank(sets["random_train"].feats.reshape(-1, sets["random_train"].feats.shape[-1]))}
-    member_probs = {report_key(m): p for m, p in probs.items()}
-    return {
-        "recipe": recipe.name,
-        "classes": classes,
-        "held_out_videos": int(len(y)),
-        "feature_dim": int(sets["train"].feats.shape[-1]),
-        "pool": recipe.classify.pool,
-        "head": recipe.classify.head,
-        "accuracy": {k: mean_of(v) for k, v in table.items()},
-        "per_class_accuracy": table,
-        "certainty": {k: certainty(y, p, c) for k, p in member_probs.items()},
-        "confusion": {**{k: confusion(y, p, c) for k, p in preds.items()},
-                      "random_init_probe": confusion(ry, rprobs.argmax(-1), c)},
-        "vote_tie_break": "highest summed probability among the tied classes, then lowest index",
-        "stacker": stacker_note,
-        "feature_effective_rank": ranks,
-        "vote_weights": dict(zip([report_key(m) for m in VOTE_MEMBERS], weights)),
-        "validation_accuracy": {k: v for k, v in val_acc.items()},
-        "skipped_videos": sorted(set(sets["train"].errors + sets["infer"].errors)),
-        "predictions": {"paths": sets["infer"].paths, "labels": y.tolist(),
-                        **{k: p.tolist() for k, p in preds.items()}},
-    }
+    if not stacker_path.exists():
+        return preds, "no meta-model (too few unseen validation videos to fit one)"
+    stacker = checkpoint.load(stacker_path, kind="stacker")
+    preds["vote_stacked"] = vote.combine(partial, "stacked", stacker=stacker)[0]
+    return preds, (f"logistic regression on the members' log-probabilities, fitted on "
+                   f"{stacker['fitted_on_videos']} validation videos none of them trained on, "
+                   f"pulled towards the log-space soft vote with l2 {stacker['l2']:g} "
+                   f"(chosen by {stacking.FOLDS}-fold cross-validation)")
 
 
 def write_json(report: dict, path: Path) -> None:
-    checkpoint.write_text(path, json.dumps(report, indent=1))
+    write_text(path, json.dumps(report, indent=1))
 
 
 def features_for_plot(sets: dict) -> tuple[np.ndarray, np.ndarray]:

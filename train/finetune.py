@@ -19,8 +19,10 @@ from torch.utils.data import DataLoader
 
 from .config import Recipe
 from .dataset import ClipDataset, collate
+from .features import Features, extract
+from .heads import VideoClassifier, token_input
 from .optim import lr_at, param_groups, set_lr
-from .probe import Features, VideoClassifier, extract, predict, token_input
+from .probe import predict
 from .vit import VideoViT
 
 

@@ -11,7 +11,7 @@ import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from typing import Callable
 
 from picojepa.runtime.decode import VIDEO_SUFFIXES
 from picojepa.runtime.errors import DataLayoutError, PicoJepaError
@@ -84,7 +84,7 @@ def archive_classes(archives: list[Path]) -> list[str]:
     return sorted(names)
 
 
-def extract(archives: list[Path], dest: Path, classes: set[str]) -> int:
+def unpack(archives: list[Path], dest: Path, classes: set[str]) -> int:
     """Extract the videos of `classes` to dest/<class>/<file>; returns how many were written."""
     n = 0
     for a in archives:
@@ -121,8 +121,8 @@ def prepare(raw: Path, root: Path, classes: int = 10, seed: int = 0) -> list[str
     names = archive_classes(train_arch)[:classes]
     if len(names) < 2:
         raise DataLayoutError(f"{raw}: found {len(names)} classes in the train archives")
-    extract(train_arch, root / "train", set(names))
-    extract(val_arch, root / "infer", set(names))
+    unpack(train_arch, root / "train", set(names))
+    unpack(val_arch, root / "infer", set(names))
     train = [(p, c) for c, n in enumerate(names) for p in list_videos(root / "train" / n)]
     infer = [(p, c) for c, n in enumerate(names)
              if (root / "infer" / n).is_dir() for p in list_videos(root / "infer" / n)]

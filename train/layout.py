@@ -25,7 +25,7 @@ import numpy as np
 from picojepa.runtime.decode import VIDEO_SUFFIXES
 from picojepa.runtime.errors import DataLayoutError
 
-from .checkpoint import write_text
+from .files import write_text
 from .roster import GENERAL, MEMBERS, PARTS
 
 

@@ -12,11 +12,12 @@ from picojepa.runtime.errors import DataLayoutError
 
 from . import checkpoint
 from .classify import classify, features_for
-from .roster import MEMBERS
 from .config import Recipe
 from .evaluate import evaluate, features_for_plot, write_json
+from .files import write_text
 from .pretrain import pretrain
 from .report import markdown, plot_confusions, plot_losses, plot_masking, plot_tsne
+from .roster import MEMBERS
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | N
     report["embed_dim"] = recipe.model.embed_dim
     report["extra"] = extra
     write_json(report, run_dir / "report.json")
-    checkpoint.write_text(run_dir / "report.md", markdown(report, extra))
+    write_text(run_dir / "report.md", markdown(report, extra))
     histories = {m: checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")["history"]
                  for m in MEMBERS}
     plot_losses(run_dir, histories, run_dir / "loss.png")
@@ -119,6 +120,6 @@ def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False
     if skipped:
         extra["skipped videos"] = f"{len(skipped)} (listed below)"
     report = write_report(recipe, data_root, run_dir, extra, show_progress)
-    checkpoint.write_text(run_dir / "summary.json",
+    write_text(run_dir / "summary.json",
                           json.dumps({"accuracy": report["accuracy"], "skipped": skipped}, indent=1))
     return report

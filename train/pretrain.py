@@ -18,6 +18,7 @@ from picojepa.runtime.errors import DataLayoutError, PicoJepaError
 from . import checkpoint, distributed
 from .config import PretrainConfig, Recipe
 from .dataset import ClipDataset, collate
+from .files import write_text
 from .jepa import JEPA
 from .layout import read_items
 from .masking import batch_masks
@@ -94,7 +95,7 @@ def _open_log(path: Path, start_epoch: int):
                     kept.append(line + "\n")
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the kill
-    checkpoint.write_text(path, "".join(kept))
+    write_text(path, "".join(kept))
     return path.open("a")
 
 

@@ -193,7 +193,7 @@ def plot_tsne(feats: np.ndarray, labels: np.ndarray, classes: list[str], path: P
 
 def plot_masking(frames: np.ndarray, ctx_idx: np.ndarray, grid, tubelet: int, patch: int,
                  path: Path) -> None:
-    """The tube mask drawn over a clip's frames: masked tubelets dimmed and hatched red."""
+    """The recipe's pre-training mask over a clip's frames: masked tubelets tinted red."""
     plt = _plt()
     t, h, w = grid
     visible = np.zeros(t * h * w, bool)
@@ -210,7 +210,7 @@ def plot_masking(frames: np.ndarray, ctx_idx: np.ndarray, grid, tubelet: int, pa
         for a in axes[:, i]:
             a.axis("off")
         axes[0, i].set_title(f"frame {i}", fontsize=7)
-    fig.suptitle("context (visible) vs masked tubelets (red): the same positions in every frame")
+    fig.suptitle("context (visible) vs masked tubelets (red), one mask draw")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
 from .config import Recipe
+from .files import write_text
 from .report import COLUMNS, seeds_markdown
 
 
@@ -46,7 +46,7 @@ def run_seeds(recipe: Recipe, data_root: Path, out: Path, n: int, resume: bool =
                "per_seed": {str(s): r["accuracy"] for s, r in zip(seeds, reports)},
                "per_seed_target_rank": {str(s): r["pretrain"]["history"][-1]["target_rank"]
                                         for s, r in zip(seeds, reports)}}
-    checkpoint.write_text(out / "report.json", json.dumps(summary, indent=1))
-    checkpoint.write_text(out / "report.md", seeds_markdown(summary, [c for c in COLUMNS if c in
+    write_text(out / "report.json", json.dumps(summary, indent=1))
+    write_text(out / "report.md", seeds_markdown(summary, [c for c in COLUMNS if c in
                                                                       summary["accuracy_mean"]]))
     return summary

@@ -26,7 +26,7 @@ MOTIONS = (
     ("blink", "stays in place, vanishing and reappearing periodically"),
     ("stop_and_go", "moves in a random direction, alternating halts and dashes"),
 )
-SIZES = ((128, 96), (160, 120), (144, 144), (96, 128), (176, 96), (120, 160), (112, 112))
+FRAME_SIZES = ((128, 96), (160, 120), (144, 144), (96, 128), (176, 96), (120, 160), (112, 112))
 FPS = (12, 15, 20, 24, 25, 30)
 MARKER = ".synth-incomplete.json"  # present while generation is unfinished
 
@@ -89,7 +89,7 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def render(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Frames (N, H, W, 3) uint8 of one video of class `name`, and its frame rate."""
-    width, height = SIZES[int(rng.integers(len(SIZES)))]
+    width, height = FRAME_SIZES[int(rng.integers(len(FRAME_SIZES)))]
     fps = int(FPS[int(rng.integers(len(FPS)))])
     n = int(rng.integers(24, 49)) if rng.random() > 0.04 else int(rng.integers(5, 8))
     d = float(min(width, height))

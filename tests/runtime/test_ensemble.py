@@ -6,7 +6,6 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REAL, needs_real
-from picojepa.export.bundle import export_bundle
 from picojepa.runtime.bundle import load_bundle
 from picojepa.runtime.cli import main as run_main
 from picojepa.runtime.ensemble import Ensemble

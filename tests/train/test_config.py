@@ -69,3 +69,14 @@ def test_missing_base_and_bad_yaml(tmp_path):
     p.write_text("clip: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_recipe(p)
+
+
+def test_the_variance_covariance_term_applies_only_below_its_video_count():
+    from picojepa.train.config import PretrainConfig
+
+    cfg = PretrainConfig(vicreg=1.0, vicreg_below_videos=1000)
+    assert cfg.vicreg_for(240) == 1.0 and cfg.vicreg_for(999) == 1.0
+    assert cfg.vicreg_for(1000) == 0.0 and cfg.vicreg_for(1520) == 0.0
+    assert PretrainConfig(vicreg=0.5).vicreg_for(10 ** 6) == 0.5  # 0: always on
+    demo = load_recipe(REPO / "configs" / "demo.yaml").pretrain
+    assert demo.vicreg_for(240) == 1.0 and demo.vicreg_for(1520) == 0.0

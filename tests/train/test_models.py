@@ -98,7 +98,7 @@ def test_effective_rank_tells_spread_from_dimensional_collapse():
 
 
 def test_pooling_mean_meanstd_and_max():
-    from picojepa.train.probe import pool_tokens
+    from picojepa.train.heads import pool_tokens
 
     t = torch.tensor([[[1.0, 0.0], [3.0, -2.0]]])  # (B=1, N=2, D=2)
     assert pool_tokens(t).tolist() == [[2.0, -1.0]]

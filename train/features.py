@@ -1,0 +1,57 @@
+"""The frozen encoder's features of every video, computed once and shared by all heads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from picojepa.runtime.console import progress
+
+from .dataset import MultiClipDataset, collate
+from .heads import pool_tokens
+from .vit import VideoViT
+
+
+@dataclass
+class Features:
+    """Pooled features of each readable video, feats (N, clips, D) (for the attentive head its
+    tokens, (N, clips, tokens, D)), with labels (N,), paths, and the videos that failed."""
+
+    feats: torch.Tensor
+    labels: torch.Tensor
+    paths: list[str]
+    errors: list[str]
+
+
+@torch.no_grad()
+def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_size: int = 8,
+            num_workers: int = 0, desc: str = "features", show_progress: bool = True,
+            pool: str = "mean") -> Features:
+    encoder.eval()
+    loader = DataLoader(MultiClipDataset(items, encoder.clip, clips), batch_size,
+                        num_workers=num_workers, collate_fn=collate)
+    feats, labels, paths, errors = [], [], [], []
+    for batch in progress(loader, desc=desc, disable=not show_progress):
+        errors += batch["errors"]
+        if batch["clip"] is None:
+            continue
+        x = batch["clip"]  # (B, clips, 3, T, H, W)
+        b = x.shape[0]
+        f = pool_tokens(encoder(x.flatten(0, 1)), pool)
+        f = f.view(b, clips, *f.shape[1:])  # (B, clips, D) or, for 'tokens', (B, clips, N, D)
+        feats.append(f)
+        labels.append(batch["label"])
+        paths += [str(items[i][0]) for i in batch["index"].tolist()]
+    if not feats:
+        dim = encoder.cfg.embed_dim * (2 if pool == "meanstd" else 1)
+        shape = (0, clips, encoder.num_tokens, dim) if pool == "tokens" else (0, clips, dim)
+        return Features(torch.zeros(shape), torch.zeros(0, dtype=torch.long), [], errors)
+    return Features(torch.cat(feats), torch.cat(labels), paths, errors)
+
+
+def subset(f: Features, paths: list[str]) -> Features:
+    pos = {p: i for i, p in enumerate(f.paths)}
+    idx = [pos[p] for p in paths if p in pos]
+    return Features(f.feats[idx], f.labels[idx], [f.paths[i] for i in idx], [])

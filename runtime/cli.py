@@ -79,19 +79,39 @@ def _text(pred) -> str:
               help="Decode the next video while the current one runs [default: on for more than "
                    "one video, with onnxruntime on all cores but one].")
 @click.option("--no-progress", is_flag=True)
+@click.option("--duration", type=click.FloatRange(min=0.1),
+              help="Live source: stop after this many seconds (default: when the stream ends, or Ctrl-C).")
+@click.option("--reconnect-s", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Live source: how long a dropped stream is reconnected before the run gives up.")
 @nats_options("--nodes", "Vote over the edge network: NATS server URL(s), comma-separated; each member "
-              "runs on its own node (`picojepa-serve`). The bundle must be the nodes' bundle.")
+              "runs on its own node (`picojepa-serve`). The bundle must be the nodes' bundle.",
+              "Seconds to reach the NATS server, or to open a live source and wait for each read, "
+              "before giving up.", pass_timeout=True)
 @click.option("--deadline-ms", default=2000.0, show_default=True, type=click.FloatRange(min=1),
               help="With --nodes: how long each video waits for the members' answers.")
 @click.option("--quorum", type=click.IntRange(min=1),
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, nats, deadline_ms, quorum):
+         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, reconnect_s, nats,
+         connect_timeout, deadline_ms, quorum):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
-    with --nodes, over a network of member nodes."""
+    with --nodes, over a network of member nodes. A live SOURCE (rtsp://, rtmp://, http(s)://,
+    tcp://, udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive."""
     from .decode import check_ffmpeg
+    from .live import LiveOptions, is_live
 
+    live = [v for v in videos if is_live(v)]
+    if live:
+        if len(videos) != 1:
+            fail("a live source runs alone: one SOURCE per picojepa-run", EXIT_USAGE)
+        opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s)
+        ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
+                    deadline_ms, quorum)
+        try:
+            return _classify_live(ens, live[0], opts, vote_method, fmt)
+        finally:
+            ens.close()
     paths = expand(videos)
     if not paths:
         fail("no input: give video files, folders or globs", EXIT_USAGE)
@@ -129,6 +149,62 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
 
     return NetworkEnsemble.connect(bundle, nats, deadline_ms=deadline_ms, quorum=quorum,
                                    decode_device=check_decode_device(decode_device))
+
+
+def _classify_live(ens, source: str, opts, vote_method, fmt) -> None:
+    """One line per window (JSON or text) until the stream ends, --duration passes, or
+    SIGINT/SIGTERM; then a one-line summary. Windows the classifier could not keep up with are
+    dropped (counted), never queued."""
+    import signal
+    import time
+
+    from .ensemble import Decoded
+    from .live import LiveRunner
+
+    vote_method = ens.check_vote(vote_method)
+    runner = LiveRunner(source, ens.bundle.clip, opts)
+    deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
+    previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
+    stopped_by = "the stream ended"
+    try:
+        while True:
+            w = runner.next_window(deadline)
+            if w is None:
+                if runner.stop.is_set():
+                    stopped_by = "stopped"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    stopped_by = f"--duration {opts.duration_s:g} s"
+                break
+            t0 = time.perf_counter()
+            clip = runner.clip(w)
+            d = Decoded(source, clip, [(w.start_s, w.end_s)], 0.0, (time.perf_counter() - t0) * 1e3,
+                        frames=w.frames[None])
+            pred = ens.finish(d, vote_method)
+            runner.stats.windows += 1
+            _emit_window(pred, w, runner.stats, fmt)
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        runner.close()
+    s = runner.stats
+    click.echo(f"{source}: {s.windows} windows classified, {s.dropped} dropped (classifier behind), "
+               f"{len(s.gaps)} gaps, {s.reconnects} reconnects; {stopped_by}", err=True)
+    if runner.error is not None:
+        fail(str(runner.error), EXIT_FAIL if not s.windows else EXIT_PARTIAL)
+
+
+def _emit_window(pred, w, stats, fmt) -> None:
+    if fmt == "json":
+        row = pred.to_dict()
+        row.update(start_s=round(w.start_s, 3), end_s=round(w.end_s, 3), wall_time=round(w.wall_time, 3),
+                   dropped=stats.dropped, gaps=len(stats.gaps))
+        click.echo(json.dumps(row))
+    elif pred.error:
+        error(pred.error)
+    else:
+        click.echo(f"{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, {pred.vote} vote)")
+    sys.stdout.flush()
 
 
 def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,

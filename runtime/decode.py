@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +21,9 @@ from .errors import DecodeError, FFmpegMissingError
 
 TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
 # file suffixes taken for videos when a folder is searched (any file given by name is tried)
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".ts", ".m2ts", ".mts")
+TS_PACKET = 188  # MPEG-TS: fixed-size packets, each starting with the sync byte 0x47
+REMUX_TIMEOUT_S = 300.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -180,6 +185,37 @@ class _PastEnd(Exception):
     """The decoder ran out of frames before an index the container announced."""
 
 
+def is_mpegts(path: Path) -> bool:
+    """An MPEG-TS file (what cameras and recorders write), recognised by its packet sync bytes."""
+    with open(path, "rb") as f:
+        head = f.read(3 * TS_PACKET)
+    return len(head) == 3 * TS_PACKET and head[0] == head[TS_PACKET] == head[2 * TS_PACKET] == 0x47
+
+
+def remux_to_mp4(path: Path) -> Path:
+    """The same video stream in an MP4 container (no re-encoding, `ffmpeg -c copy`), in a
+    temporary file the caller deletes. torchcodec 0.13 cannot decode MPEG-TS streams whose first
+    frames are B-frames (the stream starts after its first timestamp); remuxed, they decode."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise DecodeError(path, "an MPEG-TS file needs the ffmpeg command to be remuxed for "
+                                "decoding, and none is on PATH (install FFmpeg)")
+    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix="picojepa-remux-")
+    os.close(fd)
+    try:
+        done = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-y", "-i", str(path), "-map", "0:v:0",
+                               "-c", "copy", "-f", "mp4", tmp], capture_output=True, text=True,
+                              timeout=REMUX_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.unlink(tmp)
+        raise DecodeError(path, f"remuxing the MPEG-TS file took longer than {REMUX_TIMEOUT_S:g} s") from None
+    if done.returncode != 0:
+        os.unlink(tmp)
+        why = " ".join(done.stderr.split())[:160] or f"ffmpeg exit code {done.returncode}"
+        raise DecodeError(path, f"corrupt MPEG-TS file ({why})")
+    return Path(tmp)
+
+
 def open_video(
     path: str | os.PathLike,
     size: int,
@@ -187,12 +223,15 @@ def open_video(
     device: str = "cpu",
     threads: int = 1,
 ) -> VideoReader:
-    """Open `path` for decoding at `size`x`size`. Raises `DecodeError` with the reason."""
+    """Open `path` for decoding at `size`x`size`. Raises `DecodeError` with the reason. An
+    MPEG-TS file is remuxed to MP4 first (see `remux_to_mp4`); the temporary copy is unlinked
+    as soon as the decoder holds it open."""
     p = check_readable(path)
     VideoDecoder, Resize = _torchcodec()
+    source = remux_to_mp4(p) if is_mpegts(p) else p
     try:
         dec = VideoDecoder(
-            str(p),
+            str(source),
             seek_mode=seek_mode,
             dimension_order="NHWC",
             device=device,
@@ -202,6 +241,9 @@ def open_video(
         meta = dec.metadata
     except Exception as exc:
         raise DecodeError(p, _reason(exc)) from None
+    finally:
+        if source != p:
+            source.unlink(missing_ok=True)  # the decoder keeps its own handle on it
     n = meta.num_frames or 0
     if n <= 0:
         raise DecodeError(p, "no decodable frames")

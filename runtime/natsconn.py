@@ -51,9 +51,11 @@ class NatsOptions:
             raise NetworkError(f"{self.creds}: no such credentials file")
 
 
-def nats_options(servers_flag: str, servers_help: str):
+def nats_options(servers_flag: str, servers_help: str, timeout_help: str = "Seconds to reach the NATS server before giving up.",
+                 pass_timeout: bool = False):
     """click options shared by `picojepa-run --nodes` and `picojepa-serve --nats`; the decorated
-    function receives one `nats: NatsOptions | None` argument instead of the separate flags."""
+    function receives one `nats: NatsOptions | None` argument instead of the separate flags (and
+    `connect_timeout` too with `pass_timeout`, for a command that connects to other things)."""
 
     def decorate(fn):
         @click.option(servers_flag, "nats_servers", help=servers_help)
@@ -63,7 +65,7 @@ def nats_options(servers_flag: str, servers_help: str):
                       help="Password [env PICOJEPA_NATS_PASSWORD].")
         @click.option("--nats-creds", type=click.Path(path_type=Path), help="NATS .creds file (JWT + nkey).")
         @click.option("--connect-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
-                      help="Seconds to reach the NATS server before giving up.")
+                      help=timeout_help)
         @functools.wraps(fn)
         def wrapper(*args, nats_servers, nats_token, nats_user, nats_password, nats_creds,
                     connect_timeout, **kwargs):
@@ -71,6 +73,8 @@ def nats_options(servers_flag: str, servers_help: str):
             if nats_servers:
                 opts = NatsOptions(tuple(s.strip() for s in nats_servers.split(",") if s.strip()),
                                    nats_token, nats_user, nats_password, nats_creds, connect_timeout)
+            if pass_timeout:
+                kwargs["connect_timeout"] = connect_timeout
             return fn(*args, nats=opts, **kwargs)
 
         return wrapper

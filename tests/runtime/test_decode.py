@@ -171,3 +171,43 @@ def test_windows_read_in_one_pass_equal_windows_read_one_by_one():
     for s, got in zip(starts, together):
         alone = open_video(path, spec.size).read(window_indices(video.num_frames, spec, s))
         assert np.array_equal(got, alone)
+
+
+def _camera_ts(src, out):
+    """What many cameras and recorders write: H.264 with B-frames in MPEG-TS."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(src), "-t", "3", "-c:v", "libx264",
+                    "-bf", "3", "-f", "mpegts", str(out)], check=True, timeout=120)
+    return out
+
+
+@needs_real
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
+def test_mpegts_camera_recordings_decode_as_their_mp4_remux(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    from conftest import REAL
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    ts = _camera_ts(REAL / "bench" / "video3__pytorch-android-demo.mp4", tmp_path / "camera.ts")
+    mp4 = tmp_path / "same.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(ts), "-c", "copy", str(mp4)],
+                   check=True, timeout=120)
+    a, b = open_video(ts, 32), open_video(mp4, 32)
+    assert a.num_frames == b.num_frames >= 60
+    idx = center_indices(a.num_frames, SPEC)
+    assert np.array_equal(a.read(idx), b.read(idx)) and a.read([0]).std() > 2
+    assert not list(scratch.glob("picojepa-remux-*")), "the temporary remux is removed once the decoder holds it"
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
+def test_a_damaged_mpegts_file_is_a_one_line_decode_error(tmp_path):
+    bad = tmp_path / "cut.ts"
+    bad.write_bytes((b"\x47" + b"\x1f\xff\x10" + b"\xff" * 184) * 8)  # null packets only: no stream
+    with pytest.raises(DecodeError, match="cut.ts"):
+        open_video(bad, 32)

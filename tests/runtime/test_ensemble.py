@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,21 @@ def test_cuda_provider_runs_and_matches_cpu(bundle, smoke_data):
     gpu = Ensemble.load(bundle, provider="cuda")
     assert gpu.provider == "cuda"
     assert gpu.predict(video).label == cpu.label
+
+
+@needs_real
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
+def test_a_folder_with_camera_mpegts_recordings_classifies_every_file(bundle, smoke_data, tmp_path):
+    import subprocess
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(REAL / "bench" / "video3__pytorch-android-demo.mp4"),
+                    "-t", "3", "-c:v", "libx264", "-bf", "3", "-f", "mpegts", str(folder / "cam.ts")],
+                   check=True, timeout=120)
+    shutil.copy(next((smoke_data / "infer").rglob("*.mp4")), folder / "clip.mp4")
+    r = CliRunner().invoke(run_main, ["--bundle", str(bundle), "--format", "json", str(folder)])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sorted(Path(row["file"]).name for row in rows) == ["cam.ts", "clip.mp4"]
+    assert all(row["error"] is None for row in rows)

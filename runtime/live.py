@@ -1,0 +1,226 @@
+"""Live sources (RTSP, RTMP, HTTP/HLS, TCP, UDP, SRT, a camera device): frames as they arrive,
+cut into windows, one result per window, never falling behind.
+
+torchcodec 0.13 cannot open a stream whose length is unknown, so the live path decodes with
+PyAV (FFmpeg's libraries, bundled in its wheel): it opens network sources with a connect and a
+read deadline, yields frames with their stream timestamps, and resizes in FFmpeg's scaler as the
+file path does. Preprocessing after decoding is the shared clip module's.
+
+Threads: a reader decodes frames into the current window; a finished window goes into a
+one-slot queue, replacing a window the classifier has not taken yet (counted as dropped), so a
+slow classifier never makes the reader queue frames without bound. The stream dropping is met by
+reconnecting with backoff until `reconnect_s` pass without a frame (RTSP, RTMP, TCP, UDP, SRT and
+cameras; an HTTP stream or HLS playlist that ends cleanly is over).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from .clips import ClipSpec, normalize
+from .errors import PicoJepaError
+
+log = logging.getLogger(__name__)
+SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")
+JUMP_S = 5.0  # a timestamp this far from the previous one (or backwards) starts a new window series
+
+
+class LiveError(PicoJepaError, RuntimeError):
+    """A live source could not be opened or stopped delivering frames for good."""
+
+
+def is_live(source: str) -> bool:
+    """A URL of a streaming protocol, or a camera device (/dev/videoN)."""
+    return source.lower().startswith(SCHEMES) or source.startswith("/dev/video")
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    window_s: float = 2.0
+    stride_s: float | None = None  # None: windows back to back
+    duration_s: float | None = None  # stop after this long (wall clock); None: until the stream ends
+    connect_timeout_s: float = 10.0  # to open the source, and to wait for each read
+    reconnect_s: float = 30.0  # give up after this long without a frame, reconnecting meanwhile
+
+    @property
+    def stride(self) -> float:
+        return self.stride_s or self.window_s
+
+
+@dataclass
+class Window:
+    start_s: float  # stream time of the window's first frame
+    end_s: float
+    frames: np.ndarray  # (T, S, S, 3) uint8: the clip taken from the window's centre
+    wall_time: float  # when the window's last frame arrived (time.time())
+
+
+@dataclass
+class LiveStats:
+    windows: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    gaps: list = field(default_factory=list)  # [{"after_s", "wall_time", "reason"}]
+    frames: int = 0
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise LiveError("live sources need PyAV: pip install 'picojepa[live]' (or make install)") from None
+    return av
+
+
+def _open(source: str, opts: LiveOptions):
+    av = _av()
+
+    kwargs: dict = {"timeout": (opts.connect_timeout_s, opts.connect_timeout_s)}
+    if source.startswith("/dev/video"):
+        kwargs["format"] = "v4l2"
+    if source.lower().startswith(("rtsp://", "rtsps://")):
+        kwargs["options"] = {"rtsp_transport": "tcp"}
+    return av.open(source, **kwargs)
+
+
+def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: threading.Event
+           ) -> Iterator[tuple[float, np.ndarray] | None]:
+    """(stream time in s, uint8 (S, S, 3)) per decoded frame; None marks a gap (the source
+    dropped and was reopened). Corrupt packets are skipped by the decoder. Raises LiveError when
+    the source cannot be opened or delivers nothing for `reconnect_s`."""
+    av = _av()
+
+    last_frame, backoff, opened_once = time.monotonic(), 0.5, False
+    while not stop.is_set():
+        try:
+            container = _open(source, opts)
+        except (av.FFmpegError, OSError) as exc:
+            reason = " ".join(str(exc).split())[:160]
+            if not opened_once and time.monotonic() - last_frame >= opts.connect_timeout_s:
+                raise LiveError(f"{source}: could not open the stream within "
+                                f"{opts.connect_timeout_s:g} s ({reason})") from None
+            if opened_once and time.monotonic() - last_frame >= opts.reconnect_s:
+                raise LiveError(f"{source}: no frames for {opts.reconnect_s:g} s, reconnecting failed "
+                                f"({reason})") from None
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+            continue
+        opened_once, backoff = True, 0.5
+        try:
+            for frame in container.decode(video=0):
+                if stop.is_set():
+                    break
+                if frame.time is None:
+                    continue
+                stats.frames += 1
+                last_frame = time.monotonic()
+                yield float(frame.time), frame.to_ndarray(width=size, height=size, format="rgb24",
+                                                          interpolation="BILINEAR")
+        except (av.FFmpegError, OSError) as exc:
+            log.info("%s: %s", source, exc)
+        finally:
+            container.close()
+        if stop.is_set() or not is_live(source) or source.lower().startswith(("http://", "https://")):
+            return  # a file, or a playlist or HTTP stream that ended cleanly, is over
+        if time.monotonic() - last_frame >= opts.reconnect_s:
+            raise LiveError(f"{source}: the stream ended and sent nothing for {opts.reconnect_s:g} s")
+        stats.reconnects += 1
+        yield None
+
+
+def centre_clip(buffer: list[np.ndarray], spec: ClipSpec) -> np.ndarray:
+    """The window's centre clip, as the file path takes it (last frame repeated if short)."""
+    n = len(buffer)
+    start = max(0, (n - spec.span) // 2)
+    idx = [min(start + i * spec.frame_step, n - 1) for i in range(spec.frames)]
+    return np.stack([buffer[i] for i in idx])
+
+
+def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
+            stop: threading.Event) -> Iterator[Window]:
+    """Windows of `window_s` seconds of stream time every `stride` seconds; a gap or a jump in
+    the timestamps starts a new series (the frames before it never mix with those after)."""
+    buffer: list[tuple[float, np.ndarray]] = []
+    origin = None
+    k = 0
+    for item in frames(source, spec.size, opts, stats, stop):
+        if item is not None and buffer and not 0 <= item[0] - buffer[-1][0] <= JUMP_S:
+            stats.gaps.append({"after_s": buffer[-1][0], "wall_time": time.time(),
+                               "reason": f"timestamps jumped from {buffer[-1][0]:.2f} to {item[0]:.2f} s"})
+            buffer, origin = [], None
+        if item is None:
+            stats.gaps.append({"after_s": buffer[-1][0] if buffer else None, "wall_time": time.time(),
+                               "reason": "the stream dropped; reconnected"})
+            buffer, origin = [], None
+            continue
+        t, frame = item
+        if origin is None:
+            origin, k = t, 0
+        buffer.append((t, frame))
+        start = origin + k * opts.stride
+        end = start + opts.window_s
+        if t >= end:
+            inside = [f for ts, f in buffer if start <= ts < end]
+            if inside:
+                yield Window(start, end, centre_clip(inside, spec), time.time())
+            k += 1
+            buffer = [(ts, f) for ts, f in buffer if ts >= origin + k * opts.stride]
+
+
+class LiveRunner:
+    """Reads a live source in a thread and hands its windows to the caller, newest first
+    served: `next_window(timeout)` returns a Window, or None at the end of the stream."""
+
+    def __init__(self, source: str, spec: ClipSpec, opts: LiveOptions):
+        self.source, self.spec, self.opts = source, spec, opts
+        self.stats = LiveStats()
+        self.stop = threading.Event()
+        self.error: LiveError | None = None
+        self._slot: queue.Queue = queue.Queue(maxsize=1)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="live-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for w in windows(self.source, self.spec, self.opts, self.stats, self.stop):
+                try:
+                    self._slot.put_nowait(w)
+                except queue.Full:  # the classifier is behind: replace its pending window
+                    try:
+                        self._slot.get_nowait()
+                        self.stats.dropped += 1
+                    except queue.Empty:
+                        pass
+                    self._slot.put_nowait(w)
+        except LiveError as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - reported as the run's error, never a hang
+            self.error = LiveError(f"{self.source}: {type(exc).__name__}: {exc}")
+        finally:
+            self._done.set()
+
+    def next_window(self, deadline: float | None = None) -> Window | None:
+        """The next window; None when the stream has ended or failed (see `error`), or when
+        `deadline` (time.monotonic()) passes first."""
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                return self._slot.get(timeout=0.2)
+            except queue.Empty:
+                if self._done.is_set() and self._slot.empty():
+                    return None
+        return None
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(self.opts.connect_timeout_s + 2)
+
+    def clip(self, w: Window) -> np.ndarray:
+        """The window's clip preprocessed by the shared clip module, (1, 3, T, S, S)."""
+        return normalize(w.frames, self.spec)[None]

@@ -1,0 +1,152 @@
+"""Live sources on loopback: FFmpeg serving a real clip as MPEG-TS over TCP and UDP, and HLS from
+a local static HTTP server; every server started here, bounded in time, and stopped."""
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REAL, REPO, needs_real
+
+pytestmark = [needs_real, pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")]
+pytest.importorskip("av")
+CLIP = REAL / "bench" / "video3__pytorch-android-demo.mp4"  # 10 s, 340x256
+
+
+def _port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(url: str, realtime: bool = True, loop: bool = True) -> subprocess.Popen:
+    """FFmpeg pushing CLIP (re-encoded to H.264 with B-frames, as cameras do) to `url`."""
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", *(["-re"] if realtime else []),
+           *(["-stream_loop", "-1"] if loop else []), "-i", str(CLIP), "-c:v", "libx264",
+           "-preset", "ultrafast", "-bf", "2", "-f", "mpegts", url]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _run(bundle, source, *args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(bundle),
+                           "--format", "json", source, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture
+def stop_after():
+    procs = []
+    yield procs.append
+    for p in procs:
+        p.kill()
+        p.wait(10)
+
+
+def test_tcp_stream_gives_one_result_per_window_as_it_plays(smoke_bundle, stop_after):
+    port = _port()
+    stop_after(_serve(f"tcp://127.0.0.1:{port}?listen=1"))
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    r = _run(smoke_bundle, f"tcp://127.0.0.1:{port}", "--window", "1", "--duration", "4.5")
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) >= 3 and all(row["error"] is None for row in rows)
+    assert [row["end_s"] - row["start_s"] for row in rows] == pytest.approx([1.0] * len(rows))
+    assert all(b["start_s"] == pytest.approx(a["end_s"]) for a, b in zip(rows, rows[1:]))
+    assert all(row["wall_time"] <= time.time() and set(row["members"]) >= {"1", "2"} for row in rows)
+    assert "windows classified" in r.stderr.splitlines()[-1] and took < 20
+
+
+def test_udp_stream_is_received_and_classified(smoke_bundle, stop_after):
+    port = _port(socket.SOCK_DGRAM)
+    run = subprocess.Popen([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle),
+                            "--format", "json", f"udp://127.0.0.1:{port}", "--window", "1",
+                            "--duration", "6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=REPO)
+    stop_after(run)
+    time.sleep(1.5)  # the receiver binds first
+    stop_after(_serve(f"udp://127.0.0.1:{port}?pkt_size=1316"))
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) >= 2 and all(row["error"] is None for row in rows)
+
+
+def test_a_source_that_never_starts_fails_after_the_connect_timeout(smoke_bundle):
+    t0 = time.monotonic()
+    r = _run(smoke_bundle, f"tcp://127.0.0.1:{_port()}", "--connect-timeout", "1.5")
+    took = time.monotonic() - t0
+    assert r.returncode == 3 and took < 15
+    assert "could not open the stream within 1.5 s" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_stream_faster_than_the_classifier_drops_whole_windows():
+    """The real file read as a stream arrives far faster than real time; a classifier taking
+    50 ms per window keeps up with few of them: the rest are dropped whole, counted, and the
+    reader never holds more than the one window waiting."""
+    import threading
+
+    from picojepa.runtime.clips import ClipSpec
+    from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, windows
+
+    spec, opts = ClipSpec(frames=4, size=32), LiveOptions(window_s=0.2)
+    every = sum(1 for _ in windows(str(CLIP), spec, opts, LiveStats(), threading.Event()))
+    runner = LiveRunner(str(CLIP), spec, opts)
+    taken = []
+    while (w := runner.next_window(time.monotonic() + 30)) is not None:
+        taken.append(w)
+        time.sleep(0.05)
+    runner.close()
+    s = runner.stats
+    assert runner.error is None and s.dropped > 0 and len(taken) >= 1
+    assert len(taken) + s.dropped == every >= 45  # each window served or counted, none lost
+    assert all(b.start_s > a.start_s for a, b in zip(taken, taken[1:]))  # newest served, in order
+
+
+@pytest.mark.slow
+def test_the_run_reconnects_when_the_server_comes_back_and_ends_when_it_does_not(smoke_bundle, stop_after):
+    port = _port()
+    server = _serve(f"tcp://127.0.0.1:{port}?listen=1")
+    stop_after(server)
+    time.sleep(0.5)
+    run = subprocess.Popen([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle),
+                            "--format", "json", f"tcp://127.0.0.1:{port}", "--window", "1",
+                            "--reconnect-s", "6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=REPO)
+    stop_after(run)
+    time.sleep(4)
+    server.kill()
+    time.sleep(2)
+    server2 = _serve(f"tcp://127.0.0.1:{port}?listen=1")
+    time.sleep(4)
+    server2.kill()  # gone for good: the run ends after --reconnect-s
+    out, err = run.communicate(timeout=60)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert run.returncode == 1, err  # windows answered, then the source failed for good
+    assert rows[-1]["gaps"] >= 1 and "reconnects" in err and "no frames for 6 s" in err.splitlines()[-1]
+
+
+def test_live_frames_are_the_file_path_frames_up_to_the_scaler(tmp_path):
+    """The live path decodes with PyAV; the file path with torchcodec. Both resize in FFmpeg's
+    scaler (bilinear); their pixels agree to a few levels, and what follows is the shared clip
+    module's normalisation."""
+    import threading
+
+    from picojepa.runtime.clips import ClipSpec, normalize
+    from picojepa.runtime.decode import open_video
+    from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, frames
+
+    got = [item[1] for _, item in zip(range(30), frames(str(CLIP), 64, LiveOptions(), LiveStats(), threading.Event()))]
+    ref = open_video(CLIP, 64).read(list(range(30)))
+    diff = np.abs(np.stack(got).astype(int) - ref.astype(int))
+    assert diff.mean() < 3.0, diff.mean()
+    spec = ClipSpec(frames=8, size=64)
+    runner = LiveRunner(str(CLIP), spec, LiveOptions(window_s=1.0))
+    w = runner.next_window(time.monotonic() + 30)
+    runner.close()
+    assert np.array_equal(runner.clip(w)[0], normalize(w.frames, spec))

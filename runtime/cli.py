@@ -81,6 +81,8 @@ def _text(pred) -> str:
 @click.option("--no-progress", is_flag=True)
 @click.option("--duration", type=click.FloatRange(min=0.1),
               help="Live source: stop after this many seconds (default: when the stream ends, or Ctrl-C).")
+@click.option("--on-change", is_flag=True,
+              help="Live source: a line only when the label changes (with the span the previous one held).")
 @click.option("--reconnect-s", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Live source: how long a dropped stream is reconnected before the run gives up.")
 @nats_options("--nodes", "Vote over the edge network: NATS server URL(s), comma-separated; each member "
@@ -93,7 +95,7 @@ def _text(pred) -> str:
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, reconnect_s, nats,
+         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, reconnect_s, nats,
          connect_timeout, deadline_ms, quorum):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
     with --nodes, over a network of member nodes. A live SOURCE (rtsp://, rtmp://, http(s)://,
@@ -109,7 +111,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
                     deadline_ms, quorum)
         try:
-            return _classify_live(ens, live[0], opts, vote_method, fmt)
+            return _classify_live(ens, live[0], opts, vote_method, fmt, on_change)
         finally:
             ens.close()
     paths = expand(videos)
@@ -151,10 +153,10 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
                                    decode_device=check_decode_device(decode_device))
 
 
-def _classify_live(ens, source: str, opts, vote_method, fmt) -> None:
-    """One line per window (JSON or text) until the stream ends, --duration passes, or
-    SIGINT/SIGTERM; then a one-line summary. Windows the classifier could not keep up with are
-    dropped (counted), never queued."""
+def _classify_live(ens, source: str, opts, vote_method, fmt, on_change: bool = False) -> None:
+    """One line per window (JSON or text; with `on_change` only when the label changes) until
+    the stream ends, --duration passes, or SIGINT/SIGTERM; then a one-line summary. Windows the
+    classifier could not keep up with are dropped (counted), never queued."""
     import signal
     import time
 
@@ -164,8 +166,9 @@ def _classify_live(ens, source: str, opts, vote_method, fmt) -> None:
     vote_method = ens.check_vote(vote_method)
     runner = LiveRunner(source, ens.bundle.clip, opts)
     deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
-    previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
+    old_term = signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
     stopped_by = "the stream ended"
+    held = None  # the label being held: {"label", "from_s", "to_s"}
     try:
         while True:
             w = runner.next_window(deadline)
@@ -181,11 +184,17 @@ def _classify_live(ens, source: str, opts, vote_method, fmt) -> None:
                         frames=w.frames[None])
             pred = ens.finish(d, vote_method)
             runner.stats.windows += 1
-            _emit_window(pred, w, runner.stats, fmt)
+            if on_change and held is not None and pred.label == held["label"]:
+                held["to_s"] = w.end_s
+                continue
+            previous = None if held is None else {**held, "to_s": w.start_s,
+                                                  "held_s": round(w.start_s - held["from_s"], 3)}
+            held = {"label": pred.label, "from_s": round(w.start_s, 3), "to_s": w.end_s}
+            _emit_window(pred, w, runner.stats, fmt, previous if on_change else None)
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, old_term)
         runner.close()
     s = runner.stats
     click.echo(f"{source}: {s.windows} windows classified, {s.dropped} dropped (classifier behind), "
@@ -194,16 +203,18 @@ def _classify_live(ens, source: str, opts, vote_method, fmt) -> None:
         fail(str(runner.error), EXIT_FAIL if not s.windows else EXIT_PARTIAL)
 
 
-def _emit_window(pred, w, stats, fmt) -> None:
+def _emit_window(pred, w, stats, fmt, previous: dict | None = None) -> None:
     if fmt == "json":
         row = pred.to_dict()
         row.update(start_s=round(w.start_s, 3), end_s=round(w.end_s, 3), wall_time=round(w.wall_time, 3),
-                   dropped=stats.dropped, gaps=len(stats.gaps))
+                   dropped=stats.dropped, gaps=len(stats.gaps), previous=previous)
         click.echo(json.dumps(row))
     elif pred.error:
         error(pred.error)
     else:
-        click.echo(f"{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, {pred.vote} vote)")
+        was = f"  (after {previous['label']} for {previous['held_s']:.1f} s)" if previous else ""
+        click.echo(f"{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, "
+                   f"{pred.vote} vote){was}")
     sys.stdout.flush()
 
 

@@ -150,3 +150,51 @@ def test_live_frames_are_the_file_path_frames_up_to_the_scaler(tmp_path):
     w = runner.next_window(time.monotonic() + 30)
     runner.close()
     assert np.array_equal(runner.clip(w)[0], normalize(w.frames, spec))
+
+
+def test_hls_from_a_local_http_server_plays_to_its_end(smoke_bundle, stop_after, tmp_path):
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(CLIP), "-t", "4", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "25", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+                    str(tmp_path / "index.m3u8")], check=True, timeout=120)
+    port = _port()
+    stop_after(subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                                 "--directory", str(tmp_path)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL))
+    time.sleep(1.0)
+    r = _run(smoke_bundle, f"http://127.0.0.1:{port}/index.m3u8", "--window", "1")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) >= 3 and "the stream ended" in r.stderr.splitlines()[-1]
+
+
+def test_on_change_prints_a_line_only_when_the_label_changes(smoke_bundle, stop_after):
+    port = _port()
+    stop_after(_serve(f"tcp://127.0.0.1:{port}?listen=1"))
+    time.sleep(0.5)
+    r = _run(smoke_bundle, f"tcp://127.0.0.1:{port}", "--window", "0.25", "--duration", "6", "--on-change")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    summary = r.stderr.strip().splitlines()[-1]
+    classified = int(summary.split(": ")[1].split()[0])
+    assert rows and rows[0]["previous"] is None and len(rows) <= classified
+    assert all(a["label"] != b["label"] for a, b in zip(rows, rows[1:]))
+    for a, b in zip(rows, rows[1:]):  # each change says how long the label before it held
+        assert b["previous"]["label"] == a["label"] and b["previous"]["from_s"] == a["start_s"]
+        assert b["previous"]["to_s"] == pytest.approx(b["start_s"]) and b["previous"]["held_s"] > 0
+
+
+def test_sigterm_ends_the_run_cleanly_with_its_summary(smoke_bundle, stop_after):
+    import signal
+
+    port = _port()
+    stop_after(_serve(f"tcp://127.0.0.1:{port}?listen=1"))
+    time.sleep(0.5)
+    run = subprocess.Popen([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle),
+                            "--format", "json", f"tcp://127.0.0.1:{port}", "--window", "0.5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    stop_after(run)
+    time.sleep(4)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 0, err
+    assert out.splitlines() and err.strip().splitlines()[-1].endswith("; stopped")

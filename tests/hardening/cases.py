@@ -58,6 +58,14 @@ def _truncated(fraction: float):
     return make
 
 
+def _ts_truncated(tmp: Path, ctx: dict) -> Path:
+    """A camera recording cut mid-stream: MPEG-TS has no index to lose, the first half plays."""
+    data = ffmpeg(tmp / "whole.ts", "-c:v", "libx264", "-bf", "3", "-f", "mpegts").read_bytes()
+    p = tmp / "camera_cut.ts"
+    p.write_bytes(data[:len(data) // 2])
+    return p
+
+
 def _faststart_truncated(tmp: Path, ctx: dict) -> Path:
     """Index at the front (as web videos have it), stream cut at 60 %: the header promises
     frames the file does not hold."""
@@ -167,6 +175,10 @@ VIDEO_CASES = [
     Case("webm", "video", "VP9 in WebM", "ok", _vid("clip.webm", "-c:v", "libvpx-vp9", "-deadline", "realtime"),
          needs="ffmpeg"),
     Case("avi", "video", "MPEG-4 Part 2 in AVI", "ok", _vid("clip.avi", "-c:v", "mpeg4"), needs="ffmpeg"),
+    Case("mpegts_bframes", "video", "H.264 with B-frames in MPEG-TS (a camera recording; remuxed to MP4 first)",
+         "ok", _vid("camera.ts", *X264, "-bf", "3", "-f", "mpegts"), needs="ffmpeg"),
+    Case("mpegts_truncated", "video", "the same recording cut at 50 %", "ok",
+         _ts_truncated, needs="ffmpeg"),
     Case("unicode_path", "video", "a path with spaces and non-ASCII characters", "ok", _unicode,
          needs="ffmpeg"),
 ]
@@ -253,7 +265,7 @@ CONFIG_CASES = [
     Case("config_wrong_type", "config", "a string where an integer belongs", "model.depth: expected an integer",
          _config("model:\n  depth: deep\n")),
     Case("config_zero_size", "config", "clip size 0", "clip: size must be >= 8", _config("clip:\n  size: 0\n")),
-    Case("config_negative", "config", "negative epochs", "pretrain: epochs, batch_size and clips_per_video: must be >= 1", _config("pretrain:\n  epochs: -1\n")),
+    Case("config_negative", "config", "negative epochs", "pretrain: epochs and batch_size: must be >= 1", _config("pretrain:\n  epochs: -1\n")),
     Case("config_not_yaml", "config", "not YAML at all", "not valid YAML", _config("model: [unclosed\n")),
 ]
 

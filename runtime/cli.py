@@ -83,6 +83,10 @@ def _text(pred) -> str:
               help="Live source: stop after this many seconds (default: when the stream ends, or Ctrl-C).")
 @click.option("--on-change", is_flag=True,
               help="Live source: a line only when the label changes (with the span the previous one held).")
+@click.option("--publish", metavar="NATS_URL",
+              help="Live source: also publish each result on NATS, subject picojepa.live.<name> "
+                   "(credentials in the URL: nats://user:password@host:4222).")
+@click.option("--name", "stream_name", help="Live source: its name in --publish subjects [default: from the URL].")
 @click.option("--reconnect-s", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Live source: how long a dropped stream is reconnected before the run gives up.")
 @nats_options("--nodes", "Vote over the edge network: NATS server URL(s), comma-separated; each member "
@@ -95,7 +99,7 @@ def _text(pred) -> str:
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, reconnect_s, nats,
+         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, reconnect_s, nats,
          connect_timeout, deadline_ms, quorum):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
     with --nodes, over a network of member nodes. A live SOURCE (rtsp://, rtmp://, http(s)://,
@@ -110,9 +114,16 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
                     deadline_ms, quorum)
+        out = None
         try:
-            return _classify_live(ens, live[0], opts, vote_method, fmt, on_change)
+            if publish:
+                from .publish import open_publisher
+
+                out = open_publisher(publish, connect_timeout), stream_name or live[0]
+            return _classify_live(ens, live[0], opts, vote_method, fmt, on_change, out)
         finally:
+            if out:
+                out[0].close()
             ens.close()
     paths = expand(videos)
     if not paths:
@@ -153,7 +164,8 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
                                    decode_device=check_decode_device(decode_device))
 
 
-def _classify_live(ens, source: str, opts, vote_method, fmt, on_change: bool = False) -> None:
+def _classify_live(ens, source: str, opts, vote_method, fmt, on_change: bool = False,
+                   publish=None) -> None:
     """One line per window (JSON or text; with `on_change` only when the label changes) until
     the stream ends, --duration passes, or SIGINT/SIGTERM; then a one-line summary. Windows the
     classifier could not keep up with are dropped (counted), never queued."""
@@ -190,7 +202,9 @@ def _classify_live(ens, source: str, opts, vote_method, fmt, on_change: bool = F
             previous = None if held is None else {**held, "to_s": w.start_s,
                                                   "held_s": round(w.start_s - held["from_s"], 3)}
             held = {"label": pred.label, "from_s": round(w.start_s, 3), "to_s": w.end_s}
-            _emit_window(pred, w, runner.stats, fmt, previous if on_change else None)
+            row = _emit_window(pred, w, runner.stats, fmt, previous if on_change else None)
+            if publish:
+                publish[0].publish(publish[1], row)
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
@@ -203,11 +217,12 @@ def _classify_live(ens, source: str, opts, vote_method, fmt, on_change: bool = F
         fail(str(runner.error), EXIT_FAIL if not s.windows else EXIT_PARTIAL)
 
 
-def _emit_window(pred, w, stats, fmt, previous: dict | None = None) -> None:
+def _emit_window(pred, w, stats, fmt, previous: dict | None = None) -> dict:
+    """Print one window's result; returns it as the JSON object (what --publish sends)."""
+    row = pred.to_dict()
+    row.update(start_s=round(w.start_s, 3), end_s=round(w.end_s, 3), wall_time=round(w.wall_time, 3),
+               dropped=stats.dropped, gaps=len(stats.gaps), previous=previous)
     if fmt == "json":
-        row = pred.to_dict()
-        row.update(start_s=round(w.start_s, 3), end_s=round(w.end_s, 3), wall_time=round(w.wall_time, 3),
-                   dropped=stats.dropped, gaps=len(stats.gaps), previous=previous)
         click.echo(json.dumps(row))
     elif pred.error:
         error(pred.error)
@@ -216,6 +231,7 @@ def _emit_window(pred, w, stats, fmt, previous: dict | None = None) -> None:
         click.echo(f"{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, "
                    f"{pred.vote} vote){was}")
     sys.stdout.flush()
+    return row
 
 
 def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,

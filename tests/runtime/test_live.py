@@ -198,3 +198,42 @@ def test_sigterm_ends_the_run_cleanly_with_its_summary(smoke_bundle, stop_after)
     out, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
     assert out.splitlines() and err.strip().splitlines()[-1].endswith("; stopped")
+
+
+def test_publish_sends_every_window_result_over_nats(smoke_bundle, stop_after):
+    import asyncio
+
+    pytest.importorskip("nats")
+    from picojepa.runtime.localnet import NatsServer, find_nats_server
+
+    try:
+        find_nats_server()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(str(exc))
+    port = _port()
+    stop_after(_serve(f"tcp://127.0.0.1:{port}?listen=1"))
+    time.sleep(0.5)
+    with NatsServer(token="s3cret") as server:
+        async def listen_while(run_args):
+            import nats
+
+            nc = await nats.connect(server.url, token="s3cret")
+            got = []
+
+            async def keep(msg):
+                got.append(json.loads(msg.data))
+
+            await nc.subscribe("picojepa.live.cam_1", cb=keep)
+            await nc.flush()
+            r = await asyncio.to_thread(_run, smoke_bundle, *run_args)
+            await nc.flush()
+            await asyncio.sleep(0.5)
+            await nc.close()
+            return r, got
+
+        url = f"nats://s3cret@127.0.0.1:{server.port}"
+        r, got = asyncio.run(listen_while([f"tcp://127.0.0.1:{port}", "--window", "1", "--duration", "4",
+                                           "--publish", url, "--name", "cam 1"]))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows and got == rows  # subject picojepa.live.cam_1: the name made subject-safe

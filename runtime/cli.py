@@ -86,7 +86,10 @@ def _text(pred) -> str:
 @click.option("--publish", metavar="NATS_URL",
               help="Live source: also publish each result on NATS, subject picojepa.live.<name> "
                    "(credentials in the URL: nats://user:password@host:4222).")
-@click.option("--name", "stream_name", help="Live source: its name in --publish subjects [default: from the URL].")
+@click.option("--name", "stream_name", help="Live source: its name in --publish subjects [default: the URL].")
+@click.option("--streams", "streams_file", type=click.Path(dir_okay=False),
+              help="Many live sources at once, one 'SOURCE [NAME]' per line: classified together "
+                   "(windows ready at the same moment share one batch); JSON lines carry `stream`.")
 @click.option("--reconnect-s", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Live source: how long a dropped stream is reconnected before the run gives up.")
 @nats_options("--nodes", "Vote over the edge network: NATS server URL(s), comma-separated; each member "
@@ -99,31 +102,32 @@ def _text(pred) -> str:
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, reconnect_s, nats,
+         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, streams_file, reconnect_s, nats,
          connect_timeout, deadline_ms, quorum):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
     with --nodes, over a network of member nodes. A live SOURCE (rtsp://, rtmp://, http(s)://,
     tcp://, udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive."""
     from .decode import check_ffmpeg
-    from .live import LiveOptions, is_live
+    from .live import LiveOptions, is_live, read_streams_file
 
     live = [v for v in videos if is_live(v)]
-    if live:
-        if len(videos) != 1:
-            fail("a live source runs alone: one SOURCE per picojepa-run", EXIT_USAGE)
+    if live or streams_file:
+        if streams_file and videos or len(live) != len(videos) or len(live) > 1:
+            fail("live sources run alone: one SOURCE, or many with --streams FILE", EXIT_USAGE)
+        streams = read_streams_file(streams_file) if streams_file else [(stream_name or live[0], live[0])]
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
                     deadline_ms, quorum)
-        out = None
+        publisher = None
         try:
             if publish:
                 from .publish import open_publisher
 
-                out = open_publisher(publish, connect_timeout), stream_name or live[0]
-            return _classify_live(ens, live[0], opts, vote_method, fmt, on_change, out)
+                publisher = open_publisher(publish, connect_timeout)
+            return _classify_live(ens, streams, opts, vote_method, fmt, on_change, publisher)
         finally:
-            if out:
-                out[0].close()
+            if publisher:
+                publisher.close()
             ens.close()
     paths = expand(videos)
     if not paths:
@@ -164,71 +168,74 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
                                    decode_device=check_decode_device(decode_device))
 
 
-def _classify_live(ens, source: str, opts, vote_method, fmt, on_change: bool = False,
-                   publish=None) -> None:
-    """One line per window (JSON or text; with `on_change` only when the label changes) until
-    the stream ends, --duration passes, or SIGINT/SIGTERM; then a one-line summary. Windows the
-    classifier could not keep up with are dropped (counted), never queued."""
+def _classify_live(ens, streams: list[tuple[str, str]], opts, vote_method, fmt, on_change: bool = False,
+                   publisher=None) -> None:
+    """One line per window of every stream (JSON or text; with `on_change` only when a stream's
+    label changes) until the streams end, --duration passes, or SIGINT/SIGTERM; then a summary
+    line per stream. Windows the classifier could not keep up with are dropped (counted)."""
     import signal
-    import time
+    import threading
 
-    from .ensemble import Decoded
-    from .live import LiveRunner
+    from .live import LiveRunner, classify_streams
 
     vote_method = ens.check_vote(vote_method)
-    runner = LiveRunner(source, ens.bundle.clip, opts)
-    deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
-    old_term = signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
-    stopped_by = "the stream ended"
-    held = None  # the label being held: {"label", "from_s", "to_s"}
+    stop, why = threading.Event(), []
+    timer = threading.Timer(opts.duration_s or 0, lambda: (why.append(f"--duration {opts.duration_s:g} s"), stop.set()))
+    if opts.duration_s:
+        timer.start()
+    old_term = signal.signal(signal.SIGTERM, lambda *_: (why.append("stopped"), stop.set()))
+    runners = {name: LiveRunner(source, ens.bundle.clip, opts) for name, source in streams}
+    held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
     try:
-        while True:
-            w = runner.next_window(deadline)
-            if w is None:
-                if runner.stop.is_set():
-                    stopped_by = "stopped"
-                elif deadline is not None and time.monotonic() >= deadline:
-                    stopped_by = f"--duration {opts.duration_s:g} s"
-                break
-            t0 = time.perf_counter()
-            clip = runner.clip(w)
-            d = Decoded(source, clip, [(w.start_s, w.end_s)], 0.0, (time.perf_counter() - t0) * 1e3,
-                        frames=w.frames[None])
-            pred = ens.finish(d, vote_method)
-            runner.stats.windows += 1
-            if on_change and held is not None and pred.label == held["label"]:
-                held["to_s"] = w.end_s
+        for name, w, pred in classify_streams(ens, runners, vote_method, stop):
+            h = held.get(name)
+            if on_change and h is not None and pred.label == h["label"]:
+                h["to_s"] = w.end_s
                 continue
-            previous = None if held is None else {**held, "to_s": w.start_s,
-                                                  "held_s": round(w.start_s - held["from_s"], 3)}
-            held = {"label": pred.label, "from_s": round(w.start_s, 3), "to_s": w.end_s}
-            row = _emit_window(pred, w, runner.stats, fmt, previous if on_change else None)
-            if publish:
-                publish[0].publish(publish[1], row)
+            previous = None if h is None else {**h, "to_s": w.start_s, "held_s": round(w.start_s - h["from_s"], 3)}
+            held[name] = {"label": pred.label, "from_s": round(w.start_s, 3), "to_s": w.end_s}
+            row = _emit_window(pred, w, runners[name].stats, fmt, previous if on_change else None,
+                               name if len(streams) > 1 else None)
+            if publisher:
+                publisher.publish(name, row)
     except KeyboardInterrupt:
-        stopped_by = "interrupted"
+        why.append("interrupted")
     finally:
+        timer.cancel()
         signal.signal(signal.SIGTERM, old_term)
-        runner.close()
-    s = runner.stats
-    click.echo(f"{source}: {s.windows} windows classified, {s.dropped} dropped (classifier behind), "
-               f"{len(s.gaps)} gaps, {s.reconnects} reconnects; {stopped_by}", err=True)
-    if runner.error is not None:
-        fail(str(runner.error), EXIT_FAIL if not s.windows else EXIT_PARTIAL)
+        for r in runners.values():
+            r.close()
+    _live_summary(runners, why[0] if why else "the stream ended")
 
 
-def _emit_window(pred, w, stats, fmt, previous: dict | None = None) -> dict:
+def _live_summary(runners: dict, stopped_by: str) -> None:
+    """A line per stream; its error, if it failed; exit 1 (some answered) or 3 on failures."""
+    for name, r in runners.items():
+        s = r.stats
+        click.echo(f"{name}: {s.windows} windows classified, {s.dropped} dropped (classifier behind), "
+                   f"{len(s.gaps)} gaps, {s.reconnects} reconnects; {stopped_by}", err=True)
+    errors = [r.error for r in runners.values() if r.error is not None]
+    for e in errors:
+        error(str(e))
+    if errors:
+        sys.exit(EXIT_PARTIAL if any(r.stats.windows for r in runners.values()) else EXIT_FAIL)
+
+
+def _emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str | None = None) -> dict:
     """Print one window's result; returns it as the JSON object (what --publish sends)."""
     row = pred.to_dict()
     row.update(start_s=round(w.start_s, 3), end_s=round(w.end_s, 3), wall_time=round(w.wall_time, 3),
                dropped=stats.dropped, gaps=len(stats.gaps), previous=previous)
+    if stream is not None:
+        row["stream"] = stream
     if fmt == "json":
         click.echo(json.dumps(row))
     elif pred.error:
         error(pred.error)
     else:
         was = f"  (after {previous['label']} for {previous['held_s']:.1f} s)" if previous else ""
-        click.echo(f"{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, "
+        who = f"{stream}  " if stream is not None else ""
+        click.echo(f"{who}{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, "
                    f"{pred.vote} vote){was}")
     sys.stdout.flush()
     return row

@@ -240,7 +240,8 @@ class Ensemble:
             out[idx] = sess.run([output], {"clip": batch})[0].transpose(1, 0, 2)  # (B, m, C) -> (m, B, C)
         return out
 
-    def _combine(self, probs: np.ndarray, method: str):
+    def combine(self, probs: np.ndarray, method: str):
+        """The vote of the voting members over probabilities (M, N, C) of every member."""
         return votes.combine(probs[self.vote_index], method, self.weights, self.stacker)
 
     def finish(self, d: Decoded, method: str | None = None) -> Prediction:
@@ -251,7 +252,7 @@ class Ensemble:
         probs = self.member_probs(d.clips)  # (M, K, C)
         inference_ms = (time.perf_counter() - t0) * 1e3
         return assemble(d, probs, self.bundle.members, self.classes, method, inference_ms,
-                        lambda p: self._combine(p, method))
+                        lambda p: self.combine(p, method))
 
     # -- public API -----------------------------------------------------------------------------
     def predict(self, path: str | Path, vote: str | None = None, clips: int = 1,

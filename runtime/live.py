@@ -217,6 +217,18 @@ class LiveRunner:
                     return None
         return None
 
+    def take(self) -> Window | None:
+        """The window waiting, if any, without blocking."""
+        try:
+            return self._slot.get_nowait()
+        except queue.Empty:
+            return None
+
+    @property
+    def finished(self) -> bool:
+        """The reader has stopped (stream over or failed) and its last window was taken."""
+        return self._done.is_set() and self._slot.empty()
+
     def close(self) -> None:
         self.stop.set()
         self._thread.join(self.opts.connect_timeout_s + 2)
@@ -224,3 +236,51 @@ class LiveRunner:
     def clip(self, w: Window) -> np.ndarray:
         """The window's clip preprocessed by the shared clip module, (1, 3, T, S, S)."""
         return normalize(w.frames, self.spec)[None]
+
+
+def read_streams_file(path: str) -> list[tuple[str, str]]:
+    """`SOURCE [NAME]` per line (# comments, blank lines skipped) -> [(name, source)]; a
+    source without a name is named by itself. LiveError for an unreadable file or a repeated name."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise LiveError(f"{path}: cannot read the streams file ({exc.strerror or exc})") from None
+    out: list[tuple[str, str]] = []
+    for n, line in enumerate(lines, 1):
+        parts = line.split("#", 1)[0].split()
+        if not parts:
+            continue
+        if len(parts) > 2:
+            raise LiveError(f"{path}:{n}: expected 'SOURCE [NAME]', got {line.strip()!r}")
+        name = parts[1] if len(parts) == 2 else parts[0]
+        if name in {a for a, _ in out}:
+            raise LiveError(f"{path}:{n}: the name {name!r} is used twice")
+        out.append((name, parts[0]))
+    if not out:
+        raise LiveError(f"{path}: lists no stream")
+    return out
+
+
+def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: threading.Event
+                     ) -> Iterator[tuple[str, Window, object]]:
+    """Classify the windows of every running stream as they come: the windows ready at the same
+    moment, from any streams, go through the graphs as one batch (over the network, one request
+    each). Yields (name, window, Prediction) until every stream has ended, or `stop` is set."""
+    from .ensemble import Decoded, assemble
+
+    batched = hasattr(ens, "member_probs")
+    while not stop.is_set() and not all(r.finished for r in runners.values()):
+        ready = [(n, w) for n, r in runners.items() if (w := r.take()) is not None]
+        if not ready:
+            stop.wait(0.02)
+            continue
+        clips = np.concatenate([runners[n].clip(w) for n, w in ready])
+        t0 = time.perf_counter()
+        probs = ens.member_probs(clips) if batched else None
+        per_window_ms = (time.perf_counter() - t0) * 1e3 / len(ready)
+        for i, (n, w) in enumerate(ready):
+            d = Decoded(n, clips[i:i + 1], [(w.start_s, w.end_s)], 0.0, 0.0, frames=w.frames[None])
+            pred = (assemble(d, probs[:, i:i + 1], ens.bundle.members, ens.classes, method, per_window_ms,
+                             lambda p: ens.combine(p, method)) if batched else ens.finish(d, method))
+            runners[n].stats.windows += 1
+            yield n, w, pred

@@ -259,3 +259,32 @@ def test_many_streams_at_once_share_the_classifier(smoke_bundle, stop_after, tmp
     r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle),
                         "--streams", str(bad)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 3 and "the name 'cam' is used twice" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_a_long_stream_played_faster_than_real_time(stop_after):
+    """About 200 s of video (the clip looped 20 times) pushed as fast as FFmpeg encodes it."""
+    from picojepa.benchmarks.stats import rss_mb
+    from picojepa.runtime.clips import ClipSpec
+    from picojepa.runtime.live import LiveOptions, LiveRunner
+
+    if rss_mb() is None:
+        pytest.skip("no /proc/self/status here")
+    port = _port()
+    stop_after(subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-stream_loop", "19", "-i", str(CLIP),
+                                 "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts",
+                                 f"tcp://127.0.0.1:{port}?listen=1"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL))
+    time.sleep(0.5)
+    runner = LiveRunner(f"tcp://127.0.0.1:{port}", ClipSpec(frames=8, size=64),
+                        LiveOptions(window_s=0.5, reconnect_s=1.0))
+    trace = []
+    while (w := runner.next_window(time.monotonic() + 60)) is not None:
+        runner.clip(w)
+        if runner.stats.frames // 250 > len(trace):
+            trace.append(rss_mb())
+    runner.close()
+    assert runner.stats.frames >= 4000 and len(trace) >= 10, (runner.stats, len(trace))
+    k = len(trace) // 5
+    growth = np.median(trace[-k:]) - np.median(trace[k:2 * k])
+    assert growth < 10, trace  # MiB, from the second to the last fifth of the stream

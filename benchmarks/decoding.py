@@ -17,12 +17,10 @@ from .stats import repeat_ms, summarize
 
 
 def clip_ms(path: Path, spec: ClipSpec, seek_mode: str, repeats: int) -> dict:
-    """Open the video and read its centre clip, as the runtime does for one video."""
-    def once():
-        v = open_video(path, spec.size, seek_mode)
-        return v.read(center_indices(v.num_frames, spec))
-
-    return summarize(repeat_ms(once, repeats, warmup=1))
+    """Open the video and read its centre clip (exact placement), as the runtime does for one
+    video; one warm-up read first."""
+    exact = replace(spec, seek_mode=seek_mode, placement="exact")
+    return summarize([placed_clip_ms(path, exact, 1) for _ in range(repeats + 1)][1:])
 
 
 def all_frames_ms(path: Path, spec: ClipSpec, repeats: int) -> dict:

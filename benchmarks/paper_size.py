@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import tempfile
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from picojepa.export.onnx_graph import export_graph
 from picojepa.export.variants import quantize_int8
 from picojepa.train.config import Recipe
 
 from . import flops
 from .stats import summarize
 from .train_speed import pretrain_throughput
-
-
-def _export_encoder(encoder: torch.nn.Module, shape: tuple[int, ...], path: Path) -> Path:
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(encoder.eval(), (torch.zeros(1, *shape),), str(path), dynamo=False,
-                          opset_version=17, input_names=["clip"], output_names=["tokens"],
-                          dynamic_axes={"clip": {0: "batch"}, "tokens": {0: "batch"}})
-    return path
 
 
 def encoder_compute(peak_gflops: float, threads: int, repeats: int = 10) -> dict:
@@ -47,7 +37,7 @@ def encoder_compute(peak_gflops: float, threads: int, repeats: int = 10) -> dict
         opts.intra_op_num_threads = threads
     x = np.random.default_rng(0).standard_normal((1, *recipe.clip.input_shape)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = _export_encoder(enc, recipe.clip.input_shape, Path(tmp) / "paper.onnx")
+        fp32 = export_graph(enc, recipe.clip, Path(tmp) / "paper.onnx", 17, {}, outputs=("tokens",))
         int8 = quantize_int8(fp32, Path(tmp) / "paper.int8.onnx")
         sessions = {name: ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
                     for name, p in (("fp32", fp32), ("int8", int8))}

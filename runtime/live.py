@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .clips import ClipSpec, normalize
+from .clips import ClipSpec, max_start, normalize, window_indices
 from .errors import PicoJepaError
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,10 @@ def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: th
 
 
 def centre_clip(buffer: list[np.ndarray], spec: ClipSpec) -> np.ndarray:
-    """The window's centre clip, as the file path takes it (last frame repeated if short)."""
+    """The window's centre clip, by the file path's rule (last frame repeated if short); never
+    moved to a keyframe, as sliding windows on files are not."""
     n = len(buffer)
-    start = max(0, (n - spec.span) // 2)
-    idx = [min(start + i * spec.frame_step, n - 1) for i in range(spec.frames)]
-    return np.stack([buffer[i] for i in idx])
+    return np.stack([buffer[i] for i in window_indices(n, spec, max_start(n, spec) // 2)])
 
 
 def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
@@ -175,7 +174,7 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
 
 class LiveRunner:
     """Reads a live source in a thread and hands its windows to the caller, newest first
-    served: `next_window(timeout)` returns a Window, or None at the end of the stream."""
+    served: `next_window(deadline)` (blocking) or `take()` returns a Window; None at the end."""
 
     def __init__(self, source: str, spec: ClipSpec, opts: LiveOptions):
         self.source, self.spec, self.opts = source, spec, opts

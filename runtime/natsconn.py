@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,32 @@ class NatsOptions:
             raise NetworkError(f"connect timeout must be positive, got {self.connect_timeout_s}")
         if self.creds is not None and not Path(self.creds).is_file():
             raise NetworkError(f"{self.creds}: no such credentials file")
+
+
+class LoopThread:
+    """An asyncio event loop in a daemon thread: how a synchronous caller (the network ensemble,
+    the live publisher) drives nats-py, whose client lives on one loop."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def call(self, coro, timeout: float):
+        """Run a coroutine on the loop and wait for it, never longer than `timeout`."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, coro) -> None:
+        """Run a coroutine on the loop without waiting for it."""
+        asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
 
 
 def nats_options(servers_flag: str, servers_help: str, timeout_help: str = "Seconds to reach the NATS server before giving up.",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -22,7 +21,7 @@ from . import wire
 from .bundle import load_bundle
 from .ensemble import Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
 from .errors import BundleError
-from .natsconn import NatsOptions, NetworkError, connect
+from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)
 STATUS_NO_RESPONDERS = "503"  # the server's answer to a request nobody is subscribed to
@@ -64,34 +63,24 @@ class NetworkEnsemble:
         self.bytes_sent = 0  # payload bytes published so far (uint8 frames)
         self.misses = {m: 0 for m in self.vote_members}  # requests in a row each member missed
         self.requests = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
-        self._thread.start()
+        self._io = LoopThread("nats")
         try:
-            self._nc = self._call(connect(opts, "picojepa-run"), opts.connect_timeout_s + 5)
+            self._nc = self._io.call(connect(opts, "picojepa-run"), opts.connect_timeout_s + 5)
         except BaseException:
-            self._stop_loop()
+            self._io.stop()
             raise
 
     @classmethod
     def connect(cls, bundle_root: str | Path, opts: NatsOptions, **kwargs) -> "NetworkEnsemble":
         return cls(bundle_root, opts, **kwargs)
 
-    def _call(self, coro, timeout: float):
-        """Run a coroutine on the NATS thread and wait for it, never longer than `timeout`."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
     def close(self) -> None:
-        if self._thread.is_alive():
+        if self._io.alive:
             try:
-                self._call(self._nc.close(), 5)
+                self._io.call(self._nc.close(), 5)
             except Exception as exc:  # closing a connection whose server is gone
                 log.info("closing the NATS connection: %s", exc)
-            self._stop_loop()
+            self._io.stop()
 
     def __enter__(self):
         return self
@@ -171,7 +160,7 @@ class NetworkEnsemble:
         if d.error:
             return failed(d, method)
         try:
-            g = self._call(self._gather(d.frames), self.deadline_s + 10)
+            g = self._io.call(self._gather(d.frames), self.deadline_s + 10)
         except TimeoutError:  # the NATS thread itself did not come back: never hang on it
             return failed(d, method, f"{d.path}: no result from the network thread within "
                                      f"{self.deadline_s + 10:g} s", list(self.vote_members))

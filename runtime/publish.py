@@ -6,13 +6,11 @@ Publishing never blocks the classifier: messages go out from the NATS client's o
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-import threading
 
-from .natsconn import NatsOptions, NetworkError, connect
+from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)
 PREFIX = "picojepa.live"
@@ -26,39 +24,29 @@ def subject_for(stream: str) -> str:
 
 class Publisher:
     def __init__(self, opts: NatsOptions):
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="nats-publish", daemon=True)
-        self._thread.start()
+        self._io = LoopThread("nats-publish")
         self.sent = 0
         try:
-            self._nc = self._call(connect(opts, "picojepa-run-publish"), opts.connect_timeout_s + 5)
+            self._nc = self._io.call(connect(opts, "picojepa-run-publish"), opts.connect_timeout_s + 5)
         except BaseException:
-            self._stop()
+            self._io.stop()
             raise
-
-    def _call(self, coro, timeout: float):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    def _stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
     def publish(self, stream: str, result: dict) -> None:
         """Queue one result; returns at once."""
-        data = json.dumps(result).encode()
-        asyncio.run_coroutine_threadsafe(self._nc.publish(subject_for(stream), data), self._loop)
+        self._io.submit(self._nc.publish(subject_for(stream), json.dumps(result).encode()))
         self.sent += 1
 
     def close(self) -> None:
         """Flush what is queued (at most FLUSH_S seconds), then disconnect."""
         try:
-            self._call(self._nc.flush(timeout=FLUSH_S), FLUSH_S + 1)
-            self._call(self._nc.close(), FLUSH_S)
+            self._io.call(self._nc.flush(timeout=FLUSH_S), FLUSH_S + 1)
+            self._io.call(self._nc.close(), FLUSH_S)
         except Exception as exc:  # the server went away: what was not flushed is lost, say so
             log.warning("publishing: %d messages may not have reached the server (%s)", self.sent,
                         " ".join(str(exc).split()) or type(exc).__name__)
         finally:
-            self._stop()
+            self._io.stop()
 
 
 def open_publisher(url: str, connect_timeout_s: float) -> Publisher:

@@ -53,6 +53,7 @@ class BenchConfig:
     batch: int = 8
     skip: tuple[str, ...] = ()
     progress: bool = True
+    hetero: Path | None = None  # a heterogeneous bundle to set beside the fused one
 
 
 @dataclass
@@ -109,6 +110,8 @@ class BenchRun:
             return "--process-per-model-videos 0"
         if stage in ("decoding", "decode_share") and not cfg.decode_videos:
             return "no decoding videos"
+        if stage == "hetero" and cfg.hetero is None:
+            return "needs --hetero BUNDLE (a heterogeneous ensemble's bundle)"
         if stage == "long_batch" and not cfg.many:
             return "--many 0"
         if stage == "placement_accuracy" and not labelled(self.ok_videos, self.bundle.classes):
@@ -176,6 +179,7 @@ def headline(r: dict) -> dict:
         "e2e_p50_ms": share.get("exact", {}).get("total_ms_p50"),
         "e2e_p50_ms_keyframe": share.get("keyframe", {}).get("total_ms_p50"),
         "fraction_of_peak": r.get("compute", {}).get("fraction_of_peak"),
+        "hetero_over_fused_inference": r.get("hetero", {}).get("inference_ratio_hetero_vs_homogeneous"),
     }
 
 
@@ -302,6 +306,14 @@ def stage_training(run: "BenchRun") -> None:
     run.result["training"] = pretrain_throughput(recipe_from_dict(run.bundle.manifest["recipe"]))
 
 
+def stage_hetero(run: "BenchRun") -> None:
+    from .hetero import hetero_section
+
+    cfg = run.cfg
+    run.result["hetero"] = hetero_section(cfg.bundle, cfg.hetero, run.ok_videos, cfg.rounds, cfg.threads,
+                                          run.tmp)
+
+
 def stage_long_batch(run: "BenchRun") -> None:
     from . import memory
 
@@ -312,7 +324,8 @@ STAGES = (("peak", stage_peak), ("configurations", stage_configurations), ("batc
           ("startup", stage_startup_memory), ("process_per_model", stage_process_per_model),
           ("compute", stage_compute), ("paper_size", stage_paper_size), ("decoding", stage_decoding),
           ("decode_share", stage_decode_share), ("placement_accuracy", stage_placement_accuracy),
-          ("prefetch", stage_prefetch), ("training", stage_training), ("long_batch", stage_long_batch))
+          ("prefetch", stage_prefetch), ("training", stage_training), ("hetero", stage_hetero),
+          ("long_batch", stage_long_batch))
 STAGE_NAMES = tuple(name for name, _ in STAGES)
 
 
@@ -355,11 +368,14 @@ def ten_second_clips(files: list[Path]) -> list[Path]:
 @click.option("--network", is_flag=True,
               help="Only the edge-network section: a local nats-server and 1, 2, 4 member nodes "
                    "against the fused bundle (needs --run); writes network.{json,md} under --out.")
+@click.option("--hetero", type=click.Path(path_type=Path), default=None,
+              help="A heterogeneous ensemble's bundle (same clip spec) to measure beside the fused "
+                   "bundle and beside its own largest graph alone.")
 @click.option("--no-progress", is_flag=True)
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
 def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_videos, many, threads,
-         batch, skip, network, no_progress, verbose):
+         batch, skip, network, hetero, no_progress, verbose):
     """Measure the runtime and its alternatives on VIDEOS (files, folders or globs)."""
     setup_logging(verbose)
     vids = _videos(videos)
@@ -369,7 +385,7 @@ def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_
         return network_section(bundle, run_dir, vids, out, rounds)
     dvids = [Path(v) for v in (_videos(decode_videos) if decode_videos else vids)]
     report = run_benchmarks(BenchConfig(bundle, run_dir, vids, dvids, out, rounds, process_per_model_videos,
-                                        many, threads, batch, tuple(skip), not no_progress))
+                                        many, threads, batch, tuple(skip), not no_progress, hetero))
     for stage, why in report["skipped"].items():
         warn(f"stage {stage} skipped: {why}")
     h = report["headline"]

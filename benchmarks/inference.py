@@ -59,12 +59,12 @@ def eager_config(run_dir: Path, members: list[str], threads: int) -> Config:
     """The members' PyTorch checkpoints, each a full encoder + head, run one after the other."""
     import torch
 
-    from picojepa.export.members import load_members
+    from picojepa.export.members import load_members, select
 
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    models = [m.model.eval() for m in load_members(run_dir, members)]
+    models = [m.model.eval() for m in load_members(select(run_dir, ",".join(members)).refs)]
     load_ms = (time.perf_counter() - t0) * 1e3
 
     def infer(d: Decoded) -> dict:

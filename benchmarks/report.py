@@ -228,11 +228,26 @@ def _memory(r: dict) -> list[str]:
             f"{_f(mem['slope_mb_per_100_videos'], '{:.2f}')} MiB per 100 videos."]
 
 
+def _hetero(r: dict) -> list[str]:
+    h = r["hetero"]
+    shapes = ", ".join(f"{m} (depth {x['depth']}, patch {x['patch_size']}, width {x['embed_dim']})"
+                       for m, x in h["member_recipes"].items())
+    lines = ["## Heterogeneous bundle beside the fused one", "",
+             f"{len(h['members'])} members in {h['graphs']} graphs: {shapes or ', '.join(h['members'])}. "
+             "Medians over interleaved rounds, ms per video; peak RSS of a fresh process running up to 16 of the videos:", "",
+             "| configuration | inference p50 | total p50 | peak RSS MiB |", "|---|---|---|---|"]
+    for k, c in h["configs"].items():
+        lines.append(f"| {c['label']} | {_f(c['inference'].get('p50'))} | {_f(c['total'].get('p50'))} | "
+                     f"{_f(h['peak_rss_mb'].get(k), '{:.0f}')} |")
+    return lines + ["", f"Inference: heterogeneous / homogeneous {h['inference_ratio_hetero_vs_homogeneous']:.2f}x, "
+                    f"heterogeneous / its largest graph {h['inference_ratio_hetero_vs_largest']:.2f}x."]
+
+
 SECTIONS = (("configs", _configs), ("process_per_model", _process_per_model), ("batching", _throughput),
             ("startup", _startup), ("compute", _compute), ("paper_size", _paper_size),
             ("decoding", _decoding), ("decode_share", _decode_share),
             ("placement_accuracy", _placement_accuracy), ("prefetch", _prefetch),
-            ("training", _training), ("memory", _memory))
+            ("training", _training), ("hetero", _hetero), ("memory", _memory))
 
 
 def charts(r: dict, out: Path) -> None:

@@ -13,14 +13,13 @@ import numpy as np
 from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
-from picojepa.train.classify import STACKER, held_out_videos
+from picojepa.train.classify import held_out_videos
 from picojepa.train.config import recipe_from_dict
-from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
 
 from . import variants
 from .config import ExportConfig
 from .errors import ExportError
-from .members import FusedEnsemble, SingleMember, load_members
+from .members import FusedEnsemble, SingleMember, load_members, select
 from .onnx_graph import export_graph
 from .verify import check, compare, ort_logits, torch_logits
 
@@ -38,28 +37,31 @@ def _versions() -> dict:
             "onnxruntime": onnxruntime.__version__}
 
 
-def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | None = None,
+def export_bundle(run_dir: str | Path | None, out: str | Path, members: list[str] | None = None,
                   force: bool = False, verify_videos: list[str | Path] = (),
                   config: ExportConfig | None = None, **settings) -> dict:
-    """Export, verify and write the bundle; returns verification.json's content. `settings`
-    override fields of `config` (an `ExportConfig`), e.g. layout="separate"."""
+    """Export, verify and write the bundle; returns verification.json's content. `members`: names
+    of the run's members, or 'RUN:MEMBER[=NAME]' items from several runs (run_dir None); a
+    heterogeneous ensemble's directory as run_dir bundles its members (`members.select`).
+    `settings` override fields of `config` (an `ExportConfig`), e.g. layout="separate"."""
     cfg = replace(config or ExportConfig(), **settings)
-    run_dir, out = Path(run_dir), Path(out)
+    out = Path(out)
     if out.exists() and not force:
         raise ExportError(f"{out}: already exists (use --force to replace it)")
-    loaded = load_members(run_dir, list(members or MEMBERS))
+    sel = select(Path(run_dir) if run_dir is not None else None, ",".join(members or []) or None)
+    loaded = load_members(sel.refs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        modules, manifest = _write_graphs(loaded, tmp, cfg)
-        stacker = _stacker(run_dir, loaded, manifest["vote_members"])
+        modules, manifest = _write_graphs(loaded, sel.vote_members, tmp, cfg)
+        stacker = _stacker(sel.stacker, loaded, manifest["vote_members"])
         if stacker:
             manifest["stacking"] = stacker
         _write_manifest(tmp, manifest)
-        draft = _verify(run_dir, tmp, manifest, modules, verify_videos, cfg, str(out))
+        draft = _verify(sel.held_out_run, tmp, manifest, modules, verify_videos, cfg, str(out))
         verification = {"layout": manifest["layout"], "videos": draft.videos, "fp32": draft.fp32_check,
-                        **_variants(draft, run_dir, cfg)}
+                        **_variants(draft, sel.held_out_run, cfg)}
         (tmp / "verification.json").write_text(json.dumps(verification, indent=1))
         if out.exists():
             shutil.rmtree(out)
@@ -70,28 +72,41 @@ def export_bundle(run_dir: str | Path, out: str | Path, members: list[str] | Non
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_graphs(loaded: list, tmp: Path, cfg: ExportConfig) -> tuple[list, dict]:
-    """The fp32 graphs (one fused graph where every member shares an encoder and pooling, else
-    one per member) -> ([(module, member indices)], the manifest without checksums)."""
+def _groups(loaded: list, layout: str) -> list[list]:
+    """Members grouped by identical encoder weights and pooling, in member order: each group
+    becomes one graph (one encoder pass for all its heads); 'separate' gives every member its own."""
+    groups: dict = {}
+    for i, m in enumerate(loaded):
+        groups.setdefault(i if layout == "separate" else (m.encoder_sha, m.model.pool), []).append(m)
+    return list(groups.values())
+
+
+def _write_graphs(loaded: list, vote_members: list[str], tmp: Path, cfg: ExportConfig) -> tuple[list, dict]:
+    """The fp32 graphs, one per group of members sharing an encoder -> ([(module, member
+    indices)], the manifest without checksums). Layout: 'fused' (one graph), 'separate' (a graph
+    per member) or 'grouped' (some graphs hold several members)."""
     names, first = [m.name for m in loaded], loaded[0]
-    fused = cfg.layout == "auto" and len({(m.encoder_sha, m.model.pool) for m in loaded}) == 1
-    layout = "fused" if fused else "separate"
+    groups = _groups(loaded, cfg.layout)
+    layout = "fused" if len(groups) == 1 else "separate" if len(groups) == len(loaded) else "grouped"
     common = {"picojepa_classes": first.classes, "picojepa_clip": first.clip.to_dict(),
-              "picojepa_recipe": first.recipe, "picojepa_layout": layout}
-    specs = ([("ensemble.onnx", FusedEnsemble(loaded), names)] if fused else
-             [(f"member-{m.name}.onnx", SingleMember(m), [m.name]) for m in loaded])
+              "picojepa_layout": layout}
     graphs, modules = [], []
-    for fname, module, gm in specs:
-        export_graph(module, first.clip, tmp / fname, cfg.opset, {**common, "picojepa_members": gm})
+    for group in groups:
+        gm = [m.name for m in group]
+        fname = ("ensemble.onnx" if len(groups) == 1 else f"member-{gm[0]}.onnx" if len(gm) == 1
+                 else f"encoder-{gm[0]}.onnx")
+        module = FusedEnsemble(group) if len(groups) == 1 or len(gm) > 1 else SingleMember(group[0])
+        export_graph(module, first.clip, tmp / fname, cfg.opset,
+                     {**common, "picojepa_recipe": group[0].recipe, "picojepa_members": gm})
         graphs.append({"file": fname, "members": gm, "variant": "fp32"})
         modules.append((module, [names.index(m) for m in gm]))
-    vote_members = [m for m in names if m in VOTE_MEMBERS] or names
     weights = {m.name: (m.val_accuracy if m.val_accuracy is not None else 1.0) for m in loaded}
     manifest = {
         "format_version": FORMAT_VERSION, "classes": first.classes, "clip": first.clip.to_dict(),
         "layout": layout, "graphs": graphs, "members": names,
-        "vote_members": vote_members, "default_vote": "majority",
+        "vote_members": list(vote_members), "default_vote": "majority",
         "vote_weights": {m: weights[m] for m in vote_members}, "recipe": first.recipe,
+        "member_recipes": {m.name: m.recipe for m in loaded},
         "versions": _versions(), "opset": cfg.opset,
     }
     return modules, manifest
@@ -127,23 +142,22 @@ def _variants(draft: variants.BundleDraft, run_dir: Path, cfg: ExportConfig) -> 
     if cfg.int8:
         out["int8"] = variants.int8(draft, *held_out_videos(run_dir))
     if cfg.optimise:
-        model = recipe_from_dict(draft.manifest["recipe"]).model
-        out["optimiser"] = variants.optimise(draft, model.heads, model.embed_dim)
+        recipes = draft.manifest["member_recipes"]
+        out["optimiser"] = variants.optimise(
+            draft, lambda g: recipe_from_dict(recipes[g["members"][0]]).model)
     return out
 
 
-def _stacker(run_dir: Path, loaded: list, vote_members: list[str]) -> dict | None:
-    """The run's stacking meta-model for the manifest, where the bundle votes with exactly the
-    members it was fitted on and their heads are the ones it saw; else None (logged)."""
-    path = run_dir / "members" / STACKER
-    if not path.exists():
-        log.info("%s: no stacking meta-model in the run; `--vote stacked` will be unavailable", run_dir)
+def _stacker(path: Path | None, loaded: list, vote_members: list[str]) -> dict | None:
+    """The stacking meta-model at `path` for the manifest, where the bundle votes with exactly
+    the members it was fitted on and their heads are the ones it saw; else None (logged)."""
+    if path is None or not path.exists():
+        log.info("no stacking meta-model for these members; `--vote stacked` will be unavailable")
         return None
     state = checkpoint.load(path, kind="stacker")
     heads = {m.name: checkpoint.state_hash(m.model.head.state_dict()) for m in loaded}
     if state["members"] != vote_members or any(heads.get(m) != h for m, h in state["member_heads"].items()):
-        log.warning("%s: fitted on other members or heads than this bundle votes with; left out",
-                    path)
+        log.info("%s: fitted on other members or heads than this bundle votes with; left out", path)
         return None
     return {k: state[k] for k in ("members", "input", "weight", "bias", "fitted_on_videos", "l2")}
 

@@ -10,10 +10,13 @@ from picojepa.train.roster import MEMBERS
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
-@click.option("--members", default=",".join(MEMBERS), show_default=True,
-              help="Comma-separated members to export.")
+@click.option("--members", default=None,
+              help=f"Comma-separated members of RUN_DIR [default: {','.join(MEMBERS)}], or, without "
+                   "RUN_DIR, members of several runs as RUN_DIR:MEMBER[=NAME] (default name "
+                   "<run folder>-<member>); every member of such a bundle votes. A heterogeneous "
+                   "ensemble's directory (picojepa-train ensemble) as RUN_DIR bundles its members.")
 @click.option("--int8", is_flag=True, help="Also try a dynamic int8 variant (shipped only if it pays).")
 @click.option("--fp16", is_flag=True, help="Also an fp16 variant (for the CUDA provider), verified on every "
               "provider present; shipped only if verified.")
@@ -25,20 +28,21 @@ from picojepa.train.roster import MEMBERS
 @click.option("--verify-videos", multiple=True, type=click.Path(path_type=Path),
               help="Extra real videos to verify on (besides the run's held-out videos).")
 @click.option("--layout", type=click.Choice(["auto", "separate"]), default="auto", show_default=True,
-              help="auto: one fused graph when the members share an encoder; separate: a graph each.")
+              help="auto: members that share an encoder share one graph; separate: a graph each.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
 def main(run_dir, out, members, int8, fp16, no_optimise, opset, tolerance, verify_videos, layout, force,
          verbose):
-    """Export a training run's classifiers to ONNX, verify them against PyTorch, write a bundle."""
+    """Export a training run's classifiers (or members of several runs) to ONNX, verify them
+    against PyTorch, write a bundle."""
     from .bundle import export_bundle
     from .config import ExportConfig
 
     setup_logging(verbose)
     cfg = ExportConfig(layout=layout, opset=opset, tolerance=tolerance, fp16=fp16, int8=int8,
                        optimise=not no_optimise)
-    v = export_bundle(run_dir, out, [m.strip() for m in members.split(",") if m.strip()], force,
+    v = export_bundle(run_dir, out, members.split(",") if members else None, force,
                       list(verify_videos), cfg)
     f = v["fp32"]
     click.echo(f"bundle {out}: {v['layout']} layout, verified on {f['clips']} clips: max |dlogit| "

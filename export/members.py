@@ -9,9 +9,10 @@ from torch import nn
 
 from picojepa.runtime.clips import ClipSpec
 from picojepa.train import checkpoint
-from picojepa.train.classify import member_from_state
+from picojepa.train.classify import STACKER as STACKER_FILE, member_from_state
 from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
-from picojepa.train.roster import MEMBERS
+from picojepa.train.hetero import NAME
+from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
 
 from .errors import ExportError
 
@@ -35,16 +36,84 @@ def load_member(path: Path, name: str) -> Member:
                   state["encoder_sha"], state["val_accuracy"], state["recipe"])
 
 
-def load_members(run_dir: str | Path, names: list[str]) -> list[Member]:
+@dataclass(frozen=True)
+class MemberRef:
+    """Where a bundle member comes from: a run directory's member checkpoint, and its bundle name."""
+
+    run: Path
+    member: str
+    name: str
+
+
+@dataclass
+class Selection:
+    """What one export bundles: the members, which of them vote, where the stacking meta-model
+    (if any) and the held-out videos to verify on come from."""
+
+    refs: list[MemberRef]
+    vote_members: list[str]
+    stacker: Path | None
+    held_out_run: Path
+
+
+def _ref(item: str) -> MemberRef:
+    """'RUN:MEMBER[=NAME]' -> MemberRef (default name '<run folder>-<member>')."""
+    spec, _, name = item.partition("=")
+    run, sep, member = spec.rpartition(":")
+    if not sep or not run or member not in MEMBERS:
+        raise ExportError(f"{item!r}: expected RUN_DIR:MEMBER[=NAME] with MEMBER one of {', '.join(MEMBERS)}")
+    return MemberRef(Path(run), member, name or f"{Path(run).name}-{member}")
+
+
+def select(run_dir: Path | None, members: str | None) -> Selection:
+    """The export's members from the command line: a run's own members (`--members general,1`),
+    a heterogeneous ensemble's directory (its ensemble.json), or members of several runs
+    (`--members runs/a:general,runs/b:1=deep`). Every member votes in the last two."""
+    from picojepa.train.hetero import MANIFEST, STACKER, read_manifest
+
+    items = [m.strip() for m in (members or "").split(",") if m.strip()]
+    if any(":" in m for m in items):
+        if run_dir is not None:
+            raise ExportError("give either RUN_DIR or --members RUN:MEMBER,..., not both")
+        refs = [_ref(m) for m in items]
+        return Selection(refs, [r.name for r in refs], None, refs[0].run)
+    if run_dir is None:
+        raise ExportError("no members: give RUN_DIR, or --members RUN_DIR:MEMBER,... from several runs")
     run_dir = Path(run_dir)
+    if (run_dir / MANIFEST).is_file():
+        if items:
+            raise ExportError(f"{run_dir}: a heterogeneous ensemble exports all its members; "
+                              "compose others with --members RUN:MEMBER=NAME,...")
+        refs = [MemberRef(m["run"], m["head"], m["name"]) for m in read_manifest(run_dir)]
+        return Selection(refs, [r.name for r in refs], run_dir / STACKER, refs[0].run)
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run directory")
+    seeds = sorted(run_dir.glob("seed-*"))
+    if seeds and not (run_dir / "members").is_dir():
+        raise ExportError(f"{run_dir}: a multi-seed run; export one of its seeds, e.g. {seeds[0]}")
+    names = items or list(MEMBERS)
     unknown = [n for n in names if n not in MEMBERS]
     if unknown:
         raise ExportError(f"unknown member {unknown[0]!r}; known: {', '.join(MEMBERS)}")
-    if len(set(names)) != len(names) or not names:
-        raise ExportError(f"members must be distinct and non-empty, got {names}")
-    members = [load_member(run_dir / "members" / f"{n}.pt", n) for n in names]
+    refs = [MemberRef(run_dir, n, n) for n in names]
+    votes = [n for n in names if n in VOTE_MEMBERS] or names
+    return Selection(refs, votes, run_dir / "members" / STACKER_FILE, run_dir)
+
+
+def load_members(refs: list[MemberRef]) -> list[Member]:
+    """Load the members; one ExportError line where they cannot form one ensemble: duplicate or
+    unsafe names, different class lists, or different clip specs (one decoded clip feeds every
+    member, so they must agree on frames, size, step, normalisation and placement)."""
+    names = [r.name for r in refs]
+    if not names or len(set(names)) != len(names):
+        raise ExportError(f"members must be distinct and non-empty, got {names} (rename with =NAME)")
+    bad = [n for n in names if not NAME.match(n)]
+    if bad:
+        raise ExportError(f"member name {bad[0]!r}: use letters, digits, '-' or '_' (rename with =NAME)")
+    for r in refs:
+        if not (r.run / "members" / f"{r.member}.pt").is_file():
+            raise ExportError(f"{r.run}: no member {r.member!r} (members/{r.member}.pt missing)")
+    members = [load_member(r.run / "members" / f"{r.member}.pt", r.name) for r in refs]
     first = members[0]
     for m in members[1:]:
         if m.classes != first.classes:
@@ -52,7 +121,7 @@ def load_members(run_dir: str | Path, names: list[str]) -> list[Member]:
                               f"{first.classes}: they cannot vote together")
         if m.clip != first.clip:
             raise ExportError(f"member {m.name} expects clip {m.clip}, member {first.name} "
-                              f"{first.clip}: one input cannot serve both")
+                              f"{first.clip}: one decoded clip cannot serve both")
     return members
 
 

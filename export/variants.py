@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from picojepa.runtime.ensemble import Ensemble
 
 from .config import ExportConfig
 from .verify import compare, median_latencies_ms, ort_logits, passes
+
+if TYPE_CHECKING:
+    from picojepa.train.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +59,18 @@ class BundleDraft:
         self.write_manifest(self.tmp, self.manifest)
 
 
-def optimise(ctx: BundleDraft, heads: int, hidden: int) -> dict:
-    """onnxruntime's transformer optimiser (LayerNorm, GELU, attention fusion) on every fp32 graph;
-    the optimised graph replaces the fp32 one only when it is verified at the fp32 tolerance and
-    at least `optimiser_min_speedup` faster on the CPU provider (medians, interleaved)."""
+def optimise(ctx: BundleDraft, model_of: Callable[[dict], "ModelConfig"]) -> dict:
+    """onnxruntime's transformer optimiser (LayerNorm, GELU, attention fusion) on every fp32 graph,
+    each with its own encoder's heads and width (`model_of(graph entry)`); the optimised graphs
+    replace the fp32 ones only when verified at the fp32 tolerance and together at least
+    `optimiser_min_speedup` faster on the CPU provider (medians, interleaved)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     files, fused = {}, {}
     for g in ctx.fp32_graphs():
-        model = optimize_model(str(ctx.tmp / g["file"]), model_type="vit", num_heads=heads,
-                               hidden_size=hidden, opt_level=1)
+        enc = model_of(g)
+        model = optimize_model(str(ctx.tmp / g["file"]), model_type="vit", num_heads=enc.heads,
+                               hidden_size=enc.embed_dim, opt_level=1)
         stats = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
         fused = {k: fused.get(k, 0) + v for k, v in stats.items()}
         files[g["file"]] = g["file"].replace(".onnx", ".opt.onnx")

@@ -4,15 +4,18 @@ manifest.json (format 1):
     format_version: 1
     classes: [str]              class names, in output order
     clip: {frames, size, frame_step, mean, std, seek_mode, placement}   (placement: 'exact' if absent)
-    layout: "fused" | "separate"
+    layout: "fused" | "separate" | "grouped"   one graph for all, one per member, or one per
+                                group of members sharing an encoder (heterogeneous ensembles)
     graphs: [{file, sha256, bytes, members: [name], variant: "fp32" | "int8"}]
     members: [str]              every member, in output order
-    vote_members: [str]         the members that vote (the four partial models)
+    vote_members: [str]         the members that vote (a run's four partial models; every member
+                                of a bundle composed from several runs)
     default_vote: "majority" | "soft" | "weighted"
     vote_weights: {member: float}
     stacking: {members, input: "log_prob", weight: [[float]] (C x M*C), bias: [float] (C),
                fitted_on_videos, l2}   optional: the learned combiner behind `--vote stacked`
     recipe: {...}, versions: {...}
+    member_recipes: {member: {...}}   optional: each member's training recipe
 """
 from __future__ import annotations
 

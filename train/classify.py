@@ -135,7 +135,7 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
             "kind": "member", "member": m, "recipe": recipe.to_dict(), "classes": classes,
             "encoder": m_state, "encoder_sha": m_sha, "head": head.state_dict(),
             "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
-            "val_videos": info["val_videos"],
+            "val_videos": info["val_videos"], "val_paths": info["val_paths"],
             "history": info["history"]}, run_dir / "members" / f"{m}.pt")
     _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir, encoders, recipe)
     rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)

@@ -9,7 +9,7 @@ import click
 from picojepa.runtime.console import one_line_errors, setup_logging, warn
 from picojepa.runtime.decode import check_ffmpeg
 
-from .config import load_recipe
+from .config import load_recipe, nest
 from .layout import check_layout
 
 
@@ -27,24 +27,25 @@ def _common(fn):
     return fn
 
 
-def _setup(config, data, out, overrides, verbose, layout: str | None = "labelled"):
-    """Recipe, data root and run dir of a command. `layout` checks the data root's CSVs before any
-    work: 'labelled' (every CSV), 'unlabelled' (train.csv only), None (the caller checks)."""
+def parse_sets(items) -> dict:
+    """`--set KEY=VALUE` options -> {dotted key: YAML value}."""
     import yaml
 
-    setup_logging(verbose)
-    check_ffmpeg()
-    tree: dict = {}
-    for item in overrides:
+    flat = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
-        node = tree
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    recipe = load_recipe(config, tree)
+        flat[key] = yaml.safe_load(value)
+    return flat
+
+
+def _setup(config, data, out, overrides, verbose, layout: str | None = "labelled"):
+    """Recipe, data root and run dir of a command. `layout` checks the data root's CSVs before any
+    work: 'labelled' (every CSV), 'unlabelled' (train.csv only), None (the caller checks)."""
+    setup_logging(verbose)
+    check_ffmpeg()
+    recipe = load_recipe(config, nest(parse_sets(overrides)))
     data = Path(data or recipe.data.root)
     if layout is not None:
         check_layout(data, labelled=layout == "labelled")
@@ -128,5 +129,37 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume, seeds):
         acc = report["accuracy"]
         click.echo(json.dumps(acc, indent=1))
         click.echo(f"report: {out / 'report.md'}", err=True)
+@main.command(name="ensemble")
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+              help="Ensemble recipe YAML: a base recipe and its members (configs/hetero.yaml).")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Data root in the standard layout [default: the base recipe's data.root].")
+@click.option("--out", type=click.Path(path_type=Path), help="Output directory [default: runs/<name>].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a value of every member's recipe, e.g. --set pretrain.epochs=2.")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Train the whole ensemble with this many seeds into OUT/seed-<k>/; every figure "
+                   "then as mean ± sd.")
+@click.option("--resume", is_flag=True, help="Keep member runs already finished with the same recipe.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
+@one_line_errors
+def ensemble_cmd(config, data, out, overrides, seeds, resume, no_progress, verbose):
+    """Train a heterogeneous ensemble (members with different encoders) and compare its votes with
+    the general model and the homogeneous vote on the same held-out videos."""
+    from .hetero import load_hetero, member_recipes, train_ensemble_seeds
+
+    setup_logging(verbose)
+    check_ffmpeg()
+    cfg, sets = load_hetero(config), parse_sets(overrides)
+    base = member_recipes(cfg, sets)[0]
+    data, out = Path(data or base.data.root), Path(out or Path("runs") / cfg.name)
+    report = train_ensemble_seeds(cfg, data, out, seeds, sets, resume, not no_progress)
+    mean, sd = report.get("accuracy_mean", report["accuracy"]), report.get("accuracy_sd", {})
+    click.echo(json.dumps({k: f"{v:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else "") for k, v in mean.items()},
+                          indent=1, ensure_ascii=False))
+    click.echo(f"report: {out / 'report.md'}", err=True)
+
+
 if __name__ == "__main__":
     main()

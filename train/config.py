@@ -270,6 +270,21 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     return _merge(_read_yaml(path.parent / base, seen + (path.resolve(),)), data)
 
 
+def nest(flat: dict) -> dict:
+    """Dotted keys -> the nested mapping a recipe override takes: {"model.depth": 2} ->
+    {"model": {"depth": 2}} (what `--set` and an ensemble member's `set:` write)."""
+    tree: dict = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, leaf = str(key).split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: {p} is set to a value and also has keys below it")
+        node[leaf] = value
+    return tree
+
+
 def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
     """Load a recipe YAML (following `base:`), apply `overrides`, and validate everything."""
     path = Path(path)

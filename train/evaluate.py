@@ -13,6 +13,7 @@ from . import checkpoint, stacking
 from .classify import STACKER, features_for, member_from_state
 from .config import Recipe
 from .files import write_text
+from .features import Features
 from .heads import head_from_state
 from .jepa import effective_rank
 from .motion_baseline import motion_baseline
@@ -62,7 +63,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     sets = sets or features_for(run_dir, recipe, data_root, show_progress)
     classes, c = sets["classes"], len(sets["classes"])
     y = sets["infer"].labels.numpy()
-    probs, val_acc = _member_probs(recipe, run_dir, sets)
+    probs, val_acc = member_probs(recipe, run_dir, sets)
     rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")
     ry = sets["random_infer"].labels.numpy()
     rprobs = predict(head_from_state(rstate["head"], recipe.classify.head), sets["random_infer"].feats)
@@ -94,19 +95,23 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     }
 
 
-def _member_probs(recipe: Recipe, run_dir: Path, sets: dict) -> tuple[dict, dict]:
-    """Each member's held-out probabilities (from the shared features, or from its own encoder
-    where fine-tuning gave it one) and its validation accuracy."""
+def member_probs(recipe: Recipe, run_dir: Path, sets: dict, members=MEMBERS,
+                  videos: Features | None = None) -> tuple[dict, dict]:
+    """Each member's probabilities on `videos` (default: the held-out set), from the shared
+    features or, where fine-tuning gave it one, from its own encoder; and its validation accuracy."""
     probs, val_acc = {}, {}
+    videos = sets["infer"] if videos is None else videos
     shared = checkpoint.state_hash(load_encoder(run_dir)[0].state_dict()) if recipe.classify.finetune else None
-    for m in MEMBERS:
+    for m in members:
         state = checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")
-        feats = sets["infer"].feats
+        feats = videos.feats
         if shared is not None and state["encoder_sha"] != shared:  # fine-tuned: its own encoder
-            feats = _own_features(state, sets["infer"], recipe)
+            feats = _own_features(state, videos, recipe)
         probs[m] = predict(head_from_state(state["head"], recipe.classify.head), feats)
         val_acc[m] = state["val_accuracy"]
     return probs, val_acc
+
+
 
 
 def _votes(probs: dict, weights: list[float], run_dir: Path) -> tuple[dict, str]:

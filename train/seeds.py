@@ -23,15 +23,22 @@ def seed_dir(out: Path, seed: int) -> Path:
     return Path(out) / f"seed-{seed}"
 
 
-def spread(reports: list[dict]) -> dict:
-    """Mean and sample sd of every accuracy (and collapse watch) over the seeds' reports."""
+def _sd(a: np.ndarray) -> float:
+    return float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def accuracy_spread(reports: list[dict]) -> dict:
+    """Mean and sample sd of every accuracy the seeds' reports all have."""
     keys = [k for k in reports[0]["accuracy"] if all(k in r["accuracy"] for r in reports)]
     vals = {k: np.array([r["accuracy"][k] for r in reports], dtype=np.float64) for k in keys}
-    sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0)  # noqa: E731
-    ranks = np.array([r["pretrain"]["history"][-1]["target_rank"] for r in reports], dtype=np.float64)
     return {"accuracy_mean": {k: float(v.mean()) for k, v in vals.items()},
-            "accuracy_sd": {k: sd(v) for k, v in vals.items()},
-            "target_rank_mean": float(ranks.mean()), "target_rank_sd": sd(ranks)}
+            "accuracy_sd": {k: _sd(v) for k, v in vals.items()}}
+
+
+def spread(reports: list[dict]) -> dict:
+    """Mean and sample sd of every accuracy and of the collapse watch over the seeds' reports."""
+    ranks = np.array([r["pretrain"]["history"][-1]["target_rank"] for r in reports], dtype=np.float64)
+    return {**accuracy_spread(reports), "target_rank_mean": float(ranks.mean()), "target_rank_sd": _sd(ranks)}
 
 
 def run_seeds(recipe: Recipe, data_root: Path, out: Path, n: int, resume: bool = False,

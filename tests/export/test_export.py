@@ -38,7 +38,7 @@ def test_fused_bundle_is_verified_and_self_describing(fused_bundle):
     assert not list(out.glob("*.data")), "weights must stay inside the one .onnx file"
 
 
-def test_members_with_different_encoders_export_as_separate_graphs(smoke_run, tmp_path):
+def test_members_with_different_encoders_export_as_graphs_grouped_by_encoder(smoke_run, tmp_path):
     run, _ = smoke_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -47,9 +47,12 @@ def test_members_with_different_encoders_export_as_separate_graphs(smoke_run, tm
     state["encoder_sha"] = checkpoint.state_hash(state["encoder"])
     checkpoint.save({k: v for k, v in state.items() if k != "format"}, copy / "members" / "2.pt")
     v = export_bundle(copy, tmp_path / "bundle", verify_videos=_extra())
-    assert v["layout"] == "separate"
+    assert v["layout"] == "grouped"  # the four that still share an encoder share one graph
     assert v["fp32"]["max_abs_logit_diff"] <= 1e-4 and v["fp32"]["top1_agreement"] == 1.0
-    assert len(list((tmp_path / "bundle").glob("member-*.onnx"))) == 5
+    graphs = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["graphs"]
+    assert [g["members"] for g in graphs] == [["general", "1", "3", "4"], ["2"]]
+    v = export_bundle(copy, tmp_path / "separate", layout="separate", optimise=False)
+    assert v["layout"] == "separate" and len(list((tmp_path / "separate").glob("member-*.onnx"))) == 5
 
 
 def test_existing_output_needs_force(fused_bundle, smoke_run):

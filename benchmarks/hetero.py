@@ -1,0 +1,56 @@
+"""A heterogeneous bundle (members with different encoders) beside the fused homogeneous bundle
+and beside its own largest graph alone: latency stage by stage, interleaved video by video in one
+run, and the peak RSS of each in a fresh process (`picojepa-bench --hetero BUNDLE`)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from picojepa.runtime.bundle import MANIFEST, load_bundle
+from picojepa.runtime.ensemble import decode_clips
+
+from . import inference
+
+
+def largest_alone(root: Path, out: Path) -> tuple[Path, list[str]]:
+    """A bundle of `root`'s largest fp32 graph (most bytes: most weights) and only its members."""
+    b = load_bundle(root)
+    g = max(b.graphs_of("fp32"), key=lambda g: g.path.stat().st_size)
+    members = list(g.members)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(g.path, out / g.path.name)
+    m = {k: v for k, v in b.manifest.items() if k != "stacking"}
+    m["graphs"] = [e for e in m["graphs"] if e["file"] == g.path.name]
+    m.update(members=members, vote_members=members, layout="fused" if len(members) > 1 else "separate",
+             vote_weights={k: v for k, v in m["vote_weights"].items() if k in members})
+    (out / MANIFEST).write_text(json.dumps(m, indent=1))
+    return out, members
+
+
+def hetero_section(homogeneous: Path, hetero: Path, videos: list[str], rounds: int, threads: int,
+                   tmp: Path) -> dict:
+    from .cli import BenchError
+
+    hb, fb = load_bundle(hetero), load_bundle(homogeneous)
+    if hb.clip != fb.clip:
+        raise BenchError(f"{hetero}: its clip spec differs from {homogeneous}'s; the comparison "
+                         "decodes one clip for all three")
+    largest, members = largest_alone(hetero, tmp / "largest")
+    graphs = len(hb.graphs_of("fp32"))
+    bundles = {"homogeneous": homogeneous, "hetero": hetero, "largest": largest}
+    labels = {"homogeneous": f"homogeneous, fused: {len(fb.members)} heads on one encoder",
+              "hetero": f"heterogeneous: {len(hb.members)} members in {graphs} graphs",
+              "largest": f"its largest graph alone ({', '.join(members)})"}
+    cfgs = [inference.onnx_config(k, labels[k], p, "cpu", "fp32", threads) for k, p in bundles.items()]
+    bad = inference.run_rounds(cfgs, lambda v: decode_clips(v, hb.clip), videos, rounds)
+    ok = [v for v in videos if v not in bad][:16]
+    rss = {k: inference.peak_rss("fused", p, None, ok, threads) for k, p in bundles.items()}
+    out = {"configs": {c.name: inference.summary(c) for c in cfgs}, "peak_rss_mb": rss,
+           "members": hb.members, "graphs": graphs, "largest_members": members,
+           "member_recipes": {m: {k: r["model"][k] for k in ("depth", "patch_size", "embed_dim")}
+                              for m, r in hb.manifest.get("member_recipes", {}).items()}}
+    p50 = {k: out["configs"][k]["inference"]["p50"] for k in bundles}
+    out["inference_ratio_hetero_vs_homogeneous"] = p50["hetero"] / p50["homogeneous"]
+    out["inference_ratio_hetero_vs_largest"] = p50["hetero"] / p50["largest"]
+    return out

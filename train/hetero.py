@@ -1,0 +1,366 @@
+"""Heterogeneous ensembles (the paper's future work): members whose encoders differ.
+
+An ensemble recipe names a base recipe and lists its members as small overrides of it:
+
+    name: hetero
+    recipe: demo.yaml          # relative to this file
+    members:
+      - name: d4               # the base recipe itself: its run also gives the general model
+      - name: d2               #   and the paper's homogeneous vote the report compares against
+        set: {model.depth: 2}
+      - name: p16
+        set: {model.patch_size: 16}
+        head: general          # which of the run's classifiers votes: general (default) or 1..4
+
+`picojepa-train ensemble` trains one ordinary run per distinct recipe into OUT/runs/<member>/
+(members whose recipes are identical share the run; members whose recipes differ only in the
+classifier share the pre-trained encoder: its checkpoint is linked, not trained again), then
+evaluates the members and their votes on the held-out videos they all share, beside the base
+run's general model and homogeneous vote, and writes OUT/ensemble.json (what
+`picojepa-export OUT` bundles), OUT/stacker.pt and OUT/report.{json,md}.
+
+The stacked vote is fitted on the labelled videos that none of the voting members trained on:
+the intersection of their validation splits (identical when the members share the seed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import checkpoint, stacking
+from .config import ConfigError, Recipe, load_recipe, nest, recipe_from_dict
+from .evaluate import MOTION, member_probs, per_class_accuracy, mean_of
+from .features import subset
+from .files import write_text
+from .heads import head_from_state
+from .roster import GENERAL, MEMBERS, report_key
+
+log = logging.getLogger(__name__)
+MANIFEST = "ensemble.json"
+STACKER = "stacker.pt"
+VOTES = ("majority", "soft", "weighted", "stacked")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # safe in file names and NATS subjects
+
+
+@dataclass(frozen=True)
+class HeteroMember:
+    name: str
+    overrides: dict  # dotted recipe keys -> values, applied to the base recipe
+    head: str = GENERAL
+
+
+@dataclass(frozen=True)
+class HeteroConfig:
+    name: str
+    recipe: Path  # the base recipe file
+    members: tuple[HeteroMember, ...]
+    source: Path  # the ensemble recipe itself, for error messages
+
+
+def _member(path: Path, i: int, item) -> HeteroMember:
+    where = f"{path}: members[{i}]"
+    if not isinstance(item, dict) or set(item) - {"name", "set", "head"}:
+        raise ConfigError(f"{where}: expected a mapping of name, set and head")
+    name, sets, head = item.get("name"), item.get("set") or {}, item.get("head", GENERAL)
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(f"{where}.name: expected letters, digits, '-' or '_', got {name!r}")
+    if not isinstance(sets, dict):
+        raise ConfigError(f"{where}.set: expected a mapping of recipe keys, got {sets!r}")
+    if head not in MEMBERS:
+        raise ConfigError(f"{where}.head: must be one of {list(MEMBERS)}, got {head!r}")
+    return HeteroMember(name, dict(sets), head)
+
+
+def load_hetero(path: str | Path) -> HeteroConfig:
+    """Read and check an ensemble recipe; every member's recipe is built once to validate it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(data, dict) or "members" not in data or "recipe" not in data:
+        raise ConfigError(f"{path}: an ensemble recipe needs 'recipe' (the base recipe file) and "
+                          "'members' (a list); a plain recipe trains with `picojepa-train all`")
+    unknown = sorted(set(data) - {"name", "recipe", "members"})
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: unknown key (known: members, name, recipe)")
+    if not isinstance(data["members"], list) or len(data["members"]) < 2:
+        raise ConfigError(f"{path}: members: expected a list of at least two members")
+    members = tuple(_member(path, i, m) for i, m in enumerate(data["members"]))
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: members: names must be distinct, got {names}")
+    cfg = HeteroConfig(str(data.get("name") or path.stem), path.parent / str(data["recipe"]), members, path)
+    member_recipes(cfg)
+    return cfg
+
+
+def member_recipes(cfg: HeteroConfig, overrides: dict | None = None, seed_offset: int = 0) -> list[Recipe]:
+    """Each member's recipe: the base, the command line's overrides, then the member's own."""
+    out = []
+    for m in cfg.members:
+        try:
+            r = load_recipe(cfg.recipe, _merge(nest(overrides or {}), nest(m.overrides)))
+        except ConfigError as exc:
+            raise ConfigError(f"{cfg.source}: member {m.name}: {exc}") from None
+        out.append(dataclasses.replace(r, name=f"{cfg.name}-{m.name}", seed=r.seed + seed_offset))
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _key(recipe: Recipe, without: tuple[str, ...] = ()) -> str:
+    d = {k: v for k, v in recipe.to_dict().items() if k not in ("name", *without)}
+    return json.dumps(d, sort_keys=True)
+
+
+def plan_runs(cfg: HeteroConfig, recipes: list[Recipe], out: Path) -> list[dict]:
+    """One entry per member: its run directory (shared by identical recipes), the run it may
+    take the pre-trained encoder from (same recipe but the classifier), and the head that votes."""
+    by_recipe, by_encoder, plan = {}, {}, []
+    for m, r in zip(cfg.members, recipes):
+        run = by_recipe.setdefault(_key(r), out / "runs" / m.name)
+        encoder_from = by_encoder.setdefault(_key(r, ("classify",)), run)
+        plan.append({"name": m.name, "run": run, "head": m.head, "recipe": r,
+                     "encoder_from": None if encoder_from == run else encoder_from})
+    return plan
+
+
+def _done(run: Path, recipe: Recipe) -> bool:
+    """A finished run of this very recipe (what --resume keeps)."""
+    try:
+        return json.loads((run / "report.json").read_text())["recipe_config"] == recipe.to_dict()
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _link_encoder(src: Path, run: Path) -> None:
+    """Give `run` the pre-trained encoder of `src` (and its cached features, which `features_for`
+    reuses where the pooling and clips match and replaces otherwise) as hard links."""
+    from .classify import FEATURES
+
+    run.mkdir(parents=True, exist_ok=True)
+    for name in ("pretrain.pt", FEATURES):
+        (run / name).unlink(missing_ok=True)
+        if (src / name).exists():
+            os.link(src / name, run / name)
+
+
+def train_ensemble(cfg: HeteroConfig, data_root: Path, out: Path, overrides: dict | None = None,
+                   seed_offset: int = 0, resume: bool = False, show_progress: bool = True) -> dict:
+    """Train every member's run, then evaluate the ensemble -> OUT/report.json's content."""
+    from .pipeline import ensure_data, run_all
+
+    out = Path(out)
+    ensure_data(member_recipes(cfg, overrides, seed_offset)[0], data_root, show_progress)
+    plan = plan_runs(cfg, member_recipes(cfg, overrides, seed_offset), out)
+    trained = set()
+    for p in plan:
+        run, recipe = p["run"], p["recipe"]
+        if run in trained or (resume and _done(run, recipe)):
+            trained.add(run)
+            continue
+        if p["encoder_from"] is not None:  # same encoder recipe: link its pre-training, not redo it
+            _link_encoder(p["encoder_from"], run)
+        log.info("member %s: training %s", p["name"], run)
+        run_all(recipe, data_root, run, resume=resume or p["encoder_from"] is not None,
+                show_progress=show_progress)
+        trained.add(run)
+    write_text(out / MANIFEST, json.dumps({"name": cfg.name, "members": [
+        {"name": p["name"], "run": os.path.relpath(p["run"], out), "head": p["head"],
+         "recipe": p["recipe"].to_dict()} for p in plan]}, indent=1))
+    report = evaluate_ensemble(out, data_root, show_progress)
+    write_text(out / "report.json", json.dumps(report, indent=1))
+    write_text(out / "report.md", markdown(report))
+    return report
+
+
+def read_manifest(out: Path) -> list[dict]:
+    """OUT/ensemble.json's members with absolute run directories."""
+    path = Path(out) / MANIFEST
+    try:
+        members = json.loads(path.read_text())["members"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{path}: not a heterogeneous ensemble's manifest ({exc})") from None
+    return [{**m, "run": Path(out) / m["run"]} for m in members]
+
+
+def _run_probs(members: list[dict], data_root: Path, show_progress: bool) -> tuple[dict, dict]:
+    """Each run's cached features and each member's held-out probabilities and state."""
+    from .classify import features_for
+
+    sets, probs, states = {}, {}, {}
+    for m in members:
+        recipe = recipe_from_dict(m["recipe"])
+        if m["run"] not in sets:
+            sets[m["run"]] = features_for(m["run"], recipe, data_root, show_progress)
+        p, _ = member_probs(recipe, m["run"], sets[m["run"]], members=(m["head"],))
+        probs[m["name"]] = p[m["head"]]
+        states[m["name"]] = checkpoint.load(m["run"] / "members" / f"{m['head']}.pt", kind="member")
+    return sets, {"probs": probs, "states": states}
+
+
+def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) -> dict:
+    """The members alone, their four votes, and the base run's general model and homogeneous
+    vote, on the same held-out videos; how correlated the members' errors are."""
+    members, name = read_manifest(out), json.loads((Path(out) / MANIFEST).read_text())["name"]
+    names = [m["name"] for m in members]
+    sets, got = _run_probs(members, data_root, show_progress)
+    infer = [s["infer"] for s in sets.values()]
+    if any(i.paths != infer[0].paths for i in infer):
+        raise ConfigError(f"{out}: the member runs were evaluated on different held-out videos")
+    y, classes = infer[0].labels.numpy(), sets[members[0]["run"]]["classes"]
+    c = len(classes)
+    probs = np.stack([got["probs"][n] for n in names])
+    weights = [got["states"][n]["val_accuracy"] or 1.0 for n in names]
+    stacker, note = _fit_stacker(members, sets, got["states"], c, Path(out))
+    preds = {f"member_{n}": probs[i].argmax(-1) for i, n in enumerate(names)}
+    for v in VOTES:
+        if v != "stacked" or stacker is not None:
+            preds[f"hetero_{v}"] = vote_labels(probs, v, weights, stacker)
+    base = json.loads((members[0]["run"] / "report.json").read_text())
+    table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
+    acc = {GENERAL: base["accuracy"][GENERAL],
+           **{f"homogeneous_{v}": base["accuracy"].get(f"vote_{v}") for v in VOTES},
+           **{k: mean_of(t) for k, t in table.items()},
+           "random_init_probe": base["accuracy"]["random_init_probe"], MOTION: base["accuracy"][MOTION]}
+    homo = np.array([base["predictions"][report_key(m)] for m in MEMBERS if m != GENERAL])
+    return {"recipe": name, "classes": classes,
+            "held_out_videos": int(len(y)), "members": {m["name"]: {"run": str(m["run"]), "head": m["head"],
+                                                                   "val_accuracy": got["states"][m["name"]]["val_accuracy"]}
+                                                       for m in members},
+            "accuracy": {k: v for k, v in acc.items() if v is not None},
+            "per_class_accuracy": table, "stacker": note,
+            "error_correlation": {"hetero": error_correlation(probs.argmax(-1), y, names),
+                                  "homogeneous": error_correlation(homo, y, [m for m in MEMBERS if m != GENERAL])}}
+
+
+def vote_labels(probs: np.ndarray, method: str, weights: list[float], stacker: dict | None) -> np.ndarray:
+    from picojepa.runtime import vote
+
+    return vote.combine(probs, method, weights, stacker=stacker)[0]
+
+
+def _fit_stacker(members: list[dict], sets: dict, states: dict, classes: int, out: Path):
+    """The stacked vote's meta-model on the videos no member trained on -> (stacker, note)."""
+    unseen = None
+    for m in members:
+        val = states[m["name"]].get("val_paths")
+        if val is None:
+            raise ConfigError(f"{m['run']}: its member checkpoints predate validation lists; train it again")
+        unseen = set(val) if unseen is None else unseen & set(val)
+    path = out / STACKER
+    first = sets[members[0]["run"]]["train"]
+    videos = [p for p in first.paths if p in unseen]
+    probs = []
+    for m in members:
+        feats = subset(sets[m["run"]]["train"], videos)
+        recipe = recipe_from_dict(m["recipe"])
+        p, _ = member_probs(recipe, m["run"], sets[m["run"]], members=(m["head"],), videos=feats)
+        probs.append(p[m["head"]])
+    labels = subset(first, videos).labels.numpy()
+    stacker, note = stacking.fit(np.stack(probs), labels, classes)
+    if stacker is None:
+        path.unlink(missing_ok=True)
+        return None, note
+    heads = {m["name"]: checkpoint.state_hash(head_from_state(
+        states[m["name"]]["head"], recipe_from_dict(m["recipe"]).classify.head).state_dict()) for m in members}
+    checkpoint.save({"kind": "stacker", "members": [m["name"] for m in members], **stacker,
+                     "member_heads": heads}, path)
+    return stacker, (f"fitted on {len(videos)} labelled videos in every member's validation split "
+                     f"(none of them trained on these), l2 {stacker['l2']:g}")
+
+
+def error_correlation(preds: np.ndarray, y: np.ndarray, names: list[str]) -> dict:
+    """How alike the members' mistakes are: for each pair, the correlation of their error
+    indicators (phi; 1 = they fail on the same videos, so voting cannot fix them) and how often
+    they disagree; and the means over pairs."""
+    errors = preds != y[None]
+    pairs = {}
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = errors[i].astype(float), errors[j].astype(float)
+            phi = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None
+            pairs[f"{names[i]}~{names[j]}"] = {"phi": phi, "disagree": float((preds[i] != preds[j]).mean())}
+    phis = [p["phi"] for p in pairs.values() if p["phi"] is not None]
+    return {"pairs": pairs, "mean_phi": float(np.mean(phis)) if phis else None,
+            "mean_disagree": float(np.mean([p["disagree"] for p in pairs.values()])),
+            "error_rate": {n: float(errors[i].mean()) for i, n in enumerate(names)}}
+
+
+ROWS = (GENERAL, *(f"homogeneous_{v}" for v in VOTES), *(f"hetero_{v}" for v in VOTES),
+        "random_init_probe", MOTION)
+
+
+def rows_of(r: dict) -> list[str]:
+    members = [f"member_{n}" for n in r["members"]]
+    return [k for k in (*ROWS[:9], *members, *ROWS[9:]) if k in (r.get("accuracy_mean") or r["accuracy"])]
+
+
+def markdown(r: dict) -> str:
+    """The report: one row per model or vote, mean ± sd over the seeds where there are several."""
+    seeds = r.get("seeds", [])
+    mean, sd = r.get("accuracy_mean") or r["accuracy"], r.get("accuracy_sd") or {}
+    lines = [f"# Heterogeneous ensemble `{r['recipe']}`" + (f", {len(seeds)} seeds" if seeds else ""), "",
+             f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; mean per-class accuracy "
+             "in percent" + (" (mean ± sample sd over the seeds)" if seeds else "") + ". `general` and "
+             "`homogeneous_*` (the paper's four partial members on one encoder) come from the first "
+             "member's run; `hetero_*` vote over the members below; `member_*` are each alone.", "",
+             "| model or vote | accuracy |" + "".join(f" seed {s} |" for s in seeds),
+             "|---|---|" + "---|" * len(seeds)]
+    for k in rows_of(r):
+        cell = f"{mean[k]:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else "")
+        lines.append(f"| {k} | {cell} |" + "".join(
+            f" {r['per_seed'][str(s)].get(k, float('nan')):.2f} |" for s in seeds))
+    lines += ["", "Error correlation (phi of the members' error indicators, mean over pairs; disagreement "
+              "rate): the lower, the more a vote can fix.", ""]
+    for which in ("hetero", "homogeneous"):
+        e = r.get("error_correlation_mean", {}).get(which) or r["error_correlation"][which]
+        phi = "–" if e.get("mean_phi") is None else f"{e['mean_phi']:.2f}"
+        lines.append(f"- {which}: phi {phi}" + (f" ± {e['sd_phi']:.2f}" if e.get("sd_phi") is not None else "")
+                     + f", disagree {e['mean_disagree']:.2f}")
+    lines += ["", f"Stacked vote: {r['stacker']}", ""]
+    return "\n".join(lines)
+
+
+def train_ensemble_seeds(cfg: HeteroConfig, data_root: Path, out: Path, n: int,
+                         overrides: dict | None = None, resume: bool = False,
+                         show_progress: bool = True) -> dict:
+    """The ensemble with N seeds (each member's recipe seed + k) into OUT/seed-<k>/, and the
+    spread of every figure in OUT/report.*; one seed trains into OUT itself."""
+    from .seeds import accuracy_spread
+
+    out = Path(out)
+    if n == 1:
+        return train_ensemble(cfg, data_root, out, overrides, 0, resume, show_progress)
+    reports = [train_ensemble(cfg, data_root, out / f"seed-{k}", overrides, k, resume, show_progress)
+               for k in range(n)]
+    corr = {}
+    for which in ("hetero", "homogeneous"):
+        phis = [r["error_correlation"][which]["mean_phi"] for r in reports]
+        phis = np.array([p for p in phis if p is not None])
+        corr[which] = {"mean_phi": float(phis.mean()) if len(phis) else None,
+                       "sd_phi": float(phis.std(ddof=1)) if len(phis) > 1 else None,
+                       "mean_disagree": float(np.mean([r["error_correlation"][which]["mean_disagree"]
+                                                       for r in reports]))}
+    summary = {**reports[0], **accuracy_spread(reports), "seeds": list(range(n)),
+               "per_seed": {str(k): r["accuracy"] for k, r in enumerate(reports)},
+               "error_correlation_mean": corr}
+    write_text(out / "report.json", json.dumps(summary, indent=1))
+    write_text(out / "report.md", markdown(summary))
+    return summary

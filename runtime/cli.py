@@ -92,6 +92,9 @@ def _text(pred) -> str:
                    "(windows ready at the same moment share one batch); JSON lines carry `stream`.")
 @click.option("--reconnect-s", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Live source: how long a dropped stream is reconnected before the run gives up.")
+@click.option("--rtsp-transport", default="tcp", show_default=True, type=click.Choice(["tcp", "udp"]),
+              help="RTSP sources: RTP interleaved over the RTSP connection (tcp) or over UDP, for "
+                   "servers that only send UDP.")
 @nats_options("--nodes", "Vote over the edge network: NATS server URL(s), comma-separated; each member "
               "runs on its own node (`picojepa-serve`). The bundle must be the nodes' bundle.",
               "Seconds to reach the NATS server, or to open a live source and wait for each read, "
@@ -102,8 +105,8 @@ def _text(pred) -> str:
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, streams_file, reconnect_s, nats,
-         connect_timeout, deadline_ms, quorum):
+         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, streams_file, reconnect_s, rtsp_transport,
+         nats, connect_timeout, deadline_ms, quorum):
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
     with --nodes, over a network of member nodes. A live SOURCE (rtsp://, rtmp://, http(s)://,
     tcp://, udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive."""
@@ -115,7 +118,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         if streams_file and videos or len(live) != len(videos) or len(live) > 1:
             fail("live sources run alone: one SOURCE, or many with --streams FILE", EXIT_USAGE)
         streams = read_streams_file(streams_file) if streams_file else [(stream_name or live[0], live[0])]
-        opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s)
+        opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
                     deadline_ms, quorum)
         publisher = None

@@ -47,6 +47,9 @@ class LiveOptions:
     duration_s: float | None = None  # stop after this long (wall clock); None: until the stream ends
     connect_timeout_s: float = 10.0  # to open the source, and to wait for each read
     reconnect_s: float = 30.0  # give up after this long without a frame, reconnecting meanwhile
+    # RTSP over TCP by default (no loss, one connection through NAT); 'udp' for servers and
+    # cameras that only send RTP over UDP
+    rtsp_transport: str = "tcp"
 
     @property
     def stride(self) -> float:
@@ -59,6 +62,7 @@ class Window:
     end_s: float
     frames: np.ndarray  # (T, S, S, 3) uint8: the clip taken from the window's centre
     wall_time: float  # when the window's last frame arrived (time.time())
+    decode_ms: float = 0.0  # decoding and scaling the frames that arrived since the previous window
 
 
 @dataclass
@@ -85,15 +89,40 @@ def _open(source: str, opts: LiveOptions):
     if source.startswith("/dev/video"):
         kwargs["format"] = "v4l2"
     if source.lower().startswith(("rtsp://", "rtsps://")):
-        kwargs["options"] = {"rtsp_transport": "tcp"}
+        kwargs["options"] = {"rtsp_transport": opts.rtsp_transport}
     return av.open(source, **kwargs)
 
 
+def _hint(source: str, reason: str, opts: LiveOptions) -> str:
+    """What to try when an RTSP server refuses the transport asked for."""
+    refused = any(code in reason for code in ("400", "461"))
+    if source.lower().startswith("rtsp") and opts.rtsp_transport == "tcp" and refused:
+        return "; the server may not carry RTSP over TCP: try --rtsp-transport udp"
+    return ""
+
+
+def _decoded(container, stop: threading.Event, size: int):
+    """(frame, ms spent decoding its packet and scaling it) per frame; the time spent waiting
+    for packets from the network is not counted."""
+    for packet in container.demux(video=0):
+        if stop.is_set():
+            return
+        t0 = time.perf_counter()
+        got = packet.decode()
+        spent = (time.perf_counter() - t0) * 1e3 / max(1, len(got))
+        for frame in got:
+            if frame.time is None:
+                continue
+            t1 = time.perf_counter()
+            img = frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
+            yield float(frame.time), img, spent + (time.perf_counter() - t1) * 1e3
+
+
 def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: threading.Event
-           ) -> Iterator[tuple[float, np.ndarray] | None]:
-    """(stream time in s, uint8 (S, S, 3)) per decoded frame; None marks a gap (the source
-    dropped and was reopened). Corrupt packets are skipped by the decoder. Raises LiveError when
-    the source cannot be opened or delivers nothing for `reconnect_s`."""
+           ) -> Iterator[tuple[float, np.ndarray, float] | None]:
+    """(stream time in s, uint8 (S, S, 3), decode ms) per decoded frame; None marks a gap (the
+    source dropped and was reopened). Corrupt packets are skipped by the decoder. Raises
+    LiveError when the source cannot be opened or delivers nothing for `reconnect_s`."""
     av = _av()
 
     last_frame, backoff, opened_once = time.monotonic(), 0.5, False
@@ -104,7 +133,7 @@ def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: th
             reason = " ".join(str(exc).split())[:160]
             if not opened_once and time.monotonic() - last_frame >= opts.connect_timeout_s:
                 raise LiveError(f"{source}: could not open the stream within "
-                                f"{opts.connect_timeout_s:g} s ({reason})") from None
+                                f"{opts.connect_timeout_s:g} s ({reason}){_hint(source, reason, opts)}") from None
             if opened_once and time.monotonic() - last_frame >= opts.reconnect_s:
                 raise LiveError(f"{source}: no frames for {opts.reconnect_s:g} s, reconnecting failed "
                                 f"({reason})") from None
@@ -113,15 +142,10 @@ def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: th
             continue
         opened_once, backoff = True, 0.5
         try:
-            for frame in container.decode(video=0):
-                if stop.is_set():
-                    break
-                if frame.time is None:
-                    continue
+            for item in _decoded(container, stop, size):
                 stats.frames += 1
                 last_frame = time.monotonic()
-                yield float(frame.time), frame.to_ndarray(width=size, height=size, format="rgb24",
-                                                          interpolation="BILINEAR")
+                yield item
         except (av.FFmpegError, OSError) as exc:
             log.info("%s: %s", source, exc)
         finally:
@@ -147,7 +171,7 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
     the timestamps starts a new series (the frames before it never mix with those after)."""
     buffer: list[tuple[float, np.ndarray]] = []
     origin = None
-    k = 0
+    k, decode_ms = 0, 0.0
     for item in frames(source, spec.size, opts, stats, stop):
         if item is not None and buffer and not 0 <= item[0] - buffer[-1][0] <= JUMP_S:
             stats.gaps.append({"after_s": buffer[-1][0], "wall_time": time.time(),
@@ -158,7 +182,8 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
                                "reason": "the stream dropped; reconnected"})
             buffer, origin = [], None
             continue
-        t, frame = item
+        t, frame, cost = item
+        decode_ms += cost
         if origin is None:
             origin, k = t, 0
         buffer.append((t, frame))
@@ -167,7 +192,8 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
         if t >= end:
             inside = [f for ts, f in buffer if start <= ts < end]
             if inside:
-                yield Window(start, end, centre_clip(inside, spec), time.time())
+                yield Window(start, end, centre_clip(inside, spec), time.time(), decode_ms)
+                decode_ms = 0.0
             k += 1
             buffer = [(ts, f) for ts, f in buffer if ts >= origin + k * opts.stride]
 
@@ -273,12 +299,15 @@ def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: t
         if not ready:
             stop.wait(0.02)
             continue
+        t0 = time.perf_counter()
         clips = np.concatenate([runners[n].clip(w) for n, w in ready])
+        preprocess_ms = (time.perf_counter() - t0) * 1e3 / len(ready)
         t0 = time.perf_counter()
         probs = ens.member_probs(clips) if batched else None
         per_window_ms = (time.perf_counter() - t0) * 1e3 / len(ready)
         for i, (n, w) in enumerate(ready):
-            d = Decoded(n, clips[i:i + 1], [(w.start_s, w.end_s)], 0.0, 0.0, frames=w.frames[None])
+            d = Decoded(n, clips[i:i + 1], [(w.start_s, w.end_s)], w.decode_ms, preprocess_ms,
+                        frames=w.frames[None])
             pred = (assemble(d, probs[:, i:i + 1], ens.bundle.members, ens.classes, method, per_window_ms,
                              lambda p: ens.combine(p, method)) if batched else ens.finish(d, method))
             runners[n].stats.windows += 1

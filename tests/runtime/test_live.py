@@ -59,6 +59,7 @@ def test_tcp_stream_gives_one_result_per_window_as_it_plays(smoke_bundle, stop_a
     assert [row["end_s"] - row["start_s"] for row in rows] == pytest.approx([1.0] * len(rows))
     assert all(b["start_s"] == pytest.approx(a["end_s"]) for a, b in zip(rows, rows[1:]))
     assert all(row["wall_time"] <= time.time() and set(row["members"]) >= {"1", "2"} for row in rows)
+    assert all(row["timings_ms"]["decode"] > 0 and row["timings_ms"]["preprocess"] > 0 for row in rows)
     assert "windows classified" in r.stderr.splitlines()[-1] and took < 20
 
 
@@ -288,3 +289,121 @@ def test_memory_stays_flat_over_a_long_stream_played_faster_than_real_time(stop_
     k = len(trace) // 5
     growth = np.median(trace[-k:]) - np.median(trace[k:2 * k])
     assert growth < 10, trace  # MiB, from the second to the last fifth of the stream
+
+
+def _fake_frames(monkeypatch, times):
+    """`live.frames` replaced by frames at the given stream times (None: a reconnect)."""
+    from picojepa.runtime import live
+
+    def fake(source, size, opts, stats, stop):
+        for t in times:
+            yield None if t is None else (t, np.full((size, size, 3), int(t * 10) % 256, np.uint8), 1.0)
+
+    monkeypatch.setattr(live, "frames", fake)
+
+
+def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypatch):
+    """A camera restarting (timestamps back to 0), jumping ahead, and its frame rate halving
+    mid-stream: no window mixes frames from both sides of a jump, every window spans its length
+    of stream time, and a window at the lower frame rate still yields a full clip."""
+    import threading
+
+    from picojepa.runtime.clips import ClipSpec
+    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+
+    at30 = [i / 30 for i in range(90)]  # 3 s at 30 fps
+    restart = [i / 15 for i in range(45)]  # back to 0 s, 3 s at 15 fps
+    ahead = [100 + i / 30 for i in range(60)]  # jumps 97 s ahead, 2 s at 30 fps
+    _fake_frames(monkeypatch, at30 + restart + ahead)
+    stats = LiveStats()
+    got = list(windows("cam", ClipSpec(frames=8, size=16), LiveOptions(window_s=1.0), stats, threading.Event()))
+    spans = [(round(w.start_s, 3), round(w.end_s, 3)) for w in got]
+    assert spans == [(0, 1), (1, 2), (0, 1), (1, 2), (100, 101)]
+    assert [g["reason"].split(" from")[0] for g in stats.gaps] == ["timestamps jumped"] * 2
+    assert all(w.frames.shape == (8, 16, 16, 3) for w in got)
+    first_restart = got[2].frames[:, 0, 0, 0] / 10  # the frames' stream times, from their pixels
+    assert (first_restart < 1.0).all()  # only frames of the restarted series, none from before
+    assert all(w.decode_ms > 0 for w in got)
+
+
+def test_a_reconnect_starts_a_new_series_of_windows(monkeypatch):
+    import threading
+
+    from picojepa.runtime.clips import ClipSpec
+    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+
+    _fake_frames(monkeypatch, [i / 30 for i in range(45)] + [None] + [2 + i / 30 for i in range(45)])
+    stats = LiveStats()
+    got = list(windows("cam", ClipSpec(frames=4, size=16), LiveOptions(window_s=1.0), stats, threading.Event()))
+    assert [(w.start_s, w.end_s) for w in got] == [(0, 1), (2, 3)]
+    assert [g["reason"] for g in stats.gaps] == ["the stream dropped; reconnected"]
+
+
+def _corrupt(ts: bytes, every: int = 40) -> bytes:
+    """Garbage in the payload of every `every`-th 188-byte TS packet (headers kept, so the stream
+    still demuxes and the damage reaches the H.264 decoder, as on a lossy link)."""
+    buf = bytearray(ts)
+    rng = np.random.default_rng(0)
+    for off in range(0, len(buf) - 188, 188 * every):
+        buf[off + 4:off + 188] = rng.integers(0, 256, 184, dtype=np.uint8).tobytes()
+    return bytes(buf)
+
+
+def test_corrupt_packets_are_skipped_and_the_stream_goes_on(smoke_bundle, stop_after, tmp_path):
+    clean = tmp_path / "clean.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(CLIP), "-t", "6", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-bf", "2", "-f", "mpegts", str(clean)], check=True, timeout=120)
+    bad = tmp_path / "corrupt.ts"
+    bad.write_bytes(_corrupt(clean.read_bytes()))
+    port = _port()
+    stop_after(subprocess.Popen(["ffmpeg", "-v", "quiet", "-nostdin", "-re", "-i", str(bad), "-c", "copy",
+                                 "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(0.5)
+    r = _run(smoke_bundle, f"tcp://127.0.0.1:{port}", "--window", "1", "--reconnect-s", "2", timeout=90)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert "Traceback" not in r.stderr and len(rows) >= 3, r.stderr
+    assert all(row["error"] is None and row["label"] for row in rows)
+
+
+# Debian's RTSP::Server (librtsp-server-perl, installed by `make test`) started as its
+# rtsp-server-perl program starts it: options from the command line, listen, run the event loop
+RTSP_SERVER = "RTSP::Server->new_with_options->listen; AnyEvent->condvar->recv"
+
+
+def _has_rtsp_server() -> bool:
+    return subprocess.run(["perl", "-MRTSP::Server", "-e1"], capture_output=True).returncode == 0
+
+
+def _rtsp_server(stop_after) -> tuple[int, int]:
+    """Debian's RTSP server on free loopback ports: (port clients play from, port FFmpeg
+    publishes to)."""
+    play, publish = _port(), _port()
+    rtp = 20000 + 2 * (play % 5000)
+    stop_after(subprocess.Popen(["perl", "-MAnyEvent", "-MRTSP::Server", "-e", RTSP_SERVER, "--", "-c", str(play),
+                                 "-s", str(publish), "--rtp_start_port", str(rtp), "--client_listen_address",
+                                 "127.0.0.1", "--source_listen_address", "127.0.0.1", "-l", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)
+    stop_after(subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(CLIP),
+                                 "-an", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30",
+                                 "-f", "rtsp", f"rtsp://127.0.0.1:{publish}/cam"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(2.0)
+    return play, publish
+
+
+@pytest.mark.skipif(not _has_rtsp_server(), reason="needs Debian's librtsp-server-perl (make test installs it as root)")
+def test_rtsp_through_a_real_rtsp_server(smoke_bundle, stop_after):
+    """FFmpeg publishes to Debian's RTSP server; the run plays from it. That server sends RTP
+    over UDP only: the default TCP transport is refused with a one-line hint, UDP classifies."""
+    play, _ = _rtsp_server(stop_after)
+    url = f"rtsp://127.0.0.1:{play}/cam"
+    r = _run(smoke_bundle, url, "--window", "1", "--duration", "5", "--rtsp-transport", "udp")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) >= 3 and all(row["error"] is None for row in rows)
+    assert [row["end_s"] - row["start_s"] for row in rows] == pytest.approx([1.0] * len(rows))
+    r = _run(smoke_bundle, url, "--window", "1", "--duration", "5", "--connect-timeout", "2")
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith("try --rtsp-transport udp")

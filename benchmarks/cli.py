@@ -136,6 +136,17 @@ def network_section(bundle: Path, run_dir: Path | None, videos: list[str], out: 
     return result
 
 
+def streams_section(bundle: Path, videos: list[str], out: Path, threads: int) -> dict:
+    from . import streams
+
+    result = streams.streams_report(bundle, videos[0], threads=threads)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "streams.json").write_text(json.dumps(result, indent=1))
+    (out / "streams.md").write_text(streams.markdown(result))
+    click.echo(streams.markdown(result), err=True)
+    return result
+
+
 def run_benchmarks(cfg: BenchConfig) -> dict:
     """Run every stage of `STAGES` in order into one result; write report.{json,md} and charts."""
     from picojepa.runtime.console import progress as console_progress
@@ -368,6 +379,10 @@ def ten_second_clips(files: list[Path]) -> list[Path]:
 @click.option("--network", is_flag=True,
               help="Only the edge-network section: a local nats-server and 1, 2, 4 member nodes "
                    "against the fused bundle (needs --run); writes network.{json,md} under --out.")
+@click.option("--streams", "live_streams", is_flag=True,
+              help="Only the live-streams section: the first video scaled to a 720p30 camera stream, "
+                   "1, 2, 4, 6 copies served over TCP and classified at once (window 2 s, stride 1 s); "
+                   "writes streams.{json,md} under --out.")
 @click.option("--hetero", type=click.Path(path_type=Path), default=None,
               help="A heterogeneous ensemble's bundle (same clip spec) to measure beside the fused "
                    "bundle and beside its own largest graph alone.")
@@ -375,7 +390,7 @@ def ten_second_clips(files: list[Path]) -> list[Path]:
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
 def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_videos, many, threads,
-         batch, skip, network, hetero, no_progress, verbose):
+         batch, skip, network, live_streams, hetero, no_progress, verbose):
     """Measure the runtime and its alternatives on VIDEOS (files, folders or globs)."""
     setup_logging(verbose)
     vids = _videos(videos)
@@ -383,6 +398,8 @@ def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_
         fail("no video to benchmark: give files or folders (e.g. data/synth/infer)")
     if network:
         return network_section(bundle, run_dir, vids, out, rounds)
+    if live_streams:
+        return streams_section(bundle, vids, out, threads)
     dvids = [Path(v) for v in (_videos(decode_videos) if decode_videos else vids)]
     report = run_benchmarks(BenchConfig(bundle, run_dir, vids, dvids, out, rounds, process_per_model_videos,
                                         many, threads, batch, tuple(skip), not no_progress, hetero))

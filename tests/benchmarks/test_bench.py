@@ -111,3 +111,19 @@ def test_bench_network_section_measures_the_network_against_the_fused_ensemble(s
     assert r["losing_one"]["answered"] == 4 and r["losing_one"]["missing_reported"] == 4
     assert r["bytes_per_clip"] == 3 * 4 * 32 * 32  # uint8 frames of the smoke clip spec
     assert (out / "network.md").read_text().startswith("# Edge network")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL / "bench").is_dir(), reason="needs the real clips")
+def test_bench_streams_serves_camera_streams_and_reports_real_time(smoke_bundle, tmp_path):
+    pytest.importorskip("av")
+    from picojepa.benchmarks import streams
+
+    r = streams.streams_report(smoke_bundle, str(REAL / "bench" / "video3__pytorch-android-demo.mp4"),
+                               counts=(1, 2), seconds=5.0)
+    assert [x["streams"] for x in r["runs"]][:1] == [1]
+    one = r["runs"][0]
+    assert one["errors"] == [] and one["windows"] >= 2 and one["latency_ms"]["n"] == one["windows"]
+    assert one["decode_ms_per_window"]["p50"] > 0 and one["inference_ms_per_window"]["p50"] > 0
+    assert r["decode"]["default"]["frames_out"] > r["decode"]["nonref"]["frames_out"] > 0
+    assert "Most streams in real time" in streams.markdown(r)

@@ -3,8 +3,9 @@ cut into windows, one result per window, never falling behind.
 
 torchcodec 0.13 cannot open a stream whose length is unknown, so the live path decodes with
 PyAV (FFmpeg's libraries, bundled in its wheel): it opens network sources with a connect and a
-read deadline, yields frames with their stream timestamps, and resizes in FFmpeg's scaler as the
-file path does. Preprocessing after decoding is the shared clip module's.
+read deadline, yields frames with their stream timestamps, and converts and resizes them in
+FFmpeg's scaler in the file path's two steps, so that the same frames give the same pixels.
+Preprocessing after decoding is the shared clip module's.
 
 Threads: a reader decodes frames into the current window; a finished window goes into a
 one-slot queue, replacing a window the classifier has not taken yet (counted as dropped), so a
@@ -101,6 +102,16 @@ def _hint(source: str, reason: str, opts: LiveOptions) -> str:
     return ""
 
 
+def _rgb(frame, size: int) -> np.ndarray:
+    """The frame as uint8 (size, size, 3) exactly as torchcodec gives it on the file path: colour
+    conversion to RGB at full resolution, then a bilinear resize in RGB (one combined swscale step
+    differs by ~2 grey levels on average)."""
+    av = _av()
+
+    rgb = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+    return rgb.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
+
+
 def _decoded(container, stop: threading.Event, size: int):
     """(frame, ms spent decoding its packet and scaling it) per frame; the time spent waiting
     for packets from the network is not counted."""
@@ -114,7 +125,7 @@ def _decoded(container, stop: threading.Event, size: int):
             if frame.time is None:
                 continue
             t1 = time.perf_counter()
-            img = frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
+            img = _rgb(frame, size)
             yield float(frame.time), img, spent + (time.perf_counter() - t1) * 1e3
 
 

@@ -60,3 +60,7 @@ def main(run_dir, out, members, int8, fp16, no_optimise, opset, tolerance, verif
         q = v["int8"]
         click.echo(f"int8: speed-up {q['speedup']:.2f}x, top-1 agreement {q['top1_agreement']:.0%}"
                    + ("" if q["shipped"] else f"; {q['reason']}"), err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -198,3 +198,17 @@ def test_edge_nodes_serve_a_hetero_bundle_and_vote_as_in_process(hetero_run, smo
         finally:
             for p in procs:
                 p.stop()
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    """A bad ensemble recipe and a member of a run that does not exist: one line each, no traceback."""
+    bad = _recipe(tmp_path, [{"name": "a"}, {"name": "b", "set": {"model.depht": 2}}])
+    r = subprocess.run([sys.executable, "-m", "picojepa.train.cli", "ensemble", "--config", str(bad),
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: {bad}: member b: ")
+    r = subprocess.run([sys.executable, "-m", "picojepa.export.cli", "--members",
+                        f"{tmp_path / 'nope'}:general,{tmp_path / 'nope2'}:1", "--out", str(tmp_path / "b")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3 and r.stderr.strip() == f"error: {tmp_path / 'nope'}: no member 'general' (members/general.pt missing)"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "b").exists()

@@ -13,10 +13,24 @@ from picojepa.runtime.ensemble import decode_clips
 from . import inference
 
 
+def _encoder_flops(bundle, graph) -> float:
+    """FLOPs of one clip through the graph's encoder, from its first member's recipe (by file
+    size where the manifest has no recipes: an older bundle)."""
+    from picojepa.train.config import recipe_from_dict
+
+    from .flops import formula
+
+    recipes = bundle.manifest.get("member_recipes")
+    if not recipes:
+        return float(graph.path.stat().st_size)
+    r = recipe_from_dict(recipes[graph.members[0]])
+    return float(formula(r.model, bundle.clip, len(bundle.classes), len(graph.members))["total"])
+
+
 def largest_alone(root: Path, out: Path) -> tuple[Path, list[str]]:
-    """A bundle of `root`'s largest fp32 graph (most bytes: most weights) and only its members."""
+    """A bundle of `root`'s largest fp32 graph (most FLOPs per clip) and only its members."""
     b = load_bundle(root)
-    g = max(b.graphs_of("fp32"), key=lambda g: g.path.stat().st_size)
+    g = max(b.graphs_of("fp32"), key=lambda g: _encoder_flops(b, g))
     members = list(g.members)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy2(g.path, out / g.path.name)

@@ -165,7 +165,7 @@ def test_bench_sets_the_hetero_bundle_beside_the_fused_one_and_its_largest_graph
     videos = [str(p) for p in sorted((smoke_data / "infer").rglob("*.mp4"))]
     h = hetero_section(smoke_bundle, tmp_path / "b", videos, 1, 1, tmp_path / "scratch")
     assert set(h["configs"]) == {"homogeneous", "hetero", "largest"}
-    assert h["largest_members"] == ["d2"]  # the depth-2 encoder outweighs depth 1 with two heads
+    assert h["largest_members"] == ["d2"]  # the depth-2 encoder costs more than depth 1 with two heads
     assert all(c["inference"]["n"] == len(videos) for c in h["configs"].values())
     assert all(v and v > 0 for v in h["peak_rss_mb"].values())
     assert "| heterogeneous: 3 members in 2 graphs |" in "\n".join(_hetero({"hetero": h}))

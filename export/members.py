@@ -9,7 +9,7 @@ from torch import nn
 
 from picojepa.runtime.clips import ClipSpec
 from picojepa.train import checkpoint
-from picojepa.train.classify import STACKER as STACKER_FILE, member_from_state
+from picojepa.train.classify import STACKER, member_from_state
 from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
 from picojepa.train.hetero import NAME
 from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
@@ -69,7 +69,7 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
     """The export's members from the command line: a run's own members (`--members general,1`),
     a heterogeneous ensemble's directory (its ensemble.json), or members of several runs
     (`--members runs/a:general,runs/b:1=deep`). Every member votes in the last two."""
-    from picojepa.train.hetero import MANIFEST, STACKER, read_manifest
+    from picojepa.train.hetero import MANIFEST, read_manifest
 
     items = [m.strip() for m in (members or "").split(",") if m.strip()]
     if any(":" in m for m in items):
@@ -97,7 +97,7 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
         raise ExportError(f"unknown member {unknown[0]!r}; known: {', '.join(MEMBERS)}")
     refs = [MemberRef(run_dir, n, n) for n in names]
     votes = [n for n in names if n in VOTE_MEMBERS] or names
-    return Selection(refs, votes, run_dir / "members" / STACKER_FILE, run_dir)
+    return Selection(refs, votes, run_dir / "members" / STACKER, run_dir)
 
 
 def load_members(refs: list[MemberRef]) -> list[Member]:

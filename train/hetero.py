@@ -36,16 +36,16 @@ import numpy as np
 import yaml
 
 from . import checkpoint, stacking
+from .classify import STACKER
 from .config import ConfigError, Recipe, load_recipe, nest, recipe_from_dict
 from .evaluate import MOTION, member_probs, per_class_accuracy, mean_of
 from .features import subset
 from .files import write_text
 from .heads import head_from_state
-from .roster import GENERAL, MEMBERS, report_key
+from .roster import GENERAL, MEMBERS, PARTIALS, report_key
 
 log = logging.getLogger(__name__)
 MANIFEST = "ensemble.json"
-STACKER = "stacker.pt"
 VOTES = ("majority", "soft", "weighted", "stacked")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # safe in file names and NATS subjects
 
@@ -239,15 +239,14 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
            **{f"homogeneous_{v}": base["accuracy"].get(f"vote_{v}") for v in VOTES},
            **{k: mean_of(t) for k, t in table.items()},
            "random_init_probe": base["accuracy"]["random_init_probe"], MOTION: base["accuracy"][MOTION]}
-    homo = np.array([base["predictions"][report_key(m)] for m in MEMBERS if m != GENERAL])
-    return {"recipe": name, "classes": classes,
-            "held_out_videos": int(len(y)), "members": {m["name"]: {"run": str(m["run"]), "head": m["head"],
-                                                                   "val_accuracy": got["states"][m["name"]]["val_accuracy"]}
-                                                       for m in members},
+    homo = np.array([base["predictions"][report_key(m)] for m in PARTIALS])
+    about = {m["name"]: {"run": str(m["run"]), "head": m["head"],
+                         "val_accuracy": got["states"][m["name"]]["val_accuracy"]} for m in members}
+    return {"recipe": name, "classes": classes, "held_out_videos": int(len(y)), "members": about,
             "accuracy": {k: v for k, v in acc.items() if v is not None},
             "per_class_accuracy": table, "stacker": note,
             "error_correlation": {"hetero": error_correlation(probs.argmax(-1), y, names),
-                                  "homogeneous": error_correlation(homo, y, [m for m in MEMBERS if m != GENERAL])}}
+                                  "homogeneous": error_correlation(homo, y, list(PARTIALS))}}
 
 
 def vote_labels(probs: np.ndarray, method: str, weights: list[float], stacker: dict | None) -> np.ndarray:
@@ -303,13 +302,11 @@ def error_correlation(preds: np.ndarray, y: np.ndarray, names: list[str]) -> dic
             "error_rate": {n: float(errors[i].mean()) for i, n in enumerate(names)}}
 
 
-ROWS = (GENERAL, *(f"homogeneous_{v}" for v in VOTES), *(f"hetero_{v}" for v in VOTES),
-        "random_init_probe", MOTION)
-
-
 def rows_of(r: dict) -> list[str]:
-    members = [f"member_{n}" for n in r["members"]]
-    return [k for k in (*ROWS[:9], *members, *ROWS[9:]) if k in (r.get("accuracy_mean") or r["accuracy"])]
+    """The report's rows in order: the references, the votes, each member, the baselines."""
+    rows = (GENERAL, *(f"homogeneous_{v}" for v in VOTES), *(f"hetero_{v}" for v in VOTES),
+            *(f"member_{n}" for n in r["members"]), "random_init_probe", MOTION)
+    return [k for k in rows if k in (r.get("accuracy_mean") or r["accuracy"])]
 
 
 def markdown(r: dict) -> str:
@@ -334,7 +331,7 @@ def markdown(r: dict) -> str:
         phi = "–" if e.get("mean_phi") is None else f"{e['mean_phi']:.2f}"
         lines.append(f"- {which}: phi {phi}" + (f" ± {e['sd_phi']:.2f}" if e.get("sd_phi") is not None else "")
                      + f", disagree {e['mean_disagree']:.2f}")
-    lines += ["", f"Stacked vote: {r['stacker']}", ""]
+    lines += ["", f"Stacked vote{' (seed 0)' if seeds else ''}: {r['stacker']}", ""]
     return "\n".join(lines)
 
 

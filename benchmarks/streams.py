@@ -23,7 +23,7 @@ from pathlib import Path
 
 from picojepa.runtime.bundle import load_bundle
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.runtime.live import LiveOptions, LiveRunner, _rgb, classify_streams
+from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams, clip_rgb
 
 from .stats import summarize
 
@@ -108,7 +108,7 @@ def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
                 decode_s += time.perf_counter() - t0
                 for f in decoded:
                     t1 = time.perf_counter()
-                    _rgb(f, size)  # the live path's conversion and resize
+                    clip_rgb(f, size)  # the live path's conversion and resize
                     t2 = time.perf_counter()
                     f.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
                     scale_s += t2 - t1

@@ -84,7 +84,7 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
         if items:
             raise ExportError(f"{run_dir}: a heterogeneous ensemble exports all its members; "
                               "compose others with --members RUN:MEMBER=NAME,...")
-        refs = [MemberRef(m["run"], m["head"], m["name"]) for m in read_manifest(run_dir)]
+        refs = [MemberRef(m["run"], m["head"], m["name"]) for m in read_manifest(run_dir)[1]]
         return Selection(refs, [r.name for r in refs], run_dir / STACKER, refs[0].run)
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run directory")

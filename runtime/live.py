@@ -102,7 +102,7 @@ def _hint(source: str, reason: str, opts: LiveOptions) -> str:
     return ""
 
 
-def _rgb(frame, size: int) -> np.ndarray:
+def clip_rgb(frame, size: int) -> np.ndarray:
     """The frame as uint8 (size, size, 3) exactly as torchcodec gives it on the file path: colour
     conversion to RGB at full resolution, then a bilinear resize in RGB (one combined swscale step
     differs by ~2 grey levels on average)."""
@@ -125,7 +125,7 @@ def _decoded(container, stop: threading.Event, size: int):
             if frame.time is None:
                 continue
             t1 = time.perf_counter()
-            img = _rgb(frame, size)
+            img = clip_rgb(frame, size)
             yield float(frame.time), img, spent + (time.perf_counter() - t1) * 1e3
 
 

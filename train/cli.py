@@ -129,6 +129,8 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume, seeds):
         acc = report["accuracy"]
         click.echo(json.dumps(acc, indent=1))
         click.echo(f"report: {out / 'report.md'}", err=True)
+
+
 @main.command(name="ensemble")
 @click.option("--config", "config", required=True, type=click.Path(path_type=Path),
               help="Ensemble recipe YAML: a base recipe and its members (configs/hetero.yaml).")

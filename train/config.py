@@ -242,10 +242,11 @@ def _build(cls, data: dict, prefix: str = ""):
         raise ConfigError(f"{prefix or cls.__name__}: {exc}") from None
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge(base: dict, over: dict) -> dict:
+    """`over` laid onto `base`, mappings merged key by key (what `base:` and overrides do)."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -267,7 +268,7 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
         return data
     if not isinstance(base, str):
         raise ConfigError(f"{path}: base: expected a file name, got {base!r}")
-    return _merge(_read_yaml(path.parent / base, seen + (path.resolve(),)), data)
+    return merge(_read_yaml(path.parent / base, seen + (path.resolve(),)), data)
 
 
 def nest(flat: dict) -> dict:
@@ -288,7 +289,7 @@ def nest(flat: dict) -> dict:
 def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
     """Load a recipe YAML (following `base:`), apply `overrides`, and validate everything."""
     path = Path(path)
-    data = _merge(_read_yaml(path), overrides or {})
+    data = merge(_read_yaml(path), overrides or {})
     data.setdefault("name", path.stem)
     try:
         return _build(Recipe, data)

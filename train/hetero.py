@@ -35,9 +35,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from picojepa.runtime import vote
+
 from . import checkpoint, stacking
 from .classify import STACKER
-from .config import ConfigError, Recipe, load_recipe, nest, recipe_from_dict
+from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict
 from .evaluate import MOTION, member_probs, per_class_accuracy, mean_of
 from .features import subset
 from .files import write_text
@@ -110,17 +112,10 @@ def member_recipes(cfg: HeteroConfig, overrides: dict | None = None, seed_offset
     out = []
     for m in cfg.members:
         try:
-            r = load_recipe(cfg.recipe, _merge(nest(overrides or {}), nest(m.overrides)))
+            r = load_recipe(cfg.recipe, merge(nest(overrides or {}), nest(m.overrides)))
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: member {m.name}: {exc}") from None
         out.append(dataclasses.replace(r, name=f"{cfg.name}-{m.name}", seed=r.seed + seed_offset))
-    return out
-
-
-def _merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -167,8 +162,9 @@ def train_ensemble(cfg: HeteroConfig, data_root: Path, out: Path, overrides: dic
     from .pipeline import ensure_data, run_all
 
     out = Path(out)
-    ensure_data(member_recipes(cfg, overrides, seed_offset)[0], data_root, show_progress)
-    plan = plan_runs(cfg, member_recipes(cfg, overrides, seed_offset), out)
+    recipes = member_recipes(cfg, overrides, seed_offset)
+    ensure_data(recipes[0], data_root, show_progress)
+    plan = plan_runs(cfg, recipes, out)
     trained = set()
     for p in plan:
         run, recipe = p["run"], p["recipe"]
@@ -190,14 +186,15 @@ def train_ensemble(cfg: HeteroConfig, data_root: Path, out: Path, overrides: dic
     return report
 
 
-def read_manifest(out: Path) -> list[dict]:
-    """OUT/ensemble.json's members with absolute run directories."""
+def read_manifest(out: Path) -> tuple[str, list[dict]]:
+    """OUT/ensemble.json: the ensemble's name and its members with absolute run directories."""
     path = Path(out) / MANIFEST
     try:
-        members = json.loads(path.read_text())["members"]
+        data = json.loads(path.read_text())
+        name, members = data["name"], data["members"]
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"{path}: not a heterogeneous ensemble's manifest ({exc})") from None
-    return [{**m, "run": Path(out) / m["run"]} for m in members]
+    return name, [{**m, "run": Path(out) / m["run"]} for m in members]
 
 
 def _run_probs(members: list[dict], data_root: Path, show_progress: bool) -> tuple[dict, dict]:
@@ -218,7 +215,7 @@ def _run_probs(members: list[dict], data_root: Path, show_progress: bool) -> tup
 def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) -> dict:
     """The members alone, their four votes, and the base run's general model and homogeneous
     vote, on the same held-out videos; how correlated the members' errors are."""
-    members, name = read_manifest(out), json.loads((Path(out) / MANIFEST).read_text())["name"]
+    name, members = read_manifest(out)
     names = [m["name"] for m in members]
     sets, got = _run_probs(members, data_root, show_progress)
     infer = [s["infer"] for s in sets.values()]
@@ -232,7 +229,7 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
     preds = {f"member_{n}": probs[i].argmax(-1) for i, n in enumerate(names)}
     for v in VOTES:
         if v != "stacked" or stacker is not None:
-            preds[f"hetero_{v}"] = vote_labels(probs, v, weights, stacker)
+            preds[f"hetero_{v}"] = vote.combine(probs, v, weights, stacker=stacker)[0]
     base = json.loads((members[0]["run"] / "report.json").read_text())
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     acc = {GENERAL: base["accuracy"][GENERAL],
@@ -247,12 +244,6 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
             "per_class_accuracy": table, "stacker": note,
             "error_correlation": {"hetero": error_correlation(probs.argmax(-1), y, names),
                                   "homogeneous": error_correlation(homo, y, list(PARTIALS))}}
-
-
-def vote_labels(probs: np.ndarray, method: str, weights: list[float], stacker: dict | None) -> np.ndarray:
-    from picojepa.runtime import vote
-
-    return vote.combine(probs, method, weights, stacker=stacker)[0]
 
 
 def _fit_stacker(members: list[dict], sets: dict, states: dict, classes: int, out: Path):

@@ -74,8 +74,11 @@ BUNDLE ?= bundles/$(RECIPE)
 REAL   ?= ../shared/data/real
 HELDOUT = $(if $(DATA),$(DATA),data/synth)/infer
 
+# --resume: a second `make demo` (or `make train`) continues the run in $(RUN), or re-evaluates it
+# when finished, instead of being refused for overwriting it; a changed recipe is refused with the
+# keys that differ (start over with `picojepa-train all ... --force`).
 demo: install
-	$(BIN)/picojepa-train all --config configs/demo.yaml --out $(RUN) $(DATA_ARG)
+	$(BIN)/picojepa-train all --config configs/demo.yaml --out $(RUN) --resume $(DATA_ARG)
 	$(BIN)/picojepa-export $(RUN) --out $(BUNDLE) --force --int8 --fp16 \
 	  $(if $(wildcard $(REAL)/bench/test__mmaction2-tests.mp4),--verify-videos $(REAL)/bench/test__mmaction2-tests.mp4,)
 	$(BIN)/picojepa-run --bundle $(BUNDLE) --labels-from-folders --format csv $(HELDOUT) > $(RUN)/runtime-predictions.csv
@@ -88,7 +91,7 @@ demo-network: install
 	$(BIN)/python tools/demo_network.py --bundle $(NET_BUNDLE) $(HELDOUT)
 
 train: install
-	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) $(DATA_ARG)
+	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) --resume $(DATA_ARG)
 
 test: install rtsp-server
 	$(BIN)/python -m pytest -q

@@ -19,8 +19,8 @@ from pathlib import Path
 import click
 
 from picojepa.runtime.bundle import Bundle
-from picojepa.runtime.console import fail, one_line_errors, setup_logging, warn
-from picojepa.runtime.errors import PicoJepaError
+from picojepa.core.console import fail, one_line_errors, setup_logging, warn
+from picojepa.core.errors import PicoJepaError
 
 
 class BenchError(PicoJepaError):
@@ -56,6 +56,18 @@ class BenchConfig:
     hetero: Path | None = None  # a heterogeneous bundle to set beside the fused one
 
 
+def _not_a_report(folder: Path) -> str | None:
+    """Why `folder` is not an earlier benchmark report (which the benchmark may write over)."""
+    from .report import CHARTS
+
+    report = folder / "report.json"
+    if not report.is_file() or "headline" not in report.read_text(errors="replace"):
+        return "holds no benchmark report.json (a training run's report would be overwritten)"
+    own = {"report.json", "report.md", *(c[1] for c in CHARTS)}
+    other = sorted(p.name for p in folder.iterdir() if p.name not in own)
+    return f"holds files that are not the benchmark's ({', '.join(other[:3])})" if other else None
+
+
 @dataclass
 class BenchRun:
     """The state the stages share: the bundle, a scratch folder, the videos that decoded, and
@@ -83,6 +95,10 @@ class BenchRun:
             raise BenchError(f"{cfg.run_dir}: not a training run (no members/ folder)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        why = _not_a_report(cfg.out) if cfg.out.is_dir() and any(cfg.out.iterdir()) else None
+        if why or (cfg.out.exists() and not cfg.out.is_dir()):
+            raise BenchError(f"{cfg.out}: {why or 'not a folder'}; the benchmark writes its report into "
+                             "a new folder or over an earlier benchmark report (--out)")
         cfg.out.mkdir(parents=True, exist_ok=True)
         result = {"machine": machine.facts(cfg.threads or torch.get_num_threads()),
                   "bundle": str(cfg.bundle), "run": str(cfg.run_dir) if cfg.run_dir else None,
@@ -149,7 +165,7 @@ def streams_section(bundle: Path, videos: list[str], out: Path, threads: int) ->
 
 def run_benchmarks(cfg: BenchConfig) -> dict:
     """Run every stage of `STAGES` in order into one result; write report.{json,md} and charts."""
-    from picojepa.runtime.console import progress as console_progress
+    from picojepa.core.console import progress as console_progress
 
     run = BenchRun.open(cfg)
     bar = console_progress(total=len(STAGES), desc="bench", disable=not cfg.progress)

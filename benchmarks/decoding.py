@@ -11,7 +11,7 @@ import numpy as np
 
 from picojepa.runtime.clips import ClipSpec, center_indices
 from picojepa.runtime.decode import open_video
-from picojepa.runtime.errors import DecodeError
+from picojepa.core.errors import DecodeError
 
 from .stats import repeat_ms, summarize
 

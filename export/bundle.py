@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
+from picojepa.core import outdir
+from picojepa.core.errors import DecodeError
+from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, seal, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
 from picojepa.train.classify import held_out_videos
@@ -46,30 +46,47 @@ def export_bundle(run_dir: str | Path | None, out: str | Path, members: list[str
     `settings` override fields of `config` (an `ExportConfig`), e.g. layout="separate"."""
     cfg = replace(config or ExportConfig(), **settings)
     out = Path(out)
-    if out.exists() and not force:
-        raise ExportError(f"{out}: already exists (use --force to replace it)")
     sel = select(Path(run_dir) if run_dir is not None else None, ",".join(members or []) or None)
+    protect = {r.run for r in sel.refs} | {sel.held_out_run} | ({Path(run_dir)} if run_dir else set())
+    outdir.check_target(out, BUNDLE, force, sorted(protect))
+    videos = _verify_videos(verify_videos)
     loaded = load_members(sel.refs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with outdir.draft(out) as tmp:
         modules, manifest = _write_graphs(loaded, sel.vote_members, tmp, cfg)
         stacker = _stacker(sel.stacker, loaded, manifest["vote_members"])
         if stacker:
             manifest["stacking"] = stacker
         _write_manifest(tmp, manifest)
-        draft = _verify(sel.held_out_run, tmp, manifest, modules, verify_videos, cfg, str(out))
+        draft = _verify(sel.held_out_run, tmp, manifest, modules, videos, cfg, str(out))
         verification = {"layout": manifest["layout"], "videos": draft.videos, "fp32": draft.fp32_check,
                         **_variants(draft, sel.held_out_run, cfg)}
         (tmp / "verification.json").write_text(json.dumps(verification, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-        return verification
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        outdir.commit(tmp, out)
+    return verification
+
+
+def _bundle_file(name: str) -> bool:
+    """The names a bundle's folder holds (what --force may delete with it)."""
+    return name in (MANIFEST, "verification.json", outdir.INCOMPLETE) or name.endswith(".onnx") \
+        or ".onnx." in name
+
+
+BUNDLE = outdir.Kind("bundle", outdir.only_entries(_bundle_file, MANIFEST, "bundle"))
+
+
+def _verify_videos(paths) -> list[str]:
+    """The --verify-videos, each checked to be a decodable video before any work: an export asked
+    to verify on a video must verify on it, not silently on fewer."""
+    from picojepa.runtime.decode import open_video
+
+    out = []
+    for p in map(str, paths):
+        try:
+            open_video(p, 32, "exact")
+        except DecodeError as exc:
+            raise ExportError(f"--verify-videos: {exc}") from None
+        out.append(p)
+    return out
 
 
 def _groups(loaded: list, layout: str) -> list[list]:
@@ -116,10 +133,14 @@ def _verify(run_dir: Path, tmp: Path, manifest: dict, modules: list, verify_vide
             what: str) -> variants.BundleDraft:
     """onnxruntime against PyTorch on the run's held-out clips (and any given videos);
     ExportMismatchError beyond the tolerance. -> the draft the variants build on."""
-    ens = Ensemble.load(tmp, provider="cpu")
+    ens = Ensemble.load(tmp, provider="cpu", draft=True)
     paths, _ = held_out_videos(run_dir)
     videos = [*paths[:cfg.max_verify], *map(str, verify_videos)]
-    decoded = [d for d in (ens.decode(v) for v in videos) if d.error is None]
+    decoded = [ens.decode(v) for v in videos]
+    bad = [d for d in decoded[len(paths[:cfg.max_verify]):] if d.error]
+    if bad:
+        raise ExportError(f"--verify-videos: {bad[0].error}")
+    decoded = [d for d in decoded if d.error is None]
     if not decoded:
         raise ExportError(f"{run_dir}: no video to verify the export on (give --verify-videos)")
     clips = np.concatenate([d.clips for d in decoded])
@@ -166,4 +187,4 @@ def _write_manifest(root: Path, manifest: dict) -> None:
     for g in manifest["graphs"]:
         f = root / g["file"]
         g["sha256"], g["bytes"] = sha256_file(f), f.stat().st_size
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    (root / MANIFEST).write_text(json.dumps(seal(manifest), indent=1))

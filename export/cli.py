@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from picojepa.runtime.console import one_line_errors, setup_logging
+from picojepa.core.console import EXIT_USAGE, fail, one_line_errors, setup_logging
+from picojepa.core.options import Finite
 from picojepa.train.roster import MEMBERS
 
 
@@ -23,7 +24,7 @@ from picojepa.train.roster import MEMBERS
 @click.option("--no-optimise", "no_optimise", is_flag=True,
               help="Skip onnxruntime's transformer optimiser (tried by default, kept only if faster).")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
-@click.option("--tolerance", default=1e-4, show_default=True, type=float,
+@click.option("--tolerance", default=1e-4, show_default=True, type=Finite(min=0, min_open=True),
               help="Maximum |logit difference| between onnxruntime and PyTorch (fp32).")
 @click.option("--verify-videos", multiple=True, type=click.Path(path_type=Path),
               help="Extra real videos to verify on (besides the run's held-out videos).")
@@ -40,6 +41,8 @@ def main(run_dir, out, members, int8, fp16, no_optimise, opset, tolerance, verif
     from .config import ExportConfig
 
     setup_logging(verbose)
+    if members is not None and not [m for m in members.split(",") if m.strip()]:
+        fail(f"--members {members!r}: names no member (give e.g. --members general,1)", EXIT_USAGE)
     cfg = ExportConfig(layout=layout, opset=opset, tolerance=tolerance, fp16=fp16, int8=int8,
                        optimise=not no_optimise)
     v = export_bundle(run_dir, out, members.split(",") if members else None, force,

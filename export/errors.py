@@ -1,5 +1,5 @@
 """Errors of the export stage."""
-from picojepa.runtime.errors import PicoJepaError
+from picojepa.core.errors import PicoJepaError
 
 
 class ExportError(PicoJepaError, ValueError):

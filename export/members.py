@@ -7,11 +7,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from picojepa.core.errors import UsageError
+from picojepa.runtime.bundle import MEMBER_NAME
 from picojepa.runtime.clips import ClipSpec
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER, member_from_state
 from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
-from picojepa.train.hetero import NAME
 from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
 
 from .errors import ExportError
@@ -61,7 +62,8 @@ def _ref(item: str) -> MemberRef:
     spec, _, name = item.partition("=")
     run, sep, member = spec.rpartition(":")
     if not sep or not run or member not in MEMBERS:
-        raise ExportError(f"{item!r}: expected RUN_DIR:MEMBER[=NAME] with MEMBER one of {', '.join(MEMBERS)}")
+        raise UsageError(f"--members {item!r}: expected RUN_DIR:MEMBER[=NAME] with MEMBER one of "
+                         f"{', '.join(MEMBERS)}")
     return MemberRef(Path(run), member, name or f"{Path(run).name}-{member}")
 
 
@@ -74,11 +76,11 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
     items = [m.strip() for m in (members or "").split(",") if m.strip()]
     if any(":" in m for m in items):
         if run_dir is not None:
-            raise ExportError("give either RUN_DIR or --members RUN:MEMBER,..., not both")
+            raise UsageError("give either RUN_DIR or --members RUN:MEMBER,..., not both")
         refs = [_ref(m) for m in items]
         return Selection(refs, [r.name for r in refs], None, refs[0].run)
     if run_dir is None:
-        raise ExportError("no members: give RUN_DIR, or --members RUN_DIR:MEMBER,... from several runs")
+        raise UsageError("no members: give RUN_DIR, or --members RUN_DIR:MEMBER,... from several runs")
     run_dir = Path(run_dir)
     if (run_dir / MANIFEST).is_file():
         if items:
@@ -94,7 +96,7 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
     names = items or list(MEMBERS)
     unknown = [n for n in names if n not in MEMBERS]
     if unknown:
-        raise ExportError(f"unknown member {unknown[0]!r}; known: {', '.join(MEMBERS)}")
+        raise UsageError(f"--members: unknown member {unknown[0]!r}; known: {', '.join(MEMBERS)}")
     refs = [MemberRef(run_dir, n, n) for n in names]
     votes = [n for n in names if n in VOTE_MEMBERS] or names
     return Selection(refs, votes, run_dir / "members" / STACKER, run_dir)
@@ -107,7 +109,7 @@ def load_members(refs: list[MemberRef]) -> list[Member]:
     names = [r.name for r in refs]
     if not names or len(set(names)) != len(names):
         raise ExportError(f"members must be distinct and non-empty, got {names} (rename with =NAME)")
-    bad = [n for n in names if not NAME.match(n)]
+    bad = [n for n in names if not MEMBER_NAME.match(n)]
     if bad:
         raise ExportError(f"member name {bad[0]!r}: use letters, digits, '-' or '_' (rename with =NAME)")
     for r in refs:

@@ -76,7 +76,7 @@ def optimise(ctx: BundleDraft, model_of: Callable[[dict], "ModelConfig"]) -> dic
         files[g["file"]] = g["file"].replace(".onnx", ".opt.onnx")
         model.save_model_to_file(str(ctx.tmp / files[g["file"]]))
     new = ctx.add("fp32-opt", files)
-    opt = Ensemble.load(ctx.tmp, provider="cpu", variant="fp32-opt")
+    opt = Ensemble.load(ctx.tmp, provider="cpu", variant="fp32-opt", draft=True)
     res = compare(ctx.ref, ort_logits(opt, ctx.clips), ctx.names, ctx.vote_idx, ctx.cfg.tolerance)
     base, fast = median_latencies_ms([ctx.fp32, opt], ctx.clips[:1])
     res |= {"fused_operators": fused, "latency_ms_fp32": base, "latency_ms_optimised": fast,
@@ -91,7 +91,7 @@ def optimise(ctx: BundleDraft, model_of: Callable[[dict], "ModelConfig"]) -> dic
         ctx.manifest["graphs"] = [g for g in ctx.manifest["graphs"] if g not in new]
         ctx.manifest["optimised"] = {"applied": fused, "by": "onnxruntime.transformers.optimizer"}
         ctx.write_manifest(ctx.tmp, ctx.manifest)
-        ctx.fp32 = Ensemble.load(ctx.tmp, provider="cpu")
+        ctx.fp32 = Ensemble.load(ctx.tmp, provider="cpu", draft=True)
     else:
         res["reason"] = ("not verified at the fp32 tolerance" if not verified else
                          f"only {res['speedup']:.2f}x the plain graph's speed") + ": not kept"
@@ -116,7 +116,7 @@ def fp16(ctx: BundleDraft) -> dict:
     ok = True
     for provider in ("cpu", "cuda"):
         try:
-            ens = Ensemble.load(ctx.tmp, provider=provider, variant="fp16")
+            ens = Ensemble.load(ctx.tmp, provider=provider, variant="fp16", draft=True)
         except Exception as exc:  # noqa: BLE001 - recorded: CUDA absent, or no fp16 kernel
             res["providers"][provider] = {"verified": None, "reason": " ".join(str(exc).split())[:200]}
             continue
@@ -157,7 +157,7 @@ def int8(ctx: BundleDraft, paths: list[str], labels: list[int]) -> dict:
         files[g["file"]] = g["file"].replace(".onnx", ".int8.onnx")
         quantize_int8(ctx.tmp / g["file"], ctx.tmp / files[g["file"]])
     ctx.add("int8", files)
-    q = Ensemble.load(ctx.tmp, provider="cpu", variant="int8")
+    q = Ensemble.load(ctx.tmp, provider="cpu", variant="int8", draft=True)
     res = compare(ctx.ref, ort_logits(q, ctx.clips), ctx.names, ctx.vote_idx, None)
     res["latency_ms_fp32"], res["latency_ms_int8"] = median_latencies_ms([ctx.fp32, q], ctx.clips[:1])
     res["speedup"] = res["latency_ms_fp32"] / res["latency_ms_int8"]

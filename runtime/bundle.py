@@ -1,7 +1,7 @@
 """The deployable bundle: manifest.json + ONNX files, every file checked against its sha256.
 
-manifest.json (format 1):
-    format_version: 1
+manifest.json (format 2):
+    format_version: 2
     classes: [str]              class names, in output order
     clip: {frames, size, frame_step, mean, std, seek_mode, placement}   (placement: 'exact' if absent)
     layout: "fused" | "separate" | "grouped"   one graph for all, one per member, or one per
@@ -16,21 +16,32 @@ manifest.json (format 1):
                fitted_on_videos, l2}   optional: the learned combiner behind `--vote stacked`
     recipe: {...}, versions: {...}
     member_recipes: {member: {...}}   optional: each member's training recipe
+    manifest_sha256: str        sha256 of the manifest itself (every other key, canonical JSON):
+                                a class list reordered by hand would relabel every answer
+
+A folder holding `INCOMPLETE` is an export's draft that never finished (never verified): refused.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .clips import ClipSpec
-from .errors import BundleError
+from picojepa.core.errors import BundleError
+from picojepa.core.outdir import INCOMPLETE
+from picojepa.core.textio import read_json
 
-FORMAT_VERSION = 1
+from .clips import ClipSpec
+
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+CHECKSUM = "manifest_sha256"
+MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # safe in file names and NATS subjects
 REQUIRED = {"format_version": int, "classes": list, "clip": dict, "layout": str, "graphs": list,
             "members": list, "vote_members": list, "default_vote": str, "vote_weights": dict}
 
@@ -41,6 +52,17 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _canonical(manifest: dict) -> bytes:
+    rest = {k: v for k, v in manifest.items() if k != CHECKSUM}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def seal(manifest: dict) -> dict:
+    """The manifest with its own checksum (what the exporter writes)."""
+    return {**{k: v for k, v in manifest.items() if k != CHECKSUM},
+            CHECKSUM: hashlib.sha256(_canonical(manifest)).hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -98,20 +120,45 @@ def _check_stacking(root: Path, manifest: dict) -> None:
                     f"({c}, {len(votes) * c}) and ({c},)")
 
 
-def load_bundle(root: str | Path, verify_hashes: bool = True) -> Bundle:
-    """Read and validate a bundle; every path must stay inside it, every file match its sha256."""
+def _names(root: Path, manifest: dict, key: str, pattern: re.Pattern | None = None) -> None:
+    """manifest[key] must be a non-empty list of distinct, non-empty strings (matching `pattern`)."""
+    v = manifest[key]
+    if not v or not all(isinstance(x, str) and x.strip() and (pattern is None or pattern.match(x))
+                        for x in v) or len(set(v)) != len(v):
+        _fail(root, f"{MANIFEST}: {key!r} must be a list of distinct non-empty names, got "
+                    f"{json.dumps(v)[:80]}")
+
+
+def _check_names(root: Path, manifest: dict) -> None:
+    _names(root, manifest, "classes")
+    if len(manifest["classes"]) < 2:
+        _fail(root, f"{MANIFEST}: 'classes' needs at least 2 classes")
+    _names(root, manifest, "members", MEMBER_NAME)
+    w = manifest["vote_weights"]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+               for x in w.values()):
+        _fail(root, f"{MANIFEST}: 'vote_weights' must be finite numbers >= 0")
+
+
+def load_bundle(root: str | Path, verify_hashes: bool = True, draft: bool = False) -> Bundle:
+    """Read and validate a bundle; every path must stay inside it, every file match its sha256,
+    the manifest its own checksum. `draft` (the exporter only) accepts its unfinished draft."""
     root = Path(root)
     mpath = root / MANIFEST
     if not root.is_dir():
         _fail(root, "no such bundle directory")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except OSError:
+    if (root / INCOMPLETE).exists() and not draft:
+        _fail(root, "an export that never finished left this folder (never verified); export again")
+    if not mpath.is_file():
         _fail(root, f"no {MANIFEST}: not a picojepa bundle")
-    except json.JSONDecodeError as exc:
-        _fail(root, f"{MANIFEST} is not valid JSON ({exc.msg} at line {exc.lineno})")
+    manifest = read_json(mpath, BundleError, "bundle manifest")
     if not isinstance(manifest, dict):
         _fail(root, f"{MANIFEST} must hold a JSON object")
+    if verify_hashes and manifest.get("format_version") == FORMAT_VERSION:
+        if not isinstance(manifest.get(CHECKSUM), str):
+            _fail(root, f"{MANIFEST}: no {CHECKSUM}; export the bundle again")
+        if hashlib.sha256(_canonical(manifest)).hexdigest() != manifest[CHECKSUM]:
+            _fail(root, f"{MANIFEST}: its checksum does not match (edited or corrupt); export again")
     for key, tp in REQUIRED.items():
         if key not in manifest:
             _fail(root, f"{MANIFEST}: missing key {key!r}")
@@ -124,6 +171,7 @@ def load_bundle(root: str | Path, verify_hashes: bool = True) -> Bundle:
         clip = ClipSpec.from_dict(manifest["clip"])
     except (KeyError, TypeError, ValueError) as exc:
         _fail(root, f"{MANIFEST}: bad clip spec ({exc})")
+    _check_names(root, manifest)
     members = manifest["members"]
     if not set(manifest["vote_members"]) <= set(members) or not manifest["vote_members"]:
         _fail(root, f"{MANIFEST}: vote_members must be a non-empty subset of members")

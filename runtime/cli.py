@@ -14,7 +14,10 @@ from pathlib import Path
 
 import click
 
-from .console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, progress, warn
+from picojepa.core.options import Finite
+from picojepa.core.redact import redact
+
+from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, progress, warn
 from .decode import VIDEO_SUFFIXES
 from .natsconn import nats_options
 from .vote import VOTES
@@ -63,8 +66,8 @@ def _text(pred) -> str:
               type=click.Choice(["text", "json", "csv"]))
 @click.option("--clips", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Clips spread uniformly over each video; probabilities averaged.")
-@click.option("--window", type=click.FloatRange(min=0.01), help="Sliding window length in s.")
-@click.option("--stride", type=click.FloatRange(min=0.01), help="Sliding window stride in s.")
+@click.option("--window", type=Finite(min=0.01), help="Sliding window length in s.")
+@click.option("--stride", type=Finite(min=0.01), help="Sliding window stride in s.")
 @click.option("--variant", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--placement", type=click.Choice(["exact", "keyframe"]),
               help="Where each clip starts: 'keyframe' moves it to the nearest keyframe so that "
@@ -79,7 +82,7 @@ def _text(pred) -> str:
               help="Decode the next video while the current one runs [default: on for more than "
                    "one video, with onnxruntime on all cores but one].")
 @click.option("--no-progress", is_flag=True)
-@click.option("--duration", type=click.FloatRange(min=0.1),
+@click.option("--duration", type=Finite(min=0.1),
               help="Live source: stop after this many seconds (default: when the stream ends, or Ctrl-C).")
 @click.option("--on-change", is_flag=True,
               help="Live source: a line only when the label changes (with the span the previous one held).")
@@ -90,7 +93,7 @@ def _text(pred) -> str:
 @click.option("--streams", "streams_file", type=click.Path(dir_okay=False),
               help="Many live sources at once, one 'SOURCE [NAME]' per line: classified together "
                    "(windows ready at the same moment share one batch); JSON lines carry `stream`.")
-@click.option("--reconnect-s", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--reconnect-s", default=30.0, show_default=True, type=Finite(min=0.1),
               help="Live source: how long a dropped stream is reconnected before the run gives up.")
 @click.option("--rtsp-transport", default="tcp", show_default=True, type=click.Choice(["tcp", "udp"]),
               help="RTSP sources: RTP interleaved over the RTSP connection (tcp) or over UDP, for "
@@ -99,7 +102,7 @@ def _text(pred) -> str:
               "runs on its own node (`picojepa-serve`). The bundle must be the nodes' bundle.",
               "Seconds to reach the NATS server, or to open a live source and wait for each read, "
               "before giving up.", pass_timeout=True)
-@click.option("--deadline-ms", default=2000.0, show_default=True, type=click.FloatRange(min=1),
+@click.option("--deadline-ms", default=2000.0, show_default=True, type=Finite(min=1),
               help="With --nodes: how long each video waits for the members' answers.")
 @click.option("--quorum", type=click.IntRange(min=1),
               help="With --nodes: fewest voting members that must answer [default: a majority].")
@@ -117,7 +120,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     if live or streams_file:
         if streams_file and videos or len(live) != len(videos) or len(live) > 1:
             fail("live sources run alone: one SOURCE, or many with --streams FILE", EXIT_USAGE)
-        streams = read_streams_file(streams_file) if streams_file else [(stream_name or live[0], live[0])]
+        streams = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
                     deadline_ms, quorum)
@@ -247,6 +250,12 @@ def _emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str 
 def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,
               no_progress):
     vote_method = ens.check_vote(vote_method)
+    if labels_from_folders:
+        unknown = sorted({Path(p).parent.name for p in paths} - set(ens.classes))
+        if unknown:
+            fail(f"--labels-from-folders: {', '.join(map(repr, unknown[:5]))} "
+                 f"{'is' if len(unknown) == 1 else 'are'} no class of {ens.bundle.root} (classes: "
+                 f"{', '.join(ens.classes)}): give folders named after the classes", EXIT_USAGE)
     for note in ens.notes:
         warn(note)
 

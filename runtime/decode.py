@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .clips import ClipSpec, SeekMode
-from .errors import DecodeError, FFmpegMissingError
+from picojepa.core.errors import DecodeError, FFmpegMissingError
 
 TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
 # file suffixes taken for videos when a folder is searched (any file given by name is tried)

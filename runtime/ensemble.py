@@ -13,7 +13,7 @@ from . import vote as votes
 from .bundle import Bundle, load_bundle
 from .clips import ClipSpec, normalize, sliding_starts, uniform_starts
 from .decode import open_video
-from .errors import BundleError, DecodeError
+from picojepa.core.errors import BundleError, DecodeError
 from .session import ProviderError, make_session
 
 
@@ -59,6 +59,7 @@ class Decoded:
     preprocess_ms: float
     exc: DecodeError | None = None  # why the video could not be decoded
     frames: np.ndarray | None = None  # (K, T, S, S, 3) uint8, before normalisation
+    windowed: bool = False  # clips are sliding windows: the answer lists them, even just one
 
     @property
     def error(self) -> str | None:
@@ -77,6 +78,9 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
         video = open_video(path, spec.size, spec.seek_mode, device=device)
         n, fps = video.num_frames, video.fps or 1.0
         if window_s is not None:  # each window of window_s seconds -> its centre clip
+            if int(round(window_s * fps)) > n:
+                raise DecodeError(path, f"{n / fps:.2f} s long, shorter than the {window_s:g} s window "
+                                        "(give a shorter --window, or none for one label per video)")
             win = max(spec.span, int(round(window_s * fps)))
             wins = [(w, min(n, w + win)) for w in
                     sliding_starts(n, fps, ClipSpec(frames=1, size=spec.size), stride_s or window_s)
@@ -92,7 +96,8 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
     batch = np.stack([normalize(f, spec) for f in raw]) if normalise else None
     t2 = time.perf_counter()
     spans = [(a / fps, b / fps) for a, b in wins]
-    return Decoded(str(path), batch, spans, (t1 - t0) * 1e3, (t2 - t1) * 1e3, frames=np.stack(raw))
+    return Decoded(str(path), batch, spans, (t1 - t0) * 1e3, (t2 - t1) * 1e3, frames=np.stack(raw),
+                   windowed=window_s is not None)
 
 
 def check_decode_device(device: str) -> str:
@@ -156,7 +161,7 @@ def assemble(d: Decoded, probs: np.ndarray, members: list[str], classes: list[st
     mean = probs.mean(axis=1, keepdims=True)  # clips averaged: one answer per video
     labels, conf = combine(mean)
     windows = timeline = None
-    if len(d.spans) > 1:
+    if d.windowed or len(d.spans) > 1:
         wl, wc = combine(probs)
         windows = _spans(d.spans, wl, wc, classes)
         k = probs.shape[1]  # each window's probabilities averaged with its neighbours' (box of 3)
@@ -219,8 +224,9 @@ class Ensemble:
 
     @classmethod
     def load(cls, root: str | Path, provider: str = "auto", variant: str = "fp32",
-             threads: int = 0, decode_device: str = "cpu") -> "Ensemble":
-        return cls(load_bundle(root), provider, variant, threads, decode_device)
+             threads: int = 0, decode_device: str = "cpu", draft: bool = False) -> "Ensemble":
+        """The bundle at `root` on onnxruntime; `draft` only for the exporter verifying its draft."""
+        return cls(load_bundle(root, draft=draft), provider, variant, threads, decode_device)
 
     # -- stages ---------------------------------------------------------------------------------
     def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,

@@ -25,7 +25,9 @@ from typing import Iterator
 import numpy as np
 
 from .clips import ClipSpec, max_start, normalize, window_indices
-from .errors import PicoJepaError
+from picojepa.core.redact import redact
+from picojepa.core.textio import read_text
+from picojepa.core.errors import PicoJepaError
 
 log = logging.getLogger(__name__)
 SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")
@@ -276,11 +278,9 @@ class LiveRunner:
 
 def read_streams_file(path: str) -> list[tuple[str, str]]:
     """`SOURCE [NAME]` per line (# comments, blank lines skipped) -> [(name, source)]; a
-    source without a name is named by itself. LiveError for an unreadable file or a repeated name."""
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError as exc:
-        raise LiveError(f"{path}: cannot read the streams file ({exc.strerror or exc})") from None
+    source without a name is named by itself, credentials masked. LiveError for an unreadable
+    file or a repeated name."""
+    lines = read_text(path, LiveError, "streams file").splitlines()
     out: list[tuple[str, str]] = []
     for n, line in enumerate(lines, 1):
         parts = line.split("#", 1)[0].split()
@@ -288,7 +288,7 @@ def read_streams_file(path: str) -> list[tuple[str, str]]:
             continue
         if len(parts) > 2:
             raise LiveError(f"{path}:{n}: expected 'SOURCE [NAME]', got {line.strip()!r}")
-        name = parts[1] if len(parts) == 2 else parts[0]
+        name = parts[1] if len(parts) == 2 else redact(parts[0])
         if name in {a for a, _ in out}:
             raise LiveError(f"{path}:{n}: the name {name!r} is used twice")
         out.append((name, parts[0]))

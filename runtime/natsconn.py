@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import click
 
-from .errors import PicoJepaError
+from picojepa.core.options import Finite
+
+from picojepa.core.errors import PicoJepaError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ def nats_options(servers_flag: str, servers_help: str, timeout_help: str = "Seco
         @click.option("--nats-password", envvar="PICOJEPA_NATS_PASSWORD",
                       help="Password [env PICOJEPA_NATS_PASSWORD].")
         @click.option("--nats-creds", type=click.Path(path_type=Path), help="NATS .creds file (JWT + nkey).")
-        @click.option("--connect-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+        @click.option("--connect-timeout", default=5.0, show_default=True, type=Finite(min=0.1),
                       help=timeout_help)
         @functools.wraps(fn)
         def wrapper(*args, nats_servers, nats_token, nats_user, nats_password, nats_creds,
@@ -142,6 +145,9 @@ async def connect(opts: NatsOptions, name: str, reconnect_forever: bool = False,
     if opts.user is not None:
         kwargs.update(user=opts.user, password=opts.password)
     if opts.creds:
+        if importlib.util.find_spec("nkeys") is None:  # nats-py signs the server's nonce with it
+            raise NetworkError(f"{opts.creds}: a .creds file needs the nkeys package: pip install "
+                               "'picojepa[network]' (or make install)")
         kwargs["user_credentials"] = str(opts.creds)
     where = ",".join(opts.servers)
     task = asyncio.ensure_future(nats.connect(**kwargs))

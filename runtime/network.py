@@ -20,13 +20,14 @@ from . import vote as votes
 from . import wire
 from .bundle import load_bundle
 from .ensemble import Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
-from .errors import BundleError
+from picojepa.core.errors import UsageError
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)
 STATUS_NO_RESPONDERS = "503"  # the server's answer to a request nobody is subscribed to
 PATIENCE = 2  # after this many requests in a row without its answer, a member is not waited for
 GRACE, GRACE_S = 0.25, 0.005  # ... beyond GRACE x the time the others took, + GRACE_S seconds
+LOST = "no connection to the NATS server (the client is reconnecting)"
 
 
 @dataclass
@@ -52,7 +53,7 @@ class NetworkEnsemble:
         n = len(self.vote_members)
         self.quorum = n // 2 + 1 if quorum is None else quorum
         if not 1 <= self.quorum <= n:
-            raise BundleError(f"quorum {self.quorum} is impossible with {n} voting members "
+            raise UsageError(f"--quorum {self.quorum} is impossible with {n} voting members "
                               f"({', '.join(self.vote_members)}); choose 1..{n}")
         if deadline_ms <= 0:
             raise NetworkError(f"deadline must be positive, got {deadline_ms} ms")
@@ -63,6 +64,7 @@ class NetworkEnsemble:
         self.bytes_sent = 0  # payload bytes published so far (uint8 frames)
         self.misses = {m: 0 for m in self.vote_members}  # requests in a row each member missed
         self.requests = 0
+        self.lost = False  # the last request's deadline passed with the connection down
         self._io = LoopThread("nats")
         try:
             self._nc = self._io.call(connect(opts, "picojepa-run"), opts.connect_timeout_s + 5)
@@ -109,6 +111,8 @@ class NetworkEnsemble:
         if len(payload) > nc.max_payload:
             return Gathered({}, {}, 0.0, 0, f"a request of {len(payload)} bytes exceeds the server's "
                             f"max_payload of {nc.max_payload} (raise max_payload in nats-server's config)")
+        if not nc.is_connected and self.lost:  # a deadline passed already without a connection
+            return Gathered({}, {}, 0.0, 0, f"{LOST}; not waiting again until it is back")
         t0 = loop.time()
         deadline = t0 + self.deadline_s
         replies: dict[str, wire.Reply] = {}
@@ -153,7 +157,12 @@ class NetworkEnsemble:
                 await sub.unsubscribe()
             except Exception as exc:  # the connection dropped meanwhile; the server forgets it anyway
                 log.info("unsubscribe: %s", exc)
-        return Gathered(replies, latency, (loop.time() - t0) * 1e3, len(payload))
+        # a request made while the client reconnects is sent when it is back, so it was waited for;
+        # but an unanswered one then says nothing about the members, and the next ones fail fast
+        self.lost = not nc.is_connected
+        problem = "" if nc.is_connected or len(replies) >= self.quorum else \
+            f"{LOST}: no answers within {self.deadline_s * 1e3:g} ms"
+        return Gathered(replies, latency, (loop.time() - t0) * 1e3, len(payload), problem)
 
     def finish(self, d: Decoded, method: str | None = None) -> Prediction:
         method = self.check_vote(method)

@@ -20,9 +20,9 @@ import numpy as np
 from . import wire
 from .bundle import Bundle, load_bundle
 from .clips import normalize
-from .console import one_line_errors, setup_logging
+from picojepa.core.console import one_line_errors, setup_logging
 from .ensemble import check_graph_io
-from .errors import BundleError
+from picojepa.core.errors import BundleError
 from .natsconn import NatsOptions, connect, nats_options
 from .session import make_session
 

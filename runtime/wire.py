@@ -26,7 +26,7 @@ import numpy as np
 
 from .bundle import MANIFEST
 from .clips import ClipSpec
-from .errors import PicoJepaError
+from picojepa.core.errors import PicoJepaError
 
 PREFIX = "picojepa"
 H_BUNDLE, H_SHAPE, H_DTYPE = "Picojepa-Bundle", "Picojepa-Shape", "Picojepa-Dtype"

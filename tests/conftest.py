@@ -1,5 +1,6 @@
 import os
 import random
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,16 @@ def smoke_bundle(smoke_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke_bundle") / "bundle"
     export_bundle(smoke_run[0], out)
     return out
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 512 KiB tmpfs (root only): what a full disk does to a write."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])

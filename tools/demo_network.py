@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from picojepa.runtime.cli import expand
-from picojepa.runtime.console import one_line_errors
+from picojepa.core.console import one_line_errors
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.localnet import NatsServer, start_members
 from picojepa.runtime.natsconn import NatsOptions

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from picojepa.runtime.errors import PicoJepaError
+from picojepa.core.errors import PicoJepaError
 
 FORMAT = 1
 
@@ -17,15 +17,55 @@ class CheckpointError(PicoJepaError, ValueError):
 
 
 def save(obj: dict, path: str | Path) -> Path:
+    """Write atomically; a failed write (a full disk) removes its temporary file, keeps the old
+    checkpoint, and raises CheckpointError naming the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        torch.save({"format": FORMAT, **obj}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            torch.save({"format": FORMAT, **obj}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:120]
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({reason}); the previous one, "
+                              "if any, is kept") from None
     return path
+
+
+# Recipe keys a resumed pre-training may change: they do not touch what pre-training computes
+# (the classifiers, where data lives or how the built-in set is made, the loader's workers and
+# frame cache). Everything else must equal what the checkpoint was trained with.
+RESUME_FREE = ("name", "classify", "data", "pretrain.num_workers", "pretrain.cache_mb")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def recipe_drift(saved: dict, now: dict, free: tuple[str, ...] = RESUME_FREE) -> list[str]:
+    """'key: saved -> now' for every recipe key (outside `free`) that differs."""
+    a, b = _flat(saved), _flat(now)
+    keys = sorted(k for k in set(a) | set(b)
+                  if not any(k == f or k.startswith(f + ".") for f in free) and a.get(k) != b.get(k))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
+
+
+def check_resume(state: dict, recipe: dict, path: Path) -> None:
+    """Refuse to continue a checkpoint under a recipe other than the one it was trained with."""
+    drift = recipe_drift(state.get("recipe") or {}, recipe)
+    if drift:
+        more = f" and {len(drift) - 4} more" if len(drift) > 4 else ""
+        raise CheckpointError(f"{path}: trained with another recipe, --resume would mix the two "
+                              f"({'; '.join(drift[:4])}{more}); resume with the recipe it was "
+                              "trained with, or start over with --force")
 
 
 def load(path: str | Path, kind: str | None = None) -> dict:

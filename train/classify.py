@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from picojepa.runtime.errors import DataLayoutError
+from picojepa.core.errors import DataLayoutError
 
 from . import checkpoint, stacking
 from .config import Recipe, recipe_from_dict

@@ -6,11 +6,17 @@ from pathlib import Path
 
 import click
 
-from picojepa.runtime.console import one_line_errors, setup_logging, warn
+from picojepa.core.console import EXIT_PARTIAL, one_line_errors, setup_logging, warn
 from picojepa.runtime.decode import check_ffmpeg
 
 from .config import load_recipe, nest
 from .layout import check_layout
+from .rundir import MEMBERS_DIR, PRETRAIN, RunDirError, claim
+
+_RESUME = click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint "
+                       "(refused when its recipe differs).")
+_FORCE = click.option("--force", is_flag=True, help="Start the run in OUT over: its checkpoints "
+                      "and reports are deleted first (other files there are kept).")
 
 
 def _common(fn):
@@ -34,9 +40,13 @@ def parse_sets(items) -> dict:
     flat = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
-        flat[key] = yaml.safe_load(value)
+        try:
+            flat[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise click.BadParameter(f"{item!r}: the value is not valid YAML (quote a string: "
+                                     f"{key}='\"...\"')", param_hint="--set") from None
     return flat
 
 
@@ -67,27 +77,34 @@ def _leave_process_group(*_args, **_kwargs) -> None:
 
 @main.command(name="pretrain")
 @_common
-@click.option("--resume", is_flag=True, help="Continue from the run's last checkpoint.")
+@_RESUME
+@_FORCE
 @one_line_errors
-def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume):
+def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume, force):
     """JEPA pre-training of the encoder on ROOT/train/train.csv."""
     from .pretrain import pretrain
 
     recipe, data, out = _setup(config, data, out, overrides, verbose, layout="unlabelled")
+    claim(out, resume, force)
     res = pretrain(recipe, data, out, resume=resume, show_progress=not no_progress)
-    for s in res.skipped:
-        warn(f"{s} (skipped)")
     click.echo(f"pre-trained {res.epochs} epochs, loss {res.final_loss:.4f}: {res.path}", err=True)
+    _skipped(res.skipped, None)
 
 
 @main.command(name="classify")
 @_common
+@click.option("--force", is_flag=True, help="Train the classifiers again where OUT has them already.")
 @one_line_errors
-def classify_cmd(config, data, out, overrides, no_progress, verbose):
+def classify_cmd(config, data, out, overrides, no_progress, verbose, force):
     """Train the general and the four partial linear classifiers on the frozen encoder."""
     from .classify import classify
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
+    if not (out / PRETRAIN).is_file():
+        raise RunDirError(f"{out}: no {PRETRAIN}; pre-train first (`picojepa-train pretrain` or `all`)")
+    if (out / MEMBERS_DIR).is_dir() and not force:
+        raise RunDirError(f"{out}: has trained classifiers already ({MEMBERS_DIR}/); --force trains "
+                          "them again")
     res = classify(recipe, data, out, show_progress=not no_progress)
     click.echo("classifiers: " + ", ".join(f"{m} (val {v:.2f})" if v is not None else m
                                            for m, v in res.val_accuracy.items()), err=True)
@@ -107,28 +124,48 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
 
 @main.command(name="all")
 @_common
-@click.option("--resume", is_flag=True, help="Continue pre-training from the last checkpoint.")
+@_RESUME
+@_FORCE
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Run the recipe with this many seeds (seed, seed+1, ...) into OUT/seed-<s>/; "
                    "OUT/report.* then give every accuracy as mean ± sd.")
 @one_line_errors
-def all_cmd(config, data, out, overrides, no_progress, verbose, resume, seeds):
+def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, seeds):
     """Pre-train, classify and evaluate (generating the built-in data when DATA is absent)."""
     from .pipeline import run_all
     from .seeds import run_seeds
 
     recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None)  # may generate it
+    claim(out, resume, force)
     if seeds > 1:
         report = run_seeds(recipe, data, out, seeds, resume=resume, show_progress=not no_progress)
         click.echo(json.dumps({k: f"{v:.2f} ± {report['accuracy_sd'][k]:.2f}"
                                for k, v in report["accuracy_mean"].items()}, indent=1))
         click.echo(f"report: {out / 'report.md'}", err=True)
+        _skipped(_skipped_of(report), out)
         return
     report = run_all(recipe, data, out, resume=resume, show_progress=not no_progress)
     if report:
         acc = report["accuracy"]
         click.echo(json.dumps(acc, indent=1))
         click.echo(f"report: {out / 'report.md'}", err=True)
+        _skipped(_skipped_of(report), out)
+
+
+def _skipped_of(report: dict) -> list[str]:
+    return sorted(set(report.get("skipped_videos", [])) | set(report["pretrain"]["skipped_videos"]))
+
+
+def _skipped(videos: list[str], run: Path | None, shown: int = 5) -> None:
+    """Videos training could not decode: a warning each (the first few where `run`'s report
+    lists them all), then exit 1 (partial: the run is complete without them)."""
+    if not videos:
+        return
+    for v in videos[:shown] if run else videos:
+        warn(f"{v} (skipped)")
+    listed = f": all listed in {run / 'report.md'}" if run else ""
+    warn(f"{len(videos)} training video(s) could not be decoded and were left out{listed}")
+    raise SystemExit(EXIT_PARTIAL)
 
 
 @main.command(name="ensemble")
@@ -143,10 +180,11 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume, seeds):
               help="Train the whole ensemble with this many seeds into OUT/seed-<k>/; every figure "
                    "then as mean ± sd.")
 @click.option("--resume", is_flag=True, help="Keep member runs already finished with the same recipe.")
+@_FORCE
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 @one_line_errors
-def ensemble_cmd(config, data, out, overrides, seeds, resume, no_progress, verbose):
+def ensemble_cmd(config, data, out, overrides, seeds, resume, force, no_progress, verbose):
     """Train a heterogeneous ensemble (members with different encoders) and compare its votes with
     the general model and the homogeneous vote on the same held-out videos."""
     from .hetero import load_hetero, member_recipes, train_ensemble_seeds
@@ -156,6 +194,7 @@ def ensemble_cmd(config, data, out, overrides, seeds, resume, no_progress, verbo
     cfg, sets = load_hetero(config), parse_sets(overrides)
     base = member_recipes(cfg, sets)[0]
     data, out = Path(data or base.data.root), Path(out or Path("runs") / cfg.name)
+    claim(out, resume, force, "heterogeneous ensemble")
     report = train_ensemble_seeds(cfg, data, out, seeds, sets, resume, not no_progress)
     mean, sd = report.get("accuracy_mean", report["accuracy"]), report.get("accuracy_sd", {})
     click.echo(json.dumps({k: f"{v:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else "") for k, v in mean.items()},

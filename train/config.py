@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
+from picojepa.core.errors import PicoJepaError
+from picojepa.core.textio import read_yaml
 from picojepa.runtime.clips import ClipSpec
-from picojepa.runtime.errors import PicoJepaError
 
 
 class ConfigError(PicoJepaError, ValueError):
@@ -253,14 +252,10 @@ def merge(base: dict, over: dict) -> dict:
 def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: base: circular reference")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+    data = read_yaml(path, ConfigError, "recipe")
+    if data is None:
+        raise ConfigError(f"{path}: empty recipe; a recipe names its `base:` and what it changes "
+                          "(see configs/demo.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
     base = data.pop("base", None)
@@ -286,15 +281,23 @@ def nest(flat: dict) -> dict:
     return tree
 
 
-def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
-    """Load a recipe YAML (following `base:`), apply `overrides`, and validate everything."""
+def load_recipe(path: str | Path, overrides: dict | None = None, overrides_from: str = "--set") -> Recipe:
+    """Load a recipe YAML (following `base:`), apply `overrides`, and validate everything. An
+    error the file alone already has is the file's (`file: key: reason`); one that only the
+    overrides bring is theirs (`--set key: reason`)."""
     path = Path(path)
-    data = merge(_read_yaml(path), overrides or {})
+    data = _read_yaml(path)
     data.setdefault("name", path.stem)
     try:
-        return _build(Recipe, data)
+        recipe = _build(Recipe, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if not overrides:
+        return recipe
+    try:
+        return _build(Recipe, merge(data, overrides))
+    except ConfigError as exc:
+        raise ConfigError(f"{overrides_from} {exc}") from None
 
 
 def recipe_from_dict(data: dict) -> Recipe:

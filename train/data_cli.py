@@ -5,7 +5,9 @@ from pathlib import Path
 
 import click
 
-from picojepa.runtime.console import EXIT_PARTIAL, one_line_errors, progress, setup_logging, warn
+from picojepa.core.console import EXIT_PARTIAL, one_line_errors, progress, setup_logging, warn
+from picojepa.core.errors import DataLayoutError
+from picojepa.core.options import Finite
 from picojepa.runtime.decode import check_ffmpeg
 
 
@@ -32,8 +34,11 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
           unlabelled_per_class: int) -> None:
     """Generate the built-in motion data set (real H.264 files) under ROOT."""
     check_ffmpeg()
-    from .synth import generate
+    from .synth import MARKER, generate
 
+    if root.is_dir() and any(p.name != MARKER for p in root.iterdir()) and not (root / MARKER).is_file():
+        raise DataLayoutError(f"{root}: not empty; synth writes a new data root (choose a new folder, "
+                              "or remove this one first)")
     names = generate(root, classes, videos_per_class, seed, progress=_bar("synth"),
                      unlabelled_per_class=unlabelled_per_class)
     extra = f" + {classes * unlabelled_per_class} unlabelled" if unlabelled_per_class else ""
@@ -45,7 +50,7 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Layout root to write [default: data/<name of SOURCE>].")
-@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.9),
+@click.option("--holdout", default=0.2, show_default=True, type=Finite(0.05, 0.9),
               help="Fraction of each class held out for evaluation (ROOT/infer).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--copy", is_flag=True, help="Copy files instead of linking them.")
@@ -57,11 +62,14 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
                    "repeatable) are held out, all others train; --holdout is then not used.")
 @click.option("--with-builtin", "builtin", default=0, show_default=True, type=click.IntRange(0, None),
               help="Also pre-train on this many built-in synthetic videos per motion class (4 classes).")
-@click.option("--piece-s", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
+@click.option("--piece-s", default=10.0, show_default=True, type=Finite(min=0.5),
               help="Unlabelled recordings count as one pre-training sample per this many seconds.")
+@click.option("--force", is_flag=True, help="Replace a data root this command wrote before (nothing of "
+              "the old one stays); any other folder is never replaced.")
 @one_line_errors
 def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: bool,
-              unlabelled: tuple[Path, ...], piece_s: float, prefixes: tuple[str, ...], builtin: int) -> None:
+              unlabelled: tuple[Path, ...], piece_s: float, prefixes: tuple[str, ...], builtin: int,
+              force: bool) -> None:
     """Index your own videos: SOURCE/<class>/* (mp4, avi, mkv, webm...) -> the standard layout.
 
     Every file is probed; unreadable ones are named on stderr and left out (exit code 1).
@@ -71,7 +79,7 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
 
     out = out or Path("data") / source.resolve().name
     res = index(source, out, holdout, seed, copy, progress=_bar("probe"), unlabelled=list(unlabelled),
-                piece_s=piece_s, held_out_prefixes=prefixes, builtin_per_class=builtin)
+                piece_s=piece_s, held_out_prefixes=prefixes, builtin_per_class=builtin, force=force)
     for path, reason in res.bad:
         warn(f"{path}: {reason} (left out)")
     click.echo(f"indexed {res.train} training and {res.infer} held-out videos of "

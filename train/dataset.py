@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from picojepa.runtime.clips import (ClipSpec, center_indices, normalize, random_indices,
                                     uniform_starts)
 from picojepa.runtime.decode import load_clip, open_video
-from picojepa.runtime.errors import DecodeError
+from picojepa.core.errors import DecodeError
 
 
 class ClipDataset(Dataset):

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from picojepa.runtime.console import progress
+from picojepa.core.console import progress
 
 from .dataset import MultiClipDataset, collate
 from .heads import pool_tokens

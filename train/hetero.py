@@ -28,14 +28,14 @@ import dataclasses
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from picojepa.core.textio import read_json, read_yaml
 from picojepa.runtime import vote
+from picojepa.runtime.bundle import MEMBER_NAME
 
 from . import checkpoint, stacking
 from .classify import STACKER
@@ -49,7 +49,6 @@ from .roster import GENERAL, MEMBERS, PARTIALS, report_key
 log = logging.getLogger(__name__)
 MANIFEST = "ensemble.json"
 VOTES = ("majority", "soft", "weighted", "stacked")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # safe in file names and NATS subjects
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def _member(path: Path, i: int, item) -> HeteroMember:
     if not isinstance(item, dict) or set(item) - {"name", "set", "head"}:
         raise ConfigError(f"{where}: expected a mapping of name, set and head")
     name, sets, head = item.get("name"), item.get("set") or {}, item.get("head", GENERAL)
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not MEMBER_NAME.match(name):
         raise ConfigError(f"{where}.name: expected letters, digits, '-' or '_', got {name!r}")
     if not isinstance(sets, dict):
         raise ConfigError(f"{where}.set: expected a mapping of recipe keys, got {sets!r}")
@@ -84,12 +83,7 @@ def _member(path: Path, i: int, item) -> HeteroMember:
 def load_hetero(path: str | Path) -> HeteroConfig:
     """Read and check an ensemble recipe; every member's recipe is built once to validate it."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+    data = read_yaml(path, ConfigError, "ensemble recipe") or {}
     if not isinstance(data, dict) or "members" not in data or "recipe" not in data:
         raise ConfigError(f"{path}: an ensemble recipe needs 'recipe' (the base recipe file) and "
                           "'members' (a list); a plain recipe trains with `picojepa-train all`")
@@ -112,7 +106,7 @@ def member_recipes(cfg: HeteroConfig, overrides: dict | None = None, seed_offset
     out = []
     for m in cfg.members:
         try:
-            r = load_recipe(cfg.recipe, merge(nest(overrides or {}), nest(m.overrides)))
+            r = load_recipe(cfg.recipe, merge(nest(overrides or {}), nest(m.overrides)), "set / --set:")
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: member {m.name}: {exc}") from None
         out.append(dataclasses.replace(r, name=f"{cfg.name}-{m.name}", seed=r.seed + seed_offset))
@@ -189,12 +183,13 @@ def train_ensemble(cfg: HeteroConfig, data_root: Path, out: Path, overrides: dic
 def read_manifest(out: Path) -> tuple[str, list[dict]]:
     """OUT/ensemble.json: the ensemble's name and its members with absolute run directories."""
     path = Path(out) / MANIFEST
+    data = read_json(path, ConfigError, "ensemble manifest")
     try:
-        data = json.loads(path.read_text())
         name, members = data["name"], data["members"]
-    except (OSError, ValueError, KeyError) as exc:
+        members = [{**m, "run": Path(out) / m["run"]} for m in members]
+    except (TypeError, KeyError) as exc:
         raise ConfigError(f"{path}: not a heterogeneous ensemble's manifest ({exc})") from None
-    return name, [{**m, "run": Path(out) / m["run"]} for m in members]
+    return name, members
 
 
 def _run_probs(members: list[dict], data_root: Path, show_progress: bool) -> tuple[dict, dict]:

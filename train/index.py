@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from picojepa.core import outdir
 from picojepa.runtime.clips import ClipSpec, center_indices
 from picojepa.runtime.decode import VIDEO_SUFFIXES, open_video
-from picojepa.runtime.errors import DataLayoutError, DecodeError
+from picojepa.core.errors import DataLayoutError, DecodeError
 
 from .layout import holdout_split, list_videos, write_layout
 
@@ -64,10 +65,22 @@ def add_unlabelled(folders: list[Path], out: Path, piece_s: float, copy: bool,
     return entries, recordings, bad
 
 
+MADE_BY_INDEX = ".picojepa-index"  # in a data root this command wrote (what --force may replace)
+
+
+def _made_by_index(root: Path) -> str | None:
+    return None if (root / MADE_BY_INDEX).is_file() else \
+        "was not written by `picojepa-data index` (its videos may be the only copies)"
+
+
+DATA_ROOT = outdir.Kind("data root", _made_by_index)
+
+
 def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int = 0,
           copy: bool = False, progress: Callable[[list], Iterator] = iter,
           unlabelled: list[str | Path] = (), piece_s: float = 10.0,
-          held_out_prefixes: tuple[str, ...] = (), builtin_per_class: int = 0) -> IndexResult:
+          held_out_prefixes: tuple[str, ...] = (), builtin_per_class: int = 0,
+          force: bool = False) -> IndexResult:
     """Probe `source/<class>/*`, then place good files under `out/{train,infer}/<class>/`
     (symbolic links, or copies with `copy=True`) and write the CSVs. Bad files are listed, not fatal.
     Videos under the `unlabelled` folders join the pre-training list (train.csv) only, cut into
@@ -75,10 +88,15 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
     `builtin_per_class` > 0 adds that many built-in synthetic videos per motion class to the
     pre-training list too (train/unlabelled/builtin/), to pre-train on both.
     `held_out_prefixes` (e.g. ("test__", "val__")): a data set's own split, written into its file
-    names, decides instead of a random `holdout` draw: those files are held out, the rest train."""
+    names, decides instead of a random `holdout` draw: those files are held out, the rest train.
+    The root is written aside and swapped in whole (`core.outdir`): a root that `index` wrote
+    before is replaced only with `force`, leaving nothing of the old one; any other existing
+    folder, and a root inside SOURCE or holding it, is refused."""
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise DataLayoutError(f"{source}: not a directory of class folders")
+    folders = [Path(f) for f in unlabelled]
+    outdir.check_target(out, DATA_ROOT, force, [source, *folders])
     classes = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DataLayoutError(f"{source}: needs at least 2 class folders, found {len(classes)}")
@@ -102,19 +120,22 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
                                   f"{len(train_idx)} training and {len(infer_idx)} held-out videos")
     else:
         train_idx, infer_idx = holdout_split([y for _, y in good], holdout, seed)
-    placed: dict[str, list] = {"train": [], "infer": []}
-    for split, idx in (("train", train_idx), ("infer", infer_idx)):
-        for i in idx:
-            src, y = good[i]
-            placed[split].append((_place(src, out / split / classes[y] / src.name, copy), y))
-    folders = [Path(f) for f in unlabelled]
     for f in folders:
         if not f.is_dir():
             raise DataLayoutError(f"{f}: not a directory of unlabelled videos")
-    pieces, recordings, bad_u = add_unlabelled(folders, out, piece_s, copy, progress)
-    if builtin_per_class:
-        from .synth import unlabelled_videos
+    placed: dict[str, list] = {"train": [], "infer": []}
+    with outdir.draft(out) as root:
+        for split, idx in (("train", train_idx), ("infer", infer_idx)):
+            for i in idx:
+                src, y = good[i]
+                placed[split].append((_place(src, root / split / classes[y] / src.name, copy), y))
+        pieces, recordings, bad_u = add_unlabelled(folders, root, piece_s, copy, progress)
+        if builtin_per_class:
+            from .synth import unlabelled_videos
 
-        pieces += unlabelled_videos(out / "train" / "unlabelled" / "builtin", builtin_per_class, progress=progress)
-    write_layout(out, classes, placed["train"], placed["infer"], seed, unlabelled=pieces)
+            pieces += unlabelled_videos(root / "train" / "unlabelled" / "builtin", builtin_per_class,
+                                        progress=progress)
+        write_layout(root, classes, placed["train"], placed["infer"], seed, unlabelled=pieces)
+        (root / MADE_BY_INDEX).write_text(f"source: {source.resolve()}\n")
+        outdir.commit(root, out)
     return IndexResult(classes, len(placed["train"]), len(placed["infer"]), bad + bad_u, recordings, len(pieces))

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from picojepa.runtime.decode import VIDEO_SUFFIXES
-from picojepa.runtime.errors import DataLayoutError, PicoJepaError
+from picojepa.core.errors import DataLayoutError, PicoJepaError
 
 from .layout import list_videos, write_layout
 

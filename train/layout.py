@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.runtime.decode import VIDEO_SUFFIXES
-from picojepa.runtime.errors import DataLayoutError
+from picojepa.core.errors import DataLayoutError
+from picojepa.core.textio import read_text
 
 from .files import write_text
 from .roster import GENERAL, MEMBERS, PARTS
@@ -45,10 +46,7 @@ def write_classes(root: Path, classes: list[str]) -> None:
 
 def read_classes(root: str | Path) -> list[str]:
     path = Path(root) / "classInd.txt"
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise DataLayoutError(f"{path}: cannot read class list ({exc.strerror or exc})") from None
+    lines = read_text(path, DataLayoutError, "class list").splitlines()
     classes = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -76,32 +74,32 @@ def confined(base: Path, rel: str, where: str) -> Path:
 def read_items(csv_path: str | Path, classes: list[str] | None = None) -> list[tuple[Path, int]]:
     """Rows of a layout CSV as (path, label index); label -1 where the CSV has no label column."""
     csv_path = Path(csv_path)
+    text = read_text(csv_path, DataLayoutError, "CSV file")
     try:
-        f = csv_path.open(newline="")
-    except OSError as exc:
-        raise DataLayoutError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
-    with f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or header[0] != "video_name":
-            raise DataLayoutError(f"{csv_path}: first column must be 'video_name', got {header}")
-        labelled = classes is not None
-        if labelled and (len(header) < 2 or header[1] != "label"):
-            raise DataLayoutError(f"{csv_path}: missing column 'label' (header {header})")
-        items = []
-        for n, row in enumerate(reader, 2):
-            if not row:
-                continue
-            where = f"{csv_path}:{n}"
-            path = confined(csv_path.parent, row[0], where)
-            if not path.exists():
-                raise DataLayoutError(f"{where}: file not found: {row[0]}")
-            label = -1
-            if labelled:
-                if len(row) < 2 or row[1] not in classes:
-                    raise DataLayoutError(f"{where}: unknown label {row[1:2]} (classes: {classes})")
-                label = classes.index(row[1])
-            items.append((path, label))
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise DataLayoutError(f"{csv_path}: not a CSV file ({exc})") from None
+    reader = iter(rows)
+    header = next(reader, None)
+    if not header or header[0] != "video_name":
+        raise DataLayoutError(f"{csv_path}: first column must be 'video_name', got {header}")
+    labelled = classes is not None
+    if labelled and (len(header) < 2 or header[1] != "label"):
+        raise DataLayoutError(f"{csv_path}: missing column 'label' (header {header})")
+    items = []
+    for n, row in enumerate(reader, 2):
+        if not row:
+            continue
+        where = f"{csv_path}:{n}"
+        path = confined(csv_path.parent, row[0], where)
+        if not path.exists():
+            raise DataLayoutError(f"{where}: file not found: {row[0]}")
+        label = -1
+        if labelled:
+            if len(row) < 2 or row[1] not in classes:
+                raise DataLayoutError(f"{where}: unknown label {row[1:2]} (classes: {classes})")
+            label = classes.index(row[1])
+        items.append((path, label))
     return items
 
 

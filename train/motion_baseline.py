@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.runtime.decode import open_video
-from picojepa.runtime.errors import DecodeError
+from picojepa.core.errors import DecodeError
 
 log = logging.getLogger(__name__)
 FRAMES, SIZE, GRID = 16, 64, 4

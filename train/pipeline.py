@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from picojepa.runtime.errors import DataLayoutError
+from picojepa.core.errors import DataLayoutError
 
 from . import checkpoint
 from .classify import classify, features_for
@@ -38,7 +38,7 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
         raise DataLayoutError(f"{data_root}: no data there; recipe {recipe.name!r} trains on your own "
                               f"videos: `picojepa-data index SRC --out {data_root}` (SRC/<class>/*), "
                               "then pass --data (make train DATA=...)")
-    from picojepa.runtime.console import progress
+    from picojepa.core.console import progress
 
     d = recipe.data
     log.warning("no data at %s: generating the built-in set (%d classes x %d videos, + %d "

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from picojepa.runtime.console import progress
-from picojepa.runtime.errors import DataLayoutError, PicoJepaError
+from picojepa.core.console import progress
+from picojepa.core.errors import DataLayoutError, PicoJepaError
 
 from . import checkpoint, distributed
 from .config import PretrainConfig, Recipe
@@ -22,11 +22,12 @@ from .files import write_text
 from .jepa import JEPA
 from .layout import read_items
 from .masking import batch_masks
+from .rundir import PRETRAIN
 from .optim import lr_at, param_groups, set_lr
 from .vit import VideoViT
 
 log = logging.getLogger(__name__)
-CKPT = "pretrain.pt"
+CKPT = PRETRAIN
 
 
 class CollapseError(PicoJepaError, RuntimeError):
@@ -141,7 +142,7 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
                  recipe.pretrain.vicreg_below_videos)
     model = build(recipe, vicreg=vicreg).to(device)
     opt = make_optimizer(model, recipe.pretrain)
-    start_epoch, history, skipped = _resume(ckpt_path, model, opt) if resume else (0, [], set())
+    start_epoch, history, skipped = _resume(ckpt_path, model, opt, recipe) if resume else (0, [], set())
     loop = _make_loop(recipe, model, opt, items, device, world, rank, skipped)
     loop.log_file = _open_log(Path(run_dir) / "pretrain.jsonl", start_epoch) if rank == 0 else None
     try:
@@ -167,13 +168,19 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
                           last.get("target_rank", float("nan")), vicreg)
 
 
-def _resume(ckpt_path: Path, model: JEPA, opt: torch.optim.AdamW) -> tuple[int, list, set]:
-    """Model and optimiser state from the last checkpoint -> (next epoch, history, skipped)."""
+def _resume(ckpt_path: Path, model: JEPA, opt: torch.optim.AdamW, recipe: Recipe) -> tuple[int, list, set]:
+    """Model and optimiser state from the last checkpoint -> (next epoch, history, skipped);
+    refused where the checkpoint was trained with another recipe."""
     if not ckpt_path.exists():
         return 0, [], set()
     state = checkpoint.load(ckpt_path, kind="pretrain")
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
+    checkpoint.check_resume(state, recipe.to_dict(), ckpt_path)
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise checkpoint.CheckpointError(f"{ckpt_path}: does not fit this model "
+                                         f"({' '.join(str(exc).split())[:120]})") from None
     log.info("resumed from %s at epoch %d", ckpt_path, state["epoch"] + 1)
     return state["epoch"] + 1, state["history"], set(state["skipped"])
 

@@ -191,16 +191,35 @@ def _bundle_copy(tmp: Path, ctx: dict) -> Path:
     return out
 
 
-def _manifest_edit(fn):
+def _manifest_edit(fn, reseal: bool = True):
+    """A copy of the bundle with its manifest edited by `fn`; `reseal` recomputes the manifest's
+    own checksum (as a buggy exporter would write it), so the checks behind it are reached."""
     def make(tmp: Path, ctx: dict) -> Path:
         import json
+
+        from picojepa.runtime.bundle import seal
 
         b = _bundle_copy(tmp, ctx)
         m = json.loads((b / "manifest.json").read_text())
         fn(m)
-        (b / "manifest.json").write_text(json.dumps(m))
+        (b / "manifest.json").write_text(json.dumps(seal(m) if reseal else m))
         return b
     return make
+
+
+def _unfinished(tmp, ctx):
+    """What an export killed half-way leaves beside --out: its draft, never verified."""
+    from picojepa.core.outdir import INCOMPLETE
+
+    b = _bundle_copy(tmp, ctx)
+    (b / INCOMPLETE).write_text("")
+    return b
+
+
+def _manifest_latin1(tmp, ctx):
+    b = _bundle_copy(tmp, ctx)
+    (b / "manifest.json").write_bytes((b / "manifest.json").read_bytes().replace(b'"', b'\xab', 1))
+    return b
 
 
 def _missing_graph(tmp, ctx):
@@ -244,7 +263,17 @@ BUNDLE_CASES = [
     Case("bundle_input_shape", "bundle", "the model's input shape does not match the clip spec",
          "model input", _wrong_shape),
     Case("bundle_not_json", "bundle", "manifest.json is not JSON",
-         "manifest.json is not valid JSON", _not_json),
+         "manifest.json: not valid JSON", _not_json),
+    Case("bundle_not_utf8", "bundle", "manifest.json with a byte that is not UTF-8",
+         "manifest.json: not UTF-8 text", _manifest_latin1),
+    Case("bundle_classes_reordered", "bundle", "the manifest's class names reordered by hand (would relabel "
+         "every answer)", "manifest.json: its checksum does not match",
+         _manifest_edit(lambda m: m["classes"].reverse(), reseal=False)),
+    Case("bundle_classes_not_names", "bundle", "a class list of [1, null, {}] (checksum recomputed)",
+         "'classes' must be a list of distinct non-empty names",
+         _manifest_edit(lambda m: m.update(classes=[1, None, {}]))),
+    Case("bundle_unfinished_export", "bundle", "the draft an export killed part-way leaves (INCOMPLETE inside)",
+         "an export that never finished left this folder", _unfinished),
 ]
 
 
@@ -267,6 +296,12 @@ CONFIG_CASES = [
     Case("config_zero_size", "config", "clip size 0", "clip: size must be >= 8", _config("clip:\n  size: 0\n")),
     Case("config_negative", "config", "negative epochs", "pretrain: epochs and batch_size: must be >= 1", _config("pretrain:\n  epochs: -1\n")),
     Case("config_not_yaml", "config", "not YAML at all", "not valid YAML", _config("model: [unclosed\n")),
+    Case("config_empty", "config", "an empty recipe file (would train base.yaml's large defaults)",
+         "empty recipe", _bytes("recipe.yaml", b"")),
+    Case("config_not_utf8", "config", "a recipe saved as Latin-1 (an accented comment)",
+         "not UTF-8 text", _bytes("recipe.yaml", "# recette d\u2019\u00e9t\u00e9\nseed: 1\n".encode("latin-1", "replace"))),
+    Case("config_binary", "config", "a binary file given as the recipe", "not UTF-8 text",
+         _bytes("recipe.yaml", bytes(range(256)))),
 ]
 
 
@@ -294,9 +329,197 @@ DATA_CASES = [
          _csv("model-1.csv", "video_name\nx.mp4\n")),
     Case("no_classind", "data", "a data root without classInd.txt", "classInd.txt",
          _layout(lambda root: (root / "classInd.txt").unlink())),
+    Case("csv_not_utf8", "data", "train.csv with a Latin-1 file name in it", "train.csv: not UTF-8 text",
+         _layout(lambda root: (root / "train" / "train.csv").write_bytes(b"video_name\nvid\xe9o.mp4\n"))),
+    Case("classind_not_utf8", "data", "classInd.txt that is not UTF-8", "classInd.txt: not UTF-8 text",
+         _layout(lambda root: (root / "classInd.txt").write_bytes(b"1 caf\xe9\n2 other\n"))),
 ]
 
 ALL = VIDEO_CASES + BUNDLE_CASES + CONFIG_CASES + DATA_CASES
+
+
+# -- whole command lines (ctx: run, bundle, data, configs, video) ---------------------------------
+@dataclass(frozen=True)
+class Command:
+    """A command line that must be refused without a traceback and without touching what the user
+    has: `make(tmp, ctx)` -> {"argv": [cli, *args], "watch": [paths], "cwd": path or None}; every
+    watched folder must hold exactly the same files with the same bytes afterwards."""
+
+    id: str
+    what: str
+    make: Callable[[Path, dict], dict]
+    exit: int
+    expect: str  # in the error line (click's own `Error:` for its usage errors)
+    hidden: str = ""  # must appear nowhere in the output (a credential)
+    needs: str = ""
+
+
+def _folder(tmp: Path, name: str, files: dict[str, str]) -> Path:
+    d = tmp / name
+    d.mkdir(parents=True)
+    for f, text in files.items():
+        (d / f).write_text(text)
+    return d
+
+
+def _mine(tmp: Path) -> Path:
+    return _folder(tmp, "mine", {"notes.txt": "my own notes", "thesis.tex": "two years of work"})
+
+
+def _run_copy(tmp: Path, ctx: dict) -> Path:
+    out = tmp / "run"
+    shutil.copytree(ctx["run"], out)
+    return out
+
+
+def _source(tmp: Path, ctx: dict) -> Path:
+    """SRC/<class>/* of the user's own videos (links to the smoke data's)."""
+    src = tmp / "src"
+    for c in ("left", "right"):
+        (src / c).mkdir(parents=True)
+        for i, v in enumerate(sorted((ctx["data"] / "train").rglob("*.mp4"))[:3]):
+            (src / c / f"{i}.mp4").symlink_to(v)
+    return src
+
+
+def _cmd(*args, watch=(), cwd=None):
+    """A `make` from argv items: strings, or functions (tmp, ctx) -> path; `watch` likewise."""
+    def make(tmp: Path, ctx: dict) -> dict:
+        made: dict = {}
+
+        def value(a):
+            if callable(a):
+                key = getattr(a, "__name__", str(id(a)))
+                if key not in made:
+                    made[key] = a(tmp, ctx)
+                return made[key]
+            return a
+        argv = [str(value(a)) for a in args]
+        return {"argv": argv, "watch": [value(w) for w in watch], "cwd": value(cwd) if cwd else None}
+    return make
+
+
+def _ctx(key: str):
+    f = lambda tmp, ctx: ctx[key]  # noqa: E731
+    f.__name__ = f"ctx_{key}"
+    return f
+
+
+def _tmpfile(name: str, data: bytes):
+    def make(tmp: Path, ctx: dict) -> Path:
+        p = tmp / name
+        p.write_bytes(data)
+        return p
+    make.__name__ = f"file_{name}"
+    return make
+
+
+def _video_in(folder: str):
+    def make(tmp: Path, ctx: dict) -> Path:
+        d = tmp / folder
+        d.mkdir()
+        return shutil.copy(ctx["video"], d / "v.mp4")
+    make.__name__ = f"video_in_{folder}"
+    return make
+
+
+def _bundle_plus_notes(tmp, ctx):
+    b = _bundle_copy(tmp, ctx)
+    (b / "notes.txt").write_text("mine")
+    return b
+
+
+def _mine_f(tmp, ctx):
+    return _mine(tmp)
+
+
+_smoke = lambda tmp, ctx: ctx["configs"] / "smoke.yaml"  # noqa: E731
+_new = lambda tmp, ctx: tmp / "new"  # noqa: E731
+RUN, BUNDLE, DATA, VIDEO = _ctx("run"), _ctx("bundle"), _ctx("data"), _ctx("video")
+
+COMMAND_CASES = [
+    # data loss
+    Command("export_force_cwd", "`picojepa-export RUN --out . --force` in a folder of the user's files",
+            _cmd("export", RUN, "--out", ".", "--force", watch=[_mine_f], cwd=_mine_f), 3, "current directory"),
+    Command("export_force_onto_run", "`--out RUN --force`: the bundle would replace the training run",
+            _cmd("export", _run_copy, "--out", _run_copy, "--force", watch=[_run_copy]), 3, "holds or lies inside"),
+    Command("export_force_user_folder", "`--force` onto a folder of the user's files (no manifest.json)",
+            _cmd("export", RUN, "--out", _mine_f, "--force", watch=[_mine_f]), 3, "holds no manifest.json"),
+    Command("export_force_bundle_plus_files", "`--force` onto a bundle the user added a file to",
+            _cmd("export", RUN, "--out", _bundle_plus_notes, "--force", watch=[_bundle_plus_notes]), 3,
+            "not part of a bundle (notes.txt)"),
+    Command("train_onto_finished_run", "`picojepa-train all` onto a finished run without --resume",
+            _cmd("train", "all", "--config", _smoke, "--data", DATA, "--out", _run_copy, "--no-progress",
+                 watch=[_run_copy]), 3, "holds a training run already"),
+    Command("train_into_user_folder", "`picojepa-train all --out` a folder of the user's files",
+            _cmd("train", "all", "--config", _smoke, "--data", DATA, "--out", _mine_f, watch=[_mine_f]), 3,
+            "not empty and not a training run"),
+    Command("classify_onto_trained_run", "`picojepa-train classify` onto a run that has its classifiers",
+            _cmd("train", "classify", "--config", _smoke, "--data", DATA, "--out", _run_copy, watch=[_run_copy]),
+            3, "has trained classifiers already"),
+    Command("index_into_source", "`picojepa-data index SRC --out SRC/data` (inside the source tree)",
+            _cmd("data", "index", _source, "--out", lambda t, c: t / "src" / "data", watch=[_source]), 3,
+            "holds or lies inside"),
+    Command("index_onto_other_root", "`picojepa-data index --force` onto a data root it did not write",
+            _cmd("data", "index", _source, "--out", lambda t, c: shutil.copytree(c["data"], t / "root", symlinks=True),
+                 "--force"), 3, "was not written by `picojepa-data index`"),
+    Command("bench_onto_training_run", "`picojepa-bench --out RUN` (its report.json is the training run's)",
+            _cmd("bench", "--bundle", BUNDLE, "--run", RUN, "--out", _run_copy, VIDEO, watch=[_run_copy]), 3,
+            "holds no benchmark report.json"),
+    Command("synth_into_user_folder", "`picojepa-data synth` into a folder of the user's files",
+            _cmd("data", "synth", _mine_f, watch=[_mine_f]), 3, "not empty"),
+    # wrong results without a word
+    Command("resume_other_recipe", "`--resume` with another mask than the checkpoint's",
+            _cmd("train", "pretrain", "--config", _smoke, "--data", DATA, "--out", _run_copy, "--resume",
+                 "--set", "pretrain.mask=tube", watch=[_run_copy]), 3,
+            "trained with another recipe, --resume would mix the two (pretrain.mask: 'future' -> 'tube')"),
+    Command("resume_other_size", "`--resume --set model.embed_dim=64` (a size the checkpoint does not have)",
+            _cmd("train", "pretrain", "--config", _smoke, "--data", DATA, "--out", _run_copy, "--resume",
+                 "--set", "model.embed_dim=64", watch=[_run_copy]), 3, "model.embed_dim: 32 -> 64"),
+    Command("verify_video_unusable", "`--verify-videos` naming a file that is no video",
+            _cmd("export", RUN, "--out", _new, "--verify-videos", _tmpfile("bad.mp4", b"not a video" * 9)), 3,
+            "--verify-videos:"),
+    Command("members_empty", "`--members ''`", _cmd("export", RUN, "--out", _new, "--members", ""), 2,
+            "names no member"),
+    Command("members_malformed", "`--members runs/x:bogus` (no such member)",
+            _cmd("export", "--out", _new, "--members", "runs/x:bogus"), 2, "expected RUN_DIR:MEMBER"),
+    Command("window_longer_than_video", "`--window 60` on a 2-s video",
+            _cmd("run", "--bundle", BUNDLE, "--window", "60", VIDEO), 3, "shorter than the 60 s window"),
+    Command("labels_unknown_folders", "`--labels-from-folders` on a folder that is no class",
+            _cmd("run", "--bundle", BUNDLE, "--labels-from-folders", _video_in("holiday")), 2,
+            "'holiday' is no class of"),
+    # tracebacks and exit codes
+    Command("set_not_yaml", "`--set 'pretrain.epochs=[1'`",
+            _cmd("train", "pretrain", "--config", _smoke, "--out", _new, "--set", "pretrain.epochs=[1"), 2,
+            "not valid YAML"),
+    Command("set_unknown_key", "`--set foo=1` (blamed on the option, not the recipe file)",
+            _cmd("train", "pretrain", "--config", _smoke, "--out", _new, "--set", "foo=1"), 3,
+            "--set foo: unknown key"),
+    Command("resume_and_force", "`--resume --force` together",
+            _cmd("train", "all", "--config", _smoke, "--out", _run_copy, "--resume", "--force", watch=[_run_copy]),
+            2, "give one of them"),
+    Command("window_nan", "`--window nan`", _cmd("run", "--bundle", BUNDLE, "--window", "nan", VIDEO), 2,
+            "not a finite number"),
+    Command("window_inf", "`--window inf`", _cmd("run", "--bundle", BUNDLE, "--window", "inf", VIDEO), 2,
+            "not a finite number"),
+    Command("stride_nan", "`--stride nan`", _cmd("run", "--bundle", BUNDLE, "--window", "1", "--stride", "nan", VIDEO),
+            2, "not a finite number"),
+    Command("tolerance_nan", "`picojepa-export --tolerance nan`",
+            _cmd("export", RUN, "--out", _new, "--tolerance", "nan"), 2, "not a finite number"),
+    Command("streams_not_utf8", "a `--streams` file that is not UTF-8",
+            _cmd("run", "--bundle", BUNDLE, "--streams", _tmpfile("cams.txt", b"rtsp://c\xe9m/1 door\n")), 3,
+            "not UTF-8 text"),
+    Command("quorum_impossible", "`--quorum 9` with 4 voting members",
+            _cmd("run", "--bundle", BUNDLE, "--nodes", "nats://127.0.0.1:9", "--quorum", "9", VIDEO), 2,
+            "--quorum 9 is impossible"),
+    # credentials
+    Command("nats_password_hidden", "a NATS URL with a password, server unreachable",
+            _cmd("run", "--bundle", BUNDLE, "--nodes", "nats://alice:s3cret@127.0.0.1:9", "--connect-timeout", "0.5",
+                 VIDEO), 3, "nats://alice:***@127.0.0.1:9", hidden="s3cret", needs="network"),
+    Command("rtsp_password_hidden", "an RTSP camera URL with a password, camera unreachable",
+            _cmd("run", "--bundle", BUNDLE, "rtsp://admin:hunter2@127.0.0.1:9/main", "--connect-timeout", "0.5",
+                 "--reconnect-s", "0.5"), 3, "rtsp://admin:***@127.0.0.1:9/main", hidden="hunter2", needs="live"),
+]
 
 
 def table() -> str:
@@ -313,6 +536,15 @@ def table() -> str:
         exp = "classified (exit 0)" if c.expect == "ok" else f"`{c.expect}…`"
         tags = " ".join(t for t in (("slow" if c.slow else ""), (f"needs {c.needs}" if c.needs else "")) if t)
         lines.append(f"| {i} | `{c.id}` ({c.group}{', ' + tags if tags else ''}) | {c.what} | {exp} |")
+    lines += ["", "## Command lines", "",
+              "Each is refused with one line and the exit code shown; every folder the user had is checked "
+              "to hold the same files, byte for byte, afterwards; a credential in a URL never appears "
+              "in the output (shown masked).", "",
+              f"{len(COMMAND_CASES)} cases.", "",
+              "| # | case | command line | exit | message |", "|---|---|---|---|---|"]
+    for i, c in enumerate(COMMAND_CASES, 1):
+        tag = f" (needs {c.needs})" if c.needs else ""
+        lines.append(f"| {i} | `{c.id}`{tag} | {c.what} | {c.exit} | `{c.expect}` |")
     return "\n".join(lines) + "\n"
 
 

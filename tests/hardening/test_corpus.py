@@ -133,3 +133,57 @@ def test_data_case(case, smoke_data, tmp_path):
     assert res.exit_code == 3, res.output
     _one_line(res.output, str(root), case.expect)
     assert not (tmp_path / "run" / "members").exists(), "nothing may be trained on a bad layout"
+
+
+def _snapshot(folder) -> dict:
+    """Every file under `folder` (links not followed) -> its bytes' hash or link target."""
+    import hashlib
+    from pathlib import Path
+
+    out = {}
+    for p in sorted(Path(folder).rglob("*")):
+        rel = str(p.relative_to(folder))
+        out[rel] = ("link", os.readlink(p)) if p.is_symlink() else \
+            ("dir",) if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _command_params():
+    out = []
+    for c in cases.COMMAND_CASES:
+        marks = []
+        if c.needs == "live":
+            marks.append(pytest.mark.skipif(__import__("importlib").util.find_spec("av") is None,
+                                            reason="PyAV is not installed"))
+        out.append(pytest.param(c, id=c.id, marks=marks))
+    return out
+
+
+CLIS = {"train": "picojepa.train.cli", "export": "picojepa.export.cli", "run": "picojepa.runtime.cli",
+        "data": "picojepa.train.data_cli", "bench": "picojepa.benchmarks.cli"}
+
+
+@pytest.mark.parametrize("case", _command_params())
+def test_command_case(case, smoke_run, bundle, smoke_data, tmp_path, monkeypatch):
+    """Refused with one line and the documented exit code; nothing the user had is changed."""
+    import importlib
+
+    if not cases.FFMPEG:
+        pytest.skip("the ffmpeg command-line tool is not installed")
+    ctx = {"run": smoke_run[0], "bundle": bundle, "data": smoke_data, "configs": REPO / "configs",
+           "video": cases._good(tmp_path, "clip.mp4")}
+    made = case.make(tmp_path, ctx)
+    before = {str(w): _snapshot(w) for w in made["watch"]}
+    if made["cwd"]:
+        monkeypatch.chdir(made["cwd"])
+    cli, *args = made["argv"]
+    res = CliRunner().invoke(importlib.import_module(CLIS[cli]).main, args)
+    text = res.output
+    assert res.exit_code == case.exit, text
+    assert "Traceback" not in text and not isinstance(res.exception, (AssertionError, TypeError, KeyError)), text
+    lines = [ln for ln in text.splitlines() if ln.lower().startswith("error: ")]
+    assert len(lines) == 1 and case.expect.lower() in lines[0].lower(), text
+    if case.hidden:
+        assert case.hidden not in text
+    assert {str(w): _snapshot(w) for w in made["watch"]} == before, "a file the user had changed"
+    assert not (tmp_path / "new").exists(), "a refused command wrote its output"

@@ -1,4 +1,4 @@
-from picojepa.runtime import console
+from picojepa.core import console
 
 
 def test_progress_in_a_log_file_is_a_few_plain_lines_not_a_redrawn_bar(capsys, monkeypatch):

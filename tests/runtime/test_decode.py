@@ -7,7 +7,7 @@ import pytest
 from conftest import needs_real, real_clips
 from picojepa.runtime.clips import ClipSpec, center_indices
 from picojepa.runtime.decode import load_clip, open_video
-from picojepa.runtime.errors import DecodeError
+from picojepa.core.errors import DecodeError
 
 SPEC = ClipSpec(frames=8, size=64)
 REAL_CLIPS = real_clips("bench", "labeled/kinetics_named", "labeled/asl_gestures_1each")

@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REAL, needs_real
-from picojepa.runtime.bundle import load_bundle
+from picojepa.runtime.bundle import load_bundle, seal
 from picojepa.runtime.cli import main as run_main
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.runtime.errors import BundleError, DecodeError
+from picojepa.core.errors import BundleError, DecodeError
 
 SCHEMA = {"file", "label", "index", "confidence", "vote", "members", "timings_ms", "error",
           "windows", "timeline", "missing"}
@@ -39,7 +39,7 @@ def test_vote_stacked_on_a_bundle_without_a_stacker_is_a_one_line_error(bundle, 
     shutil.copytree(bundle, b)
     m = json.loads((b / "manifest.json").read_text())
     del m["stacking"]
-    (b / "manifest.json").write_text(json.dumps(m))
+    (b / "manifest.json").write_text(json.dumps(seal(m)))
     video = str(next((smoke_data / "infer").rglob("*.mp4")))
     r = CliRunner().invoke(run_main, ["--bundle", str(b), "--vote", "stacked", video])
     assert r.exit_code == 3 and "no stacking meta-model" in r.stderr
@@ -147,7 +147,7 @@ def test_damaged_bundles_are_refused_with_the_reason(bundle, tmp_path, damage, m
         m["stacking"]["weight"] = m["stacking"]["weight"][1:]
     elif damage == "stacking_members":
         m["stacking"]["members"] = ["1", "2"]
-    (b / "manifest.json").write_text(json.dumps(m))
+    (b / "manifest.json").write_text(json.dumps(seal(m)))
     with pytest.raises(BundleError, match=message):
         load_bundle(b)
     r = CliRunner().invoke(run_main, ["--bundle", str(b), "x.mp4"])

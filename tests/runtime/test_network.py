@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from picojepa.core.errors import BundleError
 from picojepa.export.bundle import export_bundle
 from picojepa.runtime import wire
-from picojepa.runtime.bundle import load_bundle
+from picojepa.runtime.bundle import load_bundle, seal
 from picojepa.runtime.cli import main as run_main
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.runtime.errors import BundleError
 from picojepa.runtime.localnet import NatsServer, start_members
 from picojepa.runtime.natsconn import NatsOptions, NetworkError
 from picojepa.runtime.network import PATIENCE, NetworkEnsemble
@@ -213,7 +213,7 @@ def test_a_member_of_another_bundle_version_never_votes(net_bundle, server, vide
     shutil.copytree(net_bundle, other)
     m = json.loads((other / "manifest.json").read_text())
     m["recipe"] = {**m["recipe"], "name": "retrained"}
-    (other / "manifest.json").write_text(json.dumps(m))
+    (other / "manifest.json").write_text(json.dumps(seal(m)))
     assert wire.bundle_id(other) != wire.bundle_id(net_bundle)
     procs = start_members(net_bundle, VOTERS[:3], server.url) + start_members(other, ["4"], server.url)
     try:
@@ -237,6 +237,39 @@ def test_the_server_restarted_mid_batch_and_the_batch_finishes(net_bundle, serve
     assert len(preds) == len(batch) and time.monotonic() - t0 < len(batch) * DEADLINE_MS / 1e3 + 30
     assert all(p.error is None for p in preds[:2])
     assert all(p.error is None and p.missing == [] for p in preds[-3:])  # all back after the restart
+
+
+def test_a_server_gone_mid_batch_is_named_and_does_not_cost_every_video_its_deadline(
+        net_bundle, server, nodes, videos):
+    """The members are not blamed for a lost connection; after one video waited its deadline
+    without a connection, the next ones fail at once until the client is connected again."""
+    batch = videos[:4]
+    with _net(net_bundle, server) as net:
+        preds = []
+        for i, p in enumerate(net.predict_many(batch)):
+            preds.append(p)
+            if i == 0:
+                server.kill()
+    assert preds[0].error is None
+    rest = [p.error for p in preds[1:]]
+    assert all("no connection to the NATS server" in e for e in rest), rest
+    assert not any("voting members answered" in e for e in rest), rest
+    assert all("not waiting again" in e for e in rest[1:]), rest
+
+
+def test_a_creds_file_without_nkeys_says_so(monkeypatch, tmp_path):
+    import importlib.util
+
+    from picojepa.runtime import natsconn
+
+    creds = tmp_path / "user.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\n")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "nkeys" else real(n, *a))
+    with pytest.raises(NetworkError, match="needs the nkeys package"):
+        asyncio.run(natsconn.connect(NatsOptions(("nats://127.0.0.1:9",), creds=creds), "t"))
+    monkeypatch.undo()
+    assert importlib.util.find_spec("nkeys") is not None, "the network extra installs nkeys"
 
 
 def test_wrong_credentials_are_refused_and_right_ones_vote(net_bundle, videos):

@@ -152,3 +152,30 @@ def test_index_with_builtin_videos_adds_them_to_pretraining_only(tmp_path):
     assert len(builtin) == 4 and all(p.stat().st_size > 0 for p in builtin)
     labelled = read_items(out / "train" / "class.csv", read_classes(out))
     assert len(pretrain) == len(labelled) + 4 and read_classes(out) == ["doing_exercises", "typing"]
+
+
+def _classes_from(smoke_data, src, names):
+    """SRC/<name>/ with links to 4 of the smoke data's training videos each."""
+    videos = sorted((smoke_data / "train").rglob("*.mp4"))
+    for k, name in enumerate(names):
+        (src / name).mkdir(parents=True)
+        for i, v in enumerate(videos[4 * k:4 * k + 4]):
+            (src / name / f"{i}.mp4").symlink_to(v)
+    return src
+
+
+def test_reindexing_replaces_the_whole_root_and_only_with_force(smoke_data, tmp_path):
+    """A second index with fewer classes leaves nothing of the old one (no stale held-out
+    videos for --labels-from-folders to score), and only when asked to replace it."""
+    out = tmp_path / "root"
+    three = _classes_from(smoke_data, tmp_path / "three", ["a", "b", "c"])
+    assert CliRunner().invoke(data_main, ["index", str(three), "--out", str(out)]).exit_code == 0
+    two = _classes_from(smoke_data, tmp_path / "two", ["a", "b"])
+    r = CliRunner().invoke(data_main, ["index", str(two), "--out", str(out)])
+    assert r.exit_code == 3 and "already exists (use --force" in r.stderr
+    assert read_classes(out) == ["a", "b", "c"]
+    r = CliRunner().invoke(data_main, ["index", str(two), "--out", str(out), "--force"])
+    assert r.exit_code == 0, r.output
+    assert read_classes(out) == ["a", "b"]
+    assert sorted(p.name for p in (out / "infer").iterdir()) == ["a", "b", "class.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root", "three", "two"], "no draft left"

@@ -110,6 +110,7 @@ def test_stacked_vote_runs_on_the_hetero_bundle(hetero_run, smoke_data, tmp_path
 
 def test_composed_members_must_share_classes(hetero_run, tmp_path):
     from picojepa.export.bundle import export_bundle
+    from picojepa.core.errors import UsageError
     from picojepa.export.errors import ExportError
     from picojepa.train import checkpoint
 
@@ -122,7 +123,7 @@ def test_composed_members_must_share_classes(hetero_run, tmp_path):
         export_bundle(None, tmp_path / "b", [f"{runs / 'd1'}:general", f"{other}:general"])
     with pytest.raises(ExportError, match="distinct"):
         export_bundle(None, tmp_path / "b", [f"{runs / 'd1'}:general=a", f"{runs / 'd2'}:general=a"])
-    with pytest.raises(ExportError, match="expected RUN_DIR:MEMBER"):
+    with pytest.raises(UsageError, match="expected RUN_DIR:MEMBER"):
         export_bundle(None, tmp_path / "b", [f"{runs / 'd1'}:genral"])
     assert not (tmp_path / "b").exists()
 

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from picojepa.runtime.errors import DataLayoutError
+from picojepa.core.errors import DataLayoutError
 from picojepa.train.layout import read_classes, read_items, stratified_parts
 
 

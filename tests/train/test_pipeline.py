@@ -51,6 +51,15 @@ def test_undecodable_training_videos_are_skipped_and_listed(smoke_recipe, smoke_
     victim.write_bytes(b"garbage" * 10)
     res = pretrain(smoke_recipe, data, tmp_path / "run", show_progress=False)
     assert res.skipped == [f"{victim}: not a video file FFmpeg can read"]
+    from click.testing import CliRunner
+
+    from picojepa.train.cli import main
+
+    r = CliRunner().invoke(main, ["pretrain", "--config", str(REPO / "configs" / "smoke.yaml"), "--data",
+                                  str(data), "--out", str(tmp_path / "cli"), "--no-progress"])
+    assert r.exit_code == 1, r.output  # partial: the run is complete without that video
+    assert f"warning: {victim}: not a video file FFmpeg can read (skipped)" in r.stderr
+    assert "1 training video(s) could not be decoded" in r.stderr
 
 
 def test_resume_continues_and_matches_an_uninterrupted_run(smoke_recipe, smoke_data, tmp_path):
@@ -124,7 +133,7 @@ def test_torchrun_two_cpu_processes_agree_on_weights(smoke_data, tmp_path):
 
 
 def test_a_recipe_for_your_own_videos_never_generates_the_builtin_set(tmp_path):
-    from picojepa.runtime.errors import DataLayoutError
+    from picojepa.core.errors import DataLayoutError
     from picojepa.train.config import load_recipe
     from picojepa.train.pipeline import ensure_data
 

@@ -16,7 +16,8 @@ import time
 
 import click
 
-from .errors import PicoJepaError
+from .errors import PicoJepaError, UsageError
+from .redact import redact
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAIL = 0, 1, 2, 3
 
@@ -27,13 +28,18 @@ def fail(message: str, code: int = EXIT_FAIL) -> None:
     sys.exit(code)
 
 
+def one_line(message) -> str:
+    """A message as one line, with any credentials masked (`redact`)."""
+    return redact(" ".join(str(message).split()))
+
+
 def error(message: str) -> None:
     """One input failed and the command goes on: `error: message` on stderr, one line."""
-    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
 
 
 def warn(message: str) -> None:
-    click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    click.echo(f"warning: {one_line(message)}", err=True)
 
 
 def one_line_errors(fn):
@@ -43,6 +49,8 @@ def one_line_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except UsageError as exc:
+            fail(str(exc), EXIT_USAGE)
         except PicoJepaError as exc:
             fail(str(exc))
         except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
@@ -58,9 +66,17 @@ def one_line_errors(fn):
     return wrapper
 
 
+class _Redacting(logging.Formatter):
+    """Log records with any credentials masked, like every other line a command prints."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
+    for h in logging.getLogger().handlers:
+        h.setFormatter(_Redacting("%(levelname)s %(name)s: %(message)s"))
 
 
 LINE_EVERY_S = 30.0  # without a terminal, one progress line at most this often

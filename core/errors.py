@@ -5,6 +5,11 @@ class PicoJepaError(Exception):
     """Base of every error the toolchain raises on purpose (CLIs print it as one line)."""
 
 
+class UsageError(PicoJepaError, ValueError):
+    """The command line asks for something impossible (a malformed option value, a quorum larger
+    than the voters): the CLIs exit with the usage code, 2, as click does for its own checks."""
+
+
 class DecodeError(PicoJepaError, ValueError):
     """A video file could not be turned into a clip."""
 

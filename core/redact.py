@@ -1,0 +1,27 @@
+"""Credentials never reach a message or a log line: URLs are shown with their secrets masked.
+
+Cameras and message servers take credentials in the URL (rtsp://admin:secret@10.0.0.7/main,
+nats://user:password@host:4222, nats://TOKEN@host, ...?password=secret); every place that names
+a source or a server in an error, a log record, a summary or a published result goes through
+`redact` first.
+"""
+from __future__ import annotations
+
+import re
+
+# scheme://[user[:password]@]host...: the user-info part, whatever it holds
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<info>[^/@\s?#]*)@")
+_QUERY = re.compile(r"(?P<key>[?&;](?:password|passwd|pass|pwd|token|secret|auth|key|api_key)=)[^&;#\s]*",
+                    re.IGNORECASE)
+MASK = "***"
+
+
+def redact(text: str) -> str:
+    """`text` with every URL's user info and every secret-looking query value masked: the user
+    name is kept where a password follows it (nats://user:***@host), a lone token is masked."""
+
+    def info(m: re.Match) -> str:
+        user, sep, _ = m["info"].partition(":")
+        return f"{m['scheme']}{user}:{MASK}@" if sep else f"{m['scheme']}{MASK}@"
+
+    return _QUERY.sub(lambda m: m["key"] + MASK, _USERINFO.sub(info, str(text)))

@@ -1,0 +1,83 @@
+"""The run directory: the names of what a training run writes there, and whether a command may.
+
+    RUN/pretrain.pt            encoder, EMA target, predictor, optimiser, epoch (--resume)
+    RUN/pretrain.jsonl         per-step log
+    RUN/features.pt            frozen-encoder features, computed once per video
+    RUN/members/<member>.pt    each classifier (encoder + head + recipe), random_init_probe.pt,
+                               stacker.pt
+    RUN/report.{md,json}, summary.json, *.png
+    RUN/seed-<s>/              with --seeds N: one run per seed
+    RUN/ensemble.json, RUN/runs/<member>/, RUN/stacker.pt   a heterogeneous ensemble
+
+A training command never silently overwrites a run: `claim` lets it write into a new or empty
+folder, continue a run with `resume`, or start one over with `force` (which removes the run's own
+files, and nothing else of the folder); a folder of other files is never written into.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from picojepa.core.errors import PicoJepaError, UsageError
+
+PRETRAIN = "pretrain.pt"
+PRETRAIN_LOG = "pretrain.jsonl"
+COLLAPSED = "pretrain.collapsed.pt"
+FEATURES = "features.pt"
+MEMBERS_DIR = "members"
+ENSEMBLE = "ensemble.json"
+# what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
+_MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE, "report.json")
+# the run's own files, removed by --force before it starts over
+_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, "report.md", "summary.json", "stacker.pt", "runs",
+        "loss.png", "confusion.png", "tsne.png", "masking.png")
+
+
+class RunDirError(PicoJepaError, ValueError):
+    """A training command may not write into the folder it was given."""
+
+
+def member_path(run: str | Path, member: str) -> Path:
+    """Where a run keeps one classifier's checkpoint."""
+    return Path(run) / MEMBERS_DIR / f"{member}.pt"
+
+
+def _seed_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("seed-*") if p.is_dir())
+
+
+def holds_run(folder: str | Path) -> bool:
+    """True where `folder` holds a run, a multi-seed run or an ensemble's runs."""
+    folder = Path(folder)
+    return any((folder / m).exists() for m in _MARKS) or bool(_seed_dirs(folder))
+
+
+def claim(out: str | Path, resume: bool = False, force: bool = False, what: str = "training run") -> Path:
+    """Check, before any work, that a training command may write its run into `out`."""
+    out = Path(out)
+    if resume and force:
+        raise UsageError("--resume continues a run and --force starts it over: give one of them")
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise RunDirError(f"{out}: not a directory")
+    entries = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if not entries:
+        return out
+    if not holds_run(out):
+        raise RunDirError(f"{out}: not empty and not a {what} (holds {', '.join(entries[:3])}); "
+                          "choose a new or empty --out")
+    if resume:
+        return out
+    if not force:
+        raise RunDirError(f"{out}: holds a {what} already; --resume continues it, --force starts "
+                          "it over (its checkpoints are deleted), or choose another --out")
+    for name in _OWN:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    for p in _seed_dirs(out):
+        shutil.rmtree(p)
+    return out

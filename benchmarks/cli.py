@@ -18,13 +18,10 @@ from pathlib import Path
 
 import click
 
-from picojepa.runtime.bundle import Bundle
+from picojepa.core.bundle import Bundle
 from picojepa.core.console import fail, one_line_errors, setup_logging, warn
-from picojepa.core.errors import PicoJepaError
 
-
-class BenchError(PicoJepaError):
-    """The benchmark cannot run with what it was given."""
+from .errors import BenchError
 
 
 def _videos(inputs: tuple[str, ...]) -> list[str]:
@@ -83,7 +80,7 @@ class BenchRun:
     def open(cls, cfg: BenchConfig) -> "BenchRun":
         import torch
 
-        from picojepa.runtime.bundle import load_bundle
+        from picojepa.core.bundle import load_bundle
 
         from . import machine
 
@@ -357,7 +354,7 @@ STAGE_NAMES = tuple(name for name, _ in STAGES)
 
 
 def vote_members() -> list[str]:
-    from picojepa.train.roster import VOTE_MEMBERS
+    from picojepa.core.roster import VOTE_MEMBERS
 
     return list(VOTE_MEMBERS)
 
@@ -367,7 +364,6 @@ def ten_second_clips(files: list[Path]) -> list[Path]:
     its files when none of them is there)."""
     ten = [p for p in files if p.name in ("test__mmaction2-tests.mp4", "video3__pytorch-android-demo.mp4")]
     return ten or list(files)
-
 
 
 @click.command()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from picojepa.runtime.bundle import Bundle
-from picojepa.train.roster import GENERAL
+from picojepa.core.bundle import Bundle
+from picojepa.core.roster import GENERAL
 
 from . import flops
 from .stats import repeat_ms, summarize
@@ -72,8 +72,8 @@ def placement_accuracy(bundle: Path, videos: list[str]) -> dict:
     """Accuracy (mean of per-class, %) of the general model and every vote on labelled videos
     (label = folder name) with the bundle's clips placed exactly and at keyframes; and on how
     many videos keyframe placement moved the clip at all."""
+    from picojepa.core.vote import VOTES
     from picojepa.runtime.ensemble import Ensemble
-    from picojepa.runtime.vote import VOTES
 
     ens = Ensemble.load(bundle, provider="cpu")
     classes = list(ens.classes)

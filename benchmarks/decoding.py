@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from picojepa.runtime.clips import ClipSpec, center_indices
-from picojepa.runtime.decode import open_video
+from picojepa.core.clips import ClipSpec, center_indices
+from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
 
 from .stats import repeat_ms, summarize

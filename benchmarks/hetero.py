@@ -7,10 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
-from picojepa.runtime.bundle import MANIFEST, load_bundle
+from picojepa.core.bundle import MANIFEST, load_bundle
 from picojepa.runtime.ensemble import decode_clips
 
 from . import inference
+from .errors import BenchError
 
 
 def _encoder_flops(bundle, graph) -> float:
@@ -44,7 +45,6 @@ def largest_alone(root: Path, out: Path) -> tuple[Path, list[str]]:
 
 def hetero_section(homogeneous: Path, hetero: Path, videos: list[str], rounds: int, threads: int,
                    tmp: Path) -> dict:
-    from .cli import BenchError
 
     hb, fb = load_bundle(hetero), load_bundle(homogeneous)
     if hb.clip != fb.clip:

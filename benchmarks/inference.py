@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from picojepa.runtime import vote as votes
+from picojepa.core import vote as votes
+from picojepa.core.roster import VOTE_MEMBERS
 from picojepa.runtime.ensemble import Decoded, Ensemble
-from picojepa.train.roster import VOTE_MEMBERS
 
 from .stats import repeat_ms, summarize
 
@@ -163,7 +163,7 @@ print(json.dumps(peak_rss_worker(*json.loads(sys.argv[1]))))
 def peak_rss_worker(kind: str, bundle: str, run_dir: str, videos: list[str], threads: int) -> dict:
     """In a fresh process: load one configuration, run every video once, report the peak RSS
     (VmHWM) — imports, sessions or checkpoints, decoding and inference included."""
-    from picojepa.runtime.bundle import load_bundle
+    from picojepa.core.bundle import load_bundle
     from picojepa.runtime.ensemble import decode_clips
 
     from .stats import peak_rss_mb

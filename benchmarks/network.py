@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from picojepa.core.roster import VOTE_MEMBERS
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.localnet import NatsServer, start_members
 from picojepa.runtime.natsconn import NatsOptions
 from picojepa.runtime.network import NetworkEnsemble
-from picojepa.train.roster import VOTE_MEMBERS
 
 from .stats import ratio, summarize
 

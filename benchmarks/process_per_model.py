@@ -19,9 +19,9 @@ import numpy as np
 def _infer(checkpoint: str, video: str) -> list[float]:
     import torch
 
+    from picojepa.core.clips import center_indices
+    from picojepa.core.decode import load_clip
     from picojepa.export.members import load_member
-    from picojepa.runtime.clips import center_indices
-    from picojepa.runtime.decode import load_clip
 
     member = load_member(Path(checkpoint), Path(checkpoint).stem)
     clip = load_clip(video, member.clip, lambda n, keys: center_indices(n, member.clip, keys))

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from picojepa.runtime.bundle import load_bundle
+from picojepa.core.bundle import load_bundle
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams, clip_rgb
 

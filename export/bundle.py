@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.core import outdir
+from picojepa.core.bundle import FORMAT_VERSION, MANIFEST, seal, sha256_file
 from picojepa.core.errors import DecodeError
-from picojepa.runtime.bundle import FORMAT_VERSION, MANIFEST, seal, sha256_file
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
 from picojepa.train.classify import held_out_videos
@@ -27,11 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def _versions() -> dict:
+    from importlib.metadata import version
+
     import onnx
     import onnxruntime
     import torch
-
-    from importlib.metadata import version
 
     return {"picojepa": version("picojepa"), "torch": torch.__version__, "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__}
@@ -77,7 +77,7 @@ BUNDLE = outdir.Kind("bundle", outdir.only_entries(_bundle_file, MANIFEST, "bund
 def _verify_videos(paths) -> list[str]:
     """The --verify-videos, each checked to be a decodable video before any work: an export asked
     to verify on a video must verify on it, not silently on fewer."""
-    from picojepa.runtime.decode import open_video
+    from picojepa.core.decode import open_video
 
     out = []
     for p in map(str, paths):

@@ -7,7 +7,7 @@ import click
 
 from picojepa.core.console import EXIT_USAGE, fail, one_line_errors, setup_logging
 from picojepa.core.options import Finite
-from picojepa.train.roster import MEMBERS
+from picojepa.core.roster import MEMBERS
 
 
 @click.command()

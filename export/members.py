@@ -7,13 +7,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from picojepa.core.bundle import MEMBER_NAME
+from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import UsageError
-from picojepa.runtime.bundle import MEMBER_NAME
-from picojepa.runtime.clips import ClipSpec
+from picojepa.core.roster import MEMBERS, VOTE_MEMBERS
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER, member_from_state
 from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
-from picojepa.train.roster import MEMBERS, VOTE_MEMBERS
 
 from .errors import ExportError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from picojepa.runtime.clips import ClipSpec
+from picojepa.core.clips import ClipSpec
 
 INPUT, OUTPUTS = "clip", ("logits", "probs")
 

@@ -36,7 +36,7 @@ def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: li
             "max_abs_logit_diff": float(np.abs(ref[i] - got[i]).max()),
             "top1_agreement": float((ref[i].argmax(-1) == got[i].argmax(-1)).mean()),
         }
-    from picojepa.runtime.vote import majority
+    from picojepa.core.vote import majority
 
     a, b = majority(_softmax(ref[vote_index])), majority(_softmax(got[vote_index]))
     res["vote_majority_agreement"] = float((a == b).mean())

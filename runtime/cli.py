@@ -14,13 +14,13 @@ from pathlib import Path
 
 import click
 
+from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, progress, warn
+from picojepa.core.decode import VIDEO_SUFFIXES
 from picojepa.core.options import Finite
 from picojepa.core.redact import redact
+from picojepa.core.vote import VOTES
 
-from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, progress, warn
-from .decode import VIDEO_SUFFIXES
 from .natsconn import nats_options
-from .vote import VOTES
 
 DEFAULT_BUNDLE = "bundles/demo"
 
@@ -113,7 +113,8 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
     with --nodes, over a network of member nodes. A live SOURCE (rtsp://, rtmp://, http(s)://,
     tcp://, udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive."""
-    from .decode import check_ffmpeg
+    from picojepa.core.decode import check_ffmpeg
+
     from .live import LiveOptions, is_live, read_streams_file
 
     live = [v for v in videos if is_live(v)]

@@ -9,11 +9,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import vote as votes
-from .bundle import Bundle, load_bundle
-from .clips import ClipSpec, normalize, sliding_starts, uniform_starts
-from .decode import open_video
+from picojepa.core import vote as votes
+from picojepa.core.bundle import Bundle, load_bundle
+from picojepa.core.clips import ClipSpec, normalize, sliding_starts, uniform_starts
+from picojepa.core.decode import open_video
 from picojepa.core.errors import BundleError, DecodeError
+
 from .session import ProviderError, make_session
 
 
@@ -109,7 +110,7 @@ def check_decode_device(device: str) -> str:
         raise ProviderError(f"unknown decode device {device!r}; choose cpu or cuda")
     import sys
 
-    from .decode import check_ffmpeg
+    from picojepa.core.decode import check_ffmpeg
 
     check_ffmpeg()  # loads torchcodec, which loads torch: the runtime itself never imports torch
     if not sys.modules["torch"].cuda.is_available():

@@ -24,10 +24,10 @@ from typing import Iterator
 
 import numpy as np
 
-from .clips import ClipSpec, max_start, normalize, window_indices
+from picojepa.core.clips import ClipSpec, max_start, normalize, window_indices
+from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 from picojepa.core.textio import read_text
-from picojepa.core.errors import PicoJepaError
 
 log = logging.getLogger(__name__)
 SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")

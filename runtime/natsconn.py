@@ -17,9 +17,8 @@ from pathlib import Path
 
 import click
 
-from picojepa.core.options import Finite
-
 from picojepa.core.errors import PicoJepaError
+from picojepa.core.options import Finite
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import vote as votes
-from . import wire
-from .bundle import load_bundle
-from .ensemble import Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
+from picojepa.core import vote as votes
+from picojepa.core.bundle import load_bundle
 from picojepa.core.errors import UsageError
+
+from . import wire
+from .ensemble import Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import wire
-from .bundle import Bundle, load_bundle
-from .clips import normalize
+from picojepa.core.bundle import Bundle, load_bundle
+from picojepa.core.clips import normalize
 from picojepa.core.console import one_line_errors, setup_logging
-from .ensemble import check_graph_io
 from picojepa.core.errors import BundleError
+
+from . import wire
+from .ensemble import check_graph_io
 from .natsconn import NatsOptions, connect, nats_options
 from .session import make_session
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import MANIFEST
-from .clips import ClipSpec
+from picojepa.core.bundle import MANIFEST
+from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
 
 PREFIX = "picojepa"

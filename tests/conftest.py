@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from picojepa.runtime.decode import VIDEO_SUFFIXES
+from picojepa.core.decode import VIDEO_SUFFIXES
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"

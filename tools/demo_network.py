@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from picojepa.runtime.cli import expand
 from picojepa.core.console import one_line_errors
+from picojepa.runtime.cli import expand
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.localnet import NatsServer, start_members
 from picojepa.runtime.natsconn import NatsOptions

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from picojepa.core.errors import DataLayoutError
+from picojepa.core.roster import GENERAL, MEMBERS, VOTE_MEMBERS
 
 from . import checkpoint, stacking
 from .config import Recipe, recipe_from_dict
@@ -18,7 +19,6 @@ from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
 from .pretrain import load_encoder
 from .probe import predict, train_head
-from .roster import GENERAL, MEMBERS, VOTE_MEMBERS
 from .vit import VideoViT
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from picojepa.core.console import EXIT_PARTIAL, one_line_errors, setup_logging, warn
-from picojepa.runtime.decode import check_ffmpeg
+from picojepa.core.decode import check_ffmpeg
+from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDirError, claim
 
 from .config import load_recipe, nest
 from .layout import check_layout
-from .rundir import MEMBERS_DIR, PRETRAIN, RunDirError, claim
 
 _RESUME = click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint "
                        "(refused when its recipe differs).")

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.textio import read_yaml
-from picojepa.runtime.clips import ClipSpec
 
 
 class ConfigError(PicoJepaError, ValueError):
@@ -36,6 +36,10 @@ class ModelConfig:
     # the predictor's positions: 'sincos' fixed 3D sine-cosine (V-JEPA's predictor), or 'learned'
     # (trained from a tiny random start, the encoder's kind; measured worse here, see README)
     pred_pos: Literal["sincos", "learned"] = "sincos"
+    # what the tubelet embedding sees: the RGB clip, or the RGB clip and its signed frame-to-frame
+    # differences as three more channels (a motion signal computed inside the graph, so the
+    # runtime's input and preprocessing stay the same; issue 25's first candidate)
+    input: Literal["rgb", "rgb+diff"] = "rgb"
 
     def __post_init__(self):
         for k in ("patch_size", "tubelet", "embed_dim", "depth", "heads", "pred_depth",

@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 
 from picojepa.core.console import EXIT_PARTIAL, one_line_errors, progress, setup_logging, warn
+from picojepa.core.decode import check_ffmpeg
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.options import Finite
-from picojepa.runtime.decode import check_ffmpeg
 
 
 def _bar(desc: str):

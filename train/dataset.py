@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from picojepa.runtime.clips import (ClipSpec, center_indices, normalize, random_indices,
-                                    uniform_starts)
-from picojepa.runtime.decode import load_clip, open_video
+from picojepa.core.clips import ClipSpec, center_indices, normalize, random_indices, uniform_starts
+from picojepa.core.decode import load_clip, open_video
 from picojepa.core.errors import DecodeError
 
 

@@ -7,20 +7,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from picojepa.runtime import vote
+from picojepa.core import vote
+from picojepa.core.roster import MEMBERS, VOTE_MEMBERS, report_key
 
 from . import checkpoint, stacking
 from .classify import STACKER, features_for, member_from_state
 from .config import Recipe
-from .files import write_text
 from .features import Features
+from .files import write_text
 from .heads import head_from_state
 from .jepa import effective_rank
 from .motion_baseline import motion_baseline
 from .pretrain import load_encoder
 from .probe import predict
-from .roster import MEMBERS, VOTE_MEMBERS, report_key
-
 
 MOTION = "motion_energy_baseline"
 

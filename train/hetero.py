@@ -33,18 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
+from picojepa.core import vote
+from picojepa.core.bundle import MEMBER_NAME
+from picojepa.core.roster import GENERAL, MEMBERS, PARTIALS, report_key
 from picojepa.core.textio import read_json, read_yaml
-from picojepa.runtime import vote
-from picojepa.runtime.bundle import MEMBER_NAME
 
 from . import checkpoint, stacking
 from .classify import STACKER
 from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict
-from .evaluate import MOTION, member_probs, per_class_accuracy, mean_of
+from .evaluate import MOTION, mean_of, member_probs, per_class_accuracy
 from .features import subset
 from .files import write_text
 from .heads import head_from_state
-from .roster import GENERAL, MEMBERS, PARTIALS, report_key
 
 log = logging.getLogger(__name__)
 MANIFEST = "ensemble.json"

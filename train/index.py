@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from picojepa.core import outdir
-from picojepa.runtime.clips import ClipSpec, center_indices
-from picojepa.runtime.decode import VIDEO_SUFFIXES, open_video
+from picojepa.core.clips import ClipSpec, center_indices
+from picojepa.core.decode import VIDEO_SUFFIXES, open_video
 from picojepa.core.errors import DataLayoutError, DecodeError
 
 from .layout import holdout_split, list_videos, write_layout

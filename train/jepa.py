@@ -10,7 +10,6 @@ from torch import nn
 from .predictor import build_predictor
 from .vit import VideoViT, gather_tokens
 
-
 RANK_ROWS = 2048  # tokens the effective rank is measured on, per step (an SVD of 2048 x D)
 
 

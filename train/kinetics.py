@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from picojepa.runtime.decode import VIDEO_SUFFIXES
+from picojepa.core.decode import VIDEO_SUFFIXES
 from picojepa.core.errors import DataLayoutError, PicoJepaError
 
 from .layout import list_videos, write_layout

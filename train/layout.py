@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from picojepa.runtime.decode import VIDEO_SUFFIXES
+from picojepa.core.decode import VIDEO_SUFFIXES
 from picojepa.core.errors import DataLayoutError
+from picojepa.core.roster import GENERAL, MEMBERS, PARTS
 from picojepa.core.textio import read_text
 
 from .files import write_text
-from .roster import GENERAL, MEMBERS, PARTS
-
 
 
 def write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from picojepa.runtime.decode import open_video
+from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
 
 log = logging.getLogger(__name__)

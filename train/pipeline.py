@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.core.errors import DataLayoutError
+from picojepa.core.roster import MEMBERS
 
 from . import checkpoint
 from .classify import classify, features_for
@@ -17,7 +18,6 @@ from .evaluate import evaluate, features_for_plot, write_json
 from .files import write_text
 from .pretrain import pretrain
 from .report import markdown, plot_confusions, plot_losses, plot_masking, plot_tsne
-from .roster import MEMBERS
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | N
 
 
 def _plot_mask_example(recipe: Recipe, video: str, path: Path) -> None:
-    from picojepa.runtime.clips import center_indices
-    from picojepa.runtime.decode import open_video
+    from picojepa.core.clips import center_indices
+    from picojepa.core.decode import open_video
 
     from .masking import MASKS
     from .vit import VideoViT

@@ -14,6 +14,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from picojepa.core.console import progress
 from picojepa.core.errors import DataLayoutError, PicoJepaError
+from picojepa.core.rundir import PRETRAIN
 
 from . import checkpoint, distributed
 from .config import PretrainConfig, Recipe
@@ -22,7 +23,6 @@ from .files import write_text
 from .jepa import JEPA
 from .layout import read_items
 from .masking import batch_masks
-from .rundir import PRETRAIN
 from .optim import lr_at, param_groups, set_lr
 from .vit import VideoViT
 

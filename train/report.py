@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from picojepa.core.roster import GENERAL, MEMBERS, report_key
+
 from .motion_baseline import N_FEATURES
-from .roster import GENERAL, MEMBERS, report_key
 
 COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vote_weighted",
            "vote_stacked", "random_init_probe", "motion_energy_baseline")

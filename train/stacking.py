@@ -1,7 +1,7 @@
 """The stacking meta-model (the paper's future work): a learned combiner of the partial members.
 
 It is a multinomial logistic regression on the members' log-probabilities side by side
-(`picojepa.runtime.vote.stack_features`), fitted on the videos that NONE of the partial members
+(`picojepa.core.vote.stack_features`), fitted on the videos that NONE of the partial members
 trained on: the union of their validation splits (the quarters are disjoint, so each member's 20 %
 validation videos are unseen by every member). Fitting it on the members' own training videos
 would teach it to trust whichever member overfitted most.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from picojepa.runtime.vote import stack_features
+from picojepa.core.vote import stack_features
 
 MIN_VIDEOS = 8  # fewer unseen videos than this and the combiner is not fitted
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # chosen by cross-validation on the unseen videos

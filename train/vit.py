@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from picojepa.runtime.clips import ClipSpec
+from picojepa.core.clips import ClipSpec
 
 from .config import ModelConfig
 
@@ -63,7 +63,7 @@ class VideoViT(nn.Module):
         self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
         d = cfg.embed_dim
         k = (cfg.tubelet, cfg.patch_size, cfg.patch_size)
-        self.patch_embed = nn.Conv3d(3, d, kernel_size=k, stride=k)
+        self.patch_embed = nn.Conv3d(6 if cfg.input == "rgb+diff" else 3, d, kernel_size=k, stride=k)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, d))
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
@@ -73,12 +73,21 @@ class VideoViT(nn.Module):
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Clips (B, 3, T, H, W) -> tokens (B, N, D); with `keep` (B, K) only those tokens are
         encoded (the JEPA context encoder never sees the masked ones)."""
+        if self.cfg.input == "rgb+diff":
+            x = torch.cat([x, frame_differences(x)], dim=1)
         t = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
         if keep is not None:
             t = gather_tokens(t, keep)
         for blk in self.blocks:
             t = blk(t)
         return self.norm(t)
+
+
+def frame_differences(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> the signed difference of each frame from the one before, (B, C, T, H, W);
+    the first frame takes the first difference, so every tubelet sees motion."""
+    d = x[:, :, 1:] - x[:, :, :-1]
+    return torch.cat([d[:, :, :1], d], dim=2)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -4,10 +4,11 @@ import sys
 
 import pytest
 
-from conftest import REAL, REPO
 from picojepa.benchmarks import flops, stats
 from picojepa.benchmarks.report import targets
 from picojepa.export.bundle import export_bundle
+
+from conftest import REAL, REPO
 
 
 def test_summarize_percentiles():

@@ -5,12 +5,13 @@ import onnx
 import pytest
 import torch
 
-from conftest import REAL
 from picojepa.core.errors import UsageError
 from picojepa.core.outdir import OutputDirError
 from picojepa.export.bundle import export_bundle
 from picojepa.export.errors import ExportError
 from picojepa.train import checkpoint
+
+from conftest import REAL
 
 REAL_VIDEO = REAL / "bench" / "test__mmaction2-tests.mp4"
 

@@ -17,10 +17,10 @@ def test_a_bundle_export_on_a_full_disk_leaves_nothing_behind(tiny_disk, smoke_r
 
 def test_an_interrupted_exports_draft_is_refused_by_the_runtime_and_removed_by_the_next_export(
         smoke_run, smoke_bundle, tmp_path):
+    from picojepa.core.bundle import load_bundle
     from picojepa.core.errors import BundleError
     from picojepa.core.outdir import INCOMPLETE, PARTIAL
     from picojepa.export.bundle import export_bundle
-    from picojepa.runtime.bundle import load_bundle
 
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -197,7 +197,7 @@ def _manifest_edit(fn, reseal: bool = True):
     def make(tmp: Path, ctx: dict) -> Path:
         import json
 
-        from picojepa.runtime.bundle import seal
+        from picojepa.core.bundle import seal
 
         b = _bundle_copy(tmp, ctx)
         m = json.loads((b / "manifest.json").read_text())

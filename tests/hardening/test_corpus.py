@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from picojepa.core.clips import ClipSpec
+from picojepa.runtime.ensemble import decode_clips
+
 import cases  # tests/hardening/cases.py: pytest puts each test file's folder on sys.path
 from conftest import REPO
-from picojepa.runtime.clips import ClipSpec
-from picojepa.runtime.ensemble import decode_clips
 
 SPEC = ClipSpec(frames=4, size=32, frame_step=1)
 

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import REAL, needs_real
-from picojepa.runtime.bundle import load_bundle, seal
+from picojepa.core.bundle import load_bundle, seal
+from picojepa.core.errors import BundleError, DecodeError
 from picojepa.runtime.cli import main as run_main
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.core.errors import BundleError, DecodeError
+
+from conftest import REAL, needs_real
 
 SCHEMA = {"file", "label", "index", "confidence", "vote", "members", "timings_ms", "error",
           "windows", "timeline", "missing"}

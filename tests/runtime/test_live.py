@@ -92,7 +92,7 @@ def test_a_stream_faster_than_the_classifier_drops_whole_windows():
     reader never holds more than the one window waiting."""
     import threading
 
-    from picojepa.runtime.clips import ClipSpec
+    from picojepa.core.clips import ClipSpec
     from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, windows
 
     spec, opts = ClipSpec(frames=4, size=32), LiveOptions(window_s=0.2)
@@ -138,8 +138,8 @@ def test_live_frames_are_the_file_path_frames_pixel_for_pixel(tmp_path):
     follows is the shared clip module's normalisation."""
     import threading
 
-    from picojepa.runtime.clips import ClipSpec, normalize
-    from picojepa.runtime.decode import open_video
+    from picojepa.core.clips import ClipSpec, normalize
+    from picojepa.core.decode import open_video
     from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, frames
 
     got = [item[1] for _, item in zip(range(30), frames(str(CLIP), 64, LiveOptions(), LiveStats(), threading.Event()))]
@@ -265,7 +265,7 @@ def test_many_streams_at_once_share_the_classifier(smoke_bundle, stop_after, tmp
 def test_memory_stays_flat_over_a_long_stream_played_faster_than_real_time(stop_after):
     """About 200 s of video (the clip looped 20 times) pushed as fast as FFmpeg encodes it."""
     from picojepa.benchmarks.stats import rss_mb
-    from picojepa.runtime.clips import ClipSpec
+    from picojepa.core.clips import ClipSpec
     from picojepa.runtime.live import LiveOptions, LiveRunner
 
     if rss_mb() is None:
@@ -307,7 +307,7 @@ def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypa
     of stream time, and a window at the lower frame rate still yields a full clip."""
     import threading
 
-    from picojepa.runtime.clips import ClipSpec
+    from picojepa.core.clips import ClipSpec
     from picojepa.runtime.live import LiveOptions, LiveStats, windows
 
     at30 = [i / 30 for i in range(90)]  # 3 s at 30 fps
@@ -328,7 +328,7 @@ def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypa
 def test_a_reconnect_starts_a_new_series_of_windows(monkeypatch):
     import threading
 
-    from picojepa.runtime.clips import ClipSpec
+    from picojepa.core.clips import ClipSpec
     from picojepa.runtime.live import LiveOptions, LiveStats, windows
 
     _fake_frames(monkeypatch, [i / 30 for i in range(45)] + [None] + [2 + i / 30 for i in range(45)])

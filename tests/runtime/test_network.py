@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from picojepa.core.bundle import load_bundle, seal
 from picojepa.core.errors import BundleError
 from picojepa.export.bundle import export_bundle
 from picojepa.runtime import wire
-from picojepa.runtime.bundle import load_bundle, seal
 from picojepa.runtime.cli import main as run_main
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.localnet import NatsServer, start_members

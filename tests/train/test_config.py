@@ -1,7 +1,8 @@
 import pytest
 
-from conftest import REPO
 from picojepa.train.config import ConfigError, load_recipe
+
+from conftest import REPO
 
 CONFIGS = REPO / "configs"
 

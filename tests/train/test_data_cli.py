@@ -6,10 +6,11 @@ import tarfile
 import pytest
 from click.testing import CliRunner
 
-from conftest import REAL, needs_real
 from picojepa.train.data_cli import main as data_main
 from picojepa.train.kinetics import DownloadError, fetch, prepare
 from picojepa.train.layout import read_classes, read_items
+
+from conftest import REAL, needs_real
 
 
 def test_synth_is_deterministic_for_a_seed(tmp_path):
@@ -105,7 +106,7 @@ def test_synth_unlabelled_videos_are_listed_for_pretraining_only(tmp_path):
 
 @needs_real
 def test_index_unlabelled_footage_feeds_pretraining_only_cut_into_pieces(tmp_path):
-    from picojepa.runtime.decode import open_video
+    from picojepa.core.decode import open_video
 
     src = _real_classes(tmp_path / "src", 4)
     footage = tmp_path / "cam" / "day1"

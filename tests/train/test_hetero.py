@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
 from picojepa.train.config import ConfigError
 from picojepa.train.hetero import error_correlation, load_hetero
+
+from conftest import REPO
 
 SMOKE = REPO / "configs" / "smoke.yaml"
 
@@ -109,8 +110,8 @@ def test_stacked_vote_runs_on_the_hetero_bundle(hetero_run, smoke_data, tmp_path
 
 
 def test_composed_members_must_share_classes(hetero_run, tmp_path):
-    from picojepa.export.bundle import export_bundle
     from picojepa.core.errors import UsageError
+    from picojepa.export.bundle import export_bundle
     from picojepa.export.errors import ExportError
     from picojepa.train import checkpoint
 

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from picojepa.runtime.clips import ClipSpec
+from picojepa.core.clips import ClipSpec
 from picojepa.train.config import ModelConfig
 from picojepa.train.jepa import JEPA
 from picojepa.train.masking import batch_masks

@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
 from picojepa.train import checkpoint
 from picojepa.train.pretrain import pretrain
+
+from conftest import REPO
 
 
 def test_smoke_run_writes_the_full_report(smoke_run):

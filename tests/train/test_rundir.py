@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from picojepa.core.errors import UsageError
+from picojepa.core.rundir import RunDirError, claim
 from picojepa.train import checkpoint
 from picojepa.train.files import write_text
-from picojepa.train.rundir import RunDirError, claim
 
 
 def test_claim_takes_new_and_empty_folders_and_refuses_a_run_without_resume_or_force(tmp_path):

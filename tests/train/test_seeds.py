@@ -4,9 +4,10 @@ import sys
 
 import pytest
 
-from conftest import REPO
 from picojepa.train.report import COLUMNS, seeds_markdown
 from picojepa.train.seeds import spread
+
+from conftest import REPO
 
 
 def _report(general, random, rank):

@@ -22,7 +22,7 @@ def test_the_stacker_learns_to_follow_the_reliable_member():
     w = np.abs(np.asarray(stacker["weight"])).reshape(3, 4, 3).sum(axis=(0, 2))
     assert w.argmax() == 1  # most weight on member 1
     test_p, test_y = _members(200, np.random.default_rng(1))
-    from picojepa.runtime.vote import combine
+    from picojepa.core.vote import combine
 
     stacked = (combine(test_p, "stacked", stacker=stacker)[0] == test_y).mean()
     soft = (combine(test_p, "soft")[0] == test_y).mean()

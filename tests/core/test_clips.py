@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from picojepa.runtime.clips import (ClipSpec, center_indices, normalize, random_indices,
-                                    sliding_starts, uniform_starts, window_indices)
+from picojepa.core.clips import (
+    ClipSpec,
+    center_indices,
+    normalize,
+    random_indices,
+    sliding_starts,
+    uniform_starts,
+    window_indices,
+)
 
 
 def test_short_video_repeats_last_frame():

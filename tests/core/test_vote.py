@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from picojepa.runtime import vote
+from picojepa.core import vote
 
 
 def test_majority_counts_top1_votes():

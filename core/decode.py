@@ -16,8 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .clips import ClipSpec, SeekMode
 from picojepa.core.errors import DecodeError, FFmpegMissingError
+
+from .clips import ClipSpec, SeekMode
 
 TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
 # file suffixes taken for videos when a folder is searched (any file given by name is tried)

@@ -1,0 +1,82 @@
+"""The house's layers, held for every module: which room may import which, and no import cycles.
+
+    core/        the contracts every room shares          imports no other room
+    train/       models, data, losses, loops               imports core/
+    runtime/     bundle + video -> prediction              imports core/
+    export/      checkpoint -> verified bundle             imports core/, train/, runtime/
+    benchmarks/  measures the others                       imports anything but tools/
+Nothing imports benchmarks/ (but itself) or tools/.
+"""
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ROOMS = ("core", "train", "runtime", "export", "benchmarks")
+MAY = {"core": {"core"}, "train": {"core", "train"}, "runtime": {"core", "runtime"},
+       "export": {"core", "train", "runtime", "export"},
+       "benchmarks": {"core", "train", "runtime", "export", "benchmarks"}}
+
+
+def _modules() -> dict[str, Path]:
+    return {f"picojepa.{room}.{p.stem}" if p.stem != "__init__" else f"picojepa.{room}": p
+            for room in ROOMS for p in sorted((REPO / room).rglob("*.py"))}
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Every picojepa module `path` imports, at any depth of the file (lazy imports count)."""
+    package = name if path.stem == "__init__" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            out.add(base)
+            out |= {f"{base}.{a.name}" for a in node.names}
+    return {m for m in out if m.startswith("picojepa.")}
+
+
+def test_every_import_stays_inside_the_rooms_it_may_use():
+    mods = _modules()
+    offenders = []
+    for name, path in mods.items():
+        room = name.split(".")[1]
+        for target in _imports(name, path):
+            other = target.split(".")[1]
+            if other not in MAY[room]:
+                offenders.append(f"{name} -> {target}")
+    assert not offenders, "\n".join(sorted(offenders))
+
+
+def test_nothing_imports_tools_or_the_benchmarks():
+    for name, path in _modules().items():
+        if name.startswith("picojepa.benchmarks"):
+            continue
+        text = path.read_text()
+        assert "picojepa.benchmarks" not in text and "import tools" not in text, name
+
+
+def test_no_import_cycles_between_modules():
+    mods = _modules()
+    graph = {n: {t for t in _imports(n, p) if t in mods and t != n} for n, p in mods.items()}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(n, stack):
+        state[n] = 1
+        for t in sorted(graph[n]):
+            if state.get(t) == 1:
+                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
+                visit(t, stack + [t])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    # a package's __init__ importing nothing, modules importing their package's siblings: fine
+    cycles = [c for c in cycles if not all(part.count(".") == 1 for part in c.split(" -> "))]
+    assert not cycles, "\n".join(cycles)

@@ -8,8 +8,13 @@ PARTS = 4
 PARTIALS = tuple(str(k) for k in range(1, PARTS + 1))
 MEMBERS = (GENERAL, *PARTIALS)
 VOTE_MEMBERS = PARTIALS  # the paper's ensemble: the partial models vote, the general one is its rival
+# a member that is not a neural network: a linear head on the clip's frame-differencing numbers,
+# trained beside the others in every run; it votes with the general model in the hybrid vote
+# (`picojepa-export RUN --members general,motion`)
+MOTION = "motion"
+HYBRID = (GENERAL, MOTION)
 
 
 def report_key(member: str) -> str:
-    """The member's column in report.json/report.md: 'general' or 'partial_<k>'."""
-    return member if member == GENERAL else f"partial_{member}"
+    """The member's column in report.json/report.md: 'general', 'partial_<k>' or 'motion_member'."""
+    return member if member == GENERAL else "motion_member" if member == MOTION else f"partial_{member}"

@@ -10,12 +10,14 @@ from torch import nn
 from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import UsageError
-from picojepa.core.roster import MEMBERS, VOTE_MEMBERS
+from picojepa.core.roster import MEMBERS, MOTION, VOTE_MEMBERS
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER, member_from_state
 from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
 
 from .errors import ExportError
+
+KNOWN = (*MEMBERS, MOTION)  # what --members may name in a run
 
 
 @dataclass
@@ -61,9 +63,9 @@ def _ref(item: str) -> MemberRef:
     """'RUN:MEMBER[=NAME]' -> MemberRef (default name '<run folder>-<member>')."""
     spec, _, name = item.partition("=")
     run, sep, member = spec.rpartition(":")
-    if not sep or not run or member not in MEMBERS:
+    if not sep or not run or member not in KNOWN:
         raise UsageError(f"--members {item!r}: expected RUN_DIR:MEMBER[=NAME] with MEMBER one of "
-                         f"{', '.join(MEMBERS)}")
+                         f"{', '.join(KNOWN)}")
     return MemberRef(Path(run), member, name or f"{Path(run).name}-{member}")
 
 
@@ -94,9 +96,9 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
     if seeds and not (run_dir / "members").is_dir():
         raise ExportError(f"{run_dir}: a multi-seed run; export one of its seeds, e.g. {seeds[0]}")
     names = items or list(MEMBERS)
-    unknown = [n for n in names if n not in MEMBERS]
+    unknown = [n for n in names if n not in KNOWN]
     if unknown:
-        raise UsageError(f"--members: unknown member {unknown[0]!r}; known: {', '.join(MEMBERS)}")
+        raise UsageError(f"--members: unknown member {unknown[0]!r}; known: {', '.join(KNOWN)}")
     refs = [MemberRef(run_dir, n, n) for n in names]
     votes = [n for n in names if n in VOTE_MEMBERS] or names
     return Selection(refs, votes, run_dir / "members" / STACKER, run_dir)

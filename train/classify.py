@@ -10,13 +10,14 @@ import numpy as np
 import torch
 
 from picojepa.core.errors import DataLayoutError
-from picojepa.core.roster import GENERAL, MEMBERS, VOTE_MEMBERS
+from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS
 
 from . import checkpoint, stacking
 from .config import Recipe, recipe_from_dict
 from .features import Features, extract, subset
 from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
+from .motion import MotionEncoder, fit_member
 from .pretrain import load_encoder
 from .probe import predict, train_head
 from .vit import VideoViT
@@ -43,10 +44,11 @@ def _from_dict(d: dict) -> Features:
     return Features(d["feats"], d["labels"], list(d["paths"]), list(d["errors"]))
 
 
-def member_from_state(state: dict) -> tuple[Recipe, VideoViT, torch.nn.Module]:
-    """A member checkpoint's recipe, encoder and head, rebuilt (evaluation and export alike)."""
+def member_from_state(state: dict) -> tuple[Recipe, torch.nn.Module, torch.nn.Module]:
+    """A member checkpoint's recipe, encoder (a VideoViT, or the motion member's frame
+    differencing) and head, rebuilt (evaluation and export alike)."""
     recipe = recipe_from_dict(state["recipe"])
-    encoder = VideoViT(recipe.model, recipe.clip)
+    encoder = MotionEncoder(recipe.clip) if recipe.model.kind == "motion" else VideoViT(recipe.model, recipe.clip)
     encoder.load_state_dict(state["encoder"])
     return recipe, encoder.eval(), head_from_state(state["head"], recipe.classify.head)
 
@@ -142,6 +144,8 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
                      "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
                     run_dir / "members" / "random_init_probe.pt")
+    motion = fit_member(recipe, data_root, run_dir, classes, show_progress)
+    val[MOTION] = motion["val_accuracy"]
     n_train, n_infer = len(sets["train"].paths), len(sets["infer"].paths)
     passes = 2 * (n_train * cfg.feature_clips + n_infer)
     skipped = sorted(set(sets["train"].errors + sets["infer"].errors))

@@ -40,6 +40,9 @@ class ModelConfig:
     # differences as three more channels (a motion signal computed inside the graph, so the
     # runtime's input and preprocessing stay the same; issue 25's first candidate)
     input: Literal["rgb", "rgb+diff"] = "rgb"
+    # 'vit', the encoder above; 'motion' only in the checkpoint of a run's motion member (its
+    # "encoder" computes frame-differencing numbers, `motion.MotionEncoder`): no recipe trains one
+    kind: Literal["vit", "motion"] = "vit"
 
     def __post_init__(self):
         for k in ("patch_size", "tubelet", "embed_dim", "depth", "heads", "pred_depth",

@@ -41,7 +41,7 @@ from picojepa.core.textio import read_json, read_yaml
 from . import checkpoint, stacking
 from .classify import STACKER
 from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict
-from .evaluate import MOTION, mean_of, member_probs, per_class_accuracy
+from .evaluate import BASELINE, mean_of, member_probs, per_class_accuracy
 from .features import subset
 from .files import write_text
 from .heads import head_from_state
@@ -230,7 +230,7 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
     acc = {GENERAL: base["accuracy"][GENERAL],
            **{f"homogeneous_{v}": base["accuracy"].get(f"vote_{v}") for v in VOTES},
            **{k: mean_of(t) for k, t in table.items()},
-           "random_init_probe": base["accuracy"]["random_init_probe"], MOTION: base["accuracy"][MOTION]}
+           "random_init_probe": base["accuracy"]["random_init_probe"], BASELINE: base["accuracy"][BASELINE]}
     homo = np.array([base["predictions"][report_key(m)] for m in PARTIALS])
     about = {m["name"]: {"run": str(m["run"]), "head": m["head"],
                          "val_accuracy": got["states"][m["name"]]["val_accuracy"]} for m in members}
@@ -291,7 +291,7 @@ def error_correlation(preds: np.ndarray, y: np.ndarray, names: list[str]) -> dic
 def rows_of(r: dict) -> list[str]:
     """The report's rows in order: the references, the votes, each member, the baselines."""
     rows = (GENERAL, *(f"homogeneous_{v}" for v in VOTES), *(f"hetero_{v}" for v in VOTES),
-            *(f"member_{n}" for n in r["members"]), "random_init_probe", MOTION)
+            *(f"member_{n}" for n in r["members"]), "random_init_probe", BASELINE)
     return [k for k in rows if k in (r.get("accuracy_mean") or r["accuracy"])]
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from picojepa.core.roster import GENERAL, MEMBERS, report_key
+from picojepa.core.roster import GENERAL, MEMBERS, MOTION, report_key
 
 from .motion_baseline import N_FEATURES
 
 COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vote_weighted",
-           "vote_stacked", "random_init_probe", "motion_energy_baseline")
+           "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", "motion_energy_baseline")
 
 
 def _fmt(v) -> str:
@@ -49,13 +49,21 @@ def _warnings(r: dict) -> list[str]:
     return [line for w in out for line in (w, "")]  # a paragraph each
 
 
+def _reads(r: dict) -> str:
+    """What the classifiers read from the frozen encoder, in words."""
+    if r.get("head") == "attentive":
+        return ("The classifiers are attentive probes: a learned query attends over every "
+                "frozen-encoder token (V-JEPA's protocol; no pooling).")
+    pool = r.get("pool", "mean")
+    return f"Frozen-encoder tokens pooled by `{pool}`" + POOL_WORDS.get(pool, ".")
+
+
 def markdown(r: dict, extra: dict) -> str:
     cls = r["classes"]
     columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
     lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
              f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
-             "the per-class accuracies (the paper's average row), in percent. Frozen-encoder tokens "
-             f"pooled by `{r.get('pool', 'mean')}`" + POOL_WORDS.get(r.get("pool", "mean"), "."), ""]
+             "the per-class accuracies (the paper's average row), in percent. " + _reads(r), ""]
     acc = r["accuracy"]
     lines += _warnings(r)
     lines += ["## Headline", "",
@@ -66,6 +74,10 @@ def markdown(r: dict, extra: dict) -> str:
               f"- linear probe on a randomly initialised encoder of the same shape: "
               f"**{acc['random_init_probe']:.2f}** (pre-training bought "
               f"{acc[GENERAL] - acc['random_init_probe']:+.2f} points)"]
+    if "vote_hybrid" in acc:
+        lines.append(f"- hybrid vote (soft vote of the general model and the motion member, a linear head on "
+                     f"the clip's frame-differencing numbers, in the graph): **{acc['vote_hybrid']:.2f}** "
+                     f"(motion member alone {acc[report_key(MOTION)]:.2f})")
     if "motion_energy_baseline" in acc:
         lines.append(f"- motion-energy baseline (frame differencing, {N_FEATURES} numbers per video, "
                      f"logistic regression; no learned features): **{acc['motion_energy_baseline']:.2f}** "

@@ -125,6 +125,23 @@ def test_networked_vote_equals_the_in_process_vote(net_bundle, server, nodes, vi
         assert net.bytes_sent > 0
 
 
+def test_the_motion_member_serves_on_a_node_and_votes_with_jepa(smoke_run, server, videos, tmp_path):
+    """The hybrid bundle over the network: the frame-differencing member on its own node."""
+    hybrid = tmp_path / "hybrid"
+    export_bundle(smoke_run[0], hybrid, ["general", "motion"], layout="separate", optimise=False)
+    procs = start_members(hybrid, ["general", "motion"], server.url)
+    try:
+        with _net(hybrid, server) as net:
+            remote = list(net.predict_many(videos, vote="soft"))
+        here = list(Ensemble.load(hybrid, provider="cpu").predict_many(videos, vote="soft"))
+        assert [p.error for p in remote] == [None] * len(videos)
+        assert [p.index for p in remote] == [p.index for p in here]
+        assert all(sorted(p.members) == ["general", "motion"] for p in remote)
+    finally:
+        for pr in procs:
+            pr.stop()
+
+
 def test_cli_over_the_network_writes_the_same_json_schema(net_bundle, server, nodes, videos):
     r = CliRunner().invoke(run_main, ["--bundle", str(net_bundle), "--nodes", server.url, "--format",
                                       "json", "--no-progress", *videos[:3]])

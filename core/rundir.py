@@ -7,6 +7,7 @@
                                stacker.pt
     RUN/report.{md,json}, summary.json, *.png
     RUN/seed-<s>/              with --seeds N: one run per seed
+    RUN/fold-<i>/, RUN/folds-data/   with --folds K: one run per fold, and each fold's data root
     RUN/ensemble.json, RUN/runs/<member>/, RUN/stacker.pt   a heterogeneous ensemble
 
 A training command never silently overwrites a run: `claim` lets it write into a new or empty
@@ -29,7 +30,7 @@ ENSEMBLE = "ensemble.json"
 # what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
 _MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE, "report.json")
 # the run's own files, removed by --force before it starts over
-_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, "report.md", "summary.json", "stacker.pt", "runs",
+_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, "report.md", "summary.json", "stacker.pt", "runs", "folds-data",
         "loss.png", "confusion.png", "tsne.png", "masking.png")
 
 
@@ -42,14 +43,15 @@ def member_path(run: str | Path, member: str) -> Path:
     return Path(run) / MEMBERS_DIR / f"{member}.pt"
 
 
-def _seed_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("seed-*") if p.is_dir())
+def repeat_dirs(folder: str | Path) -> list[Path]:
+    """The runs of a multi-seed (seed-<s>/) or cross-validated (fold-<i>/) run."""
+    return sorted(p for pattern in ("seed-*", "fold-*") for p in Path(folder).glob(pattern) if p.is_dir())
 
 
 def holds_run(folder: str | Path) -> bool:
     """True where `folder` holds a run, a multi-seed run or an ensemble's runs."""
     folder = Path(folder)
-    return any((folder / m).exists() for m in _MARKS) or bool(_seed_dirs(folder))
+    return any((folder / m).exists() for m in _MARKS) or bool(repeat_dirs(folder))
 
 
 def claim(out: str | Path, resume: bool = False, force: bool = False, what: str = "training run") -> Path:
@@ -78,6 +80,6 @@ def claim(out: str | Path, resume: bool = False, force: bool = False, what: str 
             shutil.rmtree(p)
         elif p.exists() or p.is_symlink():
             p.unlink()
-    for p in _seed_dirs(out):
+    for p in repeat_dirs(out):
         shutil.rmtree(p)
     return out

@@ -11,6 +11,7 @@ from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import UsageError
 from picojepa.core.roster import MEMBERS, MOTION, VOTE_MEMBERS
+from picojepa.core.rundir import repeat_dirs
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER, member_from_state
 from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
@@ -92,9 +93,10 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
         return Selection(refs, [r.name for r in refs], run_dir / STACKER, refs[0].run)
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run directory")
-    seeds = sorted(run_dir.glob("seed-*"))
-    if seeds and not (run_dir / "members").is_dir():
-        raise ExportError(f"{run_dir}: a multi-seed run; export one of its seeds, e.g. {seeds[0]}")
+    repeats = repeat_dirs(run_dir)
+    if repeats and not (run_dir / "members").is_dir():
+        raise ExportError(f"{run_dir}: a multi-seed or cross-validated run; export one of its runs, "
+                          f"e.g. {repeats[0]}")
     names = items or list(MEMBERS)
     unknown = [n for n in names if n not in KNOWN]
     if unknown:

@@ -129,20 +129,30 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Run the recipe with this many seeds (seed, seed+1, ...) into OUT/seed-<s>/; "
                    "OUT/report.* then give every accuracy as mean ± sd.")
+@click.option("--folds", type=click.IntRange(2, 20),
+              help="Stratified K-fold cross-validation over every labelled video (each held out once) "
+                   "into OUT/fold-<i>/; OUT/report.* then give every accuracy as mean ± sd over folds.")
 @one_line_errors
-def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, seeds):
+def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, seeds, folds):
     """Pre-train, classify and evaluate (generating the built-in data when DATA is absent)."""
     from .pipeline import run_all
     from .seeds import run_seeds
 
     recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None)  # may generate it
     claim(out, resume, force)
+    if folds:
+        if seeds > 1:
+            raise click.UsageError("--folds and --seeds: give one of them")
+        from .folds import run_folds
+        from .pipeline import ensure_data
+
+        ensure_data(recipe, data, not no_progress)
+        report = run_folds(recipe, data, out, folds, resume, not no_progress)
+        _print_spread(report, out)
+        return
     if seeds > 1:
         report = run_seeds(recipe, data, out, seeds, resume=resume, show_progress=not no_progress)
-        click.echo(json.dumps({k: f"{v:.2f} ± {report['accuracy_sd'][k]:.2f}"
-                               for k, v in report["accuracy_mean"].items()}, indent=1))
-        click.echo(f"report: {out / 'report.md'}", err=True)
-        _skipped(_skipped_of(report), out)
+        _print_spread(report, out)
         return
     report = run_all(recipe, data, out, resume=resume, show_progress=not no_progress)
     if report:
@@ -150,6 +160,13 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, s
         click.echo(json.dumps(acc, indent=1))
         click.echo(f"report: {out / 'report.md'}", err=True)
         _skipped(_skipped_of(report), out)
+
+
+def _print_spread(report: dict, out: Path) -> None:
+    click.echo(json.dumps({k: f"{v:.2f} ± {report['accuracy_sd'][k]:.2f}"
+                           for k, v in report["accuracy_mean"].items()}, indent=1))
+    click.echo(f"report: {out / 'report.md'}", err=True)
+    _skipped(_skipped_of(report), out)
 
 
 def _skipped_of(report: dict) -> list[str]:

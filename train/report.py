@@ -123,25 +123,34 @@ def markdown(r: dict, extra: dict) -> str:
 
 def seeds_markdown(r: dict, columns: list[str]) -> str:
     """The report of a multi-seed run: every accuracy as mean ± sd, and each seed's figures."""
-    mean, sd, seeds = r["accuracy_mean"], r["accuracy_sd"], r["seeds"]
+    seeds = r["seeds"]
+    about = (f"seeds {', '.join(map(str, seeds))} (initialisation, masks, clip draws and validation split "
+             "vary; the data split does not); each seed's full report is in `seed-<s>/report.md`")
+    return repeats_markdown({**r, "per_run": {f"seed {s}": r["per_seed"][str(s)] for s in seeds},
+                             "per_run_target_rank": {f"seed {s}": v for s, v in
+                                                     zip(seeds, r["per_seed_target_rank"].values())}},
+                            columns, about)
+
+
+def repeats_markdown(r: dict, columns: list[str], about: str) -> str:
+    """The report of a recipe run several times (seeds or folds, `about` says which): every
+    accuracy as mean ± sd, and each run's figures (r["per_run"], r["per_run_target_rank"])."""
+    mean, sd, runs = r["accuracy_mean"], r["accuracy_sd"], r["per_run"]
     summary = {**r, "accuracy": mean,
                "pretrain": {"history": [{"target_rank": r["target_rank_mean"]}]}}
-    lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`, {len(seeds)} seeds", "",
-             f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; seeds "
-             f"{', '.join(map(str, seeds))} (initialisation, masks, clip draws and validation split vary; "
-             "the data split does not). Mean ± sample sd over the seeds of the mean per-class accuracy, "
-             "in percent; each seed's full report is in `seed-<s>/report.md`.", ""]
+    lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`, {len(runs)} runs", "",
+             f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; {about}. Mean ± "
+             "sample sd over the runs of the mean per-class accuracy, in percent.", ""]
     lines += _warnings(summary)
     lines += ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|",
               "| **mean ± sd** | " + " | ".join(f"**{mean[k]:.2f} ± {sd[k]:.2f}**" for k in columns) + " |"]
-    for s in seeds:
-        a = r["per_seed"][str(s)]
-        lines.append(f"| seed {s} | " + " | ".join(_fmt(a.get(k)) for k in columns) + " |")
+    for name, a in runs.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(a.get(k)) for k in columns) + " |")
     lines += ["", f"- pre-training bought {mean[GENERAL] - mean['random_init_probe']:+.2f} points over the "
               "random-init probe in the mean",
               f"- effective rank of the target tokens at the end: {r['target_rank_mean']:.1f} ± "
-              f"{r['target_rank_sd']:.1f} of {r.get('embed_dim', '?')} (per seed: "
-              + ", ".join(f"{v:.1f}" for v in r["per_seed_target_rank"].values()) + ")", ""]
+              f"{r['target_rank_sd']:.1f} of {r.get('embed_dim', '?')} (per run: "
+              + ", ".join(f"{v:.1f}" for v in r["per_run_target_rank"].values()) + ")", ""]
     return "\n".join(lines)
 
 

@@ -41,6 +41,7 @@ from .clips import ClipSpec
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CHECKSUM = "manifest_sha256"
+LAYOUTS = ("fused", "separate", "grouped")
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # safe in file names and NATS subjects
 REQUIRED = {"format_version": int, "classes": list, "clip": dict, "layout": str, "graphs": list,
             "members": list, "vote_members": list, "default_vote": str, "vote_weights": dict}
@@ -136,8 +137,8 @@ def _check_names(root: Path, manifest: dict) -> None:
     _names(root, manifest, "members", MEMBER_NAME)
     w = manifest["vote_weights"]
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
-               for x in w.values()):
-        _fail(root, f"{MANIFEST}: 'vote_weights' must be finite numbers >= 0")
+               for x in w.values()) or (w and not any(w.values())):
+        _fail(root, f"{MANIFEST}: 'vote_weights' must be finite numbers >= 0, not all zero")
 
 
 def load_bundle(root: str | Path, verify_hashes: bool = True, draft: bool = False) -> Bundle:
@@ -179,9 +180,14 @@ def load_bundle(root: str | Path, verify_hashes: bool = True, draft: bool = Fals
         _check_stacking(root, manifest)
     graphs, covered = [], []
     real_root = root.resolve()
+    if manifest["layout"] not in LAYOUTS:
+        _fail(root, f"{MANIFEST}: layout {manifest['layout']!r} is none of {', '.join(LAYOUTS)}")
     for g in manifest["graphs"]:
-        if not isinstance(g, dict) or not {"file", "sha256", "members", "variant"} <= set(g):
-            _fail(root, f"{MANIFEST}: each graph needs file, sha256, members and variant")
+        if not isinstance(g, dict) or not {"file", "sha256", "members", "variant"} <= set(g) or not (
+                isinstance(g["file"], str) and isinstance(g["sha256"], str) and isinstance(g["variant"], str)
+                and isinstance(g["members"], list) and set(g["members"]) <= set(members)):
+            _fail(root, f"{MANIFEST}: each graph needs file, sha256 and variant (strings) and members "
+                        "(of the bundle's members)")
         path = (root / g["file"]).resolve()
         if not path.is_relative_to(real_root) or Path(g["file"]).is_absolute():
             _fail(root, f"{MANIFEST}: graph path {g['file']!r} escapes the bundle")

@@ -5,6 +5,7 @@ same tensors on real decoded videos. No torch here: indices are plain ints, pixe
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal, Sequence
 
@@ -13,6 +14,7 @@ import numpy as np
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+MAX_FRAMES, MAX_SIZE, MAX_STEP = 512, 2048, 1000  # past these a clip is a mistake, not a recipe
 SeekMode = Literal["exact", "approximate"]
 Placement = Literal["exact", "keyframe"]
 
@@ -39,16 +41,16 @@ class ClipSpec:
     placement: Placement = "exact"
 
     def __post_init__(self):
-        if self.frames < 1:
-            raise ValueError(f"frames must be >= 1, got {self.frames = }")
-        if self.size < 8:
-            raise ValueError(f"size must be >= 8, got {self.size = }")
-        if self.frame_step < 1:
-            raise ValueError(f"frame_step must be >= 1, got {self.frame_step = }")
+        for k, lo, hi in (("frames", 1, MAX_FRAMES), ("size", 8, MAX_SIZE), ("frame_step", 1, MAX_STEP)):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{k} must be an integer in [{lo}, {hi}], got {v!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values, got {self.mean = } {self.std = }")
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"std must be positive, got {self.std = }")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            raise ValueError(f"mean and std must be finite, got {self.mean = } {self.std = }")
+        if any(s < 1e-3 for s in self.std):
+            raise ValueError(f"std must be at least 1e-3, got {self.std = }")
         if self.seek_mode not in ("exact", "approximate"):
             raise ValueError(f"seek_mode must be 'exact' or 'approximate', got {self.seek_mode!r}")
         if self.placement not in ("exact", "keyframe"):
@@ -72,10 +74,14 @@ class ClipSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClipSpec":
-        d = dict(d)
-        d["mean"] = tuple(float(x) for x in d["mean"])
-        d["std"] = tuple(float(x) for x in d["std"])
-        return cls(**d)
+        """From a manifest or metadata: ValueError (never another type) for anything malformed."""
+        try:
+            d = dict(d)
+            d["mean"] = tuple(float(x) for x in d["mean"])
+            d["std"] = tuple(float(x) for x in d["std"])
+            return cls(**d)
+        except (TypeError, KeyError) as exc:
+            raise ValueError(str(exc)) from None
 
 
 def window_indices(num_frames: int, spec: ClipSpec, start: int) -> list[int]:

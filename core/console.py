@@ -60,6 +60,8 @@ def one_line_errors(fn):
             # OS-level failures (disk full, permissions): still one line, with the type so a bug
             # report can find it. Anything else is a bug and keeps its traceback.
             fail(f"{type(exc).__name__}: {exc}")
+        except MemoryError:
+            fail("out of memory (a recipe or option asks for more than this machine has?)")
         except KeyboardInterrupt:
             fail("interrupted", 130)
 

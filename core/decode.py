@@ -59,6 +59,11 @@ def check_readable(path: str | os.PathLike) -> Path:
         raise DecodeError(p, "permission denied")
     if p.stat().st_size == 0:
         raise DecodeError(p, "empty file (0 bytes)")
+    try:
+        str(p).encode("utf-8")
+    except UnicodeEncodeError:  # a name in another encoding than the file system's: torchcodec takes str
+        raise DecodeError(p, "the file name is not valid UTF-8, which the decoder cannot open; "
+                             "rename the file") from None
     return p
 
 

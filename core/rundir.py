@@ -16,6 +16,7 @@ files, and nothing else of the folder); a folder of other files is never written
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -28,10 +29,14 @@ FEATURES = "features.pt"
 MEMBERS_DIR = "members"
 ENSEMBLE = "ensemble.json"
 # what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
-_MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE, "report.json")
+_MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE)
 # the run's own files, removed by --force before it starts over
-_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, "report.md", "summary.json", "stacker.pt", "runs", "folds-data",
+_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, "report.json", "report.md", "summary.json", "stacker.pt", "runs",
+        "folds-data",
         "loss.png", "confusion.png", "tsne.png", "masking.png")
+
+
+REPEAT = re.compile(r"^(seed|fold)-\d+$")
 
 
 class RunDirError(PicoJepaError, ValueError):
@@ -45,13 +50,14 @@ def member_path(run: str | Path, member: str) -> Path:
 
 def repeat_dirs(folder: str | Path) -> list[Path]:
     """The runs of a multi-seed (seed-<s>/) or cross-validated (fold-<i>/) run."""
-    return sorted(p for pattern in ("seed-*", "fold-*") for p in Path(folder).glob(pattern) if p.is_dir())
+    return sorted(p for p in Path(folder).glob("*-*") if p.is_dir() and REPEAT.match(p.name))
 
 
 def holds_run(folder: str | Path) -> bool:
-    """True where `folder` holds a run, a multi-seed run or an ensemble's runs."""
+    """True where `folder` holds a run (a checkpoint or trained members), a multi-seed or
+    cross-validated run, or an ensemble's runs; a report alone does not make one."""
     folder = Path(folder)
-    return any((folder / m).exists() for m in _MARKS) or bool(repeat_dirs(folder))
+    return any((folder / m).exists() for m in _MARKS) or any(holds_run(d) for d in repeat_dirs(folder))
 
 
 def claim(out: str | Path, resume: bool = False, force: bool = False, what: str = "training run") -> Path:
@@ -74,12 +80,37 @@ def claim(out: str | Path, resume: bool = False, force: bool = False, what: str 
     if not force:
         raise RunDirError(f"{out}: holds a {what} already; --resume continues it, --force starts "
                           "it over (its checkpoints are deleted), or choose another --out")
-    for name in _OWN:
-        p = out / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
-            p.unlink()
-    for p in repeat_dirs(out):
-        shutil.rmtree(p)
+    _clear(out)
     return out
+
+
+def _clear(run: Path) -> None:
+    """Remove a run's own files and nothing else: the names it writes, only the checkpoints in
+    members/, only the repeats and ensemble member runs that are runs themselves (recursively);
+    a folder left non-empty by the user's files stays."""
+    for name in _OWN:
+        p = run / name
+        if name in (MEMBERS_DIR, "runs", "folds-data") and p.is_dir() and not p.is_symlink():
+            continue
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+    members = run / MEMBERS_DIR
+    if members.is_dir() and not members.is_symlink():
+        for f in members.glob("*.pt"):
+            f.unlink()
+        _rmdir_if_empty(members)
+    for sub in [*repeat_dirs(run), *sorted((run / "runs").glob("*"))]:
+        if sub.is_dir() and not sub.is_symlink() and holds_run(sub):
+            _clear(sub)
+            _rmdir_if_empty(sub)
+    _rmdir_if_empty(run / "runs")
+    data = run / "folds-data"
+    if data.is_dir() and not data.is_symlink() and all(
+            f.is_symlink() or f.is_dir() or f.suffix == ".csv" or f.name in ("classInd.txt", ".picojepa-index")
+            for f in data.rglob("*")):
+        shutil.rmtree(data)  # links to the videos and the CSVs the folds wrote: nothing of the user's
+
+
+def _rmdir_if_empty(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
+        p.rmdir()

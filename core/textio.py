@@ -8,6 +8,7 @@ the reason and the CLI prints it as one line: `<file>: not UTF-8 text (byte 0xff
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ def read_text(path: str | Path, error: type[PicoJepaError] = PicoJepaError, what
     try:
         if path.is_dir():
             _fail(error, path, f"is a directory, not a {what}")
-        size = path.stat().st_size
-        if size > MAX_TEXT_BYTES:
-            _fail(error, path, f"{size} bytes: too large for a {what} (at most {MAX_TEXT_BYTES})")
-        data = path.read_bytes()
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            _fail(error, path, f"not a regular file (a pipe or a device), not a {what}")
+        with path.open("rb") as f:  # never more than the cap, whatever stat said
+            data = f.read(MAX_TEXT_BYTES + 1)
+        if len(data) > MAX_TEXT_BYTES:
+            _fail(error, path, f"larger than {MAX_TEXT_BYTES} bytes: too large for a {what}")
     except OSError as exc:
         _fail(error, path, f"cannot read {what} ({exc.strerror or type(exc).__name__})")
     try:

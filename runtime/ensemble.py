@@ -79,7 +79,7 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
         video = open_video(path, spec.size, spec.seek_mode, device=device)
         n, fps = video.num_frames, video.fps or 1.0
         if window_s is not None:  # each window of window_s seconds -> its centre clip
-            if int(round(window_s * fps)) > n:
+            if window_s * fps > n + 0.5:  # in floats: an absurd --window is refused, not overflowed
                 raise DecodeError(path, f"{n / fps:.2f} s long, shorter than the {window_s:g} s window "
                                         "(give a shorter --window, or none for one label per video)")
             win = max(spec.span, int(round(window_s * fps)))

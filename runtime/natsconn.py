@@ -19,6 +19,7 @@ import click
 
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.options import Finite
+from picojepa.core.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,12 @@ def nats_options(servers_flag: str, servers_help: str, timeout_help: str = "Seco
         def wrapper(*args, nats_servers, nats_token, nats_user, nats_password, nats_creds,
                     connect_timeout, **kwargs):
             opts = None
-            if nats_servers:
-                opts = NatsOptions(tuple(s.strip() for s in nats_servers.split(",") if s.strip()),
-                                   nats_token, nats_user, nats_password, nats_creds, connect_timeout)
+            if nats_servers is not None:  # given, even empty: checked (a usage error, exit 2)
+                try:
+                    opts = NatsOptions(tuple(s.strip() for s in nats_servers.split(",") if s.strip()),
+                                       nats_token, nats_user, nats_password, nats_creds, connect_timeout)
+                except NetworkError as exc:
+                    raise click.UsageError(redact(f"{servers_flag}: {exc}")) from None
             if pass_timeout:
                 kwargs["connect_timeout"] = connect_timeout
             return fn(*args, nats=opts, **kwargs)

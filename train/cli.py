@@ -44,7 +44,7 @@ def parse_sets(items) -> dict:
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
         try:
             flat[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise click.BadParameter(f"{item!r}: the value is not valid YAML (quote a string: "
                                      f"{key}='\"...\"')", param_hint="--set") from None
     return flat

@@ -6,6 +6,7 @@ rejects unknown keys, wrong types and impossible combinations with `file: key: r
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Literal
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.textio import read_yaml
+
+MAX_SEED = 2**31 - 1000  # numpy's and torch's seeds, with room for --seeds' offsets
 
 
 class ConfigError(PicoJepaError, ValueError):
@@ -45,12 +48,12 @@ class ModelConfig:
     kind: Literal["vit", "motion"] = "vit"
 
     def __post_init__(self):
-        for k in ("patch_size", "tubelet", "embed_dim", "depth", "heads", "pred_depth",
-                  "pred_heads", "pred_dim"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k}: must be >= 1, got {getattr(self, k)}")
-        if self.mlp_ratio <= 0:
-            raise ValueError(f"mlp_ratio: must be > 0, got {self.mlp_ratio}")
+        for k, hi in (("patch_size", 512), ("tubelet", 512), ("embed_dim", 8192), ("depth", 128),
+                      ("heads", 256), ("pred_depth", 128), ("pred_heads", 256), ("pred_dim", 8192)):
+            if not 1 <= getattr(self, k) <= hi:
+                raise ValueError(f"{k}: must be in [1, {hi}], got {getattr(self, k)}")
+        if not 0 < self.mlp_ratio <= 64:
+            raise ValueError(f"mlp_ratio: must be in (0, 64], got {self.mlp_ratio}")
         if self.embed_dim % self.heads:
             raise ValueError(f"heads: embed_dim {self.embed_dim} is not divisible by {self.heads}")
         if self.pred_dim % self.pred_heads:
@@ -70,8 +73,8 @@ class Schedule:
     warmup_epochs: float = 1.0
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size: must be >= 1")
+        if not 1 <= self.epochs <= 100_000 or not 1 <= self.batch_size <= 65_536:
+            raise ValueError("epochs and batch_size: must be >= 1 (and at most 100000 and 65536)")
         if self.lr <= 0 or self.final_lr < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ValueError("lr must be > 0; final_lr, weight_decay, warmup_epochs >= 0")
         if self.warmup_epochs > self.epochs:
@@ -108,8 +111,10 @@ class PretrainConfig(Schedule):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.clips_per_video < 1:
-            raise ValueError(f"clips_per_video: must be >= 1, got {self.clips_per_video}")
+        if not 1 <= self.clips_per_video <= 1000:
+            raise ValueError(f"clips_per_video: must be in [1, 1000], got {self.clips_per_video}")
+        if self.predictor_lr_mult <= 0 or self.grad_clip <= 0 or not 0 <= self.collapse_std < 1:
+            raise ValueError("predictor_lr_mult and grad_clip must be > 0, collapse_std in [0, 1)")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio: must be in (0, 1), got {self.mask_ratio}")
         if not 0.0 <= self.ema < 1.0:
@@ -146,8 +151,8 @@ class ClassifyConfig(Schedule):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.feature_clips < 1:
-            raise ValueError(f"feature_clips: must be >= 1, got {self.feature_clips}")
+        if not 1 <= self.feature_clips <= 64:
+            raise ValueError(f"feature_clips: must be in [1, 64], got {self.feature_clips}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
         if self.finetune_epochs < 1 or self.finetune_lr <= 0:
@@ -185,6 +190,8 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed: must be in [0, {MAX_SEED}], got {self.seed}")
         if self.clip.frames % self.model.tubelet:
             raise ValueError(f"clip.frames: {self.clip.frames} is not divisible by "
                              f"model.tubelet {self.model.tubelet}")
@@ -221,8 +228,8 @@ def _convert(tp, value, key: str):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -234,6 +241,10 @@ def _convert(tp, value, key: str):
 def _build(cls, data: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(f"{prefix + '.' if prefix else ''}{odd[0]!r}: keys must be names, got a "
+                          f"{type(odd[0]).__name__}")
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{prefix + '.' if prefix else ''}{unknown[0]}: unknown key "

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from picojepa.core import vote
+from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS, report_key
 from picojepa.core.rundir import member_path
 
@@ -62,6 +63,9 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     run_dir = Path(run_dir)
     sets = sets or features_for(run_dir, recipe, data_root, show_progress)
     classes, c = sets["classes"], len(sets["classes"])
+    if not sets["infer"].paths:
+        raise DataLayoutError(f"{data_root}/infer: none of the held-out videos could be decoded "
+                              f"({len(sets['infer'].errors)} failed, e.g. {sets['infer'].errors[:1]})")
     y = sets["infer"].labels.numpy()
     probs, val_acc = member_probs(recipe, run_dir, sets)
     rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")

@@ -51,8 +51,11 @@ def read_classes(root: str | Path) -> list[str]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) != len(classes) + 1:
+        if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit() or \
+                int(parts[0]) != len(classes) + 1:
             raise DataLayoutError(f"{path}:{n}: expected '{len(classes) + 1} <name>', got {line!r}")
+        if parts[1] in classes:
+            raise DataLayoutError(f"{path}:{n}: class {parts[1]!r} is listed twice")
         classes.append(parts[1])
     if len(classes) < 2:
         raise DataLayoutError(f"{path}: needs at least 2 classes, found {len(classes)}")

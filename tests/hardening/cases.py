@@ -119,6 +119,12 @@ def _unicode(tmp: Path, ctx: dict) -> Path:
     return _good(tmp, "vidéo con espacio ñ 日本.mp4")
 
 
+def _latin1_name(tmp: Path, ctx: dict) -> Path:
+    import os
+
+    return _good(tmp).rename(tmp / os.fsdecode(b"vid\xe9o.mp4"))
+
+
 def _vfr(tmp: Path, ctx: dict) -> Path:
     # frames at irregular times: every third frame gets a long gap
     return ffmpeg(tmp / "vfr.mp4", "-vf", "setpts='N/12/TB+floor(N/3)*0.2/TB'", "-fps_mode", "vfr",
@@ -181,6 +187,8 @@ VIDEO_CASES = [
          _ts_truncated, needs="ffmpeg"),
     Case("unicode_path", "video", "a path with spaces and non-ASCII characters", "ok", _unicode,
          needs="ffmpeg"),
+    Case("non_utf8_name", "video", "a file name in Latin-1 (not valid UTF-8)", "the file name is not valid UTF-8",
+         _latin1_name, needs="ffmpeg"),
 ]
 
 
@@ -272,6 +280,14 @@ BUNDLE_CASES = [
     Case("bundle_classes_not_names", "bundle", "a class list of [1, null, {}] (checksum recomputed)",
          "'classes' must be a list of distinct non-empty names",
          _manifest_edit(lambda m: m.update(classes=[1, None, {}]))),
+    Case("bundle_graph_file_not_text", "bundle", "a graph whose file is a number (checksum recomputed)",
+         "each graph needs file, sha256 and variant", _manifest_edit(lambda m: m["graphs"][0].update(file=7))),
+    Case("bundle_layout_unknown", "bundle", "an unknown layout (checksum recomputed)", "layout 'bogus' is none of",
+         _manifest_edit(lambda m: m.update(layout="bogus"))),
+    Case("bundle_clip_std_tiny", "bundle", "a clip std of 1e-9 (checksum recomputed)", "bad clip spec",
+         _manifest_edit(lambda m: m["clip"].update(std=[1e-9, 0.5, 0.5]))),
+    Case("bundle_vote_weights_zero", "bundle", "every vote weight 0 (checksum recomputed)", "not all zero",
+         _manifest_edit(lambda m: m.update(vote_weights={k: 0 for k in m["vote_weights"]}))),
     Case("bundle_unfinished_export", "bundle", "the draft an export killed part-way leaves (INCOMPLETE inside)",
          "an export that never finished left this folder", _unfinished),
 ]
@@ -280,6 +296,14 @@ BUNDLE_CASES = [
 
 
 # -- configs and data layouts ---------------------------------------------------------------------
+def _fifo(tmp: Path, ctx: dict) -> Path:
+    import os
+
+    p = tmp / "recipe.yaml"
+    os.mkfifo(p)
+    return p
+
+
 def _config(text: str):
     def make(tmp: Path, ctx: dict) -> Path:
         p = tmp / "recipe.yaml"
@@ -293,7 +317,7 @@ CONFIG_CASES = [
          _config("model:\n  widht: 3\n")),
     Case("config_wrong_type", "config", "a string where an integer belongs", "model.depth: expected an integer",
          _config("model:\n  depth: deep\n")),
-    Case("config_zero_size", "config", "clip size 0", "clip: size must be >= 8", _config("clip:\n  size: 0\n")),
+    Case("config_zero_size", "config", "clip size 0", "clip: size must be an integer in [8, 2048]", _config("clip:\n  size: 0\n")),
     Case("config_negative", "config", "negative epochs", "pretrain: epochs and batch_size: must be >= 1", _config("pretrain:\n  epochs: -1\n")),
     Case("config_not_yaml", "config", "not YAML at all", "not valid YAML", _config("model: [unclosed\n")),
     Case("config_empty", "config", "an empty recipe file (would train base.yaml's large defaults)",
@@ -302,6 +326,20 @@ CONFIG_CASES = [
          "not UTF-8 text", _bytes("recipe.yaml", "# recette d\u2019\u00e9t\u00e9\nseed: 1\n".encode("latin-1", "replace"))),
     Case("config_binary", "config", "a binary file given as the recipe", "not UTF-8 text",
          _bytes("recipe.yaml", bytes(range(256)))),
+    Case("config_fifo", "config", "a named pipe given as the recipe (reading it would wait forever)",
+         "not a regular file", _fifo),
+    Case("config_number_keys", "config", "a key that is a number (`1: 2` under model)", "keys must be names",
+         _config("model:\n  1: 2\n")),
+    Case("config_nan", "config", "a learning rate of .nan", "expected a finite number",
+         _config("pretrain:\n  lr: .nan\n")),
+    Case("config_inf", "config", "an mlp_ratio of .inf", "expected a finite number",
+         _config("model:\n  mlp_ratio: .inf\n")),
+    Case("config_negative_seed", "config", "seed -1", "seed: must be in", _config("seed: -1\n")),
+    Case("config_huge_seed", "config", "seed 10^23", "seed: must be in", _config("seed: 100000000000000000000000\n")),
+    Case("config_huge_clip", "config", "a 100000-pixel clip (would exhaust memory)", "size must be an integer in",
+         _config("clip:\n  size: 100000\n")),
+    Case("config_huge_width", "config", "embed_dim 10^9 (would exhaust memory)", "embed_dim: must be in",
+         _config("model:\n  embed_dim: 1000000000\n")),
 ]
 
 
@@ -331,6 +369,12 @@ DATA_CASES = [
          _layout(lambda root: (root / "classInd.txt").unlink())),
     Case("csv_not_utf8", "data", "train.csv with a Latin-1 file name in it", "train.csv: not UTF-8 text",
          _layout(lambda root: (root / "train" / "train.csv").write_bytes(b"video_name\nvid\xe9o.mp4\n"))),
+    Case("classind_superscript", "data", "classInd.txt numbering a class with a superscript digit",
+         "expected '2 <name>'", _layout(lambda root: (root / "classInd.txt").write_text("1 a\n\u00b2 b\n3 c\n"))),
+    Case("classind_duplicate", "data", "classInd.txt naming one class twice", "is listed twice",
+         _layout(lambda root: (root / "classInd.txt").write_text(
+             (root / "classInd.txt").read_text().splitlines()[0] + "\n2 " +
+             (root / "classInd.txt").read_text().split()[1] + "\n"))),
     Case("classind_not_utf8", "data", "classInd.txt that is not UTF-8", "classInd.txt: not UTF-8 text",
          _layout(lambda root: (root / "classInd.txt").write_bytes(b"1 caf\xe9\n2 other\n"))),
 ]
@@ -423,6 +467,14 @@ def _video_in(folder: str):
     return make
 
 
+def _garbage_infer(tmp, ctx):
+    root = shutil.copytree(ctx["data"], tmp / "data", symlinks=True)
+    for v in (root / "infer").rglob("*.mp4"):
+        v.unlink()
+        v.write_bytes(b"not a video" * 10)
+    return root
+
+
 def _bundle_plus_notes(tmp, ctx):
     b = _bundle_copy(tmp, ctx)
     (b / "notes.txt").write_text("mine")
@@ -488,7 +540,22 @@ COMMAND_CASES = [
     Command("labels_unknown_folders", "`--labels-from-folders` on a folder that is no class",
             _cmd("run", "--bundle", BUNDLE, "--labels-from-folders", _video_in("holiday")), 2,
             "'holiday' is no class of"),
+    Command("heldout_all_undecodable", "`picojepa-train evaluate` where no held-out video decodes",
+            _cmd("train", "evaluate", "--config", _smoke, "--data", _garbage_infer, "--out", _run_copy), 3,
+            "none of the held-out videos could be decoded"),
     # tracebacks and exit codes
+    Command("window_huge", "`--window 1e308` (overflowed to infinity in frames)",
+            _cmd("run", "--bundle", BUNDLE, "--window", "1e308", VIDEO), 3, "shorter than the 1e+308 s window"),
+    Command("set_deep_yaml", "`--set` with 10,000 nested brackets",
+            _cmd("train", "pretrain", "--config", _smoke, "--out", _new, "--set", "k=" + "[" * 10000), 2,
+            "not valid YAML"),
+    Command("nodes_only_commas", "`--nodes ,,,`", _cmd("run", "--bundle", BUNDLE, "--nodes", ",,,", VIDEO), 2,
+            "no NATS server given"),
+    Command("nodes_empty", "`--nodes ''` (not a silent in-process run)",
+            _cmd("run", "--bundle", BUNDLE, "--nodes", "", VIDEO), 2, "no NATS server given"),
+    Command("nodes_creds_missing", "`--nats-creds` naming no file",
+            _cmd("run", "--bundle", BUNDLE, "--nodes", "nats://127.0.0.1:9", "--nats-creds", "/nonexistent.creds",
+                 VIDEO), 2, "no such credentials file"),
     Command("set_not_yaml", "`--set 'pretrain.epochs=[1'`",
             _cmd("train", "pretrain", "--config", _smoke, "--out", _new, "--set", "pretrain.epochs=[1"), 2,
             "not valid YAML"),
@@ -516,6 +583,12 @@ COMMAND_CASES = [
     Command("nats_password_hidden", "a NATS URL with a password, server unreachable",
             _cmd("run", "--bundle", BUNDLE, "--nodes", "nats://alice:s3cret@127.0.0.1:9", "--connect-timeout", "0.5",
                  VIDEO), 3, "nats://alice:***@127.0.0.1:9", hidden="s3cret", needs="network"),
+    Command("nodes_wrong_scheme_password_hidden", "`--nodes http://u:hunter2@...` (not a NATS URL)",
+            _cmd("run", "--bundle", BUNDLE, "--nodes", "http://u:hunter2@127.0.0.1:9", VIDEO), 2,
+            "a NATS server URL starts with", hidden="hunter2"),
+    Command("rtsp_password_with_at_hidden", "an RTSP URL whose password holds '@'",
+            _cmd("run", "--bundle", BUNDLE, "rtsp://admin:hun@ter2@127.0.0.1:9/main", "--connect-timeout", "0.5",
+                 "--reconnect-s", "0.5"), 3, "rtsp://admin:***@127.0.0.1:9/main", hidden="ter2", needs="live"),
     Command("rtsp_password_hidden", "an RTSP camera URL with a password, camera unreachable",
             _cmd("run", "--bundle", BUNDLE, "rtsp://admin:hunter2@127.0.0.1:9/main", "--connect-timeout", "0.5",
                  "--reconnect-s", "0.5"), 3, "rtsp://admin:***@127.0.0.1:9/main", hidden="hunter2", needs="live"),

@@ -30,10 +30,14 @@ def test_force_removes_the_runs_own_files_and_keeps_the_users(tmp_path):
     run = tmp_path / "run"
     (run / "members").mkdir(parents=True)
     (run / "seed-1").mkdir()
-    for f in ("pretrain.pt", "features.pt", "report.md", "runtime-predictions.csv"):
+    (run / "seed-photos").mkdir()
+    for f in ("pretrain.pt", "features.pt", "report.md", "runtime-predictions.csv", "members/general.pt",
+              "members/alice.txt", "seed-1/pretrain.pt", "seed-photos/p.jpg"):
         (run / f).write_text("x")
     claim(run, force=True)
-    assert sorted(p.name for p in run.iterdir()) == ["runtime-predictions.csv"]
+    left = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    assert left == ["members", "members/alice.txt", "runtime-predictions.csv", "seed-photos",
+                    "seed-photos/p.jpg"]
 
 
 def test_a_folder_of_other_files_is_never_a_run(tmp_path):

@@ -243,6 +243,9 @@ def stage_configurations(run: "BenchRun") -> None:
             cfgs.append(inference.onnx_config(f"fused_{var}_cuda", f"f: fused, {var}, CUDA ({gpu})",
                                               cfg.bundle, "cuda", var, cfg.threads))
     run.bad = inference.run_rounds(cfgs, run.decode, cfg.videos, cfg.rounds)
+    if cfg.videos and not run.ok_videos:
+        raise BenchError(f"none of the {len(cfg.videos)} videos could be decoded: nothing to measure "
+                         f"(first: {run.bad[0]})")
     run.result["failed_videos"] = run.bad
     run.result["configs"] = {c.name: inference.summary(c) for c in cfgs}
 

@@ -40,6 +40,7 @@ def save(obj: dict, path: str | Path) -> Path:
 # (the classifiers, where data lives or how the built-in set is made, the loader's workers and
 # frame cache). Everything else must equal what the checkpoint was trained with.
 RESUME_FREE = ("name", "classify", "data", "pretrain.num_workers", "pretrain.cache_mb")
+EVALUATE_FREE = ("name", "data", "pretrain.num_workers", "pretrain.cache_mb")  # the classifiers must match too
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -58,14 +59,15 @@ def recipe_drift(saved: dict, now: dict, free: tuple[str, ...] = RESUME_FREE) ->
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
 
 
-def check_resume(state: dict, recipe: dict, path: Path) -> None:
-    """Refuse to continue a checkpoint under a recipe other than the one it was trained with."""
-    drift = recipe_drift(state.get("recipe") or {}, recipe)
+def check_resume(state: dict, recipe: dict, path: Path, free: tuple[str, ...] = RESUME_FREE,
+                 doing: str = "--resume would mix the two") -> None:
+    """Refuse to continue (or classify, or evaluate) a checkpoint under a recipe other than the
+    one it was trained with; `free` are the keys that may differ."""
+    drift = recipe_drift(state.get("recipe") or {}, recipe, free)
     if drift:
         more = f" and {len(drift) - 4} more" if len(drift) > 4 else ""
-        raise CheckpointError(f"{path}: trained with another recipe, --resume would mix the two "
-                              f"({'; '.join(drift[:4])}{more}); resume with the recipe it was "
-                              "trained with, or start over with --force")
+        raise CheckpointError(f"{path}: trained with another recipe, {doing} ({'; '.join(drift[:4])}"
+                              f"{more}); use the recipe it was trained with, or start over with --force")
 
 
 def load(path: str | Path, kind: str | None = None) -> dict:

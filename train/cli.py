@@ -8,10 +8,12 @@ import click
 
 from picojepa.core.console import EXIT_PARTIAL, one_line_errors, setup_logging, warn
 from picojepa.core.decode import check_ffmpeg
-from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDirError, claim
+from picojepa.core.roster import GENERAL
+from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDirError, claim, member_path
 
+from . import checkpoint
 from .config import load_recipe, nest
-from .layout import check_layout
+from .layout import check_layout, read_classes
 
 _RESUME = click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint "
                        "(refused when its recipe differs).")
@@ -105,6 +107,8 @@ def classify_cmd(config, data, out, overrides, no_progress, verbose, force):
     if (out / MEMBERS_DIR).is_dir() and not force:
         raise RunDirError(f"{out}: has trained classifiers already ({MEMBERS_DIR}/); --force trains "
                           "them again")
+    checkpoint.check_resume(checkpoint.load(out / PRETRAIN, kind="pretrain"), recipe.to_dict(),
+                            out / PRETRAIN, doing="its classifiers would not fit it")
     res = classify(recipe, data, out, show_progress=not no_progress)
     click.echo("classifiers: " + ", ".join(f"{m} (val {v:.2f})" if v is not None else m
                                            for m, v in res.val_accuracy.items()), err=True)
@@ -118,8 +122,22 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
     from .pipeline import write_report
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
+    _check_trained(recipe, data, out)
     report = write_report(recipe, data, out, show_progress=not no_progress)
     click.echo(json.dumps(report["accuracy"], indent=1))
+
+
+def _check_trained(recipe, data: Path, out: Path) -> None:
+    """`evaluate` needs a run trained with this recipe on this data root's classes."""
+    general = member_path(out, GENERAL)
+    if not general.is_file():
+        raise RunDirError(f"{out}: no trained classifiers ({general} missing); run `classify` or `all` first")
+    state = checkpoint.load(general, kind="member")
+    checkpoint.check_resume(state, recipe.to_dict(), general, checkpoint.EVALUATE_FREE,
+                            doing="evaluating it under this one would misread it")
+    classes = read_classes(data)
+    if list(state["classes"]) != classes:
+        raise RunDirError(f"{data}: classes {classes} are not the run's {list(state['classes'])}")
 
 
 @main.command(name="all")

@@ -10,6 +10,8 @@ from picojepa.core.decode import check_ffmpeg
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.options import Finite
 
+from .config import MAX_SEED
+
 
 def _bar(desc: str):
     return lambda items: progress(items, desc=desc, unit="video")
@@ -25,9 +27,9 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--classes", default=4, show_default=True, type=click.IntRange(2, 8))
-@click.option("--videos-per-class", default=60, show_default=True, type=click.IntRange(8, None))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--unlabelled-per-class", default=0, show_default=True, type=click.IntRange(0, None),
+@click.option("--videos-per-class", default=60, show_default=True, type=click.IntRange(8, 100_000))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED))
+@click.option("--unlabelled-per-class", default=0, show_default=True, type=click.IntRange(0, 100_000),
               help="More videos per class, listed for pre-training only (train/unlabelled/).")
 @one_line_errors
 def synth(root: Path, classes: int, videos_per_class: int, seed: int,
@@ -52,7 +54,7 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
               help="Layout root to write [default: data/<name of SOURCE>].")
 @click.option("--holdout", default=0.2, show_default=True, type=Finite(0.05, 0.9),
               help="Fraction of each class held out for evaluation (ROOT/infer).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED))
 @click.option("--copy", is_flag=True, help="Copy files instead of linking them.")
 @click.option("--unlabelled", multiple=True, type=click.Path(path_type=Path),
               help="A folder of unlabelled footage (searched recursively), for pre-training only; "
@@ -60,7 +62,7 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
 @click.option("--held-out-prefix", "prefixes", multiple=True,
               help="Keep the data set's own split: files whose names start with this (e.g. test__; "
                    "repeatable) are held out, all others train; --holdout is then not used.")
-@click.option("--with-builtin", "builtin", default=0, show_default=True, type=click.IntRange(0, None),
+@click.option("--with-builtin", "builtin", default=0, show_default=True, type=click.IntRange(0, 100_000),
               help="Also pre-train on this many built-in synthetic videos per motion class (4 classes).")
 @click.option("--piece-s", default=10.0, show_default=True, type=Finite(min=0.5),
               help="Unlabelled recordings count as one pre-training sample per this many seconds.")
@@ -97,7 +99,7 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
 @click.option("--raw", type=click.Path(file_okay=False, path_type=Path),
               help="Where archives are downloaded [default: ROOT/raw].")
 @click.option("--skip-download", is_flag=True, help="Only prepare archives already in --raw.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED))
 @one_line_errors
 def kinetics(root: Path, classes: int, raw: Path | None, skip_download: bool, seed: int) -> None:
     """Download Kinetics-700-2020 (resumable) and prepare its first N classes under ROOT."""

@@ -69,8 +69,10 @@ MADE_BY_INDEX = ".picojepa-index"  # in a data root this command wrote (what --f
 
 
 def _made_by_index(root: Path) -> str | None:
-    return None if (root / MADE_BY_INDEX).is_file() else \
-        "was not written by `picojepa-data index` (its videos may be the only copies)"
+    if not (root / MADE_BY_INDEX).is_file():
+        return "was not written by `picojepa-data index` (its videos may be the only copies)"
+    other = sorted(p.name for p in root.iterdir() if p.name not in (MADE_BY_INDEX, "classInd.txt", "train", "infer"))
+    return f"holds files index did not write ({', '.join(other[:3])})" if other else None
 
 
 DATA_ROOT = outdir.Kind("data root", _made_by_index)

@@ -50,7 +50,7 @@ def read_classes(root: str | Path) -> list[str]:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        parts = line.split()
+        parts = [x.strip() for x in line.split(None, 1)]  # a class name may hold spaces
         if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit() or \
                 int(parts[0]) != len(classes) + 1:
             raise DataLayoutError(f"{path}:{n}: expected '{len(classes) + 1} <name>', got {line!r}")

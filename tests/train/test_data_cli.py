@@ -180,3 +180,12 @@ def test_reindexing_replaces_the_whole_root_and_only_with_force(smoke_data, tmp_
     assert read_classes(out) == ["a", "b"]
     assert sorted(p.name for p in (out / "infer").iterdir()) == ["a", "b", "class.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root", "three", "two"], "no draft left"
+
+
+def test_class_folders_with_spaces_index_and_read_back(smoke_data, tmp_path):
+    src = _classes_from(smoke_data, tmp_path / "src", ["left turn", "right turn"])
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(tmp_path / "root")])
+    assert r.exit_code == 0, r.output
+    classes = read_classes(tmp_path / "root")
+    assert classes == ["left turn", "right turn"]
+    assert {y for _, y in read_items(tmp_path / "root" / "train" / "class.csv", classes)} == {0, 1}

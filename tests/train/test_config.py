@@ -46,7 +46,7 @@ def _write(tmp_path, text):
     ("pretrain:\n  epoch: 3\n", "pretrain.epoch: unknown key"),
     ("pretrain:\n  epochs: three\n", "pretrain.epochs: expected an integer"),
     ("pretrain:\n  epochs: 0\n", "must be >= 1"),
-    ("clip:\n  size: -64\n", "size must be >= 8"),
+    ("clip:\n  size: -64\n", "size must be an integer in [8, 2048]"),
     ("pretrain:\n  mask: random\n", "pretrain.mask: must be one of"),
     ("clip:\n  frames: 7\n", "not divisible by model.tubelet"),
     ("clip:\n  size: 100\n", "not divisible by model.patch_size"),

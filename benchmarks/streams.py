@@ -25,6 +25,7 @@ from picojepa.core.bundle import load_bundle
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams, clip_rgb
 
+from .errors import BenchError
 from .stats import summarize
 
 FPS, WIDTH, HEIGHT = 30, 1280, 720
@@ -33,10 +34,13 @@ FPS, WIDTH, HEIGHT = 30, 1280, 720
 def camera_file(source: str, tmp: Path, seconds: int = 20) -> Path:
     """`source` as a 720p30 camera would send it: H.264, B-frames, 2-s GOP, MPEG-TS."""
     out = tmp / "camera720p30.ts"
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-stream_loop", "-1", "-i", str(source), "-t",
-                    str(seconds), "-an", "-vf", f"scale={WIDTH}:{HEIGHT},fps={FPS}", "-c:v", "libx264",
-                    "-preset", "veryfast", "-bf", "2", "-g", str(2 * FPS), "-f", "mpegts", str(out)],
-                   check=True, timeout=600)
+    done = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-stream_loop", "-1", "-i", str(source), "-t",
+                           str(seconds), "-an", "-vf", f"scale={WIDTH}:{HEIGHT},fps={FPS}", "-c:v", "libx264",
+                           "-preset", "veryfast", "-bf", "2", "-g", str(2 * FPS), "-f", "mpegts", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        why = " ".join(done.stderr.split())[-160:] or f"ffmpeg exit {done.returncode}"
+        raise BenchError(f"{source}: cannot be made into a camera stream ({why})")
     return out
 
 

@@ -57,7 +57,8 @@ def holds_run(folder: str | Path) -> bool:
     """True where `folder` holds a run (a checkpoint or trained members), a multi-seed or
     cross-validated run, or an ensemble's runs; a report alone does not make one."""
     folder = Path(folder)
-    return any((folder / m).exists() for m in _MARKS) or any(holds_run(d) for d in repeat_dirs(folder))
+    members = [d for d in sorted((folder / "runs").glob("*")) if d.is_dir()]  # an ensemble, even unfinished
+    return any((folder / m).exists() for m in _MARKS) or any(holds_run(d) for d in [*repeat_dirs(folder), *members])
 
 
 def claim(out: str | Path, resume: bool = False, force: bool = False, what: str = "training run") -> Path:

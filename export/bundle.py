@@ -78,9 +78,10 @@ def _verify_videos(paths) -> list[str]:
     """The --verify-videos, each checked to be a decodable video before any work: an export asked
     to verify on a video must verify on it, not silently on fewer."""
     from picojepa.core.decode import open_video
+    from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
 
     out = []
-    for p in map(str, paths):
+    for p in expand(tuple(map(str, paths))):
         try:
             open_video(p, 32, "exact")
         except DecodeError as exc:

@@ -23,7 +23,8 @@ from picojepa.core.roster import MEMBERS
               "provider present; shipped only if verified.")
 @click.option("--no-optimise", "no_optimise", is_flag=True,
               help="Skip onnxruntime's transformer optimiser (tried by default, kept only if faster).")
-@click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(14, 21),
+              help="ONNX opset (14 at least: the encoder's attention needs it).")
 @click.option("--tolerance", default=1e-4, show_default=True, type=Finite(min=0, min_open=True),
               help="Maximum |logit difference| between onnxruntime and PyTorch (fp32).")
 @click.option("--verify-videos", multiple=True, type=click.Path(path_type=Path),

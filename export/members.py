@@ -62,7 +62,9 @@ class Selection:
 
 def _ref(item: str) -> MemberRef:
     """'RUN:MEMBER[=NAME]' -> MemberRef (default name '<run folder>-<member>')."""
-    spec, _, name = item.partition("=")
+    spec, eq, name = item.partition("=")
+    if eq and not name.strip():
+        raise UsageError(f"--members {item!r}: '=' names the member, but no name follows it")
     run, sep, member = spec.rpartition(":")
     if not sep or not run or member not in KNOWN:
         raise UsageError(f"--members {item!r}: expected RUN_DIR:MEMBER[=NAME] with MEMBER one of "

@@ -87,7 +87,7 @@ def load_hetero(path: str | Path) -> HeteroConfig:
     if not isinstance(data, dict) or "members" not in data or "recipe" not in data:
         raise ConfigError(f"{path}: an ensemble recipe needs 'recipe' (the base recipe file) and "
                           "'members' (a list); a plain recipe trains with `picojepa-train all`")
-    unknown = sorted(set(data) - {"name", "recipe", "members"})
+    unknown = sorted(map(str, set(data) - {"name", "recipe", "members"}))
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}: unknown key (known: members, name, recipe)")
     if not isinstance(data["members"], list) or len(data["members"]) < 2:

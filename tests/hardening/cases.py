@@ -367,6 +367,9 @@ DATA_CASES = [
          _csv("model-1.csv", "video_name\nx.mp4\n")),
     Case("no_classind", "data", "a data root without classInd.txt", "classInd.txt",
          _layout(lambda root: (root / "classInd.txt").unlink())),
+    Case("csv_fifo", "data", "train.csv replaced by a named pipe (reading it would wait forever)",
+         "train.csv: not a regular file", _layout(lambda root: (
+             (root / "train" / "train.csv").unlink(), __import__("os").mkfifo(root / "train" / "train.csv")))),
     Case("csv_not_utf8", "data", "train.csv with a Latin-1 file name in it", "train.csv: not UTF-8 text",
          _layout(lambda root: (root / "train" / "train.csv").write_bytes(b"video_name\nvid\xe9o.mp4\n"))),
     Case("classind_superscript", "data", "classInd.txt numbering a class with a superscript digit",
@@ -467,6 +470,14 @@ def _video_in(folder: str):
     return make
 
 
+def _fifo_streams(tmp, ctx):
+    import os
+
+    p = tmp / "cams.txt"
+    os.mkfifo(p)
+    return p
+
+
 def _garbage_infer(tmp, ctx):
     root = shutil.copytree(ctx["data"], tmp / "data", symlinks=True)
     for v in (root / "infer").rglob("*.mp4"):
@@ -539,6 +550,12 @@ COMMAND_CASES = [
             "--verify-videos:"),
     Command("members_empty", "`--members ''`", _cmd("export", RUN, "--out", _new, "--members", ""), 2,
             "names no member"),
+    Command("opset_too_old", "`--opset 13` (the encoder's attention needs 14)",
+            _cmd("export", RUN, "--out", _new, "--opset", "13"), 2, "13 is not in the range"),
+    Command("members_empty_name", "`--members runs/x:general=` (an empty name)",
+            _cmd("export", "--out", _new, "--members", "runs/x:general="), 2, "no name follows it"),
+    Command("streams_fifo", "a named pipe as the `--streams` file (reading it would wait forever)",
+            _cmd("run", "--bundle", BUNDLE, "--streams", _fifo_streams), 3, "not a regular file"),
     Command("members_malformed", "`--members runs/x:bogus` (no such member)",
             _cmd("export", "--out", _new, "--members", "runs/x:bogus"), 2, "expected RUN_DIR:MEMBER"),
     Command("window_longer_than_video", "`--window 60` on a 2-s video",

@@ -40,6 +40,15 @@ def test_force_removes_the_runs_own_files_and_keeps_the_users(tmp_path):
                     "seed-photos/p.jpg"]
 
 
+def test_an_interrupted_ensemble_resumes(tmp_path):
+    """Killed before its ensemble.json: its member runs make it an ensemble's folder."""
+    (tmp_path / "runs" / "d2").mkdir(parents=True)
+    (tmp_path / "runs" / "d2" / "pretrain.pt").write_text("x")
+    claim(tmp_path, resume=True)
+    with pytest.raises(RunDirError, match="holds a training run already"):
+        claim(tmp_path)
+
+
 def test_a_folder_of_other_files_is_never_a_run(tmp_path):
     (tmp_path / "thesis.tex").write_text("two years of work")
     for force in (False, True):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from picojepa.core.bundle import GRAPH_INPUT
 from picojepa.export.onnx_graph import export_graph
 from picojepa.export.variants import quantize_int8
 from picojepa.train.config import Recipe
@@ -45,7 +46,7 @@ def encoder_compute(peak_gflops: float, threads: int, repeats: int = 10) -> dict
         for r in range(repeats + 2):  # two warm-up rounds
             for name, sess in sessions.items():
                 t0 = time.perf_counter()
-                sess.run(None, {"clip": x})
+                sess.run(None, {GRAPH_INPUT: x})
                 if r >= 2:
                     times[name].append((time.perf_counter() - t0) * 1e3)
     out = {"tokens": form["tokens"], "encoder_gflop": form["encoder"] / 1e9,

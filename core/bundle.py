@@ -41,6 +41,9 @@ from .clips import ClipSpec
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CHECKSUM = "manifest_sha256"
+# every graph of a bundle: one input, the normalised clips (B, 3, T, S, S), and two outputs per
+# member, (B, members, classes) each
+GRAPH_INPUT, LOGITS, PROBS = "clip", "logits", "probs"
 LAYOUTS = ("fused", "separate", "grouped")
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # safe in file names and NATS subjects
 REQUIRED = {"format_version": int, "classes": list, "clip": dict, "layout": str, "graphs": list,

@@ -8,9 +8,10 @@ from pathlib import Path
 import onnx
 import torch
 
+from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS
 from picojepa.core.clips import ClipSpec
 
-INPUT, OUTPUTS = "clip", ("logits", "probs")
+INPUT, OUTPUTS = GRAPH_INPUT, (LOGITS, PROBS)
 
 
 def export_graph(module: torch.nn.Module, clip: ClipSpec, path: Path, opset: int,

@@ -6,6 +6,8 @@ import time
 import numpy as np
 import torch
 
+from picojepa.core.bundle import LOGITS
+
 from .errors import ExportMismatchError
 
 
@@ -24,7 +26,7 @@ def torch_logits(modules: list[tuple[torch.nn.Module, list[int]]], clips: np.nda
 
 def ort_logits(ensemble, clips: np.ndarray) -> np.ndarray:
     """onnxruntime's logits of every member, (M, B, C), as the runtime computes them."""
-    return ensemble.member_outputs(clips, "logits")
+    return ensemble.member_outputs(clips, LOGITS)
 
 
 def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: list[int],

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from picojepa.core import vote as votes
-from picojepa.core.bundle import Bundle, load_bundle
+from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle, load_bundle
 from picojepa.core.clips import ClipSpec, normalize, sliding_starts, uniform_starts
 from picojepa.core.decode import open_video
 from picojepa.core.errors import BundleError, DecodeError
@@ -134,12 +134,17 @@ def resolve_vote(bundle: Bundle, method: str | None) -> str:
 
 def check_graph_io(sess, path: Path, bundle: Bundle) -> None:
     """A BundleError unless the graph takes the bundle's clips and returns its classes."""
-    shape = sess.get_inputs()[0].shape
+    inputs = {i.name: i.shape for i in sess.get_inputs()}
+    outputs = {o.name: o.shape for o in sess.get_outputs()}
+    if GRAPH_INPUT not in inputs or not {LOGITS, PROBS} <= set(outputs):
+        raise BundleError(f"{path}: a bundle graph takes {GRAPH_INPUT!r} and gives {LOGITS!r} and {PROBS!r}; "
+                          f"this one takes {sorted(inputs)} and gives {sorted(outputs)}")
+    shape = inputs[GRAPH_INPUT]
     want = list(bundle.clip.input_shape)
     if len(shape) != 5 or [s if isinstance(s, int) else None for s in shape[1:]] != want:
         raise BundleError(f"{path}: model input {shape} does not match the clip spec "
                           f"(batch, {', '.join(map(str, want))})")
-    out = sess.get_outputs()[1].shape
+    out = outputs[PROBS]
     if out[-1] != len(bundle.classes):
         raise BundleError(f"{path}: model has {out[-1]} classes, manifest {len(bundle.classes)}")
 
@@ -237,14 +242,14 @@ class Ensemble:
 
     def member_probs(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities of every member, (M, B, C), in manifest member order."""
-        return self.member_outputs(batch, "probs")
+        return self.member_outputs(batch, PROBS)
 
-    def member_outputs(self, batch: np.ndarray, output: str = "probs") -> np.ndarray:
+    def member_outputs(self, batch: np.ndarray, output: str = PROBS) -> np.ndarray:
         """One output ('probs' or 'logits') of every member's graph, (M, B, C), in manifest
         member order: the one place the graphs are run."""
         out = np.zeros((len(self.bundle.members), batch.shape[0], len(self.classes)), np.float32)
         for sess, idx in self.sessions:
-            out[idx] = sess.run([output], {"clip": batch})[0].transpose(1, 0, 2)  # (B, m, C) -> (m, B, C)
+            out[idx] = sess.run([output], {GRAPH_INPUT: batch})[0].transpose(1, 0, 2)  # (B, m, C) -> (m, B, C)
         return out
 
     def combine(self, probs: np.ndarray, method: str):

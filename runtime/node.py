@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from picojepa.core.bundle import Bundle, load_bundle
+from picojepa.core.bundle import GRAPH_INPUT, PROBS, Bundle, load_bundle
 from picojepa.core.clips import normalize
 from picojepa.core.console import one_line_errors, setup_logging
 from picojepa.core.errors import BundleError
@@ -71,7 +71,7 @@ class MemberNode:
         t0 = time.perf_counter()
         clips = np.stack([normalize(f, self.bundle.clip) for f in frames])
         try:
-            probs = self.session.run(["probs"], {"clip": clips})[0][:, 0]  # (K, 1, C) -> (K, C)
+            probs = self.session.run([PROBS], {GRAPH_INPUT: clips})[0][:, 0]  # (K, 1, C) -> (K, C)
         except Exception as exc:  # onnxruntime's own error types: answer with it, keep serving
             log.error("inference failed: %s", exc)
             return wire.Reply(self.bid, self.member, self.node, None, 0.0,

@@ -53,16 +53,25 @@ class BenchConfig:
     hetero: Path | None = None  # a heterogeneous bundle to set beside the fused one
 
 
-def _not_a_report(folder: Path) -> str | None:
-    """Why `folder` is not an earlier benchmark report (which the benchmark may write over)."""
+def check_out(out: Path) -> None:
+    """The benchmark writes into a new or empty folder, or over its own earlier outputs; never
+    into a training run or a folder of other files (BenchError before any work)."""
     from .report import CHARTS
 
-    report = folder / "report.json"
-    if not report.is_file() or "headline" not in report.read_text(errors="replace"):
-        return "holds no benchmark report.json (a training run's report would be overwritten)"
-    own = {"report.json", "report.md", *(c[1] for c in CHARTS)}
-    other = sorted(p.name for p in folder.iterdir() if p.name not in own)
-    return f"holds files that are not the benchmark's ({', '.join(other[:3])})" if other else None
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"{out}: not a folder (--out)")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    report = out / "report.json"
+    if report.is_file() and "headline" not in report.read_text(errors="replace"):
+        raise BenchError(f"{out}: holds a report.json that is not a benchmark report (a training run's "
+                         "would be overwritten); choose another --out")
+    own = {"report.json", "report.md", "network.json", "network.md", "streams.json", "streams.md",
+           *(c[1] for c in CHARTS)}
+    other = sorted(p.name for p in out.iterdir() if p.name not in own)
+    if other:
+        raise BenchError(f"{out}: holds files that are not the benchmark's ({', '.join(other[:3])}); the "
+                         "benchmark writes into a new folder or over its own earlier report (--out)")
 
 
 @dataclass
@@ -92,10 +101,6 @@ class BenchRun:
             raise BenchError(f"{cfg.run_dir}: not a training run (no members/ folder)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        why = _not_a_report(cfg.out) if cfg.out.is_dir() and any(cfg.out.iterdir()) else None
-        if why or (cfg.out.exists() and not cfg.out.is_dir()):
-            raise BenchError(f"{cfg.out}: {why or 'not a folder'}; the benchmark writes its report into "
-                             "a new folder or over an earlier benchmark report (--out)")
         cfg.out.mkdir(parents=True, exist_ok=True)
         result = {"machine": machine.facts(cfg.threads or torch.get_num_threads()),
                   "bundle": str(cfg.bundle), "run": str(cfg.run_dir) if cfg.run_dir else None,
@@ -411,6 +416,7 @@ def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_
     vids = _videos(videos)
     if not vids:
         fail("no video to benchmark: give files or folders (e.g. data/synth/infer)")
+    check_out(out)
     if network:
         return network_section(bundle, run_dir, vids, out, rounds)
     if live_streams:

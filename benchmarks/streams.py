@@ -132,19 +132,19 @@ def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
 
 def streams_report(bundle: Path, source: str, counts: tuple[int, ...] = (1, 2, 4, 6), seconds: float = 15.0,
                    threads: int = 0) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="picojepa-streams-"))
-    camera = camera_file(source, tmp)
-    ens = Ensemble.load(bundle, provider="cpu", threads=threads)
-    runs = []
-    for n in counts:
-        runs.append(concurrent(ens, camera, n, seconds))
-        if not runs[-1]["real_time"]:
-            break  # more streams cannot keep up either
-    ok = [r["streams"] for r in runs if r["real_time"]]
-    return {"source": str(source), "camera": f"{WIDTH}x{HEIGHT} {FPS} fps H.264 (B-frames, GOP 2 s) over TCP",
-            "bundle": str(bundle), "clip": load_bundle(bundle).clip.to_dict(), "window_s": 2.0, "stride_s": 1.0,
-            "runs": runs, "max_real_time_streams": max(ok) if ok else 0,
-            "decode": decode_costs(camera, ens.bundle.clip.size)}
+    with tempfile.TemporaryDirectory(prefix="picojepa-streams-") as tmp:  # the camera file goes with it
+        camera = camera_file(source, Path(tmp))
+        ens = Ensemble.load(bundle, provider="cpu", threads=threads)
+        runs = []
+        for n in counts:
+            runs.append(concurrent(ens, camera, n, seconds))
+            if not runs[-1]["real_time"]:
+                break  # more streams cannot keep up either
+        ok = [r["streams"] for r in runs if r["real_time"]]
+        return {"source": str(source), "camera": f"{WIDTH}x{HEIGHT} {FPS} fps H.264 (B-frames, GOP 2 s) over TCP",
+                "bundle": str(bundle), "clip": load_bundle(bundle).clip.to_dict(), "window_s": 2.0,
+                "stride_s": 1.0, "runs": runs, "max_real_time_streams": max(ok) if ok else 0,
+                "decode": decode_costs(camera, ens.bundle.clip.size)}
 
 
 def markdown(r: dict) -> str:

@@ -37,6 +37,7 @@ from picojepa.core.outdir import INCOMPLETE
 from picojepa.core.textio import read_json
 
 from .clips import ClipSpec
+from .vote import VOTES
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -142,6 +143,10 @@ def _check_names(root: Path, manifest: dict) -> None:
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
                for x in w.values()) or (w and not any(w.values())):
         _fail(root, f"{MANIFEST}: 'vote_weights' must be finite numbers >= 0, not all zero")
+    if not set(manifest["vote_members"]) <= set(w):
+        _fail(root, f"{MANIFEST}: 'vote_weights' must give every voting member a weight")
+    if manifest["default_vote"] not in VOTES:
+        _fail(root, f"{MANIFEST}: default_vote {manifest['default_vote']!r} is none of {', '.join(VOTES)}")
 
 
 def load_bundle(root: str | Path, verify_hashes: bool = True, draft: bool = False) -> Bundle:

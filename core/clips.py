@@ -47,8 +47,8 @@ class ClipSpec:
                 raise ValueError(f"{k} must be an integer in [{lo}, {hi}], got {v!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values, got {self.mean = } {self.std = }")
-        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
-            raise ValueError(f"mean and std must be finite, got {self.mean = } {self.std = }")
+        if not all(math.isfinite(v) and abs(v) <= 1e3 for v in (*self.mean, *self.std)):
+            raise ValueError(f"mean and std must be finite and within +-1000, got {self.mean = } {self.std = }")
         if any(s < 1e-3 for s in self.std):
             raise ValueError(f"std must be at least 1e-3, got {self.std = }")
         if self.seek_mode not in ("exact", "approximate"):

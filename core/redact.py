@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 # scheme://[user[:password]@]host...: the user-info part, whatever it holds
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<info>[^/\s?#]*)@")  # to the last @
+# (one slash too: a URL that became a path, `Path("http://u:p@h")` is `http:/u:p@h`)
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*:/{1,2})(?P<info>[^/\s?]*)@")  # to the last @
 _QUERY = re.compile(r"(?P<key>[?&;](?:password|passwd|pass|pwd|token|secret|auth|key|api_key)=)[^&;#\s]*",
                     re.IGNORECASE)
 MASK = "***"

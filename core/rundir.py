@@ -66,6 +66,8 @@ def claim(out: str | Path, resume: bool = False, force: bool = False, what: str 
     out = Path(out)
     if resume and force:
         raise UsageError("--resume continues a run and --force starts it over: give one of them")
+    if out.is_symlink() and not out.exists():
+        raise RunDirError(f"{out}: a dangling symbolic link; give a folder (--out)")
     if not out.exists():
         return out
     if not out.is_dir():
@@ -73,6 +75,9 @@ def claim(out: str | Path, resume: bool = False, force: bool = False, what: str 
     entries = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     if not entries:
         return out
+    if what == "heterogeneous ensemble" and holds_run(out) and not (
+            (out / ENSEMBLE).exists() or (out / "runs").is_dir() or repeat_dirs(out)):
+        raise RunDirError(f"{out}: holds a training run, not a heterogeneous ensemble; choose another --out")
     if not holds_run(out):
         raise RunDirError(f"{out}: not empty and not a {what} (holds {', '.join(entries[:3])}); "
                           "choose a new or empty --out")

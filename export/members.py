@@ -14,6 +14,7 @@ from picojepa.core.roster import MEMBERS, MOTION, VOTE_MEMBERS
 from picojepa.core.rundir import repeat_dirs
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER, member_from_state
+from picojepa.train.config import ConfigError
 from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
 
 from .errors import ExportError
@@ -34,7 +35,11 @@ class Member:
 
 def load_member(path: Path, name: str) -> Member:
     state = checkpoint.load(path, kind="member")
-    recipe, enc, head = member_from_state(state)
+    try:
+        recipe, enc, head = member_from_state(state)
+    except (ConfigError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # a damaged or foreign checkpoint
+        raise ExportError(f"{path}: not a member checkpoint this version can rebuild "
+                          f"({' '.join(str(exc).split())[:160]})") from None
     pool = token_input(recipe.classify.head, recipe.classify.pool)
     return Member(name, VideoClassifier(enc, head, pool).eval(), list(state["classes"]), recipe.clip,
                   state["encoder_sha"], state["val_accuracy"], state["recipe"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -283,7 +284,7 @@ def read_streams_file(path: str) -> list[tuple[str, str]]:
     lines = read_text(path, LiveError, "streams file").splitlines()
     out: list[tuple[str, str]] = []
     for n, line in enumerate(lines, 1):
-        parts = line.split("#", 1)[0].split()
+        parts = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].split()  # '#' inside a URL is no comment
         if not parts:
             continue
         if len(parts) > 2:

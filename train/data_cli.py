@@ -38,6 +38,8 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
     check_ffmpeg()
     from .synth import MARKER, generate
 
+    if root.is_symlink() and not root.exists():
+        raise DataLayoutError(f"{root}: a dangling symbolic link; give a new folder")
     if root.is_dir() and any(p.name != MARKER for p in root.iterdir()) and not (root / MARKER).is_file():
         raise DataLayoutError(f"{root}: not empty; synth writes a new data root (choose a new folder, "
                               "or remove this one first)")

@@ -30,6 +30,8 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
     from .synth import MARKER, generate
 
     data_root = Path(data_root)
+    if data_root.is_symlink() and not data_root.exists():
+        raise DataLayoutError(f"{data_root}: a dangling symbolic link, not a data root")
     unfinished = (data_root / MARKER).is_file()
     if data_root.exists() and not unfinished and (not data_root.is_dir() or any(data_root.iterdir())):
         check_layout(data_root)

@@ -288,6 +288,10 @@ BUNDLE_CASES = [
          _manifest_edit(lambda m: m["clip"].update(std=[1e-9, 0.5, 0.5]))),
     Case("bundle_vote_weights_zero", "bundle", "every vote weight 0 (checksum recomputed)", "not all zero",
          _manifest_edit(lambda m: m.update(vote_weights={k: 0 for k in m["vote_weights"]}))),
+    Case("bundle_vote_weights_missing", "bundle", "no vote weights at all (checksum recomputed)",
+         "must give every voting member a weight", _manifest_edit(lambda m: m.update(vote_weights={}))),
+    Case("bundle_default_vote_unknown", "bundle", "a default vote of 'bogus' (checksum recomputed)",
+         "default_vote 'bogus' is none of", _manifest_edit(lambda m: m.update(default_vote="bogus"))),
     Case("bundle_unfinished_export", "bundle", "the draft an export killed part-way leaves (INCOMPLETE inside)",
          "an export that never finished left this folder", _unfinished),
 ]
@@ -470,6 +474,12 @@ def _video_in(folder: str):
     return make
 
 
+def _dangling_out(tmp, ctx):
+    p = tmp / "run-link"
+    p.symlink_to(tmp / "nowhere")
+    return p
+
+
 def _fifo_streams(tmp, ctx):
     import os
 
@@ -528,7 +538,16 @@ COMMAND_CASES = [
                  "--force"), 3, "was not written by `picojepa-data index`"),
     Command("bench_onto_training_run", "`picojepa-bench --out RUN` (its report.json is the training run's)",
             _cmd("bench", "--bundle", BUNDLE, "--run", RUN, "--out", _run_copy, VIDEO, watch=[_run_copy]), 3,
-            "holds no benchmark report.json"),
+            "holds a report.json that is not a benchmark report"),
+    Command("bench_network_into_user_folder", "`picojepa-bench --network --out` a folder of the user's files",
+            _cmd("bench", "--network", "--bundle", BUNDLE, "--run", RUN, "--out", _mine_f, VIDEO, watch=[_mine_f]),
+            3, "holds files that are not the benchmark's"),
+    Command("ensemble_onto_plain_run", "`picojepa-train ensemble --out` a plain training run",
+            _cmd("train", "ensemble", "--config", lambda t, c: c["configs"] / "hetero.yaml", "--data", DATA,
+                 "--out", _run_copy, watch=[_run_copy]), 3, "not a heterogeneous ensemble"),
+    Command("out_dangling_symlink", "`picojepa-train all --out` a dangling symbolic link",
+            _cmd("train", "all", "--config", _smoke, "--data", DATA, "--out", _dangling_out), 3,
+            "a dangling symbolic link"),
     Command("synth_into_user_folder", "`picojepa-data synth` into a folder of the user's files",
             _cmd("data", "synth", _mine_f, watch=[_mine_f]), 3, "not empty"),
     # wrong results without a word
@@ -614,6 +633,13 @@ COMMAND_CASES = [
     Command("rtsp_password_with_at_hidden", "an RTSP URL whose password holds '@'",
             _cmd("run", "--bundle", BUNDLE, "rtsp://admin:hun@ter2@127.0.0.1:9/main", "--connect-timeout", "0.5",
                  "--reconnect-s", "0.5"), 3, "rtsp://admin:***@127.0.0.1:9/main", hidden="ter2", needs="live"),
+    Command("config_url_password_hidden", "a URL with a password given as `--config` (a path: its // collapses)",
+            _cmd("train", "pretrain", "--config", "http://u:hunter2@127.0.0.1:9/x.yaml", "--out", _new), 3,
+            "http:/u:***@127.0.0.1:9/x.yaml", hidden="hunter2"),
+    Command("streams_password_with_hash_hidden", "a `--streams` line whose password holds '#'",
+            _cmd("run", "--bundle", BUNDLE, "--streams",
+                 _tmpfile("cams.txt", b"rtsp://admin:hun#ter2@127.0.0.1:9/live door\n"), "--connect-timeout", "0.5",
+                 "--reconnect-s", "0.5"), 3, "rtsp://admin:***@127.0.0.1:9/live", hidden="ter2", needs="live"),
     Command("rtsp_password_hidden", "an RTSP camera URL with a password, camera unreachable",
             _cmd("run", "--bundle", BUNDLE, "rtsp://admin:hunter2@127.0.0.1:9/main", "--connect-timeout", "0.5",
                  "--reconnect-s", "0.5"), 3, "rtsp://admin:***@127.0.0.1:9/main", hidden="hunter2", needs="live"),

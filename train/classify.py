@@ -11,13 +11,14 @@ import torch
 
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS
+from picojepa.core.rundir import member_path
 
 from . import checkpoint, stacking
 from .config import Recipe, recipe_from_dict
 from .features import Features, extract, subset
 from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
-from .motion import MotionEncoder, fit_member
+from .motion import MotionEncoder, member_recipe
 from .pretrain import load_encoder
 from .probe import predict, train_head
 from .vit import VideoViT
@@ -25,6 +26,7 @@ from .vit import VideoViT
 log = logging.getLogger(__name__)
 FEATURES = "features.pt"
 STACKER = "stacker.pt"
+MOTION_FEATURES = 1  # version of the cached motion numbers (train/motion.py); a cache without them is redone
 
 
 @dataclass
@@ -81,7 +83,8 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     key = {"encoder": checkpoint.state_hash(encoder.state_dict()),
            "random": checkpoint.state_hash(random_enc.state_dict()),
            "train": [str(p) for p, _ in train_items], "infer": [str(p) for p, _ in infer_items],
-           "clips": recipe.classify.feature_clips, "pool": token_input(recipe.classify.head, recipe.classify.pool)}
+           "clips": recipe.classify.feature_clips, "pool": token_input(recipe.classify.head, recipe.classify.pool),
+           "motion": MOTION_FEATURES}
     cache = Path(run_dir) / FEATURES
     if cache.exists():
         state = checkpoint.load(cache, kind="features")
@@ -100,6 +103,10 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
         "random_infer": extract(random_enc, infer_items, 1, num_workers=nw,
                                 desc="features held-out (random init)", show_progress=show_progress,
                                 pool=pool),
+        "motion_train": extract(MotionEncoder(recipe.clip), train_items, clips, num_workers=nw,
+                                desc="motion numbers train", show_progress=show_progress),
+        "motion_infer": extract(MotionEncoder(recipe.clip), infer_items, 1, num_workers=nw,
+                                desc="motion numbers held-out", show_progress=show_progress),
     }
     checkpoint.save({"kind": "features", "key": key,
                      "sets": {k: _as_dict(v) for k, v in sets.items()}}, cache)
@@ -133,23 +140,31 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
             unseen += info["val_paths"]
         passes_uncached += len(paths) * cfg.epochs
         val[m] = info["val_accuracy"]
-        out[m] = checkpoint.save({
-            "kind": "member", "member": m, "recipe": recipe.to_dict(), "classes": classes,
-            "encoder": m_state, "encoder_sha": m_sha, "head": head.state_dict(),
-            "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
-            "val_videos": info["val_videos"], "val_paths": info["val_paths"],
-            "history": info["history"]}, run_dir / "members" / f"{m}.pt")
+        out[m] = _save_member(run_dir, m, recipe, classes, m_state, head, info, m_sha)
     _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir, encoders, recipe)
     rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)
     checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
                      "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
                     run_dir / "members" / "random_init_probe.pt")
-    motion = fit_member(recipe, data_root, run_dir, classes, show_progress)
-    val[MOTION] = motion["val_accuracy"]
+    mrecipe = member_recipe(recipe)  # the motion member: a linear head on its cached numbers
+    head, info = train_head(sets["motion_train"], len(classes), mrecipe.classify, recipe.seed)
+    _save_member(run_dir, MOTION, mrecipe, classes, MotionEncoder(recipe.clip).state_dict(), head, info)
+    val[MOTION] = info["val_accuracy"]
     n_train, n_infer = len(sets["train"].paths), len(sets["infer"].paths)
     passes = 2 * (n_train * cfg.feature_clips + n_infer)
     skipped = sorted(set(sets["train"].errors + sets["infer"].errors))
     return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips)
+
+
+def _save_member(run_dir: Path, member: str, recipe: Recipe, classes: list[str], encoder: dict, head,
+                 info: dict, encoder_sha: str | None = None) -> Path:
+    """A member's self-contained checkpoint: its recipe, encoder, head and how it was trained."""
+    return checkpoint.save({
+        "kind": "member", "member": member, "recipe": recipe.to_dict(), "classes": classes,
+        "encoder": encoder, "encoder_sha": encoder_sha or checkpoint.state_hash(encoder),
+        "head": head.state_dict(), "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
+        "val_videos": info["val_videos"], "val_paths": info["val_paths"], "history": info["history"]},
+        member_path(run_dir, member))
 
 
 def _finetune(encoder: VideoViT, head, feats: Features, info: dict, recipe: Recipe):

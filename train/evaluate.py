@@ -12,10 +12,10 @@ from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS, report_key
 from picojepa.core.rundir import member_path
 
-from . import checkpoint, motion, stacking
+from . import checkpoint, stacking
 from .classify import STACKER, features_for, member_from_state
 from .config import Recipe
-from .features import Features
+from .features import Features, subset
 from .files import write_text
 from .heads import head_from_state
 from .jepa import effective_rank
@@ -73,7 +73,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     rprobs = predict(head_from_state(rstate["head"], recipe.classify.head), sets["random_infer"].feats)
     weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in VOTE_MEMBERS]
     preds, stacker_note = _votes(probs, weights, run_dir)
-    preds.update(_hybrid(run_dir, recipe, sets["infer"], probs[GENERAL]))
+    preds.update(_hybrid(run_dir, sets, probs[GENERAL]))
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
     baseline, _ = motion_baseline(sets["train"].paths, sets["train"].labels.numpy(), sets["infer"].paths,
@@ -119,17 +119,14 @@ def member_probs(recipe: Recipe, run_dir: Path, sets: dict, members=MEMBERS,
 
 
 
-def _hybrid(run_dir: Path, recipe: Recipe, infer: Features, general: np.ndarray) -> dict:
+def _hybrid(run_dir: Path, sets: dict, general: np.ndarray) -> dict:
     """The motion member alone and its soft vote with the general model, on the held-out videos'
-    clips ({} for a run trained before there was one). Videos its decode fails on count as wrong
-    through the general model's answer alone."""
+    clips ({} for a run trained before there was one)."""
     path = member_path(run_dir, MOTION)
     if not path.exists():
         return {}
-    state = checkpoint.load(path, kind="member")
-    items = [(Path(p), int(y)) for p, y in zip(infer.paths, infer.labels.tolist())]
-    feats = motion.features(items, recipe, 1)
-    p = predict(head_from_state(state["head"], "linear"), feats.feats)
+    _, _, head = member_from_state(checkpoint.load(path, kind="member"))
+    p = predict(head, subset(sets["motion_infer"], sets["infer"].paths).feats)  # the general model's videos
     hybrid = vote.combine(np.stack([general, p]), "soft")[0]
     return {report_key(MOTION): p.argmax(-1), "vote_hybrid": hybrid}
 

@@ -11,6 +11,7 @@ from picojepa.core.console import progress
 
 from .dataset import MultiClipDataset, collate
 from .heads import pool_tokens
+from .motion import MotionEncoder
 from .vit import VideoViT
 
 
@@ -26,7 +27,7 @@ class Features:
 
 
 @torch.no_grad()
-def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_size: int = 8,
+def extract(encoder: VideoViT | MotionEncoder, items: list[tuple[Path, int]], clips: int, batch_size: int = 8,
             num_workers: int = 0, desc: str = "features", show_progress: bool = True,
             pool: str = "mean") -> Features:
     encoder.eval()
@@ -45,7 +46,7 @@ def extract(encoder: VideoViT, items: list[tuple[Path, int]], clips: int, batch_
         labels.append(batch["label"])
         paths += [str(items[i][0]) for i in batch["index"].tolist()]
     if not feats:
-        dim = encoder.cfg.embed_dim * (2 if pool == "meanstd" else 1)
+        dim = encoder.dim * (2 if pool == "meanstd" else 1)
         shape = (0, clips, encoder.num_tokens, dim) if pool == "tokens" else (0, clips, dim)
         return Features(torch.zeros(shape), torch.zeros(0, dtype=torch.long), [], errors)
     return Features(torch.cat(feats), torch.cat(labels), paths, errors)

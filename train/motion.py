@@ -8,7 +8,8 @@ of the motion's centre of mass along x and y, the mean brightness). `motion_base
 them on 16 frames spread over a whole video (the yardstick of every report); `MotionEncoder`
 computes them on the recipe's clip inside the bundle's graph, so the runtime feeds it the same
 decoded clip as every JEPA member and a linear head on them votes beside those members (a member
-kind that is not a neural network; issue 25's hybrid vote).
+kind that is not a neural network; issue 25's hybrid vote). `classify` trains that head on the
+numbers `features_for` caches with the encoder's features.
 """
 from __future__ import annotations
 
@@ -18,14 +19,8 @@ import torch
 from torch import nn
 
 from picojepa.core.clips import ClipSpec
-from picojepa.core.roster import GENERAL, MOTION
-from picojepa.core.rundir import member_path
 
-from . import checkpoint
 from .config import Recipe
-from .features import Features, extract
-from .layout import member_csv, read_items
-from .probe import train_head
 
 GRID = 4
 MOVING = 0.1  # a pixel "moves" when its grey level changes by more than this (0..1 scale)
@@ -80,24 +75,3 @@ def member_recipe(recipe: Recipe) -> Recipe:
     return dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, kind="motion"),
                                classify=dataclasses.replace(recipe.classify, head="linear", pool="mean",
                                                             finetune=False))
-
-
-def features(items, recipe: Recipe, clips: int, show_progress: bool = False) -> Features:
-    return extract(MotionEncoder(recipe.clip), items, clips, desc="motion features", pool="mean",
-                   show_progress=show_progress)
-
-
-def fit_member(recipe: Recipe, data_root, run_dir, classes: list[str], show_progress: bool = True) -> dict:
-    """Train the motion member on the general model's videos (same clips per video, same
-    validation split and schedule as the general head) -> its checkpoint's content."""
-    mrecipe = member_recipe(recipe)
-    items = read_items(member_csv(data_root, GENERAL), classes)
-    feats = features(items, recipe, recipe.classify.feature_clips, show_progress)
-    head, info = train_head(feats, len(classes), mrecipe.classify, recipe.seed)
-    enc = MotionEncoder(recipe.clip).state_dict()
-    state = {"kind": "member", "member": MOTION, "recipe": mrecipe.to_dict(), "classes": classes,
-             "encoder": enc, "encoder_sha": checkpoint.state_hash(enc), "head": head.state_dict(),
-             "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
-             "val_videos": info["val_videos"], "val_paths": info["val_paths"], "history": info["history"]}
-    checkpoint.save(state, member_path(run_dir, MOTION))
-    return state

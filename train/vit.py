@@ -61,7 +61,7 @@ class VideoViT(nn.Module):
         self.grid = (clip.frames // cfg.tubelet, clip.size // cfg.patch_size,
                      clip.size // cfg.patch_size)
         self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
-        d = cfg.embed_dim
+        d = self.dim = cfg.embed_dim  # the width of each token (MotionEncoder has the same attribute)
         k = (cfg.tubelet, cfg.patch_size, cfg.patch_size)
         self.patch_embed = nn.Conv3d(6 if cfg.input == "rgb+diff" else 3, d, kernel_size=k, stride=k)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, d))

@@ -11,7 +11,6 @@ OUT/folds-data/fold-<i>/; OUT/report.* give every accuracy as mean ± sd over th
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from picojepa.core import outdir
@@ -20,6 +19,7 @@ from picojepa.core.roster import GENERAL
 
 from .config import Recipe
 from .files import write_text
+from .index import place
 from .layout import member_csv, read_classes, read_items, stratified_parts, write_layout
 from .report import COLUMNS, repeats_markdown
 from .seeds import spread
@@ -29,12 +29,6 @@ DATA = "folds-data"
 
 def fold_dir(out: Path, i: int) -> Path:
     return Path(out) / f"fold-{i}"
-
-
-def _link(src: Path, dst: Path) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(src.resolve(), dst)
-    return dst
 
 
 def fold_roots(data_root: Path, out: Path, k: int, seed: int) -> list[Path]:
@@ -61,11 +55,11 @@ def fold_roots(data_root: Path, out: Path, k: int, seed: int) -> list[Path]:
             placed: dict[str, list] = {"train": [], "infer": []}
             for j, (p, y) in enumerate(labelled):
                 split = "infer" if j in held else "train"
-                placed[split].append((_link(p, tmp / split / classes[y] / f"{j:05d}__{p.name}"), y))
+                placed[split].append((place(p, tmp / split / classes[y] / f"{j:05d}__{p.name}", False), y))
             links: dict[Path, Path] = {}
             for n, p in enumerate(unlabelled):
                 if p not in links:
-                    links[p] = _link(p, tmp / "train" / "unlabelled" / f"{n:06d}__{p.name}")
+                    links[p] = place(p, tmp / "train" / "unlabelled" / f"{n:06d}__{p.name}", False)
             write_layout(tmp, classes, placed["train"], placed["infer"], seed,
                          unlabelled=[links[p] for p in unlabelled])
             outdir.commit(tmp, root)

@@ -32,7 +32,8 @@ def probe(path: Path, spec: ClipSpec = ClipSpec(frames=8, size=32)) -> float:
     return video.duration_s
 
 
-def _place(src: Path, dst: Path, copy: bool) -> Path:
+def place(src: Path, dst: Path, copy: bool) -> Path:
+    """`src` at `dst`: a copy, or a symbolic link to its resolved path (what a data root holds)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() or dst.is_symlink():
         dst.unlink()
@@ -59,7 +60,7 @@ def add_unlabelled(folders: list[Path], out: Path, piece_s: float, copy: bool,
             bad.append((str(p), exc.reason))
             continue
         rel = p.relative_to(folders[k]).as_posix().replace("/", "__")
-        dst = _place(p, out / "train" / "unlabelled" / f"{k}__{rel}", copy)
+        dst = place(p, out / "train" / "unlabelled" / f"{k}__{rel}", copy)
         entries += [dst] * max(1, int(seconds // piece_s))
         recordings += 1
     return entries, recordings, bad
@@ -130,7 +131,7 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
         for split, idx in (("train", train_idx), ("infer", infer_idx)):
             for i in idx:
                 src, y = good[i]
-                placed[split].append((_place(src, root / split / classes[y] / src.name, copy), y))
+                placed[split].append((place(src, root / split / classes[y] / src.name, copy), y))
         pieces, recordings, bad_u = add_unlabelled(folders, root, piece_s, copy, progress)
         if builtin_per_class:
             from .synth import unlabelled_videos

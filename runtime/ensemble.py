@@ -212,7 +212,7 @@ class Ensemble:
         self.variant = variant
         self.classes = list(bundle.classes)
         self.vote_index = [bundle.members.index(m) for m in bundle.vote_members]
-        self.weights = [float(bundle.manifest["vote_weights"].get(m, 1.0)) for m in bundle.vote_members]
+        self.weights = [float(bundle.manifest["vote_weights"][m]) for m in bundle.vote_members]  # all there: load_bundle
         self.stacker = bundle.manifest.get("stacking")
 
     def check_vote(self, method: str | None) -> str:

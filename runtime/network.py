@@ -50,7 +50,7 @@ class NetworkEnsemble:
         self.classes = list(self.bundle.classes)
         self.vote_members = self.bundle.vote_members
         self.stacker = self.bundle.manifest.get("stacking")
-        self.weights = {m: float(self.bundle.manifest["vote_weights"].get(m, 1.0)) for m in self.vote_members}
+        self.weights = {m: float(self.bundle.manifest["vote_weights"][m]) for m in self.vote_members}
         n = len(self.vote_members)
         self.quorum = n // 2 + 1 if quorum is None else quorum
         if not 1 <= self.quorum <= n:

@@ -300,12 +300,16 @@ BUNDLE_CASES = [
 
 
 # -- configs and data layouts ---------------------------------------------------------------------
-def _fifo(tmp: Path, ctx: dict) -> Path:
-    import os
+def _fifo(name: str):
+    """A named pipe called `name`: reading it would wait forever."""
+    def make(tmp: Path, ctx: dict) -> Path:
+        import os
 
-    p = tmp / "recipe.yaml"
-    os.mkfifo(p)
-    return p
+        p = tmp / name
+        os.mkfifo(p)
+        return p
+    make.__name__ = f"fifo_{name}"
+    return make
 
 
 def _config(text: str):
@@ -331,7 +335,7 @@ CONFIG_CASES = [
     Case("config_binary", "config", "a binary file given as the recipe", "not UTF-8 text",
          _bytes("recipe.yaml", bytes(range(256)))),
     Case("config_fifo", "config", "a named pipe given as the recipe (reading it would wait forever)",
-         "not a regular file", _fifo),
+         "not a regular file", _fifo("recipe.yaml")),
     Case("config_number_keys", "config", "a key that is a number (`1: 2` under model)", "keys must be names",
          _config("model:\n  1: 2\n")),
     Case("config_nan", "config", "a learning rate of .nan", "expected a finite number",
@@ -480,14 +484,6 @@ def _dangling_out(tmp, ctx):
     return p
 
 
-def _fifo_streams(tmp, ctx):
-    import os
-
-    p = tmp / "cams.txt"
-    os.mkfifo(p)
-    return p
-
-
 def _garbage_infer(tmp, ctx):
     root = shutil.copytree(ctx["data"], tmp / "data", symlinks=True)
     for v in (root / "infer").rglob("*.mp4"):
@@ -574,7 +570,7 @@ COMMAND_CASES = [
     Command("members_empty_name", "`--members runs/x:general=` (an empty name)",
             _cmd("export", "--out", _new, "--members", "runs/x:general="), 2, "no name follows it"),
     Command("streams_fifo", "a named pipe as the `--streams` file (reading it would wait forever)",
-            _cmd("run", "--bundle", BUNDLE, "--streams", _fifo_streams), 3, "not a regular file"),
+            _cmd("run", "--bundle", BUNDLE, "--streams", _fifo("cams.txt")), 3, "not a regular file"),
     Command("members_malformed", "`--members runs/x:bogus` (no such member)",
             _cmd("export", "--out", _new, "--members", "runs/x:bogus"), 2, "expected RUN_DIR:MEMBER"),
     Command("window_longer_than_video", "`--window 60` on a 2-s video",

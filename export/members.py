@@ -15,7 +15,7 @@ from picojepa.core.rundir import repeat_dirs
 from picojepa.train import checkpoint
 from picojepa.train.classify import STACKER, member_from_state
 from picojepa.train.config import ConfigError
-from picojepa.train.heads import VideoClassifier, pool_tokens, token_input
+from picojepa.train.heads import VideoClassifier, pool_tokens, time_steps, token_input
 
 from .errors import ExportError
 
@@ -147,7 +147,7 @@ class FusedEnsemble(nn.Module):
         self.heads = nn.ModuleList(m.model.head for m in members)
 
     def forward(self, x: torch.Tensor):
-        pooled = pool_tokens(self.encoder(x), self.pool)
+        pooled = pool_tokens(self.encoder(x), self.pool, time_steps(self.encoder))
         logits = torch.stack([h(pooled) for h in self.heads], dim=1)
         return logits, torch.softmax(logits, dim=-1)
 

@@ -141,9 +141,10 @@ class ClassifyConfig(Schedule):
     finetune: bool = False
     finetune_epochs: int = 3
     finetune_lr: float = 1e-4
-    # how the frozen tokens become one vector: 'mean' (the paper) or 'meanstd' (mean and
-    # standard deviation over tokens, twice the head's inputs) or 'max'; see heads.pool_tokens
-    pool: Literal["mean", "meanstd", "max"] = "mean"
+    # how the frozen tokens become one vector: 'mean' (the paper), 'meanstd' (mean and standard
+    # deviation over tokens, twice the head's inputs), 'max', or 'meandelta' (the mean and how
+    # much each feature changes from one time step to the next); see heads.pool_tokens
+    pool: Literal["mean", "meanstd", "max", "meandelta"] = "mean"
     # the classifier on the frozen tokens: 'linear' on the pooled vector (the paper), or
     # 'attentive' (V-JEPA's attentive probe: a learned query cross-attending to every token;
     # `pool` is then not used)
@@ -198,6 +199,11 @@ class Recipe:
         if self.clip.size % self.model.patch_size:
             raise ValueError(f"clip.size: {self.clip.size} is not divisible by "
                              f"model.patch_size {self.model.patch_size}")
+        if self.classify.pool == "meandelta" and self.classify.head == "linear" and (
+                self.model.kind != "vit" or self.clip.frames // self.model.tubelet < 2):
+            raise ValueError("classify.pool: 'meandelta' needs a ViT whose token grid has >= 2 time steps "
+                             f"(clip.frames {self.clip.frames} / model.tubelet {self.model.tubelet}, "
+                             f"model.kind {self.model.kind})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

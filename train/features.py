@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from picojepa.core.console import progress
 
 from .dataset import MultiClipDataset, collate
-from .heads import pool_tokens
+from .heads import pool_tokens, pooled_dim, time_steps
 from .motion import MotionEncoder
 from .vit import VideoViT
 
@@ -40,13 +40,13 @@ def extract(encoder: VideoViT | MotionEncoder, items: list[tuple[Path, int]], cl
             continue
         x = batch["clip"]  # (B, clips, 3, T, H, W)
         b = x.shape[0]
-        f = pool_tokens(encoder(x.flatten(0, 1)), pool)
+        f = pool_tokens(encoder(x.flatten(0, 1)), pool, time_steps(encoder))
         f = f.view(b, clips, *f.shape[1:])  # (B, clips, D) or, for 'tokens', (B, clips, N, D)
         feats.append(f)
         labels.append(batch["label"])
         paths += [str(items[i][0]) for i in batch["index"].tolist()]
     if not feats:
-        dim = encoder.dim * (2 if pool == "meanstd" else 1)
+        dim = pooled_dim(pool, encoder.dim)
         shape = (0, clips, encoder.num_tokens, dim) if pool == "tokens" else (0, clips, dim)
         return Features(torch.zeros(shape), torch.zeros(0, dtype=torch.long), [], errors)
     return Features(torch.cat(feats), torch.cat(labels), paths, errors)

@@ -71,15 +71,25 @@ def token_input(kind: str, pool: str) -> str:
     return "tokens" if kind == "attentive" else pool
 
 
-POOLS = ("mean", "meanstd", "max", "tokens")
+POOLS = ("mean", "meanstd", "max", "meandelta", "tokens")
+WIDE = ("meanstd", "meandelta")  # poolings that give two vectors of the token width side by side
 
 
-def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
+def pooled_dim(kind: str, dim: int) -> int:
+    """The width of a pooled vector for tokens of width `dim`."""
+    return 2 * dim if kind in WIDE else dim
+
+
+def pool_tokens(tokens: torch.Tensor, kind: str = "mean", steps: int = 1) -> torch.Tensor:
     """Tokens (B, N, D) -> one vector per clip. 'mean': (B, D), the paper's protocol. 'meanstd':
     (B, 2D), the mean and the standard deviation over tokens side by side; the spread keeps what
     a mean of near-linear features averages away (which object parts, where, how they change).
     'max': (B, D), the largest value of each channel over tokens (whether a pattern occurs
-    anywhere, however few tokens show it). 'tokens': (B, N, D) unchanged, for the attentive head."""
+    anywhere, however few tokens show it). 'meandelta': (B, 2D), the mean beside the root mean
+    square of each channel's change from one time step of the token grid to the next at the same
+    place: how much, and in which features, the clip moves, which an average over time discards
+    (`steps`: the grid's time steps; tokens are ordered time-major as the ViT makes them).
+    'tokens': (B, N, D) unchanged, for the attentive head."""
     if kind == "tokens":
         return tokens
     if kind == "max":
@@ -90,7 +100,20 @@ def pool_tokens(tokens: torch.Tensor, kind: str = "mean") -> torch.Tensor:
     if kind == "meanstd":
         std = torch.sqrt(((tokens - mean.unsqueeze(1)) ** 2).mean(dim=1) + 1e-6)
         return torch.cat([mean, std], dim=-1)
+    if kind == "meandelta":
+        b, n, d = tokens.shape
+        if steps < 2 or n % steps:
+            raise ValueError(f"pooling 'meandelta' needs a token grid of >= 2 time steps, got {n} tokens "
+                             f"in {steps} steps")
+        grid = tokens.reshape(b, steps, n // steps, d)
+        change = torch.sqrt(((grid[:, 1:] - grid[:, :-1]) ** 2).mean(dim=(1, 2)) + 1e-6)
+        return torch.cat([mean, change], dim=-1)
     raise ValueError(f"unknown pooling {kind!r}; known: {', '.join(POOLS)}")
+
+
+def time_steps(encoder: nn.Module) -> int:
+    """The time steps of an encoder's token grid (1 for an encoder without one)."""
+    return encoder.grid[0] if hasattr(encoder, "grid") else 1
 
 
 class VideoClassifier(nn.Module):
@@ -101,4 +124,4 @@ class VideoClassifier(nn.Module):
         self.encoder, self.head, self.pool = encoder, head, pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(pool_tokens(self.encoder(x), self.pool))
+        return self.head(pool_tokens(self.encoder(x), self.pool, time_steps(self.encoder)))

@@ -22,6 +22,8 @@ POOL_WORDS = {
     "mean": " (the mean over tokens: the paper's protocol).",
     "meanstd": " (mean and standard deviation over tokens; the paper's protocol is `mean`).",
     "max": " (the maximum over tokens of each channel; the paper's protocol is `mean`).",
+    "meandelta": " (the mean over tokens and how much each channel changes from one time step to the next; "
+                 "the paper's protocol is `mean`).",
 }
 
 

@@ -140,14 +140,15 @@ def _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, **classify):
     return recipe, run
 
 
-def test_meanstd_pooling_trains_exports_and_answers_like_the_report(smoke_run, smoke_recipe,
-                                                                    smoke_data, tmp_path):
-    """classify.pool=meanstd end to end: features, heads of 2D inputs, fused ONNX graph that
-    pools the same way, runtime answers equal to the evaluation's."""
+@pytest.mark.parametrize("pool", ["meanstd", "meandelta"])
+def test_wide_pooling_trains_exports_and_answers_like_the_report(smoke_run, smoke_recipe, smoke_data,
+                                                                 tmp_path, pool):
+    """classify.pool=meanstd / meandelta end to end: features, heads of 2D inputs, fused ONNX
+    graph that pools the same way, runtime answers equal to the evaluation's."""
     from picojepa.runtime.ensemble import Ensemble
     from picojepa.train.evaluate import evaluate
 
-    recipe, run = _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, pool="meanstd")
+    recipe, run = _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, pool=pool)
     head = checkpoint.load(run / "members" / "general.pt", kind="member")["head"]
     assert head["fc.weight"].shape[1] == 2 * smoke_recipe.model.embed_dim
     report = evaluate(recipe, smoke_data, run, show_progress=False)

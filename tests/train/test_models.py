@@ -109,6 +109,31 @@ def test_pooling_mean_meanstd_and_max():
         pool_tokens(t, "median")
 
 
+def test_meandelta_pooling_measures_change_between_time_steps_at_the_same_place():
+    from picojepa.train.heads import pool_tokens
+
+    # 2 time steps x 2 places, D=2: channel 0 changes by 2 at both places, channel 1 stays put
+    t = torch.tensor([[[0.0, 5.0], [1.0, 7.0], [2.0, 5.0], [3.0, 7.0]]])
+    got = pool_tokens(t, "meandelta", steps=2)
+    torch.testing.assert_close(got, torch.tensor([[1.5, 6.0, 2.0, 0.0]]), atol=1e-3, rtol=0)
+    # the same tokens read as one time step of 4 places cannot say how anything moved
+    with pytest.raises(ValueError, match=">= 2 time steps"):
+        pool_tokens(t, "meandelta", steps=1)
+    with pytest.raises(ValueError, match=">= 2 time steps"):
+        pool_tokens(t, "meandelta", steps=3)
+    # a still clip has no change, whatever its content
+    still = torch.randn(3, 1, 4, 8).repeat(1, 2, 1, 1).reshape(3, 8, 8)
+    assert pool_tokens(still, "meandelta", steps=2)[:, 8:].max() < 1e-2
+
+
+def test_meandelta_pooling_needs_a_token_grid_with_time():
+    from picojepa.train.config import load_recipe, nest
+
+    load_recipe("configs/smoke.yaml", nest({"classify.pool": "meandelta"}))  # 4 frames, tubelets of 2
+    with pytest.raises(ValueError, match="meandelta"):
+        load_recipe("configs/smoke.yaml", nest({"classify.pool": "meandelta", "model.tubelet": 4}))
+
+
 def test_sincos_positions_are_fixed_distinct_and_smooth():
     from picojepa.train.predictor import build_predictor, sincos_3d
 

@@ -75,7 +75,9 @@ class LiveStats:
     dropped: int = 0
     reconnects: int = 0
     gaps: list = field(default_factory=list)  # [{"after_s", "wall_time", "reason"}]
-    frames: int = 0
+    frames: int = 0  # decoded
+    converted: int = 0  # converted to RGB and resized: only the frames a window's clip takes
+    repicked: int = 0  # windows whose frames were not on the stream's frame grid (see _Pending.clip)
 
 
 def _av():
@@ -115,9 +117,10 @@ def clip_rgb(frame, size: int) -> np.ndarray:
     return rgb.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
 
 
-def _decoded(container, stop: threading.Event, size: int):
-    """(frame, ms spent decoding its packet and scaling it) per frame; the time spent waiting
-    for packets from the network is not counted."""
+def _decoded(container, stop: threading.Event):
+    """(stream time, frame, ms spent decoding its packet) per decoded frame; the time spent
+    waiting for packets from the network is not counted. Frames stay in the decoder's format:
+    converting is left to the windows that take them."""
     for packet in container.demux(video=0):
         if stop.is_set():
             return
@@ -125,16 +128,13 @@ def _decoded(container, stop: threading.Event, size: int):
         got = packet.decode()
         spent = (time.perf_counter() - t0) * 1e3 / max(1, len(got))
         for frame in got:
-            if frame.time is None:
-                continue
-            t1 = time.perf_counter()
-            img = clip_rgb(frame, size)
-            yield float(frame.time), img, spent + (time.perf_counter() - t1) * 1e3
+            if frame.time is not None:
+                yield float(frame.time), frame, spent
 
 
-def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: threading.Event
-           ) -> Iterator[tuple[float, np.ndarray, float] | None]:
-    """(stream time in s, uint8 (S, S, 3), decode ms) per decoded frame; None marks a gap (the
+def frames(source: str, opts: LiveOptions, stats: LiveStats, stop: threading.Event
+           ) -> Iterator[tuple[float, object, float] | None]:
+    """(stream time in s, decoded frame (PyAV), decode ms) per decoded frame; None marks a gap (the
     source dropped and was reopened). Corrupt packets are skipped by the decoder. Raises
     LiveError when the source cannot be opened or delivers nothing for `reconnect_s`."""
     av = _av()
@@ -156,7 +156,7 @@ def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: th
             continue
         opened_once, backoff = True, 0.5
         try:
-            for item in _decoded(container, stop, size):
+            for item in _decoded(container, stop):
                 stats.frames += 1
                 last_frame = time.monotonic()
                 yield item
@@ -172,44 +172,111 @@ def frames(source: str, size: int, opts: LiveOptions, stats: LiveStats, stop: th
         yield None
 
 
-def centre_clip(buffer: list[np.ndarray], spec: ClipSpec) -> np.ndarray:
-    """The window's centre clip, by the file path's rule (last frame repeated if short); never
-    moved to a keyframe, as sliding windows on files are not."""
-    n = len(buffer)
-    return np.stack([buffer[i] for i in window_indices(n, spec, max_start(n, spec) // 2)])
+class _Interval:
+    """The stream's frame interval, from the timestamps seen: the median of the last gaps."""
+
+    def __init__(self):
+        self.last: float | None = None
+        self.gaps: list[float] = []
+        self.dt: float | None = None
+
+    def add(self, t: float) -> None:
+        if self.last is not None and t > self.last:
+            self.gaps = (self.gaps + [t - self.last])[-15:]
+            self.dt = sorted(self.gaps)[len(self.gaps) // 2]
+        self.last = t
+
+    def frames_before(self, t: float, end: float) -> int | None:
+        """How many frames a stream at this interval has in [t, end), the first one at t;
+        None while there is no interval yet."""
+        return None if self.dt is None else int((end - t) / self.dt - 1e-3) + 1
+
+
+def _centre_picks(n: int, spec: ClipSpec) -> list[int]:
+    """The window's clip by the file path's rule: the centre clip of its n frames (last frame
+    repeated if short); never moved to a keyframe, as sliding windows on files are not."""
+    return window_indices(n, spec, max_start(n, spec) // 2)
+
+
+@dataclass
+class _Pending:
+    """A window still receiving frames. Its frame count is predicted from its first frame's time
+    and the stream's frame interval, so the frames its clip takes are known as they arrive and
+    only those are converted and kept."""
+
+    start: float
+    end: float
+    count: int = 0  # frames received
+    picks: set | None = None  # indices its clip takes under the predicted count; None: unknown, keep all
+    kept: dict = field(default_factory=dict)  # index -> uint8 (S, S, 3)
+
+    def wants(self, t: float, interval: _Interval, spec: ClipSpec) -> bool:
+        """Count the frame at `t` in; whether the clip takes it. The window's frame count is
+        predicted again at every frame (the frames so far and those the interval leaves until its
+        end), so a hole in the stream moves the picks to the frames that still come."""
+        ahead = interval.frames_before(t, self.end)
+        self.picks = set(_centre_picks(self.count + ahead, spec)) if ahead else None
+        self.count += 1
+        return self.picks is None or self.count - 1 in self.picks
+
+    def clip(self, spec: ClipSpec, stats: LiveStats) -> np.ndarray:
+        """The window's clip. When frames did not arrive on the predicted grid (a frame lost,
+        a changing rate), a frame its clip needs may not have been kept; the nearest kept one
+        stands in and the window is counted in `stats.repicked`."""
+        need = _centre_picks(self.count, spec)
+        if any(i not in self.kept for i in need):
+            stats.repicked += 1
+            have = sorted(self.kept)
+            need = [min(have, key=lambda k: (abs(k - i), k)) for i in need]
+        return np.stack([self.kept[i] for i in need])
 
 
 def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
             stop: threading.Event) -> Iterator[Window]:
     """Windows of `window_s` seconds of stream time every `stride` seconds; a gap or a jump in
-    the timestamps starts a new series (the frames before it never mix with those after)."""
-    buffer: list[tuple[float, np.ndarray]] = []
-    origin = None
-    k, decode_ms = 0, 0.0
-    for item in frames(source, spec.size, opts, stats, stop):
-        if item is not None and buffer and not 0 <= item[0] - buffer[-1][0] <= JUMP_S:
-            stats.gaps.append({"after_s": buffer[-1][0], "wall_time": time.time(),
-                               "reason": f"timestamps jumped from {buffer[-1][0]:.2f} to {item[0]:.2f} s"})
-            buffer, origin = [], None
+    the timestamps starts a new series (the frames before it never mix with those after). Every
+    frame is decoded (H.264 needs its references), but only those a window's clip takes are
+    converted to RGB and resized."""
+    pending: list[_Pending] = []
+    origin, opened, last, interval, decode_ms = None, 0, None, _Interval(), 0.0
+    for item in frames(source, opts, stats, stop):
+        if item is not None and last is not None and not 0 <= item[0] - last <= JUMP_S:
+            stats.gaps.append({"after_s": last, "wall_time": time.time(),
+                               "reason": f"timestamps jumped from {last:.2f} to {item[0]:.2f} s"})
+            pending, origin, last, interval = [], None, None, _Interval()
         if item is None:
-            stats.gaps.append({"after_s": buffer[-1][0] if buffer else None, "wall_time": time.time(),
+            stats.gaps.append({"after_s": last, "wall_time": time.time(),
                                "reason": "the stream dropped; reconnected"})
-            buffer, origin = [], None
+            pending, origin, last, interval = [], None, None, _Interval()
             continue
         t, frame, cost = item
         decode_ms += cost
+        interval.add(t)
+        last = t
         if origin is None:
-            origin, k = t, 0
-        buffer.append((t, frame))
-        start = origin + k * opts.stride
-        end = start + opts.window_s
-        if t >= end:
-            inside = [f for ts, f in buffer if start <= ts < end]
-            if inside:
-                yield Window(start, end, centre_clip(inside, spec), time.time(), decode_ms)
+            origin, opened = t, 0
+        while pending and t >= pending[0].end:
+            done = pending.pop(0)
+            if done.kept:
+                yield Window(done.start, done.end, done.clip(spec, stats), time.time(), decode_ms)
                 decode_ms = 0.0
-            k += 1
-            buffer = [(ts, f) for ts, f in buffer if ts >= origin + k * opts.stride]
+            elif done.count:
+                stats.gaps.append({"after_s": done.start, "wall_time": time.time(),
+                                   "reason": "a hole in the stream took every frame of the window's clip"})
+        while origin + opened * opts.stride <= t:
+            start = origin + opened * opts.stride
+            opened += 1
+            if t < start + opts.window_s:  # a window that a gap in the frames skipped entirely is none
+                pending.append(_Pending(start, start + opts.window_s))
+        img = None
+        for w in pending:
+            if w.start <= t < w.end and w.wants(t, interval, spec):
+                if img is None:
+                    t0 = time.perf_counter()
+                    img = clip_rgb(frame, spec.size)
+                    decode_ms += (time.perf_counter() - t0) * 1e3
+                    stats.converted += 1
+                w.kept[w.count - 1] = img
 
 
 class LiveRunner:

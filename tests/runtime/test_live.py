@@ -140,9 +140,10 @@ def test_live_frames_are_the_file_path_frames_pixel_for_pixel(tmp_path):
 
     from picojepa.core.clips import ClipSpec, normalize
     from picojepa.core.decode import open_video
-    from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, frames
+    from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, clip_rgb, frames
 
-    got = [item[1] for _, item in zip(range(30), frames(str(CLIP), 64, LiveOptions(), LiveStats(), threading.Event()))]
+    got = [clip_rgb(item[1], 64) for _, item in zip(range(30), frames(str(CLIP), LiveOptions(), LiveStats(),
+                                                                        threading.Event()))]
     ref = open_video(CLIP, 64).read(list(range(30)))
     assert np.array_equal(np.stack(got), ref)
     spec = ClipSpec(frames=8, size=64)
@@ -290,15 +291,17 @@ def test_memory_stays_flat_over_a_long_stream_played_faster_than_real_time(stop_
     assert growth < 10, trace  # MiB, from the second to the last fifth of the stream
 
 
-def _fake_frames(monkeypatch, times):
-    """`live.frames` replaced by frames at the given stream times (None: a reconnect)."""
+def _fake_frames(monkeypatch, times, scale: int = 10):
+    """`live.frames` replaced by frames at the given stream times (None: a reconnect), each
+    converted to a frame whose pixels are int(time x scale) % 256."""
     from picojepa.runtime import live
 
-    def fake(source, size, opts, stats, stop):
+    def fake(source, opts, stats, stop):
         for t in times:
-            yield None if t is None else (t, np.full((size, size, 3), int(t * 10) % 256, np.uint8), 1.0)
+            yield None if t is None else (t, t, 1.0)
 
     monkeypatch.setattr(live, "frames", fake)
+    monkeypatch.setattr(live, "clip_rgb", lambda t, size: np.full((size, size, 3), int(t * scale + 1e-6) % 256, np.uint8))
 
 
 def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypatch):
@@ -323,6 +326,47 @@ def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypa
     first_restart = got[2].frames[:, 0, 0, 0] / 10  # the frames' stream times, from their pixels
     assert (first_restart < 1.0).all()  # only frames of the restarted series, none from before
     assert all(w.decode_ms > 0 for w in got)
+
+
+def test_only_the_frames_a_clip_takes_are_converted_and_they_are_the_file_rules_frames(monkeypatch):
+    """30 fps for 6 s, 2-s windows every second, clips of 8 frames every 2nd: each window's clip
+    holds the frames the file path's centre rule takes from all of the window's frames, but only
+    those are converted (the first window, before the frame interval is known, converts all)."""
+    import threading
+
+    from picojepa.core.clips import ClipSpec, max_start, window_indices
+    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+
+    times = [i / 30 for i in range(180)]
+    _fake_frames(monkeypatch, times, scale=30)  # a frame's pixels are its index
+    spec, stats = ClipSpec(frames=8, size=8, frame_step=2), LiveStats()
+    got = list(windows("cam", spec, LiveOptions(window_s=2.0, stride_s=1.0), stats, threading.Event()))
+    assert [(round(w.start_s, 3), round(w.end_s, 3)) for w in got] == [(0, 2), (1, 3), (2, 4), (3, 5)]
+    for w in got:
+        inside = [t for t in times if w.start_s <= t < w.end_s]
+        want = [inside[i] for i in window_indices(len(inside), spec, max_start(len(inside), spec) // 2)]
+        assert w.frames[:, 0, 0, 0].tolist() == [int(t * 30 + 1e-6) for t in want]
+    assert stats.repicked == 0
+    assert stats.converted <= 60 + 8 * 3  # the first window's frames, then 8 a window
+
+
+def test_a_hole_in_the_stream_moves_the_picks_to_the_frames_that_still_come(monkeypatch):
+    """Frames missing in the middle of a window (a lossy network): the window still yields a
+    full clip of frames from inside it, and counts as repicked when a frame it needed was gone."""
+    import threading
+
+    from picojepa.core.clips import ClipSpec
+    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+
+    times = [i / 30 for i in range(120) if not 35 <= i < 50]  # half a second missing in window 1
+    _fake_frames(monkeypatch, times, scale=30)
+    stats = LiveStats()
+    got = list(windows("cam", ClipSpec(frames=8, size=8, frame_step=2), LiveOptions(window_s=1.0),
+                       stats, threading.Event()))
+    assert [round(w.start_s, 3) for w in got] == [0, 1, 2]
+    seen = got[1].frames[:, 0, 0, 0] / 30
+    assert all(1.0 <= t < 2.0 for t in seen) and len(seen) == 8
+    assert stats.repicked <= 1
 
 
 def test_a_reconnect_starts_a_new_series_of_windows(monkeypatch):

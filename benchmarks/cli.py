@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from picojepa.core.bundle import Bundle
-from picojepa.core.console import fail, one_line_errors, setup_logging, warn
+from picojepa.core.console import examples, fail, one_line_errors, setup_logging, warn
 
 from .errors import BenchError
 
@@ -374,7 +374,9 @@ def ten_second_clips(files: list[Path]) -> list[Path]:
     return ten or list(files)
 
 
-@click.command()
+@click.command(epilog=examples(
+    "picojepa-bench data/synth/infer --run runs/demo --bundle bundles/demo",
+    "picojepa-bench ../shared/data/real/bench/video3__pytorch-android-demo.mp4 --streams --bundle bundles/demo"))
 @click.argument("videos", nargs=-1)
 @click.option("--bundle", type=click.Path(path_type=Path),
               default=lambda: os.environ.get("PICOJEPA_BUNDLE", "bundles/demo"), show_default="bundles/demo",

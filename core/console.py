@@ -22,6 +22,11 @@ from .redact import redact
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAIL = 0, 1, 2, 3
 
 
+def examples(*lines: str) -> str:
+    """A command's --help epilog: its examples, one command line each, kept as written."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def fail(message: str, code: int = EXIT_FAIL) -> None:
     """Print `error: message` as one line on stderr and exit with `code`."""
     error(message)

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import click
 
-from picojepa.core.console import EXIT_USAGE, fail, one_line_errors, setup_logging
+from picojepa.core.console import EXIT_USAGE, examples, fail, one_line_errors, setup_logging
 from picojepa.core.options import Finite
 from picojepa.core.roster import MEMBERS
 
 
-@click.command()
+@click.command(epilog=examples(
+    "picojepa-export runs/demo --out bundles/demo --int8 --fp16",
+    "picojepa-export runs/demo --members general,motion --out bundles/hybrid --layout separate"))
 @click.argument("run_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
 @click.option("--members", default=None,
@@ -36,8 +38,9 @@ from picojepa.core.roster import MEMBERS
 @one_line_errors
 def main(run_dir, out, members, int8, fp16, no_optimise, opset, tolerance, verify_videos, layout, force,
          verbose):
-    """Export a training run's classifiers (or members of several runs) to ONNX, verify them
-    against PyTorch, write a bundle."""
+    """Export a run's classifiers to ONNX, verified against PyTorch, as a bundle.
+
+    RUN_DIR's members, or with --members RUN:MEMBER,... members of several runs."""
     from .bundle import export_bundle
     from .config import ExportConfig
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from picojepa.core.bundle import GRAPH_INPUT, PROBS, Bundle, load_bundle
 from picojepa.core.clips import normalize
-from picojepa.core.console import one_line_errors, setup_logging
+from picojepa.core.console import examples, one_line_errors, setup_logging
 from picojepa.core.errors import BundleError
 
 from . import wire
@@ -111,7 +111,8 @@ def _say(text: str):
     return cb
 
 
-@click.command()
+@click.command(epilog=examples(
+    "picojepa-serve --bundle bundles/demo-net --member 1 --nats nats://10.0.0.2:4222 --nats-token \"$TOKEN\""))
 @click.option("--bundle", required=True, type=click.Path(path_type=Path), envvar="PICOJEPA_BUNDLE",
               help="A bundle exported with --layout separate [env PICOJEPA_BUNDLE].")
 @click.option("--member", required=True, help="The member this node serves (e.g. general, 1, 2, 3, 4).")

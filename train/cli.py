@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from picojepa.core.console import EXIT_PARTIAL, one_line_errors, setup_logging, warn
+from picojepa.core.console import EXIT_PARTIAL, examples, one_line_errors, setup_logging, warn
 from picojepa.core.decode import check_ffmpeg
 from picojepa.core.roster import GENERAL
 from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDirError, claim, member_path
@@ -64,7 +64,9 @@ def _setup(config, data, out, overrides, verbose, layout: str | None = "labelled
     return recipe, data, Path(out or Path("runs") / recipe.name)
 
 
-@click.group()
+@click.group(epilog=examples(
+    "picojepa-train all --config configs/demo.yaml --out runs/demo --resume",
+    "picojepa-train all --config configs/real.yaml --data data/mine --out runs/mine --seeds 3"))
 def main() -> None:
     """Train pico-JEPA: self-supervised pre-training, then linear classifiers and their evaluation."""
 
@@ -77,7 +79,8 @@ def _leave_process_group(*_args, **_kwargs) -> None:
     shutdown()
 
 
-@main.command(name="pretrain")
+@main.command(name="pretrain", epilog=examples(
+    "picojepa-train pretrain --config configs/demo.yaml --out runs/demo --resume"))
 @_common
 @_RESUME
 @_FORCE
@@ -93,7 +96,8 @@ def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume, for
     _skipped(res.skipped, None)
 
 
-@main.command(name="classify")
+@main.command(name="classify", epilog=examples(
+    "picojepa-train classify --config configs/demo.yaml --out runs/demo --force"))
 @_common
 @click.option("--force", is_flag=True, help="Train the classifiers again where OUT has them already.")
 @one_line_errors
@@ -114,7 +118,8 @@ def classify_cmd(config, data, out, overrides, no_progress, verbose, force):
                                            for m, v in res.val_accuracy.items()), err=True)
 
 
-@main.command(name="evaluate")
+@main.command(name="evaluate", epilog=examples(
+    "picojepa-train evaluate --config configs/demo.yaml --out runs/demo"))
 @_common
 @one_line_errors
 def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
@@ -140,7 +145,9 @@ def _check_trained(recipe, data: Path, out: Path) -> None:
         raise RunDirError(f"{data}: classes {classes} are not the run's {list(state['classes'])}")
 
 
-@main.command(name="all")
+@main.command(name="all", epilog=examples(
+    "picojepa-train all --config configs/demo.yaml --out runs/demo --resume",
+    "picojepa-train all --config configs/real.yaml --data data/mine --out runs/mine-cv --folds 5"))
 @_common
 @_RESUME
 @_FORCE
@@ -203,7 +210,9 @@ def _skipped(videos: list[str], run: Path | None, shown: int = 5) -> None:
     raise SystemExit(EXIT_PARTIAL)
 
 
-@main.command(name="ensemble")
+@main.command(name="ensemble", epilog=examples(
+    "picojepa-train ensemble --config configs/hetero.yaml --seeds 3",
+    "picojepa-train ensemble --config configs/hetero-real.yaml --data data/mine"))
 @click.option("--config", "config", required=True, type=click.Path(path_type=Path),
               help="Ensemble recipe YAML: a base recipe and its members (configs/hetero.yaml).")
 @click.option("--data", type=click.Path(path_type=Path),
@@ -220,8 +229,10 @@ def _skipped(videos: list[str], run: Path | None, shown: int = 5) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 @one_line_errors
 def ensemble_cmd(config, data, out, overrides, seeds, resume, force, no_progress, verbose):
-    """Train a heterogeneous ensemble (members with different encoders) and compare its votes with
-    the general model and the homogeneous vote on the same held-out videos."""
+    """Train a heterogeneous ensemble: members with different encoders, each its own run.
+
+    Their votes are compared with the general model and the homogeneous vote on the same
+    held-out videos."""
     from .hetero import load_hetero, member_recipes, train_ensemble_seeds
 
     setup_logging(verbose)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from picojepa.core.console import EXIT_PARTIAL, one_line_errors, progress, setup_logging, warn
+from picojepa.core.console import EXIT_PARTIAL, examples, one_line_errors, progress, setup_logging, warn
 from picojepa.core.decode import check_ffmpeg
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.options import Finite
@@ -17,14 +17,16 @@ def _bar(desc: str):
     return lambda items: progress(items, desc=desc, unit="video")
 
 
-@click.group()
+@click.group(epilog=examples(
+    "picojepa-data index my_videos/ --out data/mine --unlabelled /footage/cam1",
+    "picojepa-data synth data/synth"))
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
 def main(verbose: bool) -> None:
     """Prepare video data in the layout every picojepa stage reads."""
     setup_logging(verbose)
 
 
-@main.command()
+@main.command(epilog=examples("picojepa-data synth data/synth --classes 4 --videos-per-class 60"))
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--classes", default=4, show_default=True, type=click.IntRange(2, 8))
 @click.option("--videos-per-class", default=60, show_default=True, type=click.IntRange(8, 100_000))
@@ -50,7 +52,9 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
                f"({', '.join(names)})", err=True)
 
 
-@main.command(name="index")
+@main.command(name="index", epilog=examples(
+    "picojepa-data index my_videos/ --out data/mine --unlabelled /footage/cam1",
+    "picojepa-data index clips/ --out data/clips --held-out-prefix test__"))
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Layout root to write [default: data/<name of SOURCE>].")
@@ -95,7 +99,7 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
         raise SystemExit(EXIT_PARTIAL)
 
 
-@main.command()
+@main.command(epilog=examples("picojepa-data kinetics data/kinetics --classes 10"))
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--classes", default=10, show_default=True, type=click.IntRange(2, 700))
 @click.option("--raw", type=click.Path(file_okay=False, path_type=Path),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, fail, one_line_errors, progress, warn
+from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, examples, fail, one_line_errors, progress, warn
 from picojepa.core.decode import VIDEO_SUFFIXES
 from picojepa.core.options import Finite
 from picojepa.core.redact import redact
@@ -53,7 +53,40 @@ def _text(pred) -> str:
     return line
 
 
-@click.command()
+class _Sections(click.Command):
+    """--help with the options grouped by what they are for (they are many, and most apply to
+    one kind of input only)."""
+
+    SECTIONS = (
+        ("Bundle and model", ("bundle", "provider", "vote_method", "variant", "threads")),
+        ("Files", ("clips", "placement", "decode_device", "prefetch", "labels_from_folders", "no_progress")),
+        ("Windows (files and live sources)", ("window", "stride")),
+        ("Live sources", ("streams_file", "duration", "on_change", "reconnect_s", "rtsp_transport",
+                          "decoder_threads", "skip_frames", "connect_timeout")),
+        ("Edge network", ("nats_servers", "nats_token", "nats_user", "nats_password", "nats_creds",
+                          "deadline_ms", "quorum")),
+        ("Output", ("fmt", "publish", "stream_name")),
+    )
+
+    def format_options(self, ctx, formatter):
+        rows = {p.name: p.get_help_record(ctx) for p in self.get_params(ctx)}
+        placed = set()
+        for title, names in self.SECTIONS:
+            got = [rows[n] for n in names if rows.get(n)]
+            placed |= set(names)
+            if got:
+                with formatter.section(title):
+                    formatter.write_dl(got)
+        rest = [r for n, r in rows.items() if n not in placed and r]
+        if rest:
+            with formatter.section("Other"):
+                formatter.write_dl(rest)
+
+
+@click.command(cls=_Sections, epilog=examples(
+    "picojepa-run --bundle bundles/demo clip.mp4 videos/ --format json",
+    "picojepa-run --bundle bundles/demo rtsp://10.0.0.7/sub --window 2 --stride 1 --on-change",
+    "picojepa-run --bundle bundles/demo-net --nodes nats://10.0.0.2:4222 --deadline-ms 2000 videos/"))
 @click.argument("videos", nargs=-1)
 @click.option("--bundle", type=click.Path(path_type=Path), envvar="PICOJEPA_BUNDLE",
               help=f"Bundle directory [default: $PICOJEPA_BUNDLE, else ./{DEFAULT_BUNDLE}, "
@@ -98,6 +131,12 @@ def _text(pred) -> str:
 @click.option("--rtsp-transport", default="tcp", show_default=True, type=click.Choice(["tcp", "udp"]),
               help="RTSP sources: RTP interleaved over the RTSP connection (tcp) or over UDP, for "
                    "servers that only send UDP.")
+@click.option("--decoder-threads", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Live source: FFmpeg decoder threads per stream (0: FFmpeg's choice). One per "
+                   "stream serves many cameras best (docs/results.md, streams).")
+@click.option("--skip-frames", default="none", show_default=True, type=click.Choice(["none", "nonref"]),
+              help="Live source: 'nonref' lets FFmpeg skip decoding non-reference frames (cheaper; "
+                   "the clip is then taken from the frames that remain, so it spans more time).")
 @nats_options("--nodes", "Vote over the edge network: NATS server URL(s), comma-separated; each member "
               "runs on its own node (`picojepa-serve`). The bundle must be the nodes' bundle.",
               "Seconds to reach the NATS server, or to open a live source and wait for each read, "
@@ -109,10 +148,12 @@ def _text(pred) -> str:
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
          decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, streams_file, reconnect_s, rtsp_transport,
-         nats, connect_timeout, deadline_ms, quorum):
-    """Classify VIDEO... (files, folders, globs) with the ensemble of a bundle, in this process or,
-    with --nodes, over a network of member nodes. A live SOURCE (rtsp://, rtmp://, http(s)://,
-    tcp://, udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive."""
+         decoder_threads, skip_frames, nats, connect_timeout, deadline_ms, quorum):
+    """Classify videos, camera streams or both with a bundle's ensemble.
+
+    VIDEO... are files, folders or globs; a live SOURCE (rtsp://, rtmp://, http(s)://, tcp://,
+    udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive. With --nodes
+    the members run on edge nodes and vote over NATS."""
     from picojepa.core.decode import check_ffmpeg
 
     from .live import LiveOptions, is_live, read_streams_file
@@ -122,7 +163,8 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         if streams_file and videos or len(live) != len(videos) or len(live) > 1:
             fail("live sources run alone: one SOURCE, or many with --streams FILE", EXIT_USAGE)
         streams = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
-        opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport)
+        opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
+                           decoder_threads, skip_frames)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
                     deadline_ms, quorum)
         publisher = None
@@ -220,7 +262,8 @@ def _live_summary(runners: dict, stopped_by: str) -> None:
     for name, r in runners.items():
         s = r.stats
         click.echo(f"{name}: {s.windows} windows classified, {s.dropped} dropped (classifier behind), "
-                   f"{len(s.gaps)} gaps, {s.reconnects} reconnects; {stopped_by}", err=True)
+                   f"{len(s.gaps)} gaps, {s.reconnects} reconnects"
+                   + (f", {s.repicked} off the frame grid" if s.repicked else "") + f"; {stopped_by}", err=True)
     errors = [r.error for r in runners.values() if r.error is not None]
     for e in errors:
         error(str(e))

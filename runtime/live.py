@@ -54,6 +54,12 @@ class LiveOptions:
     # RTSP over TCP by default (no loss, one connection through NAT); 'udp' for servers and
     # cameras that only send RTP over UDP
     rtsp_transport: str = "tcp"
+    # FFmpeg decoder threads per stream (0: FFmpeg's choice); with many streams on few cores one
+    # each is measured best (frame threads add a frame of delay per thread and contend)
+    decoder_threads: int = 1
+    # 'nonref': FFmpeg skips decoding non-reference frames (B-frames that nothing refers to):
+    # cheaper, but the window then holds fewer frames and its clip spans more time
+    skip_frame: str = "none"
 
     @property
     def stride(self) -> float:
@@ -96,7 +102,15 @@ def _open(source: str, opts: LiveOptions):
         kwargs["format"] = "v4l2"
     if source.lower().startswith(("rtsp://", "rtsps://")):
         kwargs["options"] = {"rtsp_transport": opts.rtsp_transport}
-    return av.open(source, **kwargs)
+    container = av.open(source, **kwargs)
+    if container.streams.video:
+        codec = container.streams.video[0].codec_context
+        codec.thread_count = opts.decoder_threads
+        if opts.decoder_threads != 1:
+            codec.thread_type = "AUTO"  # frame and slice threads; camera streams carry one slice
+        if opts.skip_frame == "nonref":
+            codec.skip_frame = "NONREF"
+    return container
 
 
 def _hint(source: str, reason: str, opts: LiveOptions) -> str:

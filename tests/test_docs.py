@@ -158,3 +158,24 @@ def test_each_page_of_the_guide_is_reachable_from_the_readme(path):
         return
     readme = (ROOT / "README.md").read_text()
     assert f"docs/{path.name}" in readme, f"README.md does not link docs/{path.name}"
+
+
+def _commands():
+    for name, cmd in entry_points().items():
+        yield name, cmd
+        if isinstance(cmd, click.Group):
+            for sub, c in cmd.commands.items():
+                yield f"{name} {sub}", c
+
+
+@pytest.mark.parametrize("name,cmd", list(_commands()), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_commands_help_opens_with_one_line_and_ends_with_examples_that_parse(name, cmd):
+    first = (cmd.help or "").strip().split("\n\n")[0]
+    assert first and "\n" not in first and len(first) <= 100, f"{name}: first paragraph {first!r}"
+    assert cmd.epilog and "Examples:" in cmd.epilog, f"{name}: no examples in --help"
+    lines = [line.strip() for line in cmd.epilog.split("Examples:", 1)[1].splitlines() if line.strip()]
+    assert lines and all(line.split()[0] == name.split()[0] for line in lines), lines
+    tools = entry_points()
+    for line in lines:
+        words = shlex.split(line)
+        assert not check_options(tools[words[0]], words[1:], name), line

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -196,8 +197,8 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     ens = _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum)
     ens.bundle = ens.bundle.with_placement(placement)
     try:
-        _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,
-                  no_progress)
+        _classify(ens, paths, FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders,
+                                          prefetch, no_progress))
     finally:
         ens.close()
 
@@ -291,9 +292,23 @@ def _emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str 
     return row
 
 
-def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_folders, prefetch,
-              no_progress):
-    vote_method = ens.check_vote(vote_method)
+@dataclass(frozen=True)
+class FileOptions:
+    """How `picojepa-run` classifies files: the vote, the output format, clips or windows."""
+
+    vote: str | None
+    fmt: str = "text"
+    clips: int = 1
+    window: float | None = None
+    stride: float | None = None
+    labels_from_folders: bool = False
+    prefetch: bool | None = None
+    no_progress: bool = False
+
+
+def _classify(ens, paths, o: FileOptions):
+    vote_method = ens.check_vote(o.vote)
+    fmt, labels_from_folders = o.fmt, o.labels_from_folders
     if labels_from_folders:
         unknown = sorted({Path(p).parent.name for p in paths} - set(ens.classes))
         if unknown:
@@ -307,12 +322,12 @@ def _classify(ens, paths, vote_method, fmt, clips, window, stride, labels_from_f
     if writer:
         writer.writerow(["file", "label", "index", "confidence", "vote",
                          *[f"{m}_label" for m in ens.bundle.members], "total_ms", "error"])
-    preds = ens.predict_many(paths, vote_method, clips, window, stride, prefetch)
+    preds = ens.predict_many(paths, vote_method, o.clips, o.window, o.stride, o.prefetch)
     ok = failed = 0
     hits: dict[str, int] = {}
     seen: dict[str, int] = {}  # videos each member answered (over the network, not always all)
     for pred in progress(preds, total=len(paths), desc="videos", unit="video",
-                         disable=no_progress or len(paths) <= 3):
+                         disable=o.no_progress or len(paths) <= 3):
         if pred.error:
             failed += 1
             error(pred.error)

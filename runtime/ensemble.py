@@ -157,13 +157,24 @@ def failed(d: Decoded, method: str, error: str | None = None,
                       missing=list(missing or []))
 
 
-def assemble(d: Decoded, probs: np.ndarray, members: list[str], classes: list[str], method: str,
-             inference_ms: float, combine, latency_ms: dict[str, float] | None = None,
-             missing: list[str] | None = None) -> Prediction:
-    """One video's Prediction from its members' probabilities (M, K, C), in `members` order.
-    `combine(p)` votes over p (M, N, C) -> (labels, confidence). Clips are averaged for the
-    video's answer; several windows also get their own votes and a smoothed timeline."""
+@dataclass
+class Answers:
+    """What the members answered for one video: probabilities (M, K clips or windows, C) in
+    `members` order; over the network, each member's round trip and the voting members missing."""
+
+    members: list[str]
+    probs: np.ndarray
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
+def assemble(d: Decoded, a: Answers, classes: list[str], method: str, inference_ms: float,
+             combine) -> Prediction:
+    """One video's Prediction from its members' answers. `combine(p)` votes over p (M, N, C) ->
+    (labels, confidence). Clips are averaged for the video's answer; several windows also get
+    their own votes and a smoothed timeline."""
     t1 = time.perf_counter()
+    probs, members, latency_ms, missing = a.probs, a.members, a.latency_ms, a.missing
     mean = probs.mean(axis=1, keepdims=True)  # clips averaged: one answer per video
     labels, conf = combine(mean)
     windows = timeline = None
@@ -173,7 +184,6 @@ def assemble(d: Decoded, probs: np.ndarray, members: list[str], classes: list[st
         k = probs.shape[1]  # each window's probabilities averaged with its neighbours' (box of 3)
         smoothed = np.stack([probs[:, max(0, i - 1):i + 2].mean(axis=1) for i in range(k)], axis=1)
         timeline = _spans(d.spans, *combine(smoothed), classes)
-    latency_ms = latency_ms or {}
     results = {m: MemberResult(classes[int(mean[i, 0].argmax())], int(mean[i, 0].argmax()),
                                float(mean[i, 0].max()), latency_ms.get(m))
                for i, m in enumerate(members)}
@@ -182,8 +192,8 @@ def assemble(d: Decoded, probs: np.ndarray, members: list[str], classes: list[st
     timings["total"] = sum(timings.values())
     k = int(labels[0])
     return Prediction(d.path, classes[k], k, float(conf[0]), method, results,
-                      {a: round(b, 3) for a, b in timings.items()}, None, windows, timeline,
-                      list(missing or []))
+                      {k: round(v, 3) for k, v in timings.items()}, None, windows, timeline,
+                      list(missing))
 
 
 def _spans(spans, labels, conf, classes) -> list[dict]:
@@ -263,7 +273,7 @@ class Ensemble:
         t0 = time.perf_counter()
         probs = self.member_probs(d.clips)  # (M, K, C)
         inference_ms = (time.perf_counter() - t0) * 1e3
-        return assemble(d, probs, self.bundle.members, self.classes, method, inference_ms,
+        return assemble(d, Answers(self.bundle.members, probs), self.classes, method, inference_ms,
                         lambda p: self.combine(p, method))
 
     # -- public API -----------------------------------------------------------------------------

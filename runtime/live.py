@@ -384,7 +384,7 @@ def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: t
     """Classify the windows of every running stream as they come: the windows ready at the same
     moment, from any streams, go through the graphs as one batch (over the network, one request
     each). Yields (name, window, Prediction) until every stream has ended, or `stop` is set."""
-    from .ensemble import Decoded, assemble
+    from .ensemble import Answers, Decoded, assemble
 
     batched = hasattr(ens, "member_probs")
     while not stop.is_set() and not all(r.finished for r in runners.values()):
@@ -401,7 +401,7 @@ def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: t
         for i, (n, w) in enumerate(ready):
             d = Decoded(n, clips[i:i + 1], [(w.start_s, w.end_s)], w.decode_ms, preprocess_ms,
                         frames=w.frames[None])
-            pred = (assemble(d, probs[:, i:i + 1], ens.bundle.members, ens.classes, method, per_window_ms,
-                             lambda p: ens.combine(p, method)) if batched else ens.finish(d, method))
+            pred = (assemble(d, Answers(ens.bundle.members, probs[:, i:i + 1]), ens.classes, method,
+                             per_window_ms, lambda p: ens.combine(p, method)) if batched else ens.finish(d, method))
             runners[n].stats.windows += 1
             yield n, w, pred

@@ -21,7 +21,7 @@ from picojepa.core.bundle import load_bundle
 from picojepa.core.errors import UsageError
 
 from . import wire
-from .ensemble import Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
+from .ensemble import Answers, Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,18 @@ class NetworkEnsemble:
                 return loop.time()
             return min(deadline, t0 + (1 + GRACE) * max(latency.values()) / 1e3 + GRACE_S)
 
+        await self._receive(sub, frames, stop_at, t0, replies, latency)
+        # a request made while the client reconnects is sent when it is back, so it was waited for;
+        # but an unanswered one then says nothing about the members, and the next ones fail fast
+        self.lost = not nc.is_connected
+        problem = "" if nc.is_connected or len(replies) >= self.quorum else \
+            f"{LOST}: no answers within {self.deadline_s * 1e3:g} ms"
+        return Gathered(replies, latency, (loop.time() - t0) * 1e3, len(payload), problem)
+
+    async def _receive(self, sub, frames: np.ndarray, stop_at, t0: float, replies: dict, latency: dict) -> None:
+        """Read the answers to one request from `sub` into `replies` and `latency` (ms after t0)
+        until `stop_at()` passes or the server says nobody listens; then unsubscribe."""
+        loop = asyncio.get_running_loop()
         try:
             while (remaining := stop_at() - loop.time()) > 0:
                 try:
@@ -158,12 +170,6 @@ class NetworkEnsemble:
                 await sub.unsubscribe()
             except Exception as exc:  # the connection dropped meanwhile; the server forgets it anyway
                 log.info("unsubscribe: %s", exc)
-        # a request made while the client reconnects is sent when it is back, so it was waited for;
-        # but an unanswered one then says nothing about the members, and the next ones fail fast
-        self.lost = not nc.is_connected
-        problem = "" if nc.is_connected or len(replies) >= self.quorum else \
-            f"{LOST}: no answers within {self.deadline_s * 1e3:g} ms"
-        return Gathered(replies, latency, (loop.time() - t0) * 1e3, len(payload), problem)
 
     def finish(self, d: Decoded, method: str | None = None) -> Prediction:
         method = self.check_vote(method)
@@ -196,7 +202,8 @@ class NetworkEnsemble:
             return votes.combine(p[vidx], method, weights, self.stacker)
 
         # timings_ms.inference is the round trip: request sent -> last answer used
-        return assemble(d, probs, names, self.classes, method, g.wall_ms, combine, g.latency_ms, missing)
+        return assemble(d, Answers(names, probs, g.latency_ms or {}, list(missing or [])), self.classes, method,
+                        g.wall_ms, combine)
 
     # -- public API -----------------------------------------------------------------------------
 

@@ -80,3 +80,29 @@ def test_no_import_cycles_between_modules():
     # a package's __init__ importing nothing, modules importing their package's siblings: fine
     cycles = [c for c in cycles if not all(part.count(".") == 1 for part in c.split(" -> "))]
     assert not cycles, "\n".join(cycles)
+
+
+MAX_PARAMS, MAX_LINES = 8, 60
+
+
+def _is_click_command(fn: ast.AST) -> bool:
+    return any(any(w in ast.unparse(d) for w in ("command", "option", "argument", "group"))
+               for d in fn.decorator_list)
+
+
+def test_no_function_outside_a_click_command_takes_more_than_8_parameters_or_60_lines():
+    """Long parameter lists and long bodies are where the house hides its hand-offs: options
+    travel as small dataclasses, and a long function is split into the steps it is made of."""
+    too = []
+    for room in (*ROOMS, "tools"):
+        for path in sorted((REPO / room).rglob("*.py")):
+            for fn in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or _is_click_command(fn):
+                    continue
+                a = fn.args
+                params = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs) if x.arg not in ("self", "cls")]
+                lines = fn.end_lineno - fn.lineno + 1
+                if len(params) > MAX_PARAMS or lines > MAX_LINES:
+                    too.append(f"{path.relative_to(REPO)}:{fn.lineno} {fn.name}: {len(params)} parameters, "
+                               f"{lines} lines")
+    assert not too, "\n".join(too)

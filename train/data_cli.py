@@ -83,11 +83,11 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
     Every file is probed; unreadable ones are named on stderr and left out (exit code 1).
     """
     check_ffmpeg()
-    from .index import index
+    from .index import IndexOptions, index
 
     out = out or Path("data") / source.resolve().name
-    res = index(source, out, holdout, seed, copy, progress=_bar("probe"), unlabelled=list(unlabelled),
-                piece_s=piece_s, held_out_prefixes=prefixes, builtin_per_class=builtin, force=force)
+    opts = IndexOptions(holdout, seed, copy, tuple(unlabelled), piece_s, tuple(prefixes), builtin, force)
+    res = index(source, out, opts, progress=_bar("probe"))
     for path, reason in res.bad:
         warn(f"{path}: {reason} (left out)")
     click.echo(f"indexed {res.train} training and {res.infer} held-out videos of "

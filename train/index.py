@@ -79,27 +79,22 @@ def _made_by_index(root: Path) -> str | None:
 DATA_ROOT = outdir.Kind("data root", _made_by_index)
 
 
-def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int = 0,
-          copy: bool = False, progress: Callable[[list], Iterator] = iter,
-          unlabelled: list[str | Path] = (), piece_s: float = 10.0,
-          held_out_prefixes: tuple[str, ...] = (), builtin_per_class: int = 0,
-          force: bool = False) -> IndexResult:
-    """Probe `source/<class>/*`, then place good files under `out/{train,infer}/<class>/`
-    (symbolic links, or copies with `copy=True`) and write the CSVs. Bad files are listed, not fatal.
-    Videos under the `unlabelled` folders join the pre-training list (train.csv) only, cut into
-    pieces of `piece_s` seconds (`add_unlabelled`); the classifiers never see them.
-    `builtin_per_class` > 0 adds that many built-in synthetic videos per motion class to the
-    pre-training list too (train/unlabelled/builtin/), to pre-train on both.
-    `held_out_prefixes` (e.g. ("test__", "val__")): a data set's own split, written into its file
-    names, decides instead of a random `holdout` draw: those files are held out, the rest train.
-    The root is written aside and swapped in whole (`core.outdir`): a root that `index` wrote
-    before is replaced only with `force`, leaving nothing of the old one; any other existing
-    folder, and a root inside SOURCE or holding it, is refused."""
-    source, out = Path(source), Path(out)
-    if not source.is_dir():
-        raise DataLayoutError(f"{source}: not a directory of class folders")
-    folders = [Path(f) for f in unlabelled]
-    outdir.check_target(out, DATA_ROOT, force, [source, *folders])
+@dataclass(frozen=True)
+class IndexOptions:
+    """How `index` splits and places the videos (the `picojepa-data index` options)."""
+
+    holdout: float = 0.2  # fraction of each class held out, unless `held_out_prefixes` decide
+    seed: int = 0
+    copy: bool = False  # copies instead of symbolic links
+    unlabelled: tuple = ()  # folders of unlabelled recordings, pre-training only
+    piece_s: float = 10.0  # a recording of D seconds counts as D / piece_s samples
+    held_out_prefixes: tuple[str, ...] = ()  # e.g. ("test__", "val__"): the data set's own split
+    builtin_per_class: int = 0  # built-in synthetic videos per motion class added to pre-training
+    force: bool = False  # replace a root that `index` wrote before
+
+
+def _probed(source: Path, progress: Callable[[list], Iterator]) -> tuple[list[str], list, list]:
+    """The class names, the readable (path, class) pairs and the (path, reason) of the others."""
     classes = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DataLayoutError(f"{source}: needs at least 2 class folders, found {len(classes)}")
@@ -115,14 +110,41 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
     empty = [classes[c] for c, n in counts.items() if n < 2]
     if empty:
         raise DataLayoutError(f"{source}: classes with fewer than 2 readable videos: {empty}")
-    if held_out_prefixes:
-        infer_idx = [i for i, (p, _) in enumerate(good) if p.name.startswith(tuple(held_out_prefixes))]
-        train_idx = [i for i in range(len(good)) if i not in set(infer_idx)]
-        if not infer_idx or not train_idx:
-            raise DataLayoutError(f"{source}: the prefixes {', '.join(held_out_prefixes)} leave "
-                                  f"{len(train_idx)} training and {len(infer_idx)} held-out videos")
-    else:
-        train_idx, infer_idx = holdout_split([y for _, y in good], holdout, seed)
+    return classes, good, bad
+
+
+def _split(source: Path, good: list, opts: IndexOptions) -> tuple[list[int], list[int]]:
+    """(training, held-out) positions in `good`: by file-name prefix, or a stratified draw."""
+    if not opts.held_out_prefixes:
+        return holdout_split([y for _, y in good], opts.holdout, opts.seed)
+    infer_idx = [i for i, (p, _) in enumerate(good) if p.name.startswith(tuple(opts.held_out_prefixes))]
+    train_idx = [i for i in range(len(good)) if i not in set(infer_idx)]
+    if not infer_idx or not train_idx:
+        raise DataLayoutError(f"{source}: the prefixes {', '.join(opts.held_out_prefixes)} leave "
+                              f"{len(train_idx)} training and {len(infer_idx)} held-out videos")
+    return train_idx, infer_idx
+
+
+def index(source: str | Path, out: str | Path, opts: IndexOptions = IndexOptions(),
+          progress: Callable[[list], Iterator] = iter) -> IndexResult:
+    """Probe `source/<class>/*`, then place good files under `out/{train,infer}/<class>/`
+    (symbolic links, or copies with `copy`) and write the CSVs. Bad files are listed, not fatal.
+    Videos under the `unlabelled` folders join the pre-training list (train.csv) only, cut into
+    pieces of `piece_s` seconds (`add_unlabelled`); the classifiers never see them.
+    `builtin_per_class` > 0 adds that many built-in synthetic videos per motion class to the
+    pre-training list too (train/unlabelled/builtin/), to pre-train on both.
+    `held_out_prefixes` (e.g. ("test__", "val__")): a data set's own split, written into its file
+    names, decides instead of a random `holdout` draw: those files are held out, the rest train.
+    The root is written aside and swapped in whole (`core.outdir`): a root that `index` wrote
+    before is replaced only with `force`, leaving nothing of the old one; any other existing
+    folder, and a root inside SOURCE or holding it, is refused."""
+    source, out = Path(source), Path(out)
+    if not source.is_dir():
+        raise DataLayoutError(f"{source}: not a directory of class folders")
+    folders = [Path(f) for f in opts.unlabelled]
+    outdir.check_target(out, DATA_ROOT, opts.force, [source, *folders])
+    classes, good, bad = _probed(source, progress)
+    train_idx, infer_idx = _split(source, good, opts)
     for f in folders:
         if not f.is_dir():
             raise DataLayoutError(f"{f}: not a directory of unlabelled videos")
@@ -131,14 +153,14 @@ def index(source: str | Path, out: str | Path, holdout: float = 0.2, seed: int =
         for split, idx in (("train", train_idx), ("infer", infer_idx)):
             for i in idx:
                 src, y = good[i]
-                placed[split].append((place(src, root / split / classes[y] / src.name, copy), y))
-        pieces, recordings, bad_u = add_unlabelled(folders, root, piece_s, copy, progress)
-        if builtin_per_class:
+                placed[split].append((place(src, root / split / classes[y] / src.name, opts.copy), y))
+        pieces, recordings, bad_u = add_unlabelled(folders, root, opts.piece_s, opts.copy, progress)
+        if opts.builtin_per_class:
             from .synth import unlabelled_videos
 
-            pieces += unlabelled_videos(root / "train" / "unlabelled" / "builtin", builtin_per_class,
+            pieces += unlabelled_videos(root / "train" / "unlabelled" / "builtin", opts.builtin_per_class,
                                         progress=progress)
-        write_layout(root, classes, placed["train"], placed["infer"], seed, unlabelled=pieces)
+        write_layout(root, classes, placed["train"], placed["infer"], opts.seed, unlabelled=pieces)
         (root / MADE_BY_INDEX).write_text(f"source: {source.resolve()}\n")
         outdir.commit(root, out)
     return IndexResult(classes, len(placed["train"]), len(placed["infer"]), bad + bad_u, recordings, len(pieces))

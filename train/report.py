@@ -60,22 +60,17 @@ def _reads(r: dict) -> str:
     return f"Frozen-encoder tokens pooled by `{pool}`" + POOL_WORDS.get(pool, ".")
 
 
-def markdown(r: dict, extra: dict) -> str:
-    cls = r["classes"]
-    columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
-    lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
-             f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
-             "the per-class accuracies (the paper's average row), in percent. " + _reads(r), ""]
+def _headline(r: dict) -> list[str]:
+    """The report's headline: the general model, the votes and what it is measured against."""
     acc = r["accuracy"]
-    lines += _warnings(r)
-    lines += ["## Headline", "",
-              f"- general model: **{acc[GENERAL]:.2f}**",
-              f"- majority vote of the four partial models: **{acc['vote_majority']:.2f}** "
-              f"(soft vote {acc['vote_soft']:.2f}, weighted vote {acc['vote_weighted']:.2f}"
-              + (f", stacked {acc['vote_stacked']:.2f}" if "vote_stacked" in acc else "") + ")",
-              f"- linear probe on a randomly initialised encoder of the same shape: "
-              f"**{acc['random_init_probe']:.2f}** (pre-training bought "
-              f"{acc[GENERAL] - acc['random_init_probe']:+.2f} points)"]
+    lines = ["## Headline", "",
+             f"- general model: **{acc[GENERAL]:.2f}**",
+             f"- majority vote of the four partial models: **{acc['vote_majority']:.2f}** "
+             f"(soft vote {acc['vote_soft']:.2f}, weighted vote {acc['vote_weighted']:.2f}"
+             + (f", stacked {acc['vote_stacked']:.2f}" if "vote_stacked" in acc else "") + ")",
+             f"- linear probe on a randomly initialised encoder of the same shape: "
+             f"**{acc['random_init_probe']:.2f}** (pre-training bought "
+             f"{acc[GENERAL] - acc['random_init_probe']:+.2f} points)"]
     if "vote_hybrid" in acc:
         lines.append(f"- hybrid vote (soft vote of the general model and the motion member, a linear head on "
                      f"the clip's frame-differencing numbers, in the graph): **{acc['vote_hybrid']:.2f}** "
@@ -93,6 +88,17 @@ def markdown(r: dict, extra: dict) -> str:
                      f"random-init {fr['random_init']:.1f}"
                      + (" — dimensional collapse: the pre-trained features use fewer directions "
                         "than random ones" if fr["pretrained"] < 0.75 * fr["random_init"] else ""))
+    return lines
+
+
+def markdown(r: dict, extra: dict) -> str:
+    cls = r["classes"]
+    columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
+    lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
+             f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
+             "the per-class accuracies (the paper's average row), in percent. " + _reads(r), ""]
+    lines += _warnings(r) + _headline(r)
+    acc = r["accuracy"]
     for k, v in extra.items():
         lines.append(f"- {k}: {v}")
     lines += ["", "## Accuracy per class (Table 2)", "",

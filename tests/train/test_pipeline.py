@@ -20,7 +20,7 @@ def test_smoke_run_writes_the_full_report(smoke_run):
     assert all(0 <= v <= 100 for v in acc.values())
     md = (run / "report.md").read_text()
     assert "Table 2" in md and "Table 3" in md and "tie-break" in md and "vote_stacked" in md
-    assert "pooled by `max` (the maximum over tokens" in md  # smoke inherits the demo's pooling
+    assert "pooled by `meandelta` (the mean over tokens and how much each channel changes" in md  # the demo's pooling
     for png in ("loss.png", "confusion.png", "tsne.png", "masking.png"):
         assert (run / png).stat().st_size > 1000, png
     assert len(report["per_class_accuracy"]["general"]) == len(report["classes"])

@@ -157,7 +157,7 @@ def network_section(bundle: Path, run_dir: Path | None, videos: list[str], out: 
 def streams_section(bundle: Path, videos: list[str], out: Path, threads: int) -> dict:
     from . import streams
 
-    result = streams.streams_report(bundle, videos[0], threads=threads)
+    result = streams.streams_report(bundle, videos[0], threads=threads, labelled=[Path(v) for v in videos[1:]])
     out.mkdir(parents=True, exist_ok=True)
     (out / "streams.json").write_text(json.dumps(result, indent=1))
     (out / "streams.md").write_text(streams.markdown(result))
@@ -402,9 +402,11 @@ def ten_second_clips(files: list[Path]) -> list[Path]:
               help="Only the edge-network section: a local nats-server and 1, 2, 4 member nodes "
                    "against the fused bundle (needs --run); writes network.{json,md} under --out.")
 @click.option("--streams", "live_streams", is_flag=True,
-              help="Only the live-streams section: the first video scaled to a 720p30 camera stream, "
-                   "1, 2, 4, 6 copies served over TCP and classified at once (window 2 s, stride 1 s); "
-                   "writes streams.{json,md} under --out.")
+              help="Only the live-streams section: the first video as 1280x720 and 640x360 30-fps "
+                   "camera streams, more and more copies served over TCP and classified at once (window "
+                   "2 s, stride 1 s) beside this machine's limit line; the other VIDEOS, in folders named after "
+                   "the bundle's classes, measure the accuracy with non-reference frames skipped; writes "
+                   "streams.{json,md} under --out.")
 @click.option("--hetero", type=click.Path(path_type=Path), default=None,
               help="A heterogeneous ensemble's bundle (same clip spec) to measure beside the fused "
                    "bundle and beside its own largest graph alone.")

@@ -1,19 +1,23 @@
-"""Live streams on this machine (`picojepa-bench --streams`): how many concurrent 720p30 camera
-streams the bundle classifies in real time, where the time goes, and how late results come.
+"""Live streams on this machine (`picojepa-bench --streams`): how many concurrent camera streams
+the bundle classifies in real time, at the main-stream size (1280x720) and a sub-stream size
+(640x360), beside the physical bound of this machine, and where the time goes.
 
-A real clip is scaled to 1280x720 at 30 fps (H.264 with B-frames, a GOP of 2 s, as cameras send)
+A real clip is scaled to each size at 30 fps (H.264 with B-frames, a GOP of 2 s, as cameras send)
 and served N times at once by FFmpeg over TCP on loopback (`-re -c copy`: the servers only copy
 packets). `picojepa-run --streams`'s own code reads and classifies them for `seconds`, window
 2 s, stride 1 s. A stream keeps up when no window was dropped and its frames arrived at the
 stream's rate. Latency: from the arrival of a window's last frame to its result.
 
-The cost to beat is decoding every frame of every stream. Beside it, per frame of one stream
-decoded as fast as it goes: FFmpeg skipping the non-reference frames (`skip_frame=NONREF`), and
-the part that is scaling the frame down to the clip's size (the H.264 decoder has no
-reduced-size decoding: FFmpeg's `lowres` is for a few older codecs).
+The limit line: decoding every frame is work no reader avoids (H.264 needs its references), so
+this machine's cores divided by one stream's decode cost per second (ms a frame, measured flat
+out on one stream with one decoder thread, x 30 fps) bounds the streams, with conversion,
+inference and everything else taken as free. Beside the ladder: decoder threads per stream and
+FFmpeg skipping non-reference frames, each measured with many streams at once.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import socket
 import subprocess
 import tempfile
@@ -23,19 +27,24 @@ from pathlib import Path
 
 from picojepa.core.bundle import load_bundle
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams, clip_rgb
+from picojepa.core.clips import normalize
+from picojepa.runtime.ensemble import Answers, Decoded, assemble
+from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, classify_streams, clip_rgb, windows
 
 from .errors import BenchError
 from .stats import summarize
 
-FPS, WIDTH, HEIGHT = 30, 1280, 720
+FPS = 30
+SIZES = ((1280, 720), (640, 360))  # a camera's main stream and its analysis sub-stream
+LADDERS = {720: (1, 4, 8, 12, 16, 20, 24), 360: (8, 16, 24, 32, 48, 64)}
 
 
-def camera_file(source: str, tmp: Path, seconds: int = 20) -> Path:
-    """`source` as a 720p30 camera would send it: H.264, B-frames, 2-s GOP, MPEG-TS."""
-    out = tmp / "camera720p30.ts"
+def camera_file(source: str, tmp: Path, size: tuple[int, int] = SIZES[0], seconds: int = 20) -> Path:
+    """`source` as a camera would send it at `size`, 30 fps: H.264, B-frames, 2-s GOP, MPEG-TS."""
+    width, height = size
+    out = tmp / f"camera{height}p{FPS}.ts"
     done = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-stream_loop", "-1", "-i", str(source), "-t",
-                           str(seconds), "-an", "-vf", f"scale={WIDTH}:{HEIGHT},fps={FPS}", "-c:v", "libx264",
+                           str(seconds), "-an", "-vf", f"scale={width}:{height},fps={FPS}", "-c:v", "libx264",
                            "-preset", "veryfast", "-bf", "2", "-g", str(2 * FPS), "-f", "mpegts", str(out)],
                           capture_output=True, text=True, timeout=600)
     if done.returncode:
@@ -56,13 +65,11 @@ def _serve(path: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, window_s: float = 2.0,
-               stride_s: float = 1.0) -> dict:
+def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOptions) -> dict:
     """N streams served at once and classified together for `seconds` of wall time."""
     ports = [_port() for _ in range(n)]
     servers = [_serve(camera, p) for p in ports]
-    time.sleep(0.5)
-    opts = LiveOptions(window_s, stride_s, None, 10.0, 5.0)
+    time.sleep(0.5 + 0.05 * n)
     runners = {f"cam{i}": LiveRunner(f"tcp://127.0.0.1:{p}", ens.bundle.clip, opts) for i, p in enumerate(ports)}
     stop = threading.Event()
     timer = threading.Timer(seconds, stop.set)
@@ -86,6 +93,8 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, window_s: fl
     errors = [str(r.error) for r in runners.values() if r.error]
     return {"streams": n, "seconds": round(wall, 1), "windows": sum(s.windows for s in stats),
             "dropped": sum(s.dropped for s in stats), "fps_per_stream": [round(f, 1) for f in fps],
+            "fps_min": round(min(fps), 1), "converted_per_decoded": sum(s.converted for s in stats) / max(
+                1, sum(s.frames for s in stats)), "repicked": sum(s.repicked for s in stats),
             "real_time": not errors and all(s.dropped == 0 for s in stats) and min(fps) >= 0.9 * FPS,
             "latency_ms": summarize(latency), "decode_ms_per_window": summarize(decode),
             "inference_ms_per_window": summarize(inference), "errors": errors}
@@ -103,6 +112,7 @@ def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
         with av.open(str(camera)) as c:
             stream = c.streams.video[0]
             stream.codec_context.skip_frame = mode
+            stream.codec_context.thread_count = 1  # the limit line's cost: one core's work per frame
             got, decode_s, scale_s, one_step_s = 0, 0.0, 0.0, 0.0
             for k, packet in enumerate(c.demux(stream)):
                 if k >= frames:
@@ -130,44 +140,113 @@ def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
     return out
 
 
-def streams_report(bundle: Path, source: str, counts: tuple[int, ...] = (1, 2, 4, 6), seconds: float = 15.0,
-                   threads: int = 0) -> dict:
-    with tempfile.TemporaryDirectory(prefix="picojepa-streams-") as tmp:  # the camera file goes with it
-        camera = camera_file(source, Path(tmp))
+def skip_accuracy(ens: Ensemble, videos: list[Path], window_s: float = 1.0) -> dict:
+    """Labelled videos (the folder names the class) read by the live path, as a stream would be,
+    windows of `window_s` every `window_s`: the vote's accuracy over the windows and the frames
+    decoded, with every frame decoded and with FFmpeg skipping the non-reference frames (the clip
+    then comes from the frames that remain)."""
+    import threading
+
+    out = {}
+    for mode in ("none", "nonref"):
+        opts = LiveOptions(window_s, None, None, 10.0, 5.0, skip_frame=mode)
+        right = total = frames = 0
+        for v in videos:
+            stats = LiveStats()
+            for w in windows(str(v), ens.bundle.clip, opts, stats, threading.Event()):
+                clip = normalize(w.frames, ens.bundle.clip)[None]
+                d = Decoded(str(v), clip, [(w.start_s, w.end_s)], 0.0, 0.0)
+                pred = assemble(d, Answers(ens.bundle.members, ens.member_probs(clip)), ens.classes,
+                                "majority", 0.0, lambda p: ens.combine(p, "majority"))
+                right += pred.label == Path(v).parent.name
+                total += 1
+            frames += stats.frames
+        out[mode] = {"windows": total, "accuracy": 100.0 * right / max(1, total), "frames_decoded": frames}
+    return out
+
+
+def _ladder(ens: Ensemble, camera: Path, counts: tuple[int, ...], seconds: float, opts: LiveOptions) -> list:
+    runs = []
+    for n in counts:
+        runs.append(concurrent(ens, camera, n, seconds, opts))
+        if not runs[-1]["real_time"]:
+            break  # more streams cannot keep up either
+    return runs
+
+
+def _most(runs: list) -> int:
+    return max([r["streams"] for r in runs if r["real_time"]], default=0)
+
+
+def streams_report(bundle: Path, source: str, seconds: float = 15.0, threads: int = 0,
+                   ladders: dict | None = None, labelled: list[Path] = ()) -> dict:
+    """Per size: the ladder of concurrent streams under the runtime's defaults, this machine's
+    limit line, and at the ladder's top (the most streams in real time + one step) decoder
+    threads 0/2 and skipping non-reference frames, side by side with the default."""
+    ladders = ladders or LADDERS
+    base = LiveOptions(2.0, 1.0, None, 10.0, 5.0)
+    cores = len(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory(prefix="picojepa-streams-") as tmp:  # the camera files go with them
         ens = Ensemble.load(bundle, provider="cpu", threads=threads)
-        runs = []
-        for n in counts:
-            runs.append(concurrent(ens, camera, n, seconds))
-            if not runs[-1]["real_time"]:
-                break  # more streams cannot keep up either
-        ok = [r["streams"] for r in runs if r["real_time"]]
-        return {"source": str(source), "camera": f"{WIDTH}x{HEIGHT} {FPS} fps H.264 (B-frames, GOP 2 s) over TCP",
+        sizes = []
+        for size in SIZES:
+            camera = camera_file(source, Path(tmp), size)
+            decode = decode_costs(camera, ens.bundle.clip.size)
+            per_stream_ms = decode["default"]["decode_ms_per_frame_out"] * FPS
+            runs = _ladder(ens, camera, ladders[size[1]], seconds, base)
+            most = _most(runs)
+            probe = next((r["streams"] for r in runs if not r["real_time"]), runs[-1]["streams"])
+            variants = {"decoder threads 1 (default)": [r for r in runs if r["streams"] == probe][0]}
+            for name, opts in (("decoder threads 2", dataclasses.replace(base, decoder_threads=2)),
+                               ("decoder threads 0 (FFmpeg's choice)", dataclasses.replace(base, decoder_threads=0)),
+                               ("skip non-reference frames", dataclasses.replace(base, skip_frame="nonref"))):
+                variants[name] = concurrent(ens, camera, probe, seconds, opts)
+            sizes.append({"size": f"{size[0]}x{size[1]}", "runs": runs, "max_real_time_streams": most,
+                          "limit_streams": cores * 1000.0 / per_stream_ms, "decode": decode,
+                          "variants_at": probe, "variants": variants})
+        labelled = [Path(v) for v in labelled if Path(v).parent.name in ens.classes]
+        skip = skip_accuracy(ens, labelled) if labelled else None
+        return {"skip_accuracy": skip, "source": str(source), "camera": f"{FPS} fps H.264 (B-frames, GOP 2 s) over TCP", "cores": cores,
                 "bundle": str(bundle), "clip": load_bundle(bundle).clip.to_dict(), "window_s": 2.0,
-                "stride_s": 1.0, "runs": runs, "max_real_time_streams": max(ok) if ok else 0,
-                "decode": decode_costs(camera, ens.bundle.clip.size)}
+                "stride_s": 1.0, "sizes": sizes}
+
+
+def _row(x: dict, label: str) -> str:
+    return (f"| {label} | {'yes' if x['real_time'] else 'no'} | {x['windows']} ({x['dropped']}) | {x['fps_min']:.1f} | "
+            f"{x['latency_ms'].get('p50', 0):.0f} / {x['latency_ms'].get('p90', 0):.0f} | "
+            f"{x['decode_ms_per_window'].get('p50', 0):.0f} | {x['inference_ms_per_window'].get('p50', 0):.1f} | "
+            f"{x['converted_per_decoded']:.2f} |")
+
+
+HEAD = ["| streams | real time | windows (dropped) | slowest stream fps | latency p50 / p90 ms | "
+        "decode+convert ms per window p50 | inference ms per window p50 | frames converted / decoded |",
+        "|---|---|---|---|---|---|---|---|"]
 
 
 def markdown(r: dict) -> str:
     lines = ["# Live streams on this machine (`picojepa-bench --streams`)", "",
              f"Camera: {r['camera']}, from `{Path(r['source']).name}`; bundle `{r['bundle']}`; window "
-             f"{r['window_s']:g} s, stride {r['stride_s']:g} s. Real time: no window dropped and every "
-             f"stream's frames read at >= 90 % of {FPS} fps.", "",
-             "| streams | real time | windows | dropped | fps per stream | latency p50 / p90 ms | "
-             "decode ms per window p50 | inference ms per window p50 |", "|---|---|---|---|---|---|---|---|"]
-    for x in r["runs"]:
-        lines.append(f"| {x['streams']} | {'yes' if x['real_time'] else 'no'} | {x['windows']} | {x['dropped']} | "
-                     f"{', '.join(map(str, x['fps_per_stream']))} | {x['latency_ms'].get('p50', 0):.0f} / "
-                     f"{x['latency_ms'].get('p90', 0):.0f} | {x['decode_ms_per_window'].get('p50', 0):.0f} | "
-                     f"{x['inference_ms_per_window'].get('p50', 0):.1f} |")
-    d = r["decode"]
-    per_s = d["decode_ms_per_stream_second"]
-    lines += ["", f"**Most streams in real time: {r['max_real_time_streams']}.**", "",
-              f"Decoding one stream flat out: every frame {d['default']['decode_ms_per_frame_out']:.2f} ms decode + "
-              f"{d['default']['scale_ms_per_frame_out']:.2f} ms scaling per frame; skipping non-reference frames "
-              f"keeps {d['frames_kept_by_nonref']:.0%} of them at {d['nonref']['decode_ms_per_frame_out']:.2f} + "
-              f"{d['nonref']['scale_ms_per_frame_out']:.2f} ms each. Converting and scaling in one swscale "
-              f"step instead of the file path's two would cost {d['default']['one_step_scale_ms_per_frame_out']:.2f} "
-              "ms a frame (pixels ~2 grey levels off). Per second of stream: "
-              f"{per_s['every_frame']:.0f} ms of a core decoding every frame, {per_s['nonref_skipped']:.0f} ms "
-              "with non-reference frames skipped."]
-    return "\n".join(lines) + "\n"
+             f"{r['window_s']:g} s, stride {r['stride_s']:g} s; {r['cores']} cores. Real time: no window dropped "
+             f"and every stream's frames read at >= 90 % of {FPS} fps.", ""]
+    for z in r["sizes"]:
+        d = z["decode"]
+        lines += [f"## {z['size']}", "", *HEAD]
+        lines += [_row(x, str(x["streams"])) for x in z["runs"]]
+        lines += ["", f"**Most streams in real time: {z['max_real_time_streams']}; limit line "
+                      f"{z['limit_streams']:.1f}** ({r['cores']} cores / (decoding every frame, "
+                      f"{d['default']['decode_ms_per_frame_out']:.2f} ms a frame x {FPS} fps), everything else at zero).",
+                  "", f"At {z['variants_at']} streams:", "", *HEAD]
+        lines += [_row(x, name) for name, x in z["variants"].items()]
+        lines += ["", f"One stream flat out, one decoder thread: {d['default']['decode_ms_per_frame_out']:.2f} ms decode + "
+                      f"{d['default']['scale_ms_per_frame_out']:.2f} ms converting a frame; skipping non-reference "
+                      f"frames keeps {d['frames_kept_by_nonref']:.0%} of them at {d['nonref']['decode_ms_per_frame_out']:.2f} "
+                      "ms each. Converting in one swscale step instead of the file path's two: "
+                      f"{d['default']['one_step_scale_ms_per_frame_out']:.2f} ms a frame (pixels ~2 grey levels off).", ""]
+    if r.get("skip_accuracy"):
+        k = r["skip_accuracy"]
+        lines += ["## Skipping non-reference frames: accuracy", "",
+                  f"The labelled videos read by the live path (1-s windows, majority vote): every frame decoded "
+                  f"{k['none']['accuracy']:.1f} % of {k['none']['windows']} windows ({k['none']['frames_decoded']} "
+                  f"frames decoded); non-reference frames skipped {k['nonref']['accuracy']:.1f} % of "
+                  f"{k['nonref']['windows']} windows ({k['nonref']['frames_decoded']} frames decoded).", ""]
+    return "\n".join(lines)

@@ -116,15 +116,25 @@ def test_bench_network_section_measures_the_network_against_the_fused_ensemble(s
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "bench").is_dir(), reason="needs the real clips")
-def test_bench_streams_serves_camera_streams_and_reports_real_time(smoke_bundle, tmp_path):
+def test_bench_streams_serves_camera_streams_and_reports_real_time(smoke_bundle, smoke_data, tmp_path):
     pytest.importorskip("av")
     from picojepa.benchmarks import streams
 
+    labelled = sorted((smoke_data / "infer").glob("*/*.mp4"))[:3]
     r = streams.streams_report(smoke_bundle, str(REAL / "bench" / "video3__pytorch-android-demo.mp4"),
-                               counts=(1, 2), seconds=5.0)
-    assert [x["streams"] for x in r["runs"]][:1] == [1]
-    one = r["runs"][0]
+                               seconds=5.0, ladders={720: (1, 2), 360: (2,)}, labelled=labelled)
+    k = r["skip_accuracy"]
+    assert k["none"]["windows"] >= 3 and 0 <= k["nonref"]["accuracy"] <= 100
+    assert 0 < k["nonref"]["frames_decoded"] <= k["none"]["frames_decoded"]
+    big, small = r["sizes"]
+    assert (big["size"], small["size"]) == ("1280x720", "640x360")
+    assert [x["streams"] for x in big["runs"]][:1] == [1]
+    one = big["runs"][0]
     assert one["errors"] == [] and one["windows"] >= 2 and one["latency_ms"]["n"] == one["windows"]
     assert one["decode_ms_per_window"]["p50"] > 0 and one["inference_ms_per_window"]["p50"] > 0
-    assert r["decode"]["default"]["frames_out"] > r["decode"]["nonref"]["frames_out"] > 0
-    assert "Most streams in real time" in streams.markdown(r)
+    assert 0 < one["converted_per_decoded"] < 0.6  # 8-frame clips of 60-frame windows, one a second
+    for z in (big, small):
+        assert z["decode"]["default"]["frames_out"] > z["decode"]["nonref"]["frames_out"] > 0
+        assert z["limit_streams"] > 0 and set(z["variants"]) >= {"skip non-reference frames", "decoder threads 2"}
+    assert small["limit_streams"] > big["limit_streams"]  # a quarter of the pixels decodes faster
+    assert "Most streams in real time" in streams.markdown(r) and "limit line" in streams.markdown(r)

@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(ORT)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install ffmpeg nats-server rtsp-server demo demo-network train bench test test-slow clean help
+.PHONY: install ffmpeg nats-server rtsp-server mqtt-broker demo demo-network train bench test test-slow clean help
 
 help:
 	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
@@ -47,6 +47,18 @@ rtsp-server:
 	  echo "warning: no RTSP server (sudo apt-get install librtsp-server-perl): the RTSP test will be skipped" >&2; \
 	fi
 
+# An MQTT broker for the MQTT tests: Debian's mosquitto, when root (the tests start their own on
+# loopback with their own config; the package's service is not started where systemd is absent).
+mqtt-broker:
+	@if command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's MQTT broker (mosquitto) for the MQTT tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null || \
+	  echo "warning: mosquitto not installed: the MQTT tests will be skipped" >&2; \
+	else \
+	  echo "warning: no MQTT broker (sudo apt-get install mosquitto): the MQTT tests will be skipped" >&2; \
+	fi
+
 ffmpeg:
 	@if ldconfig -p 2>/dev/null | grep -q 'libavutil\.so\.'; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -65,7 +77,7 @@ $(STAMP): setup.cfg pyproject.toml
 	  echo "removing $$other: it cannot share an environment with the $(ORT) onnxruntime"; \
 	  $(BIN)/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu; \
 	fi
-	$(BIN)/python -m pip install -q -e '.[$(ORT),train,export,test,network,live]'
+	$(BIN)/python -m pip install -q -e '.[$(ORT),train,export,test,network,live,mqtt]'
 	@$(MAKE) --no-print-directory nats-server
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
@@ -93,10 +105,10 @@ demo-network: install
 train: install
 	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) --resume $(DATA_ARG)
 
-test: install rtsp-server
+test: install rtsp-server mqtt-broker
 	$(BIN)/python -m pytest -q
 
-test-slow: install rtsp-server
+test-slow: install rtsp-server mqtt-broker
 	$(BIN)/python -m pytest -q -m slow
 
 clean:

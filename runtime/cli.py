@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from picojepa.core.bundle import CHECKSUM
 from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, examples, fail, one_line_errors, progress, warn
 from picojepa.core.decode import VIDEO_SUFFIXES
 from picojepa.core.options import Finite
@@ -120,9 +121,11 @@ class _Sections(click.Command):
               help="Live source: stop after this many seconds (default: when the stream ends, or Ctrl-C).")
 @click.option("--on-change", is_flag=True,
               help="Live source: a line only when the label changes (with the span the previous one held).")
-@click.option("--publish", metavar="NATS_URL",
-              help="Live source: also publish each result on NATS, subject picojepa.live.<name> "
-                   "(credentials in the URL: nats://user:password@host:4222).")
+@click.option("--publish", metavar="URL", multiple=True,
+              help="Live source: also publish each result, repeatable: nats://host:4222 (subject "
+                   "picojepa.live.<name>) or mqtt://host:1883 (topics picojepa/<name>/..., the "
+                   "label retained, Home Assistant discovery; docs/cameras.md); credentials in the "
+                   "URL: mqtt://user:password@host.")
 @click.option("--name", "stream_name", help="Live source: its name in --publish subjects [default: the URL].")
 @click.option("--streams", "streams_file", type=click.Path(dir_okay=False),
               help="Many live sources at once, one 'SOURCE [NAME]' per line: classified together "
@@ -173,7 +176,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             if publish:
                 from .publish import open_publisher
 
-                publisher = open_publisher(publish, connect_timeout)
+                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""))
             return _classify_live(ens, streams, opts, vote_method, fmt, on_change, publisher)
         finally:
             if publisher:

@@ -1,5 +1,6 @@
-"""Live results as NATS messages, so that other systems can act on them: each window's JSON on
-the subject `picojepa.live.<stream>` of the server given to `picojepa-run --publish`.
+"""Live results as messages, so that other systems can act on them: `picojepa-run --publish URL`
+(repeatable). On NATS each window's JSON goes to the subject `picojepa.live.<stream>`; on MQTT
+(`mqtt://`, Home Assistant's way) see `mqtt.py`.
 
 Publishing never blocks the classifier: messages go out from the NATS client's own event loop
 (a thread here); while the server is unreachable the client buffers and reconnects by itself.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+
+from picojepa.core.errors import UsageError
+from picojepa.core.redact import redact
 
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
@@ -49,9 +53,43 @@ class Publisher:
             self._io.stop()
 
 
-def open_publisher(url: str, connect_timeout_s: float) -> Publisher:
-    """A Publisher on `url` (credentials may ride in it: nats://user:pass@host:4222)."""
+def _open_nats(url: str, connect_timeout_s: float) -> Publisher:
     try:
         return Publisher(NatsOptions((url,), connect_timeout_s=connect_timeout_s, name="picojepa-run"))
     except TimeoutError:
-        raise NetworkError(f"{url}: no NATS server answered within {connect_timeout_s:g} s") from None
+        raise NetworkError(f"{redact(url)}: no NATS server answered within {connect_timeout_s:g} s") from None
+
+
+class Publishers:
+    """Every --publish target as one: each result goes to all of them."""
+
+    def __init__(self, targets: list):
+        self.targets = targets
+
+    def publish(self, stream: str, result: dict) -> None:
+        for t in self.targets:
+            t.publish(stream, result)
+
+    def close(self) -> None:
+        for t in self.targets:
+            t.close()
+
+
+def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "") -> Publishers:
+    """The publishers of `urls` (nats://... or mqtt://...; credentials may ride in them), each
+    connected within `connect_timeout_s`; those opened are closed again if a later one fails."""
+    targets: list = []
+    try:
+        for url in [urls] if isinstance(urls, str) else list(urls):
+            if url.lower().startswith("mqtt://"):
+                from .mqtt import MqttPublisher
+
+                targets.append(MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id))
+            elif url.lower().startswith(("nats://", "tls://")):
+                targets.append(_open_nats(url, connect_timeout_s))
+            else:
+                raise UsageError(f"--publish {redact(url)}: give a nats:// or an mqtt:// URL")
+    except BaseException:
+        Publishers(targets).close()
+        raise
+    return Publishers(targets)

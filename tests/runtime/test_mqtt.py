@@ -1,0 +1,194 @@
+"""Live results on MQTT against a real broker (Debian's mosquitto, which `make test` installs as
+root), started on loopback by the fixtures: every window's result, the retained state, events,
+the availability topic and its last will, Home Assistant's discovery messages, a refused login
+and a broker that is not there."""
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytest.importorskip("av")
+mqtt = pytest.importorskip("paho.mqtt.client")
+MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
+pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="no mosquitto (sudo apt-get install mosquitto)")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, deadline_s: float = 10.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {deadline_s} s")
+
+
+def _broker(tmp: Path, users: dict | None = None):
+    port, conf = _port(), tmp / "mosquitto.conf"
+    # `user`: as root mosquitto would switch to the user `mosquitto`, who cannot read pytest's folders
+    lines = [f"listener {port} 127.0.0.1", "persistence false", f"allow_anonymous {'false' if users else 'true'}",
+             f"user {getpass.getuser()}"]
+    if users:
+        pw = tmp / "passwd"
+        pw.write_text("")
+        for user, password in users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True, timeout=30,
+                           capture_output=True)
+        lines.append(f"password_file {pw}")
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port)
+    return proc, port
+
+
+@pytest.fixture
+def broker(tmp_path):
+    proc, port = _broker(tmp_path)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+class Subscriber:
+    """Every message on `#` with its retain flag, from a paho client of its own."""
+
+    def __init__(self, port: int):
+        self.messages, self._got = [], threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{time.monotonic_ns()}")
+        self.client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        self.messages.append((msg.topic, msg.payload.decode(), bool(msg.retain)))
+        self._got.set()
+
+    def topic(self, topic: str) -> list[str]:
+        return [p for t, p, _ in self.messages if t == topic]
+
+    def wait_for(self, topic: str, payload: str | None = None, deadline_s: float = 20.0) -> None:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if any(t == topic and (payload is None or p == payload) for t, p, _ in self.messages):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no {topic} {payload or ''} within {deadline_s} s: {self.messages[-5:]}")
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def stream(smoke_data):
+    """A built-in video looped as an MPEG-TS stream over TCP on loopback."""
+    port = _port()
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    proc = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
+                             "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    yield f"tcp://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait(10)
+
+
+def _cmd(bundle, source, *args) -> list[str]:
+    return [sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(bundle), "--format", "json",
+            source, "--window", "0.5", *args]
+
+
+def test_results_state_events_availability_and_discovery_reach_a_subscriber(smoke_bundle, broker, stream):
+    from picojepa.runtime.mqtt import topics
+
+    live = Subscriber(broker)
+    time.sleep(0.3)
+    run = subprocess.run(_cmd(smoke_bundle, stream, "--name", "front door", "--duration", "5",
+                              "--publish", f"mqtt://127.0.0.1:{broker}"), capture_output=True, text=True,
+                         cwd=REPO, timeout=90)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    node = socket.gethostname()
+    t = topics("front door", node)
+    assert t["result"] == "picojepa/front_door/result"
+    live.wait_for(t["availability"], "offline")
+    results = [json.loads(p) for p in live.topic(t["result"])]
+    assert len(rows) >= 3 and [r["start_s"] for r in results] == [r["start_s"] for r in rows]
+    changes = 1 + sum(a["label"] != b["label"] for a, b in zip(rows, rows[1:]))
+    assert len(live.topic(t["state"])) == changes and len(live.topic(t["event"])) == changes - 1
+    assert live.topic(t["availability"])[0] == "online"
+    live.close()
+
+    later = Subscriber(broker)  # arrives after the run: gets what was retained
+    later.wait_for(t["discovery"])
+    later.wait_for(t["state"])
+    retained = {t_: (p, r) for t_, p, r in later.messages}
+    state = json.loads(retained[t["state"]][0])
+    last_change = [r for a, r in zip([None] + rows, rows) if a is None or a["label"] != r["label"]][-1]
+    assert retained[t["state"]][1] and state["label"] == last_change["label"]
+    assert state["since_s"] == last_change["start_s"]
+    assert retained[t["availability"]] == ("offline", True)
+    config = json.loads(retained[t["discovery"]][0])
+    assert config["state_topic"] == t["state"] and config["availability_topic"] == t["availability"]
+    assert config["value_template"] == "{{ value_json.label }}" and config["unique_id"].startswith("picojepa_")
+    assert t["result"] not in retained  # results are not retained, only the state
+    later.close()
+
+
+def test_the_last_will_says_offline_when_the_run_dies_without_a_goodbye(smoke_bundle, broker, stream):
+    from picojepa.runtime.mqtt import topics
+
+    t = topics("cam", socket.gethostname())
+    live = Subscriber(broker)
+    run = subprocess.Popen(_cmd(smoke_bundle, stream, "--name", "cam", "--publish", f"mqtt://127.0.0.1:{broker}"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        live.wait_for(t["result"], deadline_s=40)
+        assert live.topic(t["availability"]) == ["online"]
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        live.wait_for(t["availability"], "offline", deadline_s=10)  # the broker's will, not the run's
+    finally:
+        run.kill()
+        live.close()
+
+
+def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, stream, tmp_path):
+    proc, port = _broker(tmp_path, users={"cam": "right"})
+    try:
+        bad = subprocess.run(_cmd(smoke_bundle, stream, "--duration", "3", "--publish",
+                                  f"mqtt://cam:wrong@127.0.0.1:{port}"), capture_output=True, text=True,
+                             cwd=REPO, timeout=60)
+        assert bad.returncode == 3 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert "refused" in bad.stderr and "wrong" not in bad.stderr and "Traceback" not in bad.stderr
+        ok = subprocess.run(_cmd(smoke_bundle, stream, "--duration", "3", "--publish",
+                                 f"mqtt://cam:right@127.0.0.1:{port}"), capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    t0 = time.monotonic()
+    gone = subprocess.run(_cmd(smoke_bundle, stream, "--connect-timeout", "2", "--publish",
+                               f"mqtt://127.0.0.1:{_port()}"), capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert gone.returncode == 3 and "no MQTT broker answered within 2 s" in gone.stderr, gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1 and time.monotonic() - t0 < 30

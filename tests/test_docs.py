@@ -114,10 +114,22 @@ def check_options(cmd: click.Command, words: list[str], where: str) -> list[str]
     return problems
 
 
+def inline_commands(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of each inline code span of a Markdown file that is a command line
+    (`picojepa-... ` or `make ...`), outside fenced blocks."""
+    out, fenced = [], False
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if re.match(r"^\s*```", line):
+            fenced = not fenced
+        elif not fenced:
+            out += [(n, m) for m in re.findall(r"`((?:picojepa-[a-z]+|make) [^`]+)`", line)]
+    return out
+
+
 def doc_problems(paths: list[Path]) -> list[str]:
     tools, targets, problems = entry_points(), make_targets(), []
     for path in paths:
-        for line, block in shell_blocks(path):
+        for line, block in shell_blocks(path) + inline_commands(path):
             for words in invocations(block):
                 where = f"{path.name}:{line}: {words[0]}"
                 if words[0] in tools:
@@ -143,13 +155,15 @@ def test_the_docs_check_catches_a_renamed_option_a_missing_target_and_recipe(tmp
                     "picojepa-run --bundle b --windw 2 clip.mp4 && make demoo\n"
                     "picojepa-train classify --config configs/nope.yaml \\\n    --data d\n"
                     "RECIPE=real make train | tee log; picojepa-trian all\n"
-                    "```\n")
+                    "```\n"
+                    "Inline too: `picojepa-data index src --out d --held-out-prefx test__` and `make train`.\n")
     bad = doc_problems([page])
     assert any("no option '--windw'" in p for p in bad), bad
     assert any("no make target 'demoo'" in p for p in bad), bad
     assert any("configs/nope.yaml" in p for p in bad), bad
     assert any("picojepa-trian" in p for p in bad), bad
-    assert len(bad) == 4, bad
+    assert any("no option '--held-out-prefx'" in p for p in bad), bad
+    assert len(bad) == 5, bad
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)

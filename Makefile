@@ -77,7 +77,7 @@ $(STAMP): setup.cfg pyproject.toml
 	  echo "removing $$other: it cannot share an environment with the $(ORT) onnxruntime"; \
 	  $(BIN)/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu; \
 	fi
-	$(BIN)/python -m pip install -q -e '.[$(ORT),train,export,test,network,live,mqtt]'
+	$(BIN)/python -m pip install -q -e '.[$(ORT),train,export,test,network,live,mqtt,metrics]'
 	@$(MAKE) --no-print-directory nats-server
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)

@@ -67,7 +67,7 @@ class _Sections(click.Command):
                           "decoder_threads", "skip_frames", "connect_timeout")),
         ("Edge network", ("nats_servers", "nats_token", "nats_user", "nats_password", "nats_creds",
                           "deadline_ms", "quorum")),
-        ("Output", ("fmt", "publish", "stream_name")),
+        ("Output", ("fmt", "publish", "stream_name", "http_listen")),
     )
 
     def format_options(self, ctx, formatter):
@@ -127,6 +127,9 @@ class _Sections(click.Command):
                    "label retained, Home Assistant discovery; docs/cameras.md); credentials in the "
                    "URL: mqtt://user:password@host.")
 @click.option("--name", "stream_name", help="Live source: its name in --publish subjects [default: the URL].")
+@click.option("--http", "http_listen", metavar="HOST:PORT",
+              help="Live sources: serve /metrics (Prometheus), /api/status (JSON) and a status page "
+                   "on HOST:PORT while the run lasts, e.g. 127.0.0.1:8080.")
 @click.option("--streams", "streams_file", type=click.Path(dir_okay=False),
               help="Many live sources at once, one 'SOURCE [NAME]' per line: classified together "
                    "(windows ready at the same moment share one batch); JSON lines carry `stream`.")
@@ -151,7 +154,7 @@ class _Sections(click.Command):
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, streams_file, reconnect_s, rtsp_transport,
+         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, http_listen, streams_file, reconnect_s, rtsp_transport,
          decoder_threads, skip_frames, nats, connect_timeout, deadline_ms, quorum):
     """Classify videos, camera streams or both with a bundle's ensemble.
 
@@ -167,6 +170,11 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         if streams_file and videos or len(live) != len(videos) or len(live) > 1:
             fail("live sources run alone: one SOURCE, or many with --streams FILE", EXIT_USAGE)
         streams = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
+        listen = None
+        if http_listen:
+            from .status import parse_listen
+
+            listen = parse_listen(http_listen)
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
                            decoder_threads, skip_frames)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
@@ -177,7 +185,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
                 from .publish import open_publisher
 
                 publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""))
-            return _classify_live(ens, streams, opts, vote_method, fmt, on_change, publisher)
+            return _classify_live(ens, streams, opts, vote_method, fmt, on_change, publisher, listen)
         finally:
             if publisher:
                 publisher.close()
@@ -222,7 +230,7 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
 
 
 def _classify_live(ens, streams: list[tuple[str, str]], opts, vote_method, fmt, on_change: bool = False,
-                   publisher=None) -> None:
+                   publisher=None, listen: tuple[str, int] | None = None) -> None:
     """One line per window of every stream (JSON or text; with `on_change` only when a stream's
     label changes) until the streams end, --duration passes, or SIGINT/SIGTERM; then a summary
     line per stream. Windows the classifier could not keep up with are dropped (counted)."""
@@ -238,9 +246,19 @@ def _classify_live(ens, streams: list[tuple[str, str]], opts, vote_method, fmt, 
         timer.start()
     old_term = signal.signal(signal.SIGTERM, lambda *_: (why.append("stopped"), stop.set()))
     runners = {name: LiveRunner(source, ens.bundle.clip, opts) for name, source in streams}
+    status = server = None
     held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
     try:
+        if listen:
+            from .status import Status, StatusServer
+
+            status = Status(runners)
+            server = StatusServer(status, *listen)
         for name, w, pred in classify_streams(ens, runners, vote_method, stop):
+            if status:
+                status.record(name, w, pred, {"label": pred.label, "confidence": pred.confidence,
+                                              "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
+                                              "wall_time": w.wall_time, "error": pred.error})
             h = held.get(name)
             if on_change and h is not None and pred.label == h["label"]:
                 h["to_s"] = w.end_s
@@ -256,6 +274,8 @@ def _classify_live(ens, streams: list[tuple[str, str]], opts, vote_method, fmt, 
     finally:
         timer.cancel()
         signal.signal(signal.SIGTERM, old_term)
+        if server:
+            server.close()
         for r in runners.values():
             r.close()
     _live_summary(runners, why[0] if why else "the stream ended")

@@ -99,3 +99,27 @@ def tiny_disk(tmp_path):
         pytest.skip("cannot mount a tmpfs here")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def looped_stream(smoke_data):
+    """A built-in video looped as a real-time MPEG-TS stream over TCP on loopback (FFmpeg)."""
+    import time
+
+    port = _free_port()
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    proc = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
+                             "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    yield f"tcp://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait(10)

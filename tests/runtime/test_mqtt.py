@@ -98,31 +98,17 @@ class Subscriber:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def stream(smoke_data):
-    """A built-in video looped as an MPEG-TS stream over TCP on loopback."""
-    port = _port()
-    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    proc = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
-                             "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    yield f"tcp://127.0.0.1:{port}"
-    proc.kill()
-    proc.wait(10)
-
-
 def _cmd(bundle, source, *args) -> list[str]:
     return [sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(bundle), "--format", "json",
             source, "--window", "0.5", *args]
 
 
-def test_results_state_events_availability_and_discovery_reach_a_subscriber(smoke_bundle, broker, stream):
+def test_results_state_events_availability_and_discovery_reach_a_subscriber(smoke_bundle, broker, looped_stream):
     from picojepa.runtime.mqtt import topics
 
     live = Subscriber(broker)
     time.sleep(0.3)
-    run = subprocess.run(_cmd(smoke_bundle, stream, "--name", "front door", "--duration", "5",
+    run = subprocess.run(_cmd(smoke_bundle, looped_stream, "--name", "front door", "--duration", "5",
                               "--publish", f"mqtt://127.0.0.1:{broker}"), capture_output=True, text=True,
                          cwd=REPO, timeout=90)
     assert run.returncode == 0, run.stderr
@@ -154,12 +140,12 @@ def test_results_state_events_availability_and_discovery_reach_a_subscriber(smok
     later.close()
 
 
-def test_the_last_will_says_offline_when_the_run_dies_without_a_goodbye(smoke_bundle, broker, stream):
+def test_the_last_will_says_offline_when_the_run_dies_without_a_goodbye(smoke_bundle, broker, looped_stream):
     from picojepa.runtime.mqtt import topics
 
     t = topics("cam", socket.gethostname())
     live = Subscriber(broker)
-    run = subprocess.Popen(_cmd(smoke_bundle, stream, "--name", "cam", "--publish", f"mqtt://127.0.0.1:{broker}"),
+    run = subprocess.Popen(_cmd(smoke_bundle, looped_stream, "--name", "cam", "--publish", f"mqtt://127.0.0.1:{broker}"),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     try:
         live.wait_for(t["result"], deadline_s=40)
@@ -172,15 +158,15 @@ def test_the_last_will_says_offline_when_the_run_dies_without_a_goodbye(smoke_bu
         live.close()
 
 
-def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, stream, tmp_path):
+def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, looped_stream, tmp_path):
     proc, port = _broker(tmp_path, users={"cam": "right"})
     try:
-        bad = subprocess.run(_cmd(smoke_bundle, stream, "--duration", "3", "--publish",
+        bad = subprocess.run(_cmd(smoke_bundle, looped_stream, "--duration", "3", "--publish",
                                   f"mqtt://cam:wrong@127.0.0.1:{port}"), capture_output=True, text=True,
                              cwd=REPO, timeout=60)
         assert bad.returncode == 3 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
         assert "refused" in bad.stderr and "wrong" not in bad.stderr and "Traceback" not in bad.stderr
-        ok = subprocess.run(_cmd(smoke_bundle, stream, "--duration", "3", "--publish",
+        ok = subprocess.run(_cmd(smoke_bundle, looped_stream, "--duration", "3", "--publish",
                                  f"mqtt://cam:right@127.0.0.1:{port}"), capture_output=True, text=True,
                             cwd=REPO, timeout=60)
         assert ok.returncode == 0, ok.stderr
@@ -188,7 +174,7 @@ def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, 
         proc.terminate()
         proc.wait(10)
     t0 = time.monotonic()
-    gone = subprocess.run(_cmd(smoke_bundle, stream, "--connect-timeout", "2", "--publish",
+    gone = subprocess.run(_cmd(smoke_bundle, looped_stream, "--connect-timeout", "2", "--publish",
                                f"mqtt://127.0.0.1:{_port()}"), capture_output=True, text=True, cwd=REPO, timeout=60)
     assert gone.returncode == 3 and "no MQTT broker answered within 2 s" in gone.stderr, gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1 and time.monotonic() - t0 < 30

@@ -1,0 +1,183 @@
+"""What every camera of a live run is doing, over HTTP: `picojepa-run SOURCE --http 127.0.0.1:8080`.
+
+- `/metrics`: Prometheus' text format, through the official client library (prometheus-client):
+  per camera the frames decoded and converted, windows classified and dropped, reconnects, gaps
+  and windows off the frame grid (counters read from the readers' own statistics at scrape time,
+  so they are the numbers the run prints), whether the stream is up, and histograms of the latency
+  from a window's last frame to its result and of the inference per window.
+- `/api/status`: the same as JSON, with each camera's latest result and its recent label changes.
+- `/`: a small page that shows them, refreshed every two seconds from `/api/status`.
+
+The server is the standard library's threading HTTP server in a thread of its own: a scrape never
+waits for the classifier, nor the classifier for a scrape.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from picojepa.core.errors import PicoJepaError, UsageError
+
+EVENTS_KEPT = 20
+COUNTERS = (  # metric name (without _total), LiveStats attribute, help
+    ("picojepa_frames_decoded", "frames", "Frames decoded from the stream."),
+    ("picojepa_frames_converted", "converted", "Frames converted to RGB clip frames (those a clip takes)."),
+    ("picojepa_windows_classified", "windows", "Windows classified."),
+    ("picojepa_windows_dropped", "dropped", "Windows dropped because the classifier was behind."),
+    ("picojepa_reconnects", "reconnects", "Times the stream dropped and was reopened."),
+    ("picojepa_windows_repicked", "repicked", "Windows whose frames were off the stream's frame grid."),
+)
+
+
+class StatusError(PicoJepaError, RuntimeError):
+    """The status server could not listen where it was asked to."""
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """'HOST:PORT' -> (host, port); a usage error otherwise."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--http {value}: give HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+def _prometheus():
+    try:
+        import prometheus_client
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    except ImportError:
+        raise StatusError("--http needs prometheus-client: pip install 'picojepa[metrics]' (or make install)") from None
+    return prometheus_client, CounterMetricFamily, GaugeMetricFamily
+
+
+class Status:
+    """The run's cameras (name -> LiveRunner) and what came of their windows."""
+
+    def __init__(self, runners: dict):
+        prom, self._counter, self._gauge = _prometheus()
+        self.runners, self.started = runners, time.time()
+        self.latest: dict[str, dict] = {}
+        self.events = {n: collections.deque(maxlen=EVENTS_KEPT) for n in runners}
+        self._lock = threading.Lock()
+        self.registry = prom.CollectorRegistry()
+        self.latency = prom.Histogram("picojepa_window_latency_seconds", "From a window's last frame to its result.",
+                                      ["camera"], registry=self.registry,
+                                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+        self.inference = prom.Histogram("picojepa_inference_seconds", "Inference per window.", ["camera"],
+                                        registry=self.registry,
+                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+        self.registry.register(self)  # collect(): the readers' counters at scrape time
+        self._text = prom.generate_latest
+
+    def collect(self):
+        families = {name: self._counter(name, help_, labels=["camera"]) for name, _, help_ in COUNTERS}
+        gaps = self._counter("picojepa_gaps", "Gaps in the stream (drops and timestamp jumps).", labels=["camera"])
+        up = self._gauge("picojepa_stream_up", "1 while the stream is being read, 0 once it ended or failed.",
+                         labels=["camera"])
+        for n, r in self.runners.items():
+            for name, attr, _ in COUNTERS:
+                families[name].add_metric([n], getattr(r.stats, attr))
+            gaps.add_metric([n], len(r.stats.gaps))
+            up.add_metric([n], 0 if r.finished or r.error else 1)
+        yield from families.values()
+        yield gaps
+        yield up
+
+    def record(self, name: str, w, pred, row: dict) -> None:
+        """One classified window of camera `name` (its Window, Prediction and printed row)."""
+        self.latency.labels(name).observe(max(0.0, time.time() - w.wall_time))
+        self.inference.labels(name).observe(pred.timings_ms.get("inference", 0.0) / 1e3)
+        with self._lock:
+            before = self.latest.get(name)
+            if before is None or before.get("label") != row.get("label"):
+                self.events[name].append({"label": row.get("label"), "previous": before and before.get("label"),
+                                          "at_s": row.get("start_s"), "wall_time": row.get("wall_time")})
+            self.latest[name] = row
+
+    def metrics_text(self) -> bytes:
+        return self._text(self.registry)
+
+    def as_json(self) -> dict:
+        now = time.time()
+        with self._lock:
+            cams = []
+            for n, r in self.runners.items():
+                s, last = r.stats, self.latest.get(n) or {}
+                cams.append({"name": n, "up": not (r.finished or r.error), "error": str(r.error) if r.error else None,
+                             "label": last.get("label"), "confidence": last.get("confidence"),
+                             "start_s": last.get("start_s"), "end_s": last.get("end_s"),
+                             "fps": round(s.frames / max(1e-6, now - self.started), 2),
+                             "frames": s.frames, "windows": s.windows, "dropped": s.dropped,
+                             "reconnects": s.reconnects, "gaps": len(s.gaps), "events": list(self.events[n])})
+        return {"started": self.started, "uptime_s": round(now - self.started, 3), "cameras": cams}
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>pico-JEPA cameras</title>
+<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left}
+.down{color:#a00}</style></head><body><h1>pico-JEPA cameras</h1>
+<table id="cams"><thead><tr><th>camera</th><th>label</th><th>confidence</th><th>fps</th><th>windows</th>
+<th>dropped</th><th>recent events</th></tr></thead><tbody></tbody></table>
+<script>
+function esc(s){return String(s==null?"":s).replace(/[&<>"]/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]))}
+async function refresh(){
+  try{const r=await fetch("/api/status");const s=await r.json();
+    document.querySelector("#cams tbody").innerHTML=s.cameras.map(c=>
+      `<tr class="${c.up?"":"down"}" data-camera="${esc(c.name)}"><td>${esc(c.name)}</td>`+
+      `<td class="label">${esc(c.label)}</td><td>${c.confidence==null?"":c.confidence.toFixed(2)}</td>`+
+      `<td>${c.fps}</td><td class="windows">${c.windows}</td><td>${c.dropped}</td>`+
+      `<td>${c.events.slice(-3).map(e=>esc(e.previous)+" &rarr; "+esc(e.label)).join("<br>")}</td></tr>`).join("");
+  }catch(e){}
+}
+refresh();setInterval(refresh,2000);
+</script></body></html>
+"""
+
+
+class StatusServer:
+    """/metrics, /api/status and / for `status`, on host:port, in a daemon thread."""
+
+    def __init__(self, status: Status, host: str, port: int):
+        handler = _handler(status)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise StatusError(f"--http {host}:{port}: cannot listen ({exc.strerror or exc})") from None
+        self._server.daemon_threads = True
+        self.address = self._server.server_address
+        self._thread = threading.Thread(target=self._server.serve_forever, name="status-http", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def _handler(status: Status):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, "text/plain; version=0.0.4; charset=utf-8", status.metrics_text())
+            elif path == "/api/status":
+                self._send(200, "application/json", json.dumps(status.as_json()).encode())
+            elif path in ("/", "/index.html"):
+                self._send(200, "text/html; charset=utf-8", PAGE.encode())
+            else:
+                self._send(404, "text/plain", b"not found\n")
+
+        def _send(self, code: int, kind: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # scrapes are not the run's output
+            pass
+
+    return Handler

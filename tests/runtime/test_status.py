@@ -1,0 +1,127 @@
+"""`picojepa-run --http`: /metrics parsed with the Prometheus client's own parser and matching what
+was classified, /api/status, the page, and bad or taken addresses as one-line errors."""
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import REPO
+
+pytest.importorskip("av")
+parser = pytest.importorskip("prometheus_client.parser")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def _samples(text: str) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in parser.text_string_to_metric_families(text) for s in fam.samples}
+
+
+def test_metrics_and_status_match_what_was_classified(smoke_bundle, smoke_data):
+    from picojepa.runtime.ensemble import Ensemble
+    from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams
+    from picojepa.runtime.status import Status, StatusServer
+
+    ens = Ensemble.load(smoke_bundle, provider="cpu")
+    videos = sorted((smoke_data / "infer").glob("*/*.mp4"))[:2]
+    runners = {f"cam{i}": LiveRunner(str(v), ens.bundle.clip, LiveOptions(window_s=0.5)) for i, v in enumerate(videos)}
+    status = Status(runners)
+    server = StatusServer(status, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.address[1]}"
+    got: dict[str, list] = {n: [] for n in runners}
+    try:
+        for name, w, pred in classify_streams(ens, runners, "majority", threading.Event()):
+            status.record(name, w, pred, {"label": pred.label, "confidence": pred.confidence,
+                                          "start_s": w.start_s, "end_s": w.end_s, "wall_time": w.wall_time})
+            got[name].append(pred.label)
+        code, kind, text = _get(f"{base}/metrics")
+        assert code == 200 and kind.startswith("text/plain")
+        m = _samples(text)
+        for name, labels in got.items():
+            cam = (("camera", name),)
+            assert len(labels) >= 2
+            assert m[("picojepa_windows_classified_total", cam)] == len(labels) == runners[name].stats.windows
+            assert m[("picojepa_frames_decoded_total", cam)] == runners[name].stats.frames > 0
+            assert 0 < m[("picojepa_frames_converted_total", cam)] <= runners[name].stats.frames
+            assert m[("picojepa_window_latency_seconds_count", cam)] == len(labels)
+            assert m[("picojepa_inference_seconds_count", cam)] == len(labels)
+            assert m[("picojepa_windows_dropped_total", cam)] == runners[name].stats.dropped
+            assert m[("picojepa_stream_up", cam)] == 0  # a file played as a stream: over
+        code, kind, text = _get(f"{base}/api/status")
+        s = json.loads(text)
+        assert code == 200 and kind == "application/json"
+        by = {c["name"]: c for c in s["cameras"]}
+        for name, labels in got.items():
+            assert by[name]["windows"] == len(labels) and by[name]["label"] == labels[-1]
+            changes = 1 + sum(a != b for a, b in zip(labels, labels[1:]))
+            assert len(by[name]["events"]) == min(changes, 20) and by[name]["events"][-1]["label"] == labels[-1]
+        code, kind, text = _get(f"{base}/")
+        assert code == 200 and "pico-JEPA cameras" in text and "/api/status" in text
+        assert _get(f"{base}/nope")[0] == 404
+    finally:
+        server.close()
+        for r in runners.values():
+            r.close()
+
+
+def _cmd(bundle, source, *args):
+    return [sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(bundle), "--format", "json", source,
+            "--window", "0.5", *args]
+
+
+def test_the_run_serves_its_status_while_it_lasts(smoke_bundle, looped_stream):
+    port = _port()
+    run = subprocess.Popen(_cmd(smoke_bundle, looped_stream, "--name", "door", "--duration", "8", "--http",
+                                f"127.0.0.1:{port}"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=REPO)
+    try:
+        end, seen = time.monotonic() + 40, None
+        while time.monotonic() < end and run.poll() is None:
+            try:
+                seen = json.loads(_get(f"http://127.0.0.1:{port}/api/status")[2])
+                if seen["cameras"][0]["windows"] >= 2:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        assert seen and seen["cameras"][0]["name"] == "door" and seen["cameras"][0]["up"], seen
+        assert ("picojepa_stream_up", (("camera", "door"),)) in _samples(_get(f"http://127.0.0.1:{port}/metrics")[2])
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+    finally:
+        run.kill()
+    with pytest.raises(OSError):  # gone with the run
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+
+
+def test_a_bad_or_taken_address_is_a_one_line_error(smoke_bundle, looped_stream):
+    bad = subprocess.run(_cmd(smoke_bundle, looped_stream, "--http", "8080"), capture_output=True, text=True, cwd=REPO,
+                         timeout=60)
+    assert bad.returncode == 2 and "--http 8080: give HOST:PORT" in bad.stderr, bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(_cmd(smoke_bundle, looped_stream, "--duration", "3", "--http", f"127.0.0.1:{port}"),
+                           capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 3 and f"--http 127.0.0.1:{port}: cannot listen" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

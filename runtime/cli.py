@@ -63,7 +63,7 @@ class _Sections(click.Command):
         ("Bundle and model", ("bundle", "provider", "vote_method", "variant", "threads")),
         ("Files", ("clips", "placement", "decode_device", "prefetch", "labels_from_folders", "no_progress")),
         ("Windows (files and live sources)", ("window", "stride")),
-        ("Live sources", ("streams_file", "duration", "on_change", "reconnect_s", "rtsp_transport",
+        ("Live sources", ("streams_file", "cameras_file", "duration", "on_change", "reconnect_s", "rtsp_transport",
                           "decoder_threads", "skip_frames", "connect_timeout")),
         ("Edge network", ("nats_servers", "nats_token", "nats_user", "nats_password", "nats_creds",
                           "deadline_ms", "quorum")),
@@ -135,6 +135,9 @@ class _Sections(click.Command):
                    "(windows ready at the same moment share one batch); JSON lines carry `stream`.")
 @click.option("--reconnect-s", default=30.0, show_default=True, type=Finite(min=0.1),
               help="Live source: how long a dropped stream is reconnected before the run gives up.")
+@click.option("--cameras", "cameras_file", type=click.Path(dir_okay=False),
+              help="A camera file (YAML): each camera's name, url, window, stride and event labels, and "
+                   "where results go (publish, http); docs/cameras.md.")
 @click.option("--rtsp-transport", default="tcp", show_default=True, type=click.Choice(["tcp", "udp"]),
               help="RTSP sources: RTP interleaved over the RTSP connection (tcp) or over UDP, for "
                    "servers that only send UDP.")
@@ -154,7 +157,7 @@ class _Sections(click.Command):
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, http_listen, streams_file, reconnect_s, rtsp_transport,
+         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, http_listen, streams_file, cameras_file, reconnect_s, rtsp_transport,
          decoder_threads, skip_frames, nats, connect_timeout, deadline_ms, quorum):
     """Classify videos, camera streams or both with a bundle's ensemble.
 
@@ -166,25 +169,38 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     from .live import LiveOptions, is_live, read_streams_file
 
     live = [v for v in videos if is_live(v)]
-    if live or streams_file:
-        if streams_file and videos or len(live) != len(videos) or len(live) > 1:
-            fail("live sources run alone: one SOURCE, or many with --streams FILE", EXIT_USAGE)
-        streams = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
+    if live or streams_file or cameras_file:
+        if (streams_file or cameras_file) and videos or len(live) != len(videos) or len(live) > 1 \
+                or streams_file and cameras_file:
+            fail("live sources run alone: one SOURCE, or many with --streams FILE or --cameras FILE", EXIT_USAGE)
+        opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
+                           decoder_threads, skip_frames)
+        cams, events = None, None
+        if cameras_file:
+            from .cameras import EventFilter, load_cameras
+
+            cams = load_cameras(cameras_file)
+            streams = [(c.name, c.url, _camera_opts(opts, c)) for c in cams.cameras]
+            publish, http_listen = (*publish, *cams.publish), http_listen or cams.http
+            events = EventFilter({c.name: set(c.events) for c in cams.cameras if c.events})
+        else:
+            named = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
+            streams = [(n, src, opts) for n, src in named]
         listen = None
         if http_listen:
             from .status import parse_listen
 
             listen = parse_listen(http_listen)
-        opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
-                           decoder_threads, skip_frames)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
                     deadline_ms, quorum)
         publisher = None
         try:
+            if cams:
+                cams.check_labels(ens.classes)
             if publish:
                 from .publish import open_publisher
 
-                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""))
+                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), events)
             return _classify_live(ens, streams, opts, vote_method, fmt, on_change, publisher, listen)
         finally:
             if publisher:
@@ -229,7 +245,18 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
                                    decode_device=check_decode_device(decode_device))
 
 
-def _classify_live(ens, streams: list[tuple[str, str]], opts, vote_method, fmt, on_change: bool = False,
+def _camera_opts(opts, cam):
+    """The run's live options with a camera file's window and stride for one camera."""
+    import dataclasses
+
+    if cam.window_s is None and cam.stride_s is None:
+        return opts
+    window = cam.window_s or opts.window_s
+    return dataclasses.replace(opts, window_s=window, stride_s=cam.stride_s if cam.stride_s else
+                               (None if cam.window_s else opts.stride_s))
+
+
+def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_method, fmt, on_change: bool = False,
                    publisher=None, listen: tuple[str, int] | None = None) -> None:
     """One line per window of every stream (JSON or text; with `on_change` only when a stream's
     label changes) until the streams end, --duration passes, or SIGINT/SIGTERM; then a summary
@@ -245,7 +272,7 @@ def _classify_live(ens, streams: list[tuple[str, str]], opts, vote_method, fmt, 
     if opts.duration_s:
         timer.start()
     old_term = signal.signal(signal.SIGTERM, lambda *_: (why.append("stopped"), stop.set()))
-    runners = {name: LiveRunner(source, ens.bundle.clip, opts) for name, source in streams}
+    runners = {name: LiveRunner(source, ens.bundle.clip, o) for name, source, o in streams}
     status = server = None
     held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
     try:

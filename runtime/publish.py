@@ -75,16 +75,17 @@ class Publishers:
             t.close()
 
 
-def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "") -> Publishers:
+def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "", events=None) -> Publishers:
     """The publishers of `urls` (nats://... or mqtt://...; credentials may ride in them), each
-    connected within `connect_timeout_s`; those opened are closed again if a later one fails."""
+    connected within `connect_timeout_s`; those opened are closed again if a later one fails.
+    `events` (a cameras.EventFilter): which label changes MQTT announces as events."""
     targets: list = []
     try:
         for url in [urls] if isinstance(urls, str) else list(urls):
             if url.lower().startswith("mqtt://"):
                 from .mqtt import MqttPublisher
 
-                targets.append(MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id))
+                targets.append(MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id, events=events))
             elif url.lower().startswith(("nats://", "tls://")):
                 targets.append(_open_nats(url, connect_timeout_s))
             else:

@@ -1,0 +1,133 @@
+"""The camera file: `picojepa-run --cameras cameras.yaml`, a box's cameras and where their results
+go, instead of flags.
+
+```yaml
+cameras:
+  - name: door                   # unique; names the camera in JSON lines, MQTT topics, metrics
+    url: rtsp://10.0.0.7/sub     # the stream analysed (any live source picojepa-run reads)
+    window: 2                    # seconds of stream per result (default: --window, else 2)
+    stride: 1                    # seconds between results (default: the window)
+    events: [typing]             # labels whose onset is an event (default: every label change)
+publish: [mqtt://127.0.0.1:1883] # where results go (also --publish)
+http: 127.0.0.1:8080             # metrics and status (also --http)
+```
+
+Validated like recipes, before any stream opens: unknown keys, wrong types, a repeated name, an
+empty list are refused as `file: camera N (name): key: reason`; event labels the bundle does not
+have are refused once the bundle is loaded.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from picojepa.core.errors import PicoJepaError
+from picojepa.core.textio import read_yaml
+
+from .live import is_live
+
+CAMERA_KEYS = {"name", "url", "window", "stride", "events"}
+TOP_KEYS = {"cameras", "publish", "http"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+MAX_S = 3600.0
+
+
+class CameraFileError(PicoJepaError, ValueError):
+    """A camera file that does not validate."""
+
+
+@dataclass(frozen=True)
+class Camera:
+    name: str
+    url: str
+    window_s: float | None = None  # None: the run's --window
+    stride_s: float | None = None  # None: the window
+    events: tuple[str, ...] = ()  # () : every label change is an event
+
+
+@dataclass(frozen=True)
+class CameraFile:
+    cameras: tuple[Camera, ...]
+    publish: tuple[str, ...] = ()
+    http: str | None = None
+    path: str = ""
+
+    def check_labels(self, classes) -> None:
+        """Refuse event labels that are no class of the bundle."""
+        for i, c in enumerate(self.cameras, 1):
+            unknown = [e for e in c.events if e not in classes]
+            if unknown:
+                raise CameraFileError(f"{self.path}: camera {i} ({c.name}): events: {', '.join(map(repr, unknown))} "
+                                      f"{'is' if len(unknown) == 1 else 'are'} no class of the bundle "
+                                      f"(classes: {', '.join(classes)})")
+
+
+def _seconds(value, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= MAX_S:
+        raise CameraFileError(f"{where}: expected seconds in [0.01, {MAX_S:g}], got {value!r}")
+    return float(value)
+
+
+def _strings(value, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise CameraFileError(f"{where}: expected a list of strings, got {value!r}")
+    return tuple(v.strip() for v in value)
+
+
+def _camera(i: int, item, path: str) -> Camera:
+    if not isinstance(item, dict):
+        raise CameraFileError(f"{path}: camera {i}: expected a mapping (name, url, ...), got {item!r}")
+    name = item.get("name")
+    where = f"{path}: camera {i}" + (f" ({name})" if isinstance(name, str) else "")
+    unknown = sorted(set(map(str, item)) - CAMERA_KEYS)
+    if unknown:
+        raise CameraFileError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(sorted(CAMERA_KEYS))})")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise CameraFileError(f"{where}: name: expected 1-64 letters, digits, spaces, '_', '.' or '-', "
+                              f"got {name!r}")
+    url = item.get("url")
+    if not isinstance(url, str) or not is_live(url.strip()):
+        raise CameraFileError(f"{where}: url: expected a live source (rtsp://, rtmp://, http(s)://, tcp://, "
+                              f"udp://, srt://, /dev/videoN), got {url!r}")
+    window = _seconds(item.get("window"), f"{where}: window")
+    stride = _seconds(item.get("stride"), f"{where}: stride")
+    events = _strings(item["events"], f"{where}: events") if "events" in item else ()
+    return Camera(name, url.strip(), window, stride, events)
+
+
+def load_cameras(path: str) -> CameraFile:
+    data = read_yaml(path, CameraFileError, "camera file")
+    if not isinstance(data, dict):
+        raise CameraFileError(f"{path}: expected a mapping with 'cameras:', got {type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - TOP_KEYS)
+    if unknown:
+        raise CameraFileError(f"{path}: {unknown[0]}: unknown key (known: {', '.join(sorted(TOP_KEYS))})")
+    items = data.get("cameras")
+    if not isinstance(items, list) or not items:
+        raise CameraFileError(f"{path}: cameras: expected a non-empty list of cameras, got {items!r}")
+    cameras = [_camera(i, item, path) for i, item in enumerate(items, 1)]
+    seen: set[str] = set()
+    for i, c in enumerate(cameras, 1):
+        if c.name in seen:
+            raise CameraFileError(f"{path}: camera {i} ({c.name}): name: used by an earlier camera")
+        seen.add(c.name)
+    publish = _strings(data["publish"], f"{path}: publish") if "publish" in data else ()
+    http = data.get("http")
+    if http is not None and not isinstance(http, str):
+        raise CameraFileError(f"{path}: http: expected HOST:PORT, got {http!r}")
+    return CameraFile(tuple(cameras), publish, http, str(path))
+
+
+@dataclass
+class EventFilter:
+    """Which label changes of which camera are events (the MQTT `event` topic)."""
+
+    labels: dict[str, set] = field(default_factory=dict)  # camera -> labels; absent: every change
+
+    def is_event(self, camera: str, label: str) -> bool:
+        chosen = self.labels.get(camera)
+        return not chosen or label in chosen

@@ -1,0 +1,110 @@
+"""The camera file (`picojepa-run --cameras FILE`): what it accepts, what it refuses and how it
+says so, and a run of two cameras with their own windows."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, _free_port
+
+pytest.importorskip("av")
+
+GOOD = """\
+cameras:
+  - name: door
+    url: rtsp://10.0.0.7/sub
+    window: 2
+    stride: 1
+    events: [typing]
+  - name: yard
+    url: tcp://127.0.0.1:5000
+publish: [mqtt://127.0.0.1:1883]
+http: 127.0.0.1:8080
+"""
+
+
+def _load(tmp_path, text):
+    from picojepa.runtime.cameras import load_cameras
+
+    f = tmp_path / "cameras.yaml"
+    f.write_text(text)
+    return load_cameras(str(f)), str(f)
+
+
+def test_a_good_camera_file_gives_each_camera_and_the_outputs(tmp_path):
+    cams, _ = _load(tmp_path, GOOD)
+    door, yard = cams.cameras
+    assert (door.name, door.url, door.window_s, door.stride_s, door.events) == (
+        "door", "rtsp://10.0.0.7/sub", 2.0, 1.0, ("typing",))
+    assert (yard.window_s, yard.stride_s, yard.events) == (None, None, ())
+    assert cams.publish == ("mqtt://127.0.0.1:1883",) and cams.http == "127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("cameras: []\n", "cameras: expected a non-empty list"),
+    ("camera:\n  - {name: a, url: rtsp://x}\n", "camera: unknown key (known: cameras, http, publish)"),
+    ("cameras:\n  - {name: a, url: rtsp://x, zoom: 2}\n", "camera 1 (a): zoom: unknown key"),
+    ("cameras:\n  - {name: a, url: rtsp://x}\n  - {name: a, url: rtsp://y}\n", "camera 2 (a): name: used by an earlier"),
+    ("cameras:\n  - {url: rtsp://x}\n", "camera 1: name: expected"),
+    ("cameras:\n  - {name: a, url: clip.mp4}\n", "camera 1 (a): url: expected a live source"),
+    ("cameras:\n  - {name: a, url: rtsp://x, window: 0}\n", "camera 1 (a): window: expected seconds"),
+    ("cameras:\n  - {name: a, url: rtsp://x, stride: '1'}\n", "camera 1 (a): stride: expected seconds"),
+    ("cameras:\n  - {name: a, url: rtsp://x, events: 3}\n", "camera 1 (a): events: expected a list of strings"),
+    ("cameras:\n  - {name: a, url: rtsp://x}\nhttp: 8080\n", "http: expected HOST:PORT"),
+    ("- just a list\n", "expected a mapping with 'cameras:'"),
+    ("cameras: [\n", "cameras.yaml"),
+])
+def test_a_bad_camera_file_is_refused_naming_the_file_the_camera_and_the_key(tmp_path, text, message):
+    from picojepa.runtime.cameras import CameraFileError
+
+    with pytest.raises(CameraFileError) as err:
+        _load(tmp_path, text)
+    assert message in str(err.value) and str(tmp_path / "cameras.yaml") in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_event_labels_must_be_classes_of_the_bundle(tmp_path):
+    from picojepa.runtime.cameras import CameraFileError
+
+    cams, path = _load(tmp_path, GOOD)
+    cams.check_labels(["typing", "exercise"])
+    with pytest.raises(CameraFileError, match=r"camera 1 \(door\): events: 'typing' is no class of the bundle"):
+        cams.check_labels(["spin", "pulse"])
+
+
+def _serve(video, port):
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
+                             "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_two_cameras_from_a_camera_file_each_with_its_own_window(smoke_bundle, smoke_data, tmp_path):
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    ports = [_free_port(), _free_port()]
+    servers = [_serve(video, p) for p in ports]
+    try:
+        time.sleep(0.5)
+        f = tmp_path / "cameras.yaml"
+        f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{ports[0]}', window: 0.5}}\n"
+                     f"  - {{name: yard, url: 'tcp://127.0.0.1:{ports[1]}', window: 1, stride: 0.5}}\n")
+        r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
+                            "json", "--cameras", str(f), "--duration", "6"], capture_output=True, text=True,
+                           cwd=REPO, timeout=90)
+        assert r.returncode == 0, r.stderr
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        spans = {n: [round(x["end_s"] - x["start_s"], 3) for x in rows if x["stream"] == n] for n in ("door", "yard")}
+        assert spans["door"] and set(spans["door"]) == {0.5}
+        assert spans["yard"] and set(spans["yard"]) == {1.0}
+        starts = [x["start_s"] for x in rows if x["stream"] == "yard"]
+        assert all(round(b - a, 3) == 0.5 for a, b in zip(starts, starts[1:]))  # stride 0.5
+        assert "door:" in r.stderr and "yard:" in r.stderr  # a summary line per camera
+        both = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle),
+                               "--cameras", str(f), "clip.mp4"], capture_output=True, text=True, cwd=REPO,
+                              timeout=60)
+        assert both.returncode == 2 and "live sources run alone" in both.stderr
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait(10)

@@ -19,8 +19,13 @@ have are refused once the bundle is loaded.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
+import click
+
+from picojepa.core.console import error
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.textio import read_yaml
 
@@ -131,3 +136,48 @@ class EventFilter:
     def is_event(self, camera: str, label: str) -> bool:
         chosen = self.labels.get(camera)
         return not chosen or label in chosen
+
+
+class Reloader:
+    """SIGHUP re-reads the camera file: added cameras start, removed ones stop, changed ones
+    restart, the others keep running untouched. A file that no longer validates is refused with
+    its one-line reason and the cameras keep running as they were. `publish` and `http` are read
+    at start only. The signal only sets a flag; `apply` runs in the classifying loop, so the
+    cameras change between two batches, never in the middle of one."""
+
+    def __init__(self, cams: CameraFile, classes, start: Callable[[Camera], object],
+                 events: EventFilter | None = None):
+        self.path, self.classes, self.start, self.events = cams.path, list(classes), start, events
+        self.current = {c.name: c for c in cams.cameras}
+        self.pending = threading.Event()
+        self.applied = 0
+
+    def request(self, *_signal) -> None:
+        self.pending.set()
+
+    def apply(self, runners: dict) -> None:
+        if not self.pending.is_set():
+            return
+        self.pending.clear()
+        try:
+            new = load_cameras(self.path)
+            new.check_labels(self.classes)
+        except CameraFileError as exc:
+            error(f"{exc}; the cameras keep running as they were")
+            return
+        wanted = {c.name: c for c in new.cameras}
+        stopped = [n for n in self.current if n not in wanted]
+        restarted = [n for n in wanted if n in self.current and wanted[n] != self.current[n]]
+        started = [n for n in wanted if n not in self.current]
+        for n in stopped + restarted:
+            runner = runners.pop(n, None)
+            if runner is not None:
+                runner.close()
+        for n in restarted + started:
+            runners[n] = self.start(wanted[n])
+        if self.events is not None:
+            self.events.labels = {c.name: set(c.events) for c in new.cameras if c.events}
+        self.current, self.applied = wanted, self.applied + 1
+        changes = [f"{what} {', '.join(names)}" for what, names in
+                   (("started", started), ("stopped", stopped), ("restarted", restarted)) if names]
+        click.echo(f"{self.path} re-read: {'; '.join(changes) or 'no camera changed'}", err=True)

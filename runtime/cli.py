@@ -166,7 +166,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     the members run on edge nodes and vote over NATS."""
     from picojepa.core.decode import check_ffmpeg
 
-    from .live import LiveOptions, is_live, read_streams_file
+    from .live import LiveOptions, LiveRunner, is_live, read_streams_file
 
     live = [v for v in videos if is_live(v)]
     if live or streams_file or cameras_file:
@@ -201,7 +201,14 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
                 from .publish import open_publisher
 
                 publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), events)
-            return _classify_live(ens, streams, opts, vote_method, fmt, on_change, publisher, listen)
+            reloader = None
+            if cams:
+                from .cameras import Reloader
+
+                reloader = Reloader(cams, ens.classes, lambda c: LiveRunner(c.url, ens.bundle.clip,
+                                                                            _camera_opts(opts, c)), events)
+            return _classify_live(ens, streams, opts, vote_method, fmt, on_change,
+                                  LiveOutputs(publisher, listen, reloader))
         finally:
             if publisher:
                 publisher.close()
@@ -256,8 +263,17 @@ def _camera_opts(opts, cam):
                                (None if cam.window_s else opts.stride_s))
 
 
+@dataclass(frozen=True)
+class LiveOutputs:
+    """What a live run does beside printing: publishing, the status server, camera-file reloads."""
+
+    publisher: object = None
+    listen: tuple[str, int] | None = None
+    reloader: object = None  # cameras.Reloader: SIGHUP re-reads the camera file
+
+
 def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_method, fmt, on_change: bool = False,
-                   publisher=None, listen: tuple[str, int] | None = None) -> None:
+                   out: LiveOutputs = LiveOutputs()) -> None:
     """One line per window of every stream (JSON or text; with `on_change` only when a stream's
     label changes) until the streams end, --duration passes, or SIGINT/SIGTERM; then a summary
     line per stream. Windows the classifier could not keep up with are dropped (counted)."""
@@ -272,8 +288,10 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
     if opts.duration_s:
         timer.start()
     old_term = signal.signal(signal.SIGTERM, lambda *_: (why.append("stopped"), stop.set()))
+    old_hup = signal.signal(signal.SIGHUP, out.reloader.request) if out.reloader else None
     runners = {name: LiveRunner(source, ens.bundle.clip, o) for name, source, o in streams}
     status = server = None
+    publisher, listen = out.publisher, out.listen
     held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
     try:
         if listen:
@@ -281,7 +299,8 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
 
             status = Status(runners)
             server = StatusServer(status, *listen)
-        for name, w, pred in classify_streams(ens, runners, vote_method, stop):
+        for name, w, pred in classify_streams(ens, runners, vote_method, stop,
+                                              out.reloader.apply if out.reloader else None):
             if status:
                 status.record(name, w, pred, {"label": pred.label, "confidence": pred.confidence,
                                               "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
@@ -301,6 +320,8 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
     finally:
         timer.cancel()
         signal.signal(signal.SIGTERM, old_term)
+        if old_hup is not None:
+            signal.signal(signal.SIGHUP, old_hup)
         if server:
             server.close()
         for r in runners.values():

@@ -379,16 +379,19 @@ def read_streams_file(path: str) -> list[tuple[str, str]]:
     return out
 
 
-def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: threading.Event
-                     ) -> Iterator[tuple[str, Window, object]]:
+def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: threading.Event,
+                     between=None) -> Iterator[tuple[str, Window, object]]:
     """Classify the windows of every running stream as they come: the windows ready at the same
     moment, from any streams, go through the graphs as one batch (over the network, one request
-    each). Yields (name, window, Prediction) until every stream has ended, or `stop` is set."""
+    each). Yields (name, window, Prediction) until every stream has ended, or `stop` is set.
+    `between(runners)`, when given, runs before each batch: it may add or remove streams."""
     from .ensemble import Answers, Decoded, assemble
 
     batched = hasattr(ens, "member_probs")
-    while not stop.is_set() and not all(r.finished for r in runners.values()):
-        ready = [(n, w) for n, r in runners.items() if (w := r.take()) is not None]
+    while not stop.is_set() and not all(r.finished for r in list(runners.values())):
+        if between is not None:
+            between(runners)
+        ready = [(n, w) for n, r in list(runners.items()) if (w := r.take()) is not None]
         if not ready:
             stop.wait(0.02)
             continue
@@ -403,5 +406,6 @@ def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: t
                         frames=w.frames[None])
             pred = (assemble(d, Answers(ens.bundle.members, probs[:, i:i + 1]), ens.classes, method,
                              per_window_ms, lambda p: ens.combine(p, method)) if batched else ens.finish(d, method))
-            runners[n].stats.windows += 1
+            if n in runners:
+                runners[n].stats.windows += 1
             yield n, w, pred

@@ -60,7 +60,7 @@ class Status:
         prom, self._counter, self._gauge = _prometheus()
         self.runners, self.started = runners, time.time()
         self.latest: dict[str, dict] = {}
-        self.events = {n: collections.deque(maxlen=EVENTS_KEPT) for n in runners}
+        self.events = collections.defaultdict(lambda: collections.deque(maxlen=EVENTS_KEPT))  # cameras may come
         self._lock = threading.Lock()
         self.registry = prom.CollectorRegistry()
         self.latency = prom.Histogram("picojepa_window_latency_seconds", "From a window's last frame to its result.",
@@ -77,7 +77,7 @@ class Status:
         gaps = self._counter("picojepa_gaps", "Gaps in the stream (drops and timestamp jumps).", labels=["camera"])
         up = self._gauge("picojepa_stream_up", "1 while the stream is being read, 0 once it ended or failed.",
                          labels=["camera"])
-        for n, r in self.runners.items():
+        for n, r in list(self.runners.items()):
             for name, attr, _ in COUNTERS:
                 families[name].add_metric([n], getattr(r.stats, attr))
             gaps.add_metric([n], len(r.stats.gaps))
@@ -104,7 +104,7 @@ class Status:
         now = time.time()
         with self._lock:
             cams = []
-            for n, r in self.runners.items():
+            for n, r in list(self.runners.items()):
                 s, last = r.stats, self.latest.get(n) or {}
                 cams.append({"name": n, "up": not (r.finished or r.error), "error": str(r.error) if r.error else None,
                              "label": last.get("label"), "confidence": last.get("confidence"),

@@ -108,3 +108,69 @@ def test_two_cameras_from_a_camera_file_each_with_its_own_window(smoke_bundle, s
         for s in servers:
             s.kill()
             s.wait(10)
+
+
+def test_sighup_starts_added_stops_removed_restarts_changed_and_refuses_a_bad_file(smoke_bundle, smoke_data,
+                                                                                   tmp_path):
+    """door keeps running untouched, yard is removed, gate is added, and lane changes its stream and
+    window; then a file that no longer validates is refused in one line and the cameras keep running."""
+    import signal
+
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    # FFmpeg's TCP server takes one client: lane's restart connects to a second server ("lane2")
+    ports = {n: _free_port() for n in ("door", "yard", "gate", "lane", "lane2")}
+    servers = [_serve(video, p) for p in ports.values()]
+    f = tmp_path / "cameras.yaml"
+
+    def write(cams: dict):
+        f.write_text("cameras:\n" + "".join(f"  - {{name: {n}, url: 'tcp://127.0.0.1:{ports[src]}', window: {w}}}\n"
+                                            for n, (src, w) in cams.items()))
+
+    def rows_of(lines: list, name: str) -> list:
+        return [r for r in (json.loads(x) for x in lines) if r["stream"] == name]
+
+    write({"door": ("door", 0.5), "yard": ("yard", 0.5), "lane": ("lane", 0.5)})
+    time.sleep(0.5)
+    run = subprocess.Popen([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
+                            "json", "--cameras", str(f)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=REPO)
+    lines: list[str] = []
+    reader = __import__("threading").Thread(target=lambda: lines.extend(iter(run.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        def wait_rows(name, n, deadline=40):
+            end = time.monotonic() + deadline
+            while time.monotonic() < end and len(rows_of(list(lines), name)) < n:
+                time.sleep(0.1)
+            assert len(rows_of(list(lines), name)) >= n, (name, lines[-3:])
+
+        wait_rows("door", 3)
+        wait_rows("yard", 2)
+        write({"door": ("door", 0.5), "lane": ("lane2", 1.0), "gate": ("gate", 0.5)})
+        before = len(lines)
+        run.send_signal(signal.SIGHUP)
+        wait_rows("gate", 2)
+        mark = len(lines)
+        wait_rows("lane", len(rows_of(lines[:mark], "lane")) + 2)
+        f.write_text("cameras:\n  - {name: door, url: clip.mp4}\n")
+        run.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        after_bad = len(lines)
+        wait_rows("door", len(rows_of(lines[:after_bad], "door")) + 2)  # still running
+        run.send_signal(signal.SIGTERM)
+        err = run.communicate(timeout=60)[1]
+    finally:
+        run.kill()
+        for s in servers:
+            s.kill()
+            s.wait(10)
+    assert run.returncode == 0, err
+    yard_after = rows_of(lines[mark:], "yard")
+    assert not yard_after  # stopped
+    lane_before = {round(r["end_s"] - r["start_s"], 3) for r in rows_of(lines[:before], "lane")}
+    lane_after = [round(r["end_s"] - r["start_s"], 3) for r in rows_of(lines[mark:], "lane")]
+    assert lane_before == {0.5} and lane_after and lane_after[-1] == 1.0  # restarted with its new window
+    door = [r["start_s"] for r in rows_of(lines, "door")]
+    assert all(b > a for a, b in zip(door, door[1:]))  # never restarted: its stream time goes on
+    assert "re-read: started gate; stopped yard; restarted lane" in err
+    assert "camera 1 (door): url: expected a live source" in err and "keep running as they were" in err

@@ -193,3 +193,17 @@ def test_every_commands_help_opens_with_one_line_and_ends_with_examples_that_par
     for line in lines:
         words = shlex.split(line)
         assert not check_options(tools[words[0]], words[1:], name), line
+
+
+def test_the_example_systemd_unit_runs_a_command_the_tools_accept():
+    units = sorted((ROOT / "tools" / "systemd").glob("*.service"))
+    assert units
+    tools = entry_points()
+    for unit in units:
+        lines = [line.split("=", 1)[1] for line in unit.read_text().splitlines() if line.startswith("ExecStart=")]
+        assert lines, unit
+        for line in lines:
+            words = shlex.split(line)
+            name = Path(words[0]).name
+            assert name in tools, line
+            assert not check_options(tools[name], words[1:], unit.name), line

@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(ORT)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install ffmpeg nats-server rtsp-server mqtt-broker demo demo-network train bench test test-slow clean help
+.PHONY: install ffmpeg nats-server rtsp-server mqtt-broker browser demo demo-network train bench test test-slow clean help
 
 help:
 	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
@@ -57,6 +57,17 @@ mqtt-broker:
 	  echo "warning: mosquitto not installed: the MQTT tests will be skipped" >&2; \
 	else \
 	  echo "warning: no MQTT broker (sudo apt-get install mosquitto): the MQTT tests will be skipped" >&2; \
+	fi
+
+# A headless browser for the status-page test: Debian's Chromium, when root; otherwise it skips.
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's Chromium for the status-page test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+	  echo "warning: chromium not installed: the status-page test will be skipped" >&2; \
+	else \
+	  echo "warning: no Chromium (sudo apt-get install chromium): the status-page test will be skipped" >&2; \
 	fi
 
 ffmpeg:
@@ -105,10 +116,10 @@ demo-network: install
 train: install
 	$(BIN)/picojepa-train all --config configs/$(RECIPE).yaml --out $(RUN) --resume $(DATA_ARG)
 
-test: install rtsp-server mqtt-broker
+test: install rtsp-server mqtt-broker browser
 	$(BIN)/python -m pytest -q
 
-test-slow: install rtsp-server mqtt-broker
+test-slow: install rtsp-server mqtt-broker browser
 	$(BIN)/python -m pytest -q -m slow
 
 clean:

@@ -1,6 +1,7 @@
 """`picojepa-run --http`: /metrics parsed with the Prometheus client's own parser and matching what
 was classified, /api/status, the page, and bad or taken addresses as one-line errors."""
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,3 +126,43 @@ def test_a_bad_or_taken_address_is_a_one_line_error(smoke_bundle, looped_stream)
                            capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 3 and f"--http 127.0.0.1:{port}: cannot listen" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (sudo apt-get install chromium)")
+def test_the_status_page_shows_every_camera_in_a_real_browser(smoke_bundle, smoke_data, tmp_path):
+    """Headless Chromium loads `/`, runs its script (which fetches /api/status) and shows a row per
+    camera with its latest label and window count."""
+    from picojepa.runtime.ensemble import Ensemble
+    from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams
+    from picojepa.runtime.status import Status, StatusServer
+
+    ens = Ensemble.load(smoke_bundle, provider="cpu")
+    videos = sorted((smoke_data / "infer").glob("*/*.mp4"))[:2]
+    runners = {n: LiveRunner(str(v), ens.bundle.clip, LiveOptions(window_s=0.5)) for n, v in zip(("door", "yard"), videos)}
+    status = Status(runners)
+    last = {}
+    for name, w, pred in classify_streams(ens, runners, "majority", threading.Event()):
+        status.record(name, w, pred, {"label": pred.label, "confidence": pred.confidence, "start_s": w.start_s,
+                                      "end_s": w.end_s, "wall_time": w.wall_time})
+        last[name] = pred.label
+    server = StatusServer(status, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.address[1]}/"
+        browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                   "--virtual-time-budget=5000"]
+        dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+        shot = tmp_path / "page.png"
+        subprocess.run([*browser, "--window-size=900,300", f"--screenshot={shot}", url], capture_output=True,
+                       timeout=120)
+    finally:
+        server.close()
+        for r in runners.values():
+            r.close()
+    for name, label in last.items():
+        row = dom.split(f'data-camera="{name}"', 1)[1].split("</tr>", 1)[0]
+        assert f'<td class="label">{label}</td>' in row
+        assert f'<td class="windows">{runners[name].stats.windows}</td>' in row
+    assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

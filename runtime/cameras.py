@@ -31,8 +31,10 @@ from picojepa.core.textio import read_yaml
 
 from .live import is_live
 
-CAMERA_KEYS = {"name", "url", "window", "stride", "events"}
-TOP_KEYS = {"cameras", "publish", "http"}
+CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record"}
+RECORD_KEYS = {"before_s", "after_s"}
+CLIPS_KEYS = {"dir", "max_gb"}
+TOP_KEYS = {"cameras", "publish", "http", "clips"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 MAX_S = 3600.0
 
@@ -48,6 +50,8 @@ class Camera:
     window_s: float | None = None  # None: the run's --window
     stride_s: float | None = None  # None: the window
     events: tuple[str, ...] = ()  # () : every label change is an event
+    record_url: str | None = None  # the stream clips are cut from (default: url), with `record`
+    record: tuple[float, float] | None = None  # (before_s, after_s): write a clip around each event
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class CameraFile:
     publish: tuple[str, ...] = ()
     http: str | None = None
     path: str = ""
+    clips_dir: str = "clips"
+    clips_max_gb: float = 20.0
 
     def check_labels(self, classes) -> None:
         """Refuse event labels that are no class of the bundle."""
@@ -101,7 +107,17 @@ def _camera(i: int, item, path: str) -> Camera:
     window = _seconds(item.get("window"), f"{where}: window")
     stride = _seconds(item.get("stride"), f"{where}: stride")
     events = _strings(item["events"], f"{where}: events") if "events" in item else ()
-    return Camera(name, url.strip(), window, stride, events)
+    record_url = item.get("record_url")
+    if record_url is not None and (not isinstance(record_url, str) or not is_live(record_url.strip())):
+        raise CameraFileError(f"{where}: record_url: expected a live source, got {record_url!r}")
+    record = None
+    if "record" in item or record_url is not None:
+        r = item.get("record") or {}
+        if not isinstance(r, dict) or set(map(str, r)) - RECORD_KEYS:
+            raise CameraFileError(f"{where}: record: expected {{before_s: S, after_s: S}}, got {r!r}")
+        record = (_seconds(r.get("before_s", 5.0), f"{where}: record: before_s"),
+                  _seconds(r.get("after_s", 10.0), f"{where}: record: after_s"))
+    return Camera(name, url.strip(), window, stride, events, record_url and record_url.strip(), record)
 
 
 def load_cameras(path: str) -> CameraFile:
@@ -124,18 +140,40 @@ def load_cameras(path: str) -> CameraFile:
     http = data.get("http")
     if http is not None and not isinstance(http, str):
         raise CameraFileError(f"{path}: http: expected HOST:PORT, got {http!r}")
-    return CameraFile(tuple(cameras), publish, http, str(path))
+    clips = data.get("clips") or {}
+    if not isinstance(clips, dict) or set(map(str, clips)) - CLIPS_KEYS:
+        raise CameraFileError(f"{path}: clips: expected {{dir: FOLDER, max_gb: N}}, got {clips!r}")
+    folder = clips.get("dir", "clips")
+    if not isinstance(folder, str) or not folder.strip():
+        raise CameraFileError(f"{path}: clips: dir: expected a folder, got {folder!r}")
+    max_gb = clips.get("max_gb", 20.0)
+    if isinstance(max_gb, bool) or not isinstance(max_gb, (int, float)) or not 0.001 <= max_gb <= 1e6:
+        raise CameraFileError(f"{path}: clips: max_gb: expected a size in GB in [0.001, 1e6], got {max_gb!r}")
+    return CameraFile(tuple(cameras), publish, http, str(path), folder.strip(), float(max_gb))
 
 
 @dataclass
 class EventFilter:
-    """Which label changes of which camera are events (the MQTT `event` topic)."""
+    """Which windows of which camera are events: with event labels, a window whose label is one
+    of them and was not before (the first window too); without, every change of label."""
 
     labels: dict[str, set] = field(default_factory=dict)  # camera -> labels; absent: every change
+    recorders: dict = field(default_factory=dict)  # camera -> recorder.Recorder
+    last: dict[str, str] = field(default_factory=dict)
 
-    def is_event(self, camera: str, label: str) -> bool:
+    def check(self, camera: str, label: str | None, wall: float) -> dict | None:
+        """The event this window makes, if any: {label, previous} and, where the camera records,
+        the paths of its clip and snapshot."""
+        if label is None:
+            return None
+        previous, self.last[camera] = self.last.get(camera), label
         chosen = self.labels.get(camera)
-        return not chosen or label in chosen
+        if label == previous or (not chosen and previous is None) or (chosen and label not in chosen):
+            return None
+        event = {"label": label, "previous": previous}
+        if camera in self.recorders:
+            event |= self.recorders[camera].trigger(label, wall)
+        return event
 
 
 class Reloader:

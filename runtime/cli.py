@@ -175,10 +175,10 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             fail("live sources run alone: one SOURCE, or many with --streams FILE or --cameras FILE", EXIT_USAGE)
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
                            decoder_threads, skip_frames)
-        cams, events = None, None
-        if cameras_file:
-            from .cameras import EventFilter, load_cameras
+        from .cameras import EventFilter, load_cameras
 
+        cams, events = None, EventFilter()
+        if cameras_file:
             cams = load_cameras(cameras_file)
             streams = [(c.name, c.url, _camera_opts(opts, c)) for c in cams.cameras]
             publish, http_listen = (*publish, *cams.publish), http_listen or cams.http
@@ -200,16 +200,19 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             if publish:
                 from .publish import open_publisher
 
-                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), events)
+                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""))
             reloader = None
             if cams:
                 from .cameras import Reloader
 
                 reloader = Reloader(cams, ens.classes, lambda c: LiveRunner(c.url, ens.bundle.clip,
                                                                             _camera_opts(opts, c)), events)
+                events.recorders = _recorders(cams, opts)
             return _classify_live(ens, streams, opts, vote_method, fmt, on_change,
-                                  LiveOutputs(publisher, listen, reloader))
+                                  LiveOutputs(publisher, listen, reloader, events))
         finally:
+            for rec in events.recorders.values():
+                rec.close()
             if publisher:
                 publisher.close()
             ens.close()
@@ -263,13 +266,26 @@ def _camera_opts(opts, cam):
                                (None if cam.window_s else opts.stride_s))
 
 
+def _recorders(cams, opts) -> dict:
+    """An event-clip recorder for each camera of the file that records."""
+    from .recorder import ClipStore, Recorder, RecordOptions
+
+    recording = [c for c in cams.cameras if c.record]
+    if not recording:
+        return {}
+    store = ClipStore(cams.clips_dir, cams.clips_max_gb * 1e9)
+    return {c.name: Recorder(c.name, c.record_url or c.url, RecordOptions(*c.record), store, opts) for c in recording}
+
+
 @dataclass(frozen=True)
 class LiveOutputs:
-    """What a live run does beside printing: publishing, the status server, camera-file reloads."""
+    """What a live run does beside printing: publishing, the status server, camera-file reloads,
+    events (and their clips)."""
 
     publisher: object = None
     listen: tuple[str, int] | None = None
     reloader: object = None  # cameras.Reloader: SIGHUP re-reads the camera file
+    events: object = None  # cameras.EventFilter: which windows are events; their recorders
 
 
 def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_method, fmt, on_change: bool = False,
@@ -311,8 +327,9 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
                 continue
             previous = None if h is None else {**h, "to_s": w.start_s, "held_s": round(w.start_s - h["from_s"], 3)}
             held[name] = {"label": pred.label, "from_s": round(w.start_s, 3), "to_s": w.end_s}
+            event = out.events.check(name, None if pred.error else pred.label, w.wall_time) if out.events else None
             row = _emit_window(pred, w, runners[name].stats, fmt, previous if on_change else None,
-                               name if len(streams) > 1 else None)
+                               name if len(streams) > 1 else None, event)
             if publisher:
                 publisher.publish(name, row)
     except KeyboardInterrupt:
@@ -343,13 +360,16 @@ def _live_summary(runners: dict, stopped_by: str) -> None:
         sys.exit(EXIT_PARTIAL if any(r.stats.windows for r in runners.values()) else EXIT_FAIL)
 
 
-def _emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str | None = None) -> dict:
+def _emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str | None = None,
+                 event: dict | None = None) -> dict:
     """Print one window's result; returns it as the JSON object (what --publish sends)."""
     row = pred.to_dict()
     row.update(start_s=round(w.start_s, 3), end_s=round(w.end_s, 3), wall_time=round(w.wall_time, 3),
                dropped=stats.dropped, gaps=len(stats.gaps), previous=previous)
     if stream is not None:
         row["stream"] = stream
+    if event:
+        row["event"] = event
     if fmt == "json":
         click.echo(json.dumps(row))
     elif pred.error:
@@ -357,8 +377,9 @@ def _emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str 
     else:
         was = f"  (after {previous['label']} for {previous['held_s']:.1f} s)" if previous else ""
         who = f"{stream}  " if stream is not None else ""
+        clip = f"  [event; clip {event['clip']}]" if event and event.get("clip") else ""
         click.echo(f"{who}{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, "
-                   f"{pred.vote} vote){was}")
+                   f"{pred.vote} vote){was}{clip}")
     sys.stdout.flush()
     return row
 

@@ -5,8 +5,9 @@ Topics (`<camera>` is the stream's name reduced to topic-safe characters; `<node
 - `picojepa/<camera>/result`: every window's JSON line, as printed;
 - `picojepa/<camera>/state`: retained, `{label, confidence, since_s, start_s, end_s}`, sent when
   the label changes (and for the first window), so that a subscriber arriving later reads it;
-- `picojepa/<camera>/event`: when the label changes (with a camera file: to one of the camera's
-  event labels), `{label, previous, at_s, ...}`;
+- `picojepa/<camera>/event`: each event (a label change; with a camera file's event labels, the
+  onset of one of them): `{label, previous, at_s, ...}` and, where the camera records, `clip`
+  and `snapshot`, the paths of its MP4 and JPEG;
 - `picojepa/<node>/availability`: retained `online` while the run is up; `offline` when it stops,
   and as the broker's last will when the connection dies without a goodbye;
 - `homeassistant/sensor/picojepa_<node>_<camera>/config`: retained MQTT discovery messages, so each
@@ -72,14 +73,13 @@ def _mqtt():
 class MqttPublisher:
     """One connection to the broker for all of a run's cameras."""
 
-    def __init__(self, url: str, connect_timeout_s: float, node: str | None = None, bundle_id: str = "",
-                 events=None):
+    def __init__(self, url: str, connect_timeout_s: float, node: str | None = None, bundle_id: str = ""):
         mqtt = _mqtt()
         parts = urlsplit(url)
         if parts.scheme != "mqtt" or not parts.hostname:
             raise MqttError(f"{redact(url)}: not an MQTT URL (mqtt://[user:pass@]host[:port])")
         self.node, self.bundle_id = node or socket.gethostname(), bundle_id
-        self.url, self.sent, self.events = redact(url), 0, events  # events: cameras.EventFilter or None
+        self.url, self.sent = redact(url), 0
         self._known: set[str] = set()
         self._held: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -126,18 +126,17 @@ class MqttPublisher:
                 self._announce(camera)
             self._client.publish(t["result"], json.dumps(result), qos=0)
             self.sent += 1
-            held = self._held.get(camera)
+            event, held = result.get("event"), self._held.get(camera)
+            if event:
+                self._client.publish(t["event"], json.dumps({"camera": camera, **event, "at_s": result.get("start_s"),
+                                                             "confidence": result.get("confidence"),
+                                                             "wall_time": result.get("wall_time")}), qos=1)
             if result.get("error") or (held is not None and held["label"] == result.get("label")):
                 return
             state = {"label": result.get("label"), "confidence": result.get("confidence"),
                      "since_s": result.get("start_s"), "start_s": result.get("start_s"),
                      "end_s": result.get("end_s"), "wall_time": result.get("wall_time")}
             self._client.publish(t["state"], json.dumps(state), qos=1, retain=True)
-            if held is not None and (self.events is None or self.events.is_event(camera, state["label"])):
-                self._client.publish(t["event"], json.dumps({"camera": camera, "label": state["label"],
-                                                             "previous": held["label"], "at_s": state["start_s"],
-                                                             "confidence": state["confidence"],
-                                                             "wall_time": state["wall_time"]}), qos=1)
             self._held[camera] = state
 
     def close(self) -> None:

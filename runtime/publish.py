@@ -75,17 +75,16 @@ class Publishers:
             t.close()
 
 
-def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "", events=None) -> Publishers:
+def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "") -> Publishers:
     """The publishers of `urls` (nats://... or mqtt://...; credentials may ride in them), each
-    connected within `connect_timeout_s`; those opened are closed again if a later one fails.
-    `events` (a cameras.EventFilter): which label changes MQTT announces as events."""
+    connected within `connect_timeout_s`; those opened are closed again if a later one fails."""
     targets: list = []
     try:
         for url in [urls] if isinstance(urls, str) else list(urls):
             if url.lower().startswith("mqtt://"):
                 from .mqtt import MqttPublisher
 
-                targets.append(MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id, events=events))
+                targets.append(MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id))
             elif url.lower().startswith(("nats://", "tls://")):
                 targets.append(_open_nats(url, connect_timeout_s))
             else:

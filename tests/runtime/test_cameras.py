@@ -44,7 +44,7 @@ def test_a_good_camera_file_gives_each_camera_and_the_outputs(tmp_path):
 
 @pytest.mark.parametrize("text,message", [
     ("cameras: []\n", "cameras: expected a non-empty list"),
-    ("camera:\n  - {name: a, url: rtsp://x}\n", "camera: unknown key (known: cameras, http, publish)"),
+    ("camera:\n  - {name: a, url: rtsp://x}\n", "camera: unknown key (known: cameras, clips, http, publish)"),
     ("cameras:\n  - {name: a, url: rtsp://x, zoom: 2}\n", "camera 1 (a): zoom: unknown key"),
     ("cameras:\n  - {name: a, url: rtsp://x}\n  - {name: a, url: rtsp://y}\n", "camera 2 (a): name: used by an earlier"),
     ("cameras:\n  - {url: rtsp://x}\n", "camera 1: name: expected"),
@@ -174,3 +174,79 @@ def test_sighup_starts_added_stops_removed_restarts_changed_and_refuses_a_bad_fi
     assert all(b > a for a, b in zip(door, door[1:]))  # never restarted: its stream time goes on
     assert "re-read: started gate; stopped yard; restarted lane" in err
     assert "camera 1 (door): url: expected a live source" in err and "keep running as they were" in err
+
+
+def _decoded_seconds(path) -> tuple[int, float]:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        times = [float(f.time) for f in c.decode(s)]
+    return len(times), times[-1] - times[0] + 1 / float(s.average_rate)
+
+
+def _recording_run(bundle, data, tmp_path, clips, window, before, after, seconds):
+    """One camera analysing one stream and recording another (FFmpeg's TCP server takes one
+    client each), every label an event label: the finished run and the looped video."""
+    video = sorted((data / "infer").glob("*/*.mp4"))[0]
+    classes = sorted(p.name for p in (data / "infer").iterdir() if p.is_dir())
+    ports = [_free_port(), _free_port()]
+    servers = [_serve(video, p) for p in ports]
+    f = tmp_path / "cameras.yaml"
+    f.write_text(f"cameras:\n  - name: door\n    url: 'tcp://127.0.0.1:{ports[0]}'\n"
+                 f"    record_url: 'tcp://127.0.0.1:{ports[1]}'\n    window: {window}\n    events: {classes}\n"
+                 f"    record: {{before_s: {before}, after_s: {after}}}\nclips: {{dir: '{clips}', max_gb: 1}}\n")
+    try:
+        time.sleep(0.5)
+        return subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(bundle), "--format",
+                               "json", "--cameras", str(f), "--duration", str(seconds)], capture_output=True,
+                              text=True, cwd=REPO, timeout=90), video
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait(10)
+
+
+def test_an_event_writes_a_clip_from_before_to_after_it_remuxed_from_the_record_stream(smoke_bundle, smoke_data,
+                                                                                        tmp_path):
+    """Every label of the bundle is an event label, so the first window is an event: its JSON line
+    names the clip and the snapshot; the MP4 decodes, starts within a GOP (here one loop of the
+    video) before `before_s` ahead of the event and lasts about before + after seconds."""
+    clips = tmp_path / "clips"
+    r, video = _recording_run(smoke_bundle, smoke_data, tmp_path, clips, window=1, before=1, after=2, seconds=9)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    events = [x["event"] for x in rows if "event" in x]
+    assert events and events[0]["previous"] is None and events[0]["label"] == rows[0]["label"]
+    first = events[0]
+    label = rows[0]["label"].replace("_", "-")  # '_' separates camera, time and label in the name
+    assert first["clip"].startswith(str(clips)) and first["clip"].endswith(f"_{label}.mp4")
+    assert "door_" in first["clip"]
+    written = [e for e in events if (tmp_path / "clips" / e["clip"].rsplit("/", 1)[1]).exists()]
+    assert written, (events, sorted(clips.iterdir()))
+    frames, seconds = _decoded_seconds(first["clip"])
+    gop = _decoded_seconds(video)[1]  # the looped file has one keyframe: a GOP is one loop
+    assert frames > 0 and 2.5 <= seconds <= 3.0 + gop + 0.5, seconds
+    snap = first["snapshot"]
+    assert snap and open(snap, "rb").read(3) == b"\xff\xd8\xff"  # a JPEG
+
+
+def test_a_full_disk_for_clips_is_an_error_per_clip_and_the_camera_goes_on(smoke_bundle, smoke_data, tmp_path,
+                                                                          tiny_disk):
+    (tiny_disk / "clips").mkdir()
+    (tiny_disk / "filler").write_bytes(b"x" * (tiny_disk_free(tiny_disk) - 4096))  # the disk is full
+    r, _ = _recording_run(smoke_bundle, smoke_data, tmp_path, tiny_disk / "clips", window=0.5, before=0.5,
+                          after=0.5, seconds=6)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) >= 6  # classifying went on
+    assert "door: event clip" in r.stderr and "No space left on device" in r.stderr, r.stderr
+    assert not list((tiny_disk / "clips").glob("*.mp4"))  # no clip half-written: the partial ones are gone
+    assert not list((tiny_disk / "clips").glob(".*.partial"))
+
+
+def tiny_disk_free(path) -> int:
+    import os
+
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize

@@ -1,6 +1,7 @@
 """Live sources on loopback: FFmpeg serving a real clip as MPEG-TS over TCP and UDP, and HLS from
 a local static HTTP server; every server started here, bounded in time, and stopped."""
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -165,7 +166,10 @@ def test_hls_from_a_local_http_server_plays_to_its_end(smoke_bundle, stop_after,
     r = _run(smoke_bundle, f"http://127.0.0.1:{port}/index.m3u8", "--window", "1")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(rows) >= 3 and "the stream ended" in r.stderr.splitlines()[-1]
+    summary = r.stderr.splitlines()[-1]
+    # a playlist of files is read faster than real time: windows the classifier is behind on are dropped
+    classified, dropped = map(int, re.search(r"(\d+) windows classified, (\d+) dropped", summary).groups())
+    assert len(rows) == classified >= 1 and classified + dropped >= 3 and "the stream ended" in summary
 
 
 def test_on_change_prints_a_line_only_when_the_label_changes(smoke_bundle, stop_after):

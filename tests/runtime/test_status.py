@@ -59,7 +59,7 @@ def test_metrics_and_status_match_what_was_classified(smoke_bundle, smoke_data):
         m = _samples(text)
         for name, labels in got.items():
             cam = (("camera", name),)
-            assert len(labels) >= 2
+            assert len(labels) >= 1  # a file is read faster than real time: some windows may be dropped
             assert m[("picojepa_windows_classified_total", cam)] == len(labels) == runners[name].stats.windows
             assert m[("picojepa_frames_decoded_total", cam)] == runners[name].stats.frames > 0
             assert 0 < m[("picojepa_frames_converted_total", cam)] <= runners[name].stats.frames

@@ -20,6 +20,48 @@ Placement = Literal["exact", "keyframe"]
 
 
 @dataclass(frozen=True)
+class Region:
+    """A region of interest: a rectangle x, y, w, h in fractions of the frame, cropped from the
+    RGB frame before it is resized to the clip's size, in the file path and the live path alike
+    (a camera's region classifies the same in its recording and live)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def __post_init__(self):
+        v = (self.x, self.y, self.w, self.h)
+        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in v):
+            raise ValueError(f"region: expected 4 numbers x, y, w, h, got {v!r}")
+        if not (0 <= self.x < 1 and 0 <= self.y < 1 and 0 < self.w <= 1 and 0 < self.h <= 1
+                and self.x + self.w <= 1 + 1e-9 and self.y + self.h <= 1 + 1e-9):
+            raise ValueError(f"region: x, y, w, h must be fractions of the frame with x + w <= 1 and "
+                             f"y + h <= 1, got {', '.join(f'{a:g}' for a in v)}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Region":
+        try:
+            parts = [float(a) for a in text.split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) != 4:
+            raise ValueError(f"region: expected x,y,w,h (fractions of the frame), got {text!r}")
+        return cls(*parts)
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(x0, y0, w, h) in pixels of a width x height frame, on even numbers (so that a crop
+        before or after the decoder's chroma conversion takes the same pixels), at least 2 x 2."""
+        def even(v: float) -> int:
+            return int(round(v / 2)) * 2
+
+        x0, y0 = min(even(self.x * width), width - 2), min(even(self.y * height), height - 2)
+        w = max(2, min(even(self.w * width), (width - x0) // 2 * 2))
+        h = max(2, min(even(self.h * height), (height - y0) // 2 * 2))
+        return x0, y0, w, h
+
+
+@dataclass(frozen=True)
 class ClipSpec:
     """What one model input is: `frames` RGB frames of `size`x`size`, normalised with mean/std.
 

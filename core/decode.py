@@ -18,7 +18,7 @@ import numpy as np
 
 from picojepa.core.errors import DecodeError, FFmpegMissingError
 
-from .clips import ClipSpec, SeekMode
+from .clips import ClipSpec, Region, SeekMode
 
 TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
 # file suffixes taken for videos when a folder is searched (any file given by name is tried)
@@ -37,6 +37,22 @@ def _torchcodec():
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FFmpegMissingError(first[:200]) from None
     return VideoDecoder, Resize
+
+
+def _crop(x0: int, y0: int, w: int, h: int):
+    """A decoder transform cropping (x0, y0, w, h) of the full RGB frame: the spec torchcodec
+    0.13's own RandomCrop hands to its filter graph, at a fixed place. The pixels equal the live
+    path's crop of the converted frame (tests/core/test_decode.py holds it)."""
+    from torchcodec.transforms._decoder_transforms import DecoderTransform
+
+    class RegionCrop(DecoderTransform):
+        def _make_transform_spec(self, input_dims) -> str:
+            return f"crop, {h}, {w}, {x0}, {y0}"
+
+        def _get_output_dims(self):
+            return (h, w)
+
+    return RegionCrop()
 
 
 def check_ffmpeg() -> None:
@@ -228,21 +244,26 @@ def open_video(
     seek_mode: SeekMode = "exact",
     device: str = "cpu",
     threads: int = 1,
+    region: Region | None = None,
 ) -> VideoReader:
-    """Open `path` for decoding at `size`x`size`. Raises `DecodeError` with the reason. An
-    MPEG-TS file is remuxed to MP4 first (see `remux_to_mp4`); the temporary copy is unlinked
-    as soon as the decoder holds it open."""
+    """Open `path` for decoding at `size`x`size` (of `region` only, when given). Raises
+    `DecodeError` with the reason. An MPEG-TS file is remuxed to MP4 first (see `remux_to_mp4`);
+    the temporary copy is unlinked as soon as the decoder holds it open."""
     p = check_readable(path)
     VideoDecoder, Resize = _torchcodec()
     source = remux_to_mp4(p) if is_mpegts(p) else p
     try:
+        transforms = [Resize((size, size))]
+        if region is not None:
+            meta = VideoDecoder(str(source), seek_mode="approximate").metadata
+            transforms.insert(0, _crop(*region.pixels(int(meta.width or 0), int(meta.height or 0))))
         dec = VideoDecoder(
             str(source),
             seek_mode=seek_mode,
             dimension_order="NHWC",
             device=device,
             num_ffmpeg_threads=threads,
-            transforms=[Resize((size, size))],
+            transforms=transforms,
         )
         meta = dec.metadata
     except Exception as exc:

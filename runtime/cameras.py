@@ -25,13 +25,14 @@ from typing import Callable
 
 import click
 
+from picojepa.core.clips import Region
 from picojepa.core.console import error
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.textio import read_yaml
 
 from .live import is_live
 
-CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record"}
+CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region"}
 RECORD_KEYS = {"before_s", "after_s"}
 CLIPS_KEYS = {"dir", "max_gb"}
 TOP_KEYS = {"cameras", "publish", "http", "clips"}
@@ -52,6 +53,7 @@ class Camera:
     events: tuple[str, ...] = ()  # () : every label change is an event
     record_url: str | None = None  # the stream clips are cut from (default: url), with `record`
     record: tuple[float, float] | None = None  # (before_s, after_s): write a clip around each event
+    region: Region | None = None  # only this part of the frame is classified
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,16 @@ def _camera(i: int, item, path: str) -> Camera:
             raise CameraFileError(f"{where}: record: expected {{before_s: S, after_s: S}}, got {r!r}")
         record = (_seconds(r.get("before_s", 5.0), f"{where}: record: before_s"),
                   _seconds(r.get("after_s", 10.0), f"{where}: record: after_s"))
-    return Camera(name, url.strip(), window, stride, events, record_url and record_url.strip(), record)
+    region = None
+    if "region" in item:
+        r = item["region"]
+        try:
+            if not isinstance(r, list) or len(r) != 4:
+                raise ValueError(f"region: expected [x, y, w, h] as fractions of the frame, got {r!r}")
+            region = Region(*r)
+        except (ValueError, TypeError) as exc:
+            raise CameraFileError(f"{where}: {exc}") from None
+    return Camera(name, url.strip(), window, stride, events, record_url and record_url.strip(), record, region)
 
 
 def load_cameras(path: str) -> CameraFile:

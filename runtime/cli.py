@@ -60,7 +60,7 @@ class _Sections(click.Command):
     one kind of input only)."""
 
     SECTIONS = (
-        ("Bundle and model", ("bundle", "provider", "vote_method", "variant", "threads")),
+        ("Bundle and model", ("bundle", "provider", "vote_method", "variant", "threads", "region_text")),
         ("Files", ("clips", "placement", "decode_device", "prefetch", "labels_from_folders", "no_progress")),
         ("Windows (files and live sources)", ("window", "stride")),
         ("Live sources", ("streams_file", "cameras_file", "duration", "on_change", "reconnect_s", "rtsp_transport",
@@ -107,6 +107,9 @@ class _Sections(click.Command):
 @click.option("--placement", type=click.Choice(["exact", "keyframe"]),
               help="Where each clip starts: 'keyframe' moves it to the nearest keyframe so that "
                    "decoding starts at the clip [default: the bundle's recipe, usually exact].")
+@click.option("--region", "region_text", metavar="X,Y,W,H",
+              help="Classify only this rectangle of every frame (fractions of the frame, e.g. "
+                   "0.25,0.1,0.5,0.8), files and live sources alike.")
 @click.option("--decode-device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="Where torchcodec decodes: cuda uses the GPU's NVDEC decoder.")
 @click.option("--threads", default=0, type=click.IntRange(0, 256),
@@ -157,7 +160,7 @@ class _Sections(click.Command):
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, http_listen, streams_file, cameras_file, reconnect_s, rtsp_transport,
+         decode_device, region_text, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, http_listen, streams_file, cameras_file, reconnect_s, rtsp_transport,
          decoder_threads, skip_frames, nats, connect_timeout, deadline_ms, quorum):
     """Classify videos, camera streams or both with a bundle's ensemble.
 
@@ -168,13 +171,14 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
 
     from .live import LiveOptions, LiveRunner, is_live, read_streams_file
 
+    region = _region(region_text)
     live = [v for v in videos if is_live(v)]
     if live or streams_file or cameras_file:
         if (streams_file or cameras_file) and videos or len(live) != len(videos) or len(live) > 1 \
                 or streams_file and cameras_file:
             fail("live sources run alone: one SOURCE, or many with --streams FILE or --cameras FILE", EXIT_USAGE)
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
-                           decoder_threads, skip_frames)
+                           decoder_threads, skip_frames, region)
         from .cameras import EventFilter, load_cameras
 
         cams, events = None, EventFilter()
@@ -233,6 +237,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         threads = max(1, (os.cpu_count() or 2) - 1)  # a core for the decoding thread (measured)
     ens = _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum)
     ens.bundle = ens.bundle.with_placement(placement)
+    ens.region = region
     try:
         _classify(ens, paths, FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders,
                                           prefetch, no_progress))
@@ -255,15 +260,25 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
                                    decode_device=check_decode_device(decode_device))
 
 
+def _region(text: str | None):
+    """--region X,Y,W,H -> a Region (None without); a usage error that says why otherwise."""
+    if text is None:
+        return None
+    from picojepa.core.clips import Region
+
+    try:
+        return Region.parse(text)
+    except ValueError as exc:
+        fail(f"--{exc}", EXIT_USAGE)
+
+
 def _camera_opts(opts, cam):
-    """The run's live options with a camera file's window and stride for one camera."""
+    """The run's live options with a camera file's window, stride and region for one camera."""
     import dataclasses
 
-    if cam.window_s is None and cam.stride_s is None:
-        return opts
     window = cam.window_s or opts.window_s
     return dataclasses.replace(opts, window_s=window, stride_s=cam.stride_s if cam.stride_s else
-                               (None if cam.window_s else opts.stride_s))
+                               (None if cam.window_s else opts.stride_s), region=cam.region or opts.region)
 
 
 def _recorders(cams, opts) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 
 from picojepa.core import vote as votes
 from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle, load_bundle
-from picojepa.core.clips import ClipSpec, normalize, sliding_starts, uniform_starts
+from picojepa.core.clips import ClipSpec, Region, normalize, sliding_starts, uniform_starts
 from picojepa.core.decode import open_video
 from picojepa.core.errors import BundleError, DecodeError
 
@@ -68,15 +68,17 @@ class Decoded:
 
 
 def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: float | None = None,
-                 stride_s: float | None = None, device: str = "cpu", normalise: bool = True) -> Decoded:
+                 stride_s: float | None = None, device: str = "cpu", normalise: bool = True,
+                 region: Region | None = None) -> Decoded:
     """Decode and preprocess `clips` uniform clips of one video, or the centre clip of each
     window of `window_s` seconds every `stride_s`; never raises on a bad video (see `error`).
     `device` 'cuda' decodes on the GPU (NVDEC, through torchcodec); frames come back to the CPU
     for the shared preprocessing. `normalise` False keeps only the uint8 frames (what the
-    network coordinator sends: its member nodes normalise)."""
+    network coordinator sends: its member nodes normalise). `region`: only that part of each
+    frame (see `core.clips.Region`)."""
     t0 = time.perf_counter()
     try:
-        video = open_video(path, spec.size, spec.seek_mode, device=device)
+        video = open_video(path, spec.size, spec.seek_mode, device=device, region=region)
         n, fps = video.num_frames, video.fps or 1.0
         if window_s is not None:  # each window of window_s seconds -> its centre clip
             if window_s * fps > n + 0.5:  # in floats: an absurd --window is refused, not overflowed
@@ -206,6 +208,7 @@ class Ensemble:
                  threads: int = 0, decode_device: str = "cpu"):
         self.bundle = bundle
         self.decode_device = check_decode_device(decode_device)
+        self.region: Region | None = None  # a region of interest for every video (picojepa-run --region)
         graphs = bundle.graphs_of(variant)
         if not graphs:
             raise BundleError(f"{bundle.root}: has no {variant!r} graphs "
@@ -248,7 +251,8 @@ class Ensemble:
     def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,
                stride_s: float | None = None) -> Decoded:
         """Decode and preprocess the clips of one video (never raises on a bad video)."""
-        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device)
+        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device,
+                            region=self.region)
 
     def member_probs(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities of every member, (M, B, C), in manifest member order."""

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from picojepa.core.clips import ClipSpec, max_start, normalize, window_indices
+from picojepa.core.clips import ClipSpec, Region, max_start, normalize, window_indices
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 from picojepa.core.textio import read_text
@@ -60,6 +60,7 @@ class LiveOptions:
     # 'nonref': FFmpeg skips decoding non-reference frames (B-frames that nothing refers to):
     # cheaper, but the window then holds fewer frames and its clip spans more time
     skip_frame: str = "none"
+    region: Region | None = None  # only this part of each frame is classified (core.clips.Region)
 
     @property
     def stride(self) -> float:
@@ -121,13 +122,17 @@ def _hint(source: str, reason: str, opts: LiveOptions) -> str:
     return ""
 
 
-def clip_rgb(frame, size: int) -> np.ndarray:
+def clip_rgb(frame, size: int, region: Region | None = None) -> np.ndarray:
     """The frame as uint8 (size, size, 3) exactly as torchcodec gives it on the file path: colour
-    conversion to RGB at full resolution, then a bilinear resize in RGB (one combined swscale step
-    differs by ~2 grey levels on average)."""
+    conversion to RGB at full resolution, the region (if any) cut out of it, then a bilinear resize
+    in RGB (one combined swscale step differs by ~2 grey levels on average)."""
     av = _av()
 
-    rgb = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+    full = frame.to_ndarray(format="rgb24")
+    if region is not None:
+        x0, y0, w, h = region.pixels(full.shape[1], full.shape[0])
+        full = np.ascontiguousarray(full[y0:y0 + h, x0:x0 + w])
+    rgb = av.VideoFrame.from_ndarray(full, format="rgb24")
     return rgb.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
 
 
@@ -287,7 +292,7 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
             if w.start <= t < w.end and w.wants(t, interval, spec):
                 if img is None:
                     t0 = time.perf_counter()
-                    img = clip_rgb(frame, spec.size)
+                    img = clip_rgb(frame, spec.size, opts.region)
                     decode_ms += (time.perf_counter() - t0) * 1e3
                     stats.converted += 1
                 w.kept[w.count - 1] = img

@@ -60,6 +60,7 @@ class NetworkEnsemble:
             raise NetworkError(f"deadline must be positive, got {deadline_ms} ms")
         self.deadline_s = deadline_ms / 1e3
         self.decode_device = decode_device
+        self.region = None  # a region of interest for every video (picojepa-run --region)
         self.provider = "network"
         self.notes: list[str] = []
         self.bytes_sent = 0  # payload bytes published so far (uint8 frames)
@@ -99,7 +100,7 @@ class NetworkEnsemble:
                stride_s: float | None = None) -> Decoded:
         """Decode one video's clips to uint8 frames (the nodes normalise; never raises)."""
         return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device,
-                            normalise=False)
+                            normalise=False, region=self.region)
 
     async def _gather(self, frames: np.ndarray) -> Gathered:
         """Publish one request and collect the answers until the deadline passes, the server

@@ -212,3 +212,32 @@ def test_a_damaged_mpegts_file_is_a_one_line_decode_error(tmp_path):
     bad.write_bytes((b"\x47" + b"\x1f\xff\x10" + b"\xff" * 184) * 8)  # null packets only: no stream
     with pytest.raises(DecodeError, match="cut.ts"):
         open_video(bad, 32)
+
+
+def test_a_region_crops_the_same_pixels_on_the_file_path_and_the_live_path(smoke_data):
+    """torchcodec's crop-then-resize (file path) equals the live path's RGB frame cropped in numpy
+    and resized in FFmpeg's scaler, pixel for pixel: a region classifies the same in a recording
+    and live. Odd fractions land on even pixels, so the chroma planes cannot shift the crop."""
+    av = pytest.importorskip("av")
+    from picojepa.core.clips import Region
+    from picojepa.runtime.live import clip_rgb
+
+    path = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    for region in (Region(0.25, 0.1, 0.5, 0.8), Region(0.013, 0.371, 0.777, 0.5), Region(0, 0, 1, 1)):
+        ref = open_video(path, 32, region=region).read([0, 1, 2])
+        with av.open(str(path)) as c:
+            live = np.stack([clip_rgb(f, 32, region) for _, f in zip(range(3), c.decode(video=0))])
+        assert np.array_equal(ref, live), region
+    whole = open_video(path, 32, region=Region(0, 0, 1, 1)).read([0])
+    assert not np.array_equal(open_video(path, 32, region=Region(0.5, 0.5, 0.5, 0.5)).read([0]), whole)
+
+
+def test_a_region_is_fractions_of_the_frame_on_even_pixels():
+    from picojepa.core.clips import Region
+
+    assert Region(0.25, 0.1, 0.5, 0.8).pixels(160, 120) == (40, 12, 80, 96)
+    assert Region.parse("0.013,0.371,0.777,0.5").pixels(101, 77) == (2, 28, 78, 38)
+    assert Region(0.99, 0.99, 0.01, 0.01).pixels(100, 100) == (98, 98, 2, 2)
+    for bad in ("0.5,0.5,0.6,0.2", "1,0,0.5,0.5", "0,0,0,1", "a,b,c,d", "0.1,0.2,0.3", "nan,0,1,1"):
+        with pytest.raises(ValueError, match="region"):
+            Region.parse(bad)

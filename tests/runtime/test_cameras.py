@@ -46,13 +46,16 @@ def test_a_good_camera_file_gives_each_camera_and_the_outputs(tmp_path):
     ("cameras: []\n", "cameras: expected a non-empty list"),
     ("camera:\n  - {name: a, url: rtsp://x}\n", "camera: unknown key (known: cameras, clips, http, publish)"),
     ("cameras:\n  - {name: a, url: rtsp://x, zoom: 2}\n", "camera 1 (a): zoom: unknown key"),
-    ("cameras:\n  - {name: a, url: rtsp://x}\n  - {name: a, url: rtsp://y}\n", "camera 2 (a): name: used by an earlier"),
+    ("cameras:\n  - {name: a, url: rtsp://x}\n  - {name: a, url: rtsp://y}\n",
+     "camera 2 (a): name: used by an earlier"),
     ("cameras:\n  - {url: rtsp://x}\n", "camera 1: name: expected"),
     ("cameras:\n  - {name: a, url: clip.mp4}\n", "camera 1 (a): url: expected a live source"),
     ("cameras:\n  - {name: a, url: rtsp://x, window: 0}\n", "camera 1 (a): window: expected seconds"),
     ("cameras:\n  - {name: a, url: rtsp://x, stride: '1'}\n", "camera 1 (a): stride: expected seconds"),
     ("cameras:\n  - {name: a, url: rtsp://x, events: 3}\n", "camera 1 (a): events: expected a list of strings"),
     ("cameras:\n  - {name: a, url: rtsp://x}\nhttp: 8080\n", "http: expected HOST:PORT"),
+    ("cameras:\n  - {name: a, url: rtsp://x, region: [0.5, 0, 0.6, 1]}\n", "camera 1 (a): region: x, y, w, h must be"),
+    ("cameras:\n  - {name: a, url: rtsp://x, region: 0.5}\n", "camera 1 (a): region: expected [x, y, w, h]"),
     ("- just a list\n", "expected a mapping with 'cameras:'"),
     ("cameras: [\n", "cameras.yaml"),
 ])
@@ -80,21 +83,25 @@ def _serve(video, port):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_two_cameras_from_a_camera_file_each_with_its_own_window(smoke_bundle, smoke_data, tmp_path):
+def test_three_cameras_from_a_camera_file_each_with_its_own_window_one_with_a_region(smoke_bundle, smoke_data,
+                                                                                      tmp_path):
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    ports = [_free_port(), _free_port()]
+    ports = [_free_port(), _free_port(), _free_port()]
     servers = [_serve(video, p) for p in ports]
     try:
         time.sleep(0.5)
         f = tmp_path / "cameras.yaml"
         f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{ports[0]}', window: 0.5}}\n"
-                     f"  - {{name: yard, url: 'tcp://127.0.0.1:{ports[1]}', window: 1, stride: 0.5}}\n")
+                     f"  - {{name: yard, url: 'tcp://127.0.0.1:{ports[1]}', window: 1, stride: 0.5}}\n"
+                     f"  - {{name: gate, url: 'tcp://127.0.0.1:{ports[2]}', window: 0.5, region: [0.25, 0, 0.5, 1]}}\n")
         r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
                             "json", "--cameras", str(f), "--duration", "6"], capture_output=True, text=True,
                            cwd=REPO, timeout=90)
         assert r.returncode == 0, r.stderr
         rows = [json.loads(line) for line in r.stdout.splitlines()]
-        spans = {n: [round(x["end_s"] - x["start_s"], 3) for x in rows if x["stream"] == n] for n in ("door", "yard")}
+        spans = {n: [round(x["end_s"] - x["start_s"], 3) for x in rows if x["stream"] == n]
+                 for n in ("door", "yard", "gate")}
+        assert spans["gate"] and set(spans["gate"]) == {0.5}
         assert spans["door"] and set(spans["door"]) == {0.5}
         assert spans["yard"] and set(spans["yard"]) == {1.0}
         starts = [x["start_s"] for x in rows if x["stream"] == "yard"]
@@ -195,6 +202,7 @@ def _recording_run(bundle, data, tmp_path, clips, window, before, after, seconds
     f = tmp_path / "cameras.yaml"
     f.write_text(f"cameras:\n  - name: door\n    url: 'tcp://127.0.0.1:{ports[0]}'\n"
                  f"    record_url: 'tcp://127.0.0.1:{ports[1]}'\n    window: {window}\n    events: {classes}\n"
+                 f"    region: [0.1, 0.1, 0.8, 0.8]\n"
                  f"    record: {{before_s: {before}, after_s: {after}}}\nclips: {{dir: '{clips}', max_gb: 1}}\n")
     try:
         time.sleep(0.5)
@@ -250,3 +258,26 @@ def tiny_disk_free(path) -> int:
 
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
+
+
+def test_region_on_files_is_the_file_path_crop_and_a_bad_one_is_a_usage_error(smoke_bundle, smoke_data):
+    """`--region` on files: the clips the ensemble sees are the region's (equal to decoding it
+    directly), and a malformed region is one line, exit 2."""
+    from picojepa.core.clips import Region
+    from picojepa.runtime.ensemble import Ensemble
+
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    ens = Ensemble.load(smoke_bundle, provider="cpu")
+    whole = ens.decode(video)
+    ens.region = Region(0.25, 0.1, 0.5, 0.8)
+    part = ens.decode(video)
+    assert part.error is None and part.frames.shape == whole.frames.shape
+    assert not (part.frames == whole.frames).all()
+    r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format", "json",
+                        "--region", "0.25,0.1,0.5,0.8", str(video)], capture_output=True, text=True, cwd=REPO,
+                       timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["label"], r.stderr
+    bad = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--region",
+                          "0.5,0.5,0.6,1", str(video)], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert bad.returncode == 2 and "--region: x, y, w, h must be fractions" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -305,7 +305,8 @@ def _fake_frames(monkeypatch, times, scale: int = 10):
             yield None if t is None else (t, t, 1.0)
 
     monkeypatch.setattr(live, "frames", fake)
-    monkeypatch.setattr(live, "clip_rgb", lambda t, size: np.full((size, size, 3), int(t * scale + 1e-6) % 256, np.uint8))
+    monkeypatch.setattr(live, "clip_rgb",
+                        lambda t, size, region=None: np.full((size, size, 3), int(t * scale + 1e-6) % 256, np.uint8))
 
 
 def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypatch):

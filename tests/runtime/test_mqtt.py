@@ -145,7 +145,8 @@ def test_the_last_will_says_offline_when_the_run_dies_without_a_goodbye(smoke_bu
 
     t = topics("cam", socket.gethostname())
     live = Subscriber(broker)
-    run = subprocess.Popen(_cmd(smoke_bundle, looped_stream, "--name", "cam", "--publish", f"mqtt://127.0.0.1:{broker}"),
+    run = subprocess.Popen(_cmd(smoke_bundle, looped_stream, "--name", "cam", "--publish",
+                                f"mqtt://127.0.0.1:{broker}"),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     try:
         live.wait_for(t["result"], deadline_s=40)

@@ -141,7 +141,8 @@ def test_the_status_page_shows_every_camera_in_a_real_browser(smoke_bundle, smok
 
     ens = Ensemble.load(smoke_bundle, provider="cpu")
     videos = sorted((smoke_data / "infer").glob("*/*.mp4"))[:2]
-    runners = {n: LiveRunner(str(v), ens.bundle.clip, LiveOptions(window_s=0.5)) for n, v in zip(("door", "yard"), videos)}
+    runners = {n: LiveRunner(str(v), ens.bundle.clip, LiveOptions(window_s=0.5))
+               for n, v in zip(("door", "yard"), videos)}
     status = Status(runners)
     last = {}
     for name, w, pred in classify_streams(ens, runners, "majority", threading.Event()):

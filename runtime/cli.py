@@ -213,7 +213,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
                                                                             _camera_opts(opts, c)), events)
                 events.recorders = _recorders(cams, opts)
             return _classify_live(ens, streams, opts, vote_method, fmt, on_change,
-                                  LiveOutputs(publisher, listen, reloader, events))
+                                  LiveOutputs(publisher, listen, reloader, events, cams.clips_dir if cams else None))
         finally:
             for rec in events.recorders.values():
                 rec.close()
@@ -301,6 +301,7 @@ class LiveOutputs:
     listen: tuple[str, int] | None = None
     reloader: object = None  # cameras.Reloader: SIGHUP re-reads the camera file
     events: object = None  # cameras.EventFilter: which windows are events; their recorders
+    clips_dir: str | None = None  # where event clips go (the status server serves them)
 
 
 def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_method, fmt, on_change: bool = False,
@@ -328,21 +329,21 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
         if listen:
             from .status import Status, StatusServer
 
-            status = Status(runners)
+            status = Status(runners, out.clips_dir)
             server = StatusServer(status, *listen)
         for name, w, pred in classify_streams(ens, runners, vote_method, stop,
                                               out.reloader.apply if out.reloader else None):
+            event = out.events.check(name, None if pred.error else pred.label, w.wall_time) if out.events else None
             if status:
                 status.record(name, w, pred, {"label": pred.label, "confidence": pred.confidence,
                                               "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
-                                              "wall_time": w.wall_time, "error": pred.error})
+                                              "wall_time": w.wall_time, "error": pred.error, "event": event})
             h = held.get(name)
             if on_change and h is not None and pred.label == h["label"]:
                 h["to_s"] = w.end_s
                 continue
             previous = None if h is None else {**h, "to_s": w.start_s, "held_s": round(w.start_s - h["from_s"], 3)}
             held[name] = {"label": pred.label, "from_s": round(w.start_s, 3), "to_s": w.end_s}
-            event = out.events.check(name, None if pred.error else pred.label, w.wall_time) if out.events else None
             row = _emit_window(pred, w, runners[name].stats, fmt, previous if on_change else None,
                                name if len(streams) > 1 else None, event)
             if publisher:

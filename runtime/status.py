@@ -5,7 +5,11 @@
   and windows off the frame grid (counters read from the readers' own statistics at scrape time,
   so they are the numbers the run prints), whether the stream is up, and histograms of the latency
   from a window's last frame to its result and of the inference per window.
-- `/api/status`: the same as JSON, with each camera's latest result and its recent label changes.
+- `/api/status`: the same as JSON, with each camera's latest result and its recent label changes
+  (with their event clips, where the camera records).
+- `/snapshot/<camera>.jpg`: the last frame of the camera's latest window, as the model saw it
+  (region and resize applied), as a JPEG.
+- `/clips/<file>`: an event clip or snapshot of the clips folder (nothing outside it).
 - `/`: a small page that shows them, refreshed every two seconds from `/api/status`.
 
 The server is the standard library's threading HTTP server in a thread of its own: a scrape never
@@ -36,6 +40,26 @@ class StatusError(PicoJepaError, RuntimeError):
     """The status server could not listen where it was asked to."""
 
 
+def _name(path: str | None) -> str | None:
+    return None if not path else path.rsplit("/", 1)[-1]
+
+
+def _jpeg(rgb) -> bytes:
+    """uint8 (H, W, 3) RGB -> JPEG bytes, through FFmpeg's MJPEG encoder (PyAV)."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mjpeg") as out:
+        s = out.add_stream("mjpeg")
+        s.width, s.height, s.pix_fmt = rgb.shape[1], rgb.shape[0], "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+        for p in [*s.encode(frame), *s.encode(None)]:
+            out.mux(p)
+    return buf.getvalue()
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """'HOST:PORT' -> (host, port); a usage error otherwise."""
     host, sep, port = value.rpartition(":")
@@ -56,10 +80,11 @@ def _prometheus():
 class Status:
     """The run's cameras (name -> LiveRunner) and what came of their windows."""
 
-    def __init__(self, runners: dict):
+    def __init__(self, runners: dict, clips_dir: str | None = None):
         prom, self._counter, self._gauge = _prometheus()
-        self.runners, self.started = runners, time.time()
+        self.runners, self.started, self.clips_dir = runners, time.time(), clips_dir
         self.latest: dict[str, dict] = {}
+        self.frames: dict[str, object] = {}  # camera -> uint8 (S, S, 3): its latest window's last frame
         self.events = collections.defaultdict(lambda: collections.deque(maxlen=EVENTS_KEPT))  # cameras may come
         self._lock = threading.Lock()
         self.registry = prom.CollectorRegistry()
@@ -93,9 +118,27 @@ class Status:
         with self._lock:
             before = self.latest.get(name)
             if before is None or before.get("label") != row.get("label"):
+                event = row.get("event") or {}
                 self.events[name].append({"label": row.get("label"), "previous": before and before.get("label"),
-                                          "at_s": row.get("start_s"), "wall_time": row.get("wall_time")})
+                                          "at_s": row.get("start_s"), "wall_time": row.get("wall_time"),
+                                          "clip": _name(event.get("clip")), "snapshot": _name(event.get("snapshot"))})
             self.latest[name] = row
+            if getattr(w, "frames", None) is not None and len(w.frames):
+                self.frames[name] = w.frames[-1]
+
+    def snapshot(self, name: str) -> bytes | None:
+        with self._lock:
+            frame = self.frames.get(name)
+        return None if frame is None else _jpeg(frame)
+
+    def clip_file(self, name: str):
+        """The clips folder's file `name` (a plain name, nothing outside the folder), or None."""
+        from pathlib import Path
+
+        if not self.clips_dir or not name or "/" in name or name.startswith("."):
+            return None
+        path = Path(self.clips_dir) / name
+        return path if path.suffix in (".mp4", ".jpg") and path.is_file() else None
 
     def metrics_text(self) -> bytes:
         return self._text(self.registry)
@@ -118,7 +161,7 @@ class Status:
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>pico-JEPA cameras</title>
 <style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left}
 .down{color:#a00}</style></head><body><h1>pico-JEPA cameras</h1>
-<table id="cams"><thead><tr><th>camera</th><th>label</th><th>confidence</th><th>fps</th><th>windows</th>
+<table id="cams"><thead><tr><th>camera</th><th>snapshot</th><th>label</th><th>confidence</th><th>fps</th><th>windows</th>
 <th>dropped</th><th>recent events</th></tr></thead><tbody></tbody></table>
 <script>
 function esc(s){return String(s==null?"":s).replace(/[&<>"]/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]))}
@@ -126,9 +169,11 @@ async function refresh(){
   try{const r=await fetch("/api/status");const s=await r.json();
     document.querySelector("#cams tbody").innerHTML=s.cameras.map(c=>
       `<tr class="${c.up?"":"down"}" data-camera="${esc(c.name)}"><td>${esc(c.name)}</td>`+
+      `<td><img class="snap" width="64" height="64" alt="" src="/snapshot/${encodeURIComponent(c.name)}.jpg?t=${Date.now()}"></td>`+
       `<td class="label">${esc(c.label)}</td><td>${c.confidence==null?"":c.confidence.toFixed(2)}</td>`+
       `<td>${c.fps}</td><td class="windows">${c.windows}</td><td>${c.dropped}</td>`+
-      `<td>${c.events.slice(-3).map(e=>esc(e.previous)+" &rarr; "+esc(e.label)).join("<br>")}</td></tr>`).join("");
+      `<td>${c.events.slice(-3).map(e=>esc(e.previous)+" &rarr; "+esc(e.label)+
+        (e.clip?` <a class="clip" href="/clips/${encodeURIComponent(e.clip)}">clip</a>`:"")).join("<br>")}</td></tr>`).join("");
   }catch(e){}
 }
 refresh();setInterval(refresh,2000);
@@ -164,6 +209,22 @@ def _handler(status: Status):
                 self._send(200, "text/plain; version=0.0.4; charset=utf-8", status.metrics_text())
             elif path == "/api/status":
                 self._send(200, "application/json", json.dumps(status.as_json()).encode())
+            elif path.startswith("/snapshot/") and path.endswith(".jpg"):
+                from urllib.parse import unquote
+
+                jpeg = status.snapshot(unquote(path[len("/snapshot/"):-len(".jpg")]))
+                if jpeg is None:
+                    self._send(404, "text/plain", b"no snapshot yet\n")
+                else:
+                    self._send(200, "image/jpeg", jpeg)
+            elif path.startswith("/clips/"):
+                from urllib.parse import unquote
+
+                found = status.clip_file(unquote(path[len("/clips/"):]))
+                if found is None:
+                    self._send(404, "text/plain", b"no such clip\n")
+                else:
+                    self._send(200, "video/mp4" if found.suffix == ".mp4" else "image/jpeg", found.read_bytes())
             elif path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", PAGE.encode())
             else:

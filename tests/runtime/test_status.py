@@ -78,6 +78,10 @@ def test_metrics_and_status_match_what_was_classified(smoke_bundle, smoke_data):
         code, kind, text = _get(f"{base}/")
         assert code == 200 and "pico-JEPA cameras" in text and "/api/status" in text
         assert _get(f"{base}/nope")[0] == 404
+        with urllib.request.urlopen(f"{base}/snapshot/cam0.jpg", timeout=5) as r:
+            assert r.headers["Content-Type"] == "image/jpeg" and r.read(3) == b"\xff\xd8\xff"
+        assert _get(f"{base}/snapshot/nobody.jpg")[0] == 404
+        assert _get(f"{base}/clips/..%2Fetc%2Fpasswd")[0] == 404 and _get(f"{base}/clips/x.mp4")[0] == 404
     finally:
         server.close()
         for r in runners.values():
@@ -166,4 +170,35 @@ def test_the_status_page_shows_every_camera_in_a_real_browser(smoke_bundle, smok
         row = dom.split(f'data-camera="{name}"', 1)[1].split("</tr>", 1)[0]
         assert f'<td class="label">{label}</td>' in row
         assert f'<td class="windows">{runners[name].stats.windows}</td>' in row
+        assert f'src="/snapshot/{name}.jpg' in row
     assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_events_with_clips_are_listed_and_their_files_served_from_the_clips_folder_only(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from picojepa.runtime.live import LiveStats
+    from picojepa.runtime.status import Status, StatusServer
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "door_1_fight.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    (tmp_path / "secret.mp4").write_bytes(b"no")
+    runner = SimpleNamespace(stats=LiveStats(), finished=False, error=None)
+    status = Status({"door": runner}, str(clips))
+    w = SimpleNamespace(wall_time=time.time(), frames=np.zeros((8, 16, 16, 3), np.uint8))
+    pred = SimpleNamespace(timings_ms={"inference": 3.0})
+    status.record("door", w, pred, {"label": "fight", "start_s": 1.0, "event": {
+        "label": "fight", "previous": None, "clip": str(clips / "door_1_fight.mp4"), "snapshot": None}})
+    server = StatusServer(status, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.address[1]}"
+    try:
+        event = json.loads(_get(f"{base}/api/status")[2])["cameras"][0]["events"][-1]
+        assert event["clip"] == "door_1_fight.mp4" and event["label"] == "fight"
+        code, kind, body = _get(f"{base}/clips/door_1_fight.mp4")
+        assert code == 200 and kind == "video/mp4"
+        assert _get(f"{base}/clips/..%2Fsecret.mp4")[0] == 404 and _get(f"{base}/clips/secret.mp4")[0] == 404
+    finally:
+        server.close()

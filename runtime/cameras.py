@@ -190,13 +190,15 @@ class EventFilter:
 class Reloader:
     """SIGHUP re-reads the camera file: added cameras start, removed ones stop, changed ones
     restart, the others keep running untouched. A file that no longer validates is refused with
-    its one-line reason and the cameras keep running as they were. `publish` and `http` are read
-    at start only. The signal only sets a flag; `apply` runs in the classifying loop, so the
-    cameras change between two batches, never in the middle of one."""
+    its one-line reason and the cameras keep running as they were. A camera's recorder follows
+    its camera (`record_camera`); `publish`, `http` and `clips` are read at start only. The signal
+    only sets a flag; `apply` runs in the classifying loop, so the cameras change between two
+    batches, never in the middle of one."""
 
     def __init__(self, cams: CameraFile, classes, start: Callable[[Camera], object],
-                 events: EventFilter | None = None):
+                 events: EventFilter | None = None, record_camera: Callable[[Camera], object] | None = None):
         self.path, self.classes, self.start, self.events = cams.path, list(classes), start, events
+        self.record_camera = record_camera
         self.current = {c.name: c for c in cams.cameras}
         self.pending = threading.Event()
         self.applied = 0
@@ -218,12 +220,17 @@ class Reloader:
         stopped = [n for n in self.current if n not in wanted]
         restarted = [n for n in wanted if n in self.current and wanted[n] != self.current[n]]
         started = [n for n in wanted if n not in self.current]
+        recorders = self.events.recorders if self.events is not None else {}
         for n in stopped + restarted:
             runner = runners.pop(n, None)
             if runner is not None:
                 runner.close()
+            if n in recorders:
+                recorders.pop(n).close()  # writes its pending clips with what has arrived
         for n in restarted + started:
             runners[n] = self.start(wanted[n])
+            if wanted[n].record and self.record_camera is not None:
+                recorders[n] = self.record_camera(wanted[n])
         if self.events is not None:
             self.events.labels = {c.name: set(c.events) for c in new.cameras if c.events}
         self.current, self.applied = wanted, self.applied + 1

@@ -209,9 +209,10 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             if cams:
                 from .cameras import Reloader
 
+                events.recorders, record_camera = _recorders(cams, opts)
                 reloader = Reloader(cams, ens.classes, lambda c: LiveRunner(c.url, ens.bundle.clip,
-                                                                            _camera_opts(opts, c)), events)
-                events.recorders = _recorders(cams, opts)
+                                                                            _camera_opts(opts, c)),
+                                    events, record_camera)
             return _classify_live(ens, streams, opts, vote_method, fmt, on_change,
                                   LiveOutputs(publisher, listen, reloader, events, cams.clips_dir if cams else None))
         finally:
@@ -281,15 +282,17 @@ def _camera_opts(opts, cam):
                                (None if cam.window_s else opts.stride_s), region=cam.region or opts.region)
 
 
-def _recorders(cams, opts) -> dict:
-    """An event-clip recorder for each camera of the file that records."""
+def _recorders(cams, opts) -> tuple[dict, object]:
+    """An event-clip recorder for each camera of the file that records, and the function that
+    makes one (for cameras a SIGHUP adds or changes); one clips folder for all."""
     from .recorder import ClipStore, Recorder, RecordOptions
 
-    recording = [c for c in cams.cameras if c.record]
-    if not recording:
-        return {}
     store = ClipStore(cams.clips_dir, cams.clips_max_gb * 1e9)
-    return {c.name: Recorder(c.name, c.record_url or c.url, RecordOptions(*c.record), store, opts) for c in recording}
+
+    def record(c):
+        return Recorder(c.name, c.record_url or c.url, RecordOptions(*c.record), store, opts)
+
+    return {c.name: record(c) for c in cams.cameras if c.record}, record
 
 
 @dataclass(frozen=True)

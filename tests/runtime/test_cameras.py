@@ -1,6 +1,7 @@
 """The camera file (`picojepa-run --cameras FILE`): what it accepts, what it refuses and how it
 says so, and a run of two cameras with their own windows."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 import time
@@ -85,15 +86,20 @@ def _serve(video, port):
 
 def test_three_cameras_from_a_camera_file_each_with_its_own_window_one_with_a_region(smoke_bundle, smoke_data,
                                                                                       tmp_path):
+    """door and yard differ in window and stride; gate has a region, a separate record stream
+    and event labels, and writes clips."""
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    ports = [_free_port(), _free_port(), _free_port()]
+    ports = [_free_port() for _ in range(4)]
     servers = [_serve(video, p) for p in ports]
+    classes = sorted(p.name for p in (smoke_data / "infer").iterdir() if p.is_dir())
     try:
         time.sleep(0.5)
         f = tmp_path / "cameras.yaml"
         f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{ports[0]}', window: 0.5}}\n"
                      f"  - {{name: yard, url: 'tcp://127.0.0.1:{ports[1]}', window: 1, stride: 0.5}}\n"
-                     f"  - {{name: gate, url: 'tcp://127.0.0.1:{ports[2]}', window: 0.5, region: [0.25, 0, 0.5, 1]}}\n")
+                     f"  - {{name: gate, url: 'tcp://127.0.0.1:{ports[2]}', window: 0.5, region: [0.25, 0, 0.5, 1],\n"
+                     f"     record_url: 'tcp://127.0.0.1:{ports[3]}', events: {classes},\n"
+                     f"     record: {{before_s: 0.5, after_s: 0.5}}}}\nclips: {{dir: '{tmp_path / 'clips'}'}}\n")
         r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
                             "json", "--cameras", str(f), "--duration", "6"], capture_output=True, text=True,
                            cwd=REPO, timeout=90)
@@ -102,6 +108,11 @@ def test_three_cameras_from_a_camera_file_each_with_its_own_window_one_with_a_re
         spans = {n: [round(x["end_s"] - x["start_s"], 3) for x in rows if x["stream"] == n]
                  for n in ("door", "yard", "gate")}
         assert spans["gate"] and set(spans["gate"]) == {0.5}
+        gate_clips = [x["event"]["clip"] for x in rows if x["stream"] == "gate" and "event" in x]
+        assert gate_clips and any(Path(c).is_file() for c in gate_clips)  # region + its own record stream
+        others = [x for x in rows if x["stream"] != "gate"]
+        assert all(x["event"]["previous"] not in (None, x["label"]) and "clip" not in x["event"]
+                   for x in others if "event" in x)  # without event labels: each change, no clip
         assert spans["door"] and set(spans["door"]) == {0.5}
         assert spans["yard"] and set(spans["yard"]) == {1.0}
         starts = [x["start_s"] for x in rows if x["stream"] == "yard"]

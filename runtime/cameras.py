@@ -32,7 +32,7 @@ from picojepa.core.textio import read_yaml
 
 from .live import is_live
 
-CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region"}
+CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region", "publish"}
 RECORD_KEYS = {"before_s", "after_s"}
 CLIPS_KEYS = {"dir", "max_gb"}
 TOP_KEYS = {"cameras", "publish", "http", "clips"}
@@ -54,6 +54,7 @@ class Camera:
     record_url: str | None = None  # the stream clips are cut from (default: url), with `record`
     record: tuple[float, float] | None = None  # (before_s, after_s): write a clip around each event
     region: Region | None = None  # only this part of the frame is classified
+    publish: tuple[str, ...] = ()  # where this camera's results go too, beside the file's `publish`
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ def _camera(i: int, item, path: str) -> Camera:
             region = Region(*r)
         except (ValueError, TypeError) as exc:
             raise CameraFileError(f"{where}: {exc}") from None
-    return Camera(name, url.strip(), window, stride, events, record_url and record_url.strip(), record, region)
+    publish = _strings(item["publish"], f"{where}: publish") if "publish" in item else ()
+    return Camera(name, url.strip(), window, stride, events, record_url and record_url.strip(), record, region,
+                  publish)
 
 
 def load_cameras(path: str) -> CameraFile:

@@ -201,10 +201,11 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         try:
             if cams:
                 cams.check_labels(ens.classes)
-            if publish:
+            routes = {c.name: c.publish for c in cams.cameras if c.publish} if cams else {}
+            if publish or routes:
                 from .publish import open_publisher
 
-                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""))
+                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), routes)
             reloader = None
             if cams:
                 from .cameras import Reloader

@@ -61,35 +61,38 @@ def _open_nats(url: str, connect_timeout_s: float) -> Publisher:
 
 
 class Publishers:
-    """Every --publish target as one: each result goes to all of them."""
+    """Every --publish target as one: a stream's results go to the run's targets, or to the ones
+    its camera names (`routes`: stream -> URLs; a camera file's per-camera `publish`) as well."""
 
-    def __init__(self, targets: list):
-        self.targets = targets
+    def __init__(self, targets: dict, everyone: tuple = (), routes: dict | None = None):
+        self.targets, self.everyone, self.routes = targets, tuple(everyone), routes or {}
 
     def publish(self, stream: str, result: dict) -> None:
-        for t in self.targets:
-            t.publish(stream, result)
+        for url in dict.fromkeys(self.everyone + tuple(self.routes.get(stream, ()))):
+            self.targets[url].publish(stream, result)
 
     def close(self) -> None:
-        for t in self.targets:
+        for t in self.targets.values():
             t.close()
 
 
-def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "") -> Publishers:
-    """The publishers of `urls` (nats://... or mqtt://...; credentials may ride in them), each
-    connected within `connect_timeout_s`; those opened are closed again if a later one fails."""
-    targets: list = []
+def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "", routes: dict | None = None) -> Publishers:
+    """The publishers of `urls` (nats://... or mqtt://...; credentials may ride in them) and of
+    the URLs `routes` names per stream, each connected once within `connect_timeout_s`; those
+    opened are closed again if a later one fails."""
+    everyone = (urls,) if isinstance(urls, str) else tuple(urls)
+    targets: dict = {}
     try:
-        for url in [urls] if isinstance(urls, str) else list(urls):
+        for url in dict.fromkeys(everyone + tuple(u for us in (routes or {}).values() for u in us)):
             if url.lower().startswith("mqtt://"):
                 from .mqtt import MqttPublisher
 
-                targets.append(MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id))
+                targets[url] = MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id)
             elif url.lower().startswith(("nats://", "tls://")):
-                targets.append(_open_nats(url, connect_timeout_s))
+                targets[url] = _open_nats(url, connect_timeout_s)
             else:
                 raise UsageError(f"--publish {redact(url)}: give a nats:// or an mqtt:// URL")
     except BaseException:
         Publishers(targets).close()
         raise
-    return Publishers(targets)
+    return Publishers(targets, everyone, routes)

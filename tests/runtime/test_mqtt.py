@@ -179,3 +179,37 @@ def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, 
                                f"mqtt://127.0.0.1:{_port()}"), capture_output=True, text=True, cwd=REPO, timeout=60)
     assert gone.returncode == 3 and "no MQTT broker answered within 2 s" in gone.stderr, gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1 and time.monotonic() - t0 < 30
+
+
+def test_a_camera_file_sends_each_camera_where_it_says(smoke_bundle, smoke_data, broker, tmp_path):
+    """door names the broker itself, yard names nothing and the file no run-wide target: only
+    door's results reach the broker."""
+    from conftest import _free_port
+    from picojepa.runtime.mqtt import topics
+
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    ports = [_free_port(), _free_port()]
+    servers = [subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
+                                 "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{p}?listen=1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
+    f = tmp_path / "cameras.yaml"
+    f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{ports[0]}', window: 0.5,\n"
+                 f"     publish: ['mqtt://127.0.0.1:{broker}']}}\n"
+                 f"  - {{name: yard, url: 'tcp://127.0.0.1:{ports[1]}', window: 0.5}}\n")
+    live = Subscriber(broker)
+    try:
+        time.sleep(0.5)
+        run = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle),
+                              "--format", "json", "--cameras", str(f), "--duration", "5"], capture_output=True,
+                             text=True, cwd=REPO, timeout=90)
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait(10)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    node = socket.gethostname()
+    live.wait_for(topics("door", node)["availability"], "offline")
+    assert len(live.topic(topics("door", node)["result"])) == sum(r["stream"] == "door" for r in rows) > 0
+    assert not live.topic(topics("yard", node)["result"]) and any(r["stream"] == "yard" for r in rows)
+    live.close()

@@ -34,7 +34,7 @@ from .live import is_live
 
 CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region", "publish"}
 RECORD_KEYS = {"before_s", "after_s"}
-CLIPS_KEYS = {"dir", "max_gb"}
+CLIPS_KEYS = {"dir", "max_gb", "max_days"}
 TOP_KEYS = {"cameras", "publish", "http", "clips"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 MAX_S = 3600.0
@@ -65,6 +65,7 @@ class CameraFile:
     path: str = ""
     clips_dir: str = "clips"
     clips_max_gb: float = 20.0
+    clips_max_days: float | None = None  # clips older than this are deleted too
 
     def check_labels(self, classes) -> None:
         """Refuse event labels that are no class of the bundle."""
@@ -156,14 +157,18 @@ def load_cameras(path: str) -> CameraFile:
         raise CameraFileError(f"{path}: http: expected HOST:PORT, got {http!r}")
     clips = data.get("clips") or {}
     if not isinstance(clips, dict) or set(map(str, clips)) - CLIPS_KEYS:
-        raise CameraFileError(f"{path}: clips: expected {{dir: FOLDER, max_gb: N}}, got {clips!r}")
+        raise CameraFileError(f"{path}: clips: expected {{dir: FOLDER, max_gb: N, max_days: D}}, got {clips!r}")
     folder = clips.get("dir", "clips")
     if not isinstance(folder, str) or not folder.strip():
         raise CameraFileError(f"{path}: clips: dir: expected a folder, got {folder!r}")
     max_gb = clips.get("max_gb", 20.0)
     if isinstance(max_gb, bool) or not isinstance(max_gb, (int, float)) or not 0.001 <= max_gb <= 1e6:
         raise CameraFileError(f"{path}: clips: max_gb: expected a size in GB in [0.001, 1e6], got {max_gb!r}")
-    return CameraFile(tuple(cameras), publish, http, str(path), folder.strip(), float(max_gb))
+    days = clips.get("max_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= 3650):
+        raise CameraFileError(f"{path}: clips: max_days: expected days in (0, 3650], got {days!r}")
+    return CameraFile(tuple(cameras), publish, http, str(path), folder.strip(), float(max_gb),
+                      None if days is None else float(days))
 
 
 @dataclass

@@ -288,7 +288,8 @@ def _recorders(cams, opts) -> tuple[dict, object]:
     makes one (for cameras a SIGHUP adds or changes); one clips folder for all."""
     from .recorder import ClipStore, Recorder, RecordOptions
 
-    store = ClipStore(cams.clips_dir, cams.clips_max_gb * 1e9)
+    store = ClipStore(cams.clips_dir, cams.clips_max_gb * 1e9,
+                      None if cams.clips_max_days is None else cams.clips_max_days * 86400)
 
     def record(c):
         return Recorder(c.name, c.record_url or c.url, RecordOptions(*c.record), store, opts)

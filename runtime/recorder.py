@@ -36,10 +36,11 @@ class RecordOptions:
 
 
 class ClipStore:
-    """The clips folder, bounded in bytes: the oldest clips (and their snapshots) go first."""
+    """The clips folder, bounded in bytes and, optionally, in age: the oldest clips (and their
+    snapshots) go first."""
 
-    def __init__(self, folder: str | Path, max_bytes: float):
-        self.folder, self.max_bytes = Path(folder), max_bytes
+    def __init__(self, folder: str | Path, max_bytes: float, max_age_s: float | None = None):
+        self.folder, self.max_bytes, self.max_age_s = Path(folder), max_bytes, max_age_s
         self._lock = threading.Lock()
 
     def names(self, camera: str, label: str, wall: float) -> tuple[Path, Path]:
@@ -51,6 +52,11 @@ class ClipStore:
         with self._lock:
             files = sorted((p for p in self.folder.glob("*") if p.suffix in (".mp4", ".jpg") and p.is_file()),
                            key=lambda p: p.stat().st_mtime)
+            if self.max_age_s is not None:
+                old = time.time() - self.max_age_s
+                for p in [p for p in files if p.stat().st_mtime < old]:
+                    p.unlink(missing_ok=True)
+                    files.remove(p)
             total = sum(p.stat().st_size for p in files)
             while files and total > self.max_bytes:
                 old = files.pop(0)

@@ -292,3 +292,18 @@ def test_region_on_files_is_the_file_path_crop_and_a_bad_one_is_a_usage_error(sm
                           "0.5,0.5,0.6,1", str(video)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "--region: x, y, w, h must be fractions" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_clips_folder_is_kept_under_its_size_and_age(tmp_path):
+    import os
+
+    from picojepa.runtime.recorder import ClipStore
+
+    now = time.time()
+    for i, (size, age_days) in enumerate([(400, 40), (300, 2), (300, 1), (300, 0)]):
+        p = tmp_path / f"c{i}.mp4"
+        p.write_bytes(b"x" * size)
+        os.utime(p, (now - age_days * 86400, now - age_days * 86400))
+    (tmp_path / "notes.txt").write_text("mine")  # not a clip: never touched
+    ClipStore(tmp_path, max_bytes=700, max_age_s=30 * 86400).enforce()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c2.mp4", "c3.mp4", "notes.txt"]

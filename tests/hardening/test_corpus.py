@@ -154,9 +154,10 @@ def _command_params():
     out = []
     for c in cases.COMMAND_CASES:
         marks = []
-        if c.needs == "live":
-            marks.append(pytest.mark.skipif(__import__("importlib").util.find_spec("av") is None,
-                                            reason="PyAV is not installed"))
+        module = {"live": "av", "paho-mqtt": "paho"}.get(c.needs)
+        if module:
+            marks.append(pytest.mark.skipif(__import__("importlib").util.find_spec(module) is None,
+                                            reason=f"{module} is not installed"))
         out.append(pytest.param(c, id=c.id, marks=marks))
     return out
 

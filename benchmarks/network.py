@@ -15,9 +15,9 @@ from pathlib import Path
 
 from picojepa.core.roster import VOTE_MEMBERS
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.runtime.localnet import NatsServer, start_members
-from picojepa.runtime.natsconn import NatsOptions
-from picojepa.runtime.network import NetworkEnsemble
+from picojepa.runtime.net.localnet import NatsServer, start_members
+from picojepa.runtime.net.natsconn import NatsOptions
+from picojepa.runtime.net.network import NetworkEnsemble
 
 from .stats import ratio, summarize
 

@@ -29,7 +29,7 @@ from picojepa.core.bundle import load_bundle
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.core.clips import normalize
 from picojepa.runtime.ensemble import Answers, Decoded, assemble
-from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, classify_streams, clip_rgb, windows
+from picojepa.runtime.live.reader import LiveOptions, LiveRunner, LiveStats, classify_streams, clip_rgb, windows
 
 from .errors import BenchError
 from .stats import summarize

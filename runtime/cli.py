@@ -22,7 +22,7 @@ from picojepa.core.options import Finite
 from picojepa.core.redact import redact
 from picojepa.core.vote import VOTES
 
-from .natsconn import nats_options
+from .net.natsconn import nats_options
 
 DEFAULT_BUNDLE = "bundles/demo"
 
@@ -169,7 +169,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     the members run on edge nodes and vote over NATS."""
     from picojepa.core.decode import check_ffmpeg
 
-    from .live import LiveOptions, LiveRunner, is_live, read_streams_file
+    from .live.reader import LiveOptions, LiveRunner, is_live, read_streams_file
 
     region = _region(region_text)
     live = [v for v in videos if is_live(v)]
@@ -179,7 +179,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             fail("live sources run alone: one SOURCE, or many with --streams FILE or --cameras FILE", EXIT_USAGE)
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
                            decoder_threads, skip_frames, region)
-        from .cameras import EventFilter, load_cameras
+        from .live.cameras import EventFilter, load_cameras
 
         cams, events = None, EventFilter()
         if cameras_file:
@@ -192,7 +192,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             streams = [(n, src, opts) for n, src in named]
         listen = None
         if http_listen:
-            from .status import parse_listen
+            from .live.status import parse_listen
 
             listen = parse_listen(http_listen)
         ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
@@ -203,12 +203,12 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
                 cams.check_labels(ens.classes)
             routes = {c.name: c.publish for c in cams.cameras if c.publish} if cams else {}
             if publish or routes:
-                from .publish import open_publisher
+                from .live.publish import open_publisher
 
                 publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), routes)
             reloader = None
             if cams:
-                from .cameras import Reloader
+                from .live.cameras import Reloader
 
                 events.recorders, record_camera = _recorders(cams, opts)
                 reloader = Reloader(cams, ens.classes, lambda c: LiveRunner(c.url, ens.bundle.clip,
@@ -256,7 +256,7 @@ def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, 
 
         return Ensemble.load(bundle, provider, variant, threads, decode_device)
     from .ensemble import check_decode_device
-    from .network import NetworkEnsemble
+    from .net.network import NetworkEnsemble
 
     return NetworkEnsemble.connect(bundle, nats, deadline_ms=deadline_ms, quorum=quorum,
                                    decode_device=check_decode_device(decode_device))
@@ -286,7 +286,7 @@ def _camera_opts(opts, cam):
 def _recorders(cams, opts) -> tuple[dict, object]:
     """An event-clip recorder for each camera of the file that records, and the function that
     makes one (for cameras a SIGHUP adds or changes); one clips folder for all."""
-    from .recorder import ClipStore, Recorder, RecordOptions
+    from .live.recorder import ClipStore, Recorder, RecordOptions
 
     store = ClipStore(cams.clips_dir, cams.clips_max_gb * 1e9,
                       None if cams.clips_max_days is None else cams.clips_max_days * 86400)
@@ -317,7 +317,7 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
     import signal
     import threading
 
-    from .live import LiveRunner, classify_streams
+    from .live.reader import LiveRunner, classify_streams
 
     vote_method = ens.check_vote(vote_method)
     stop, why = threading.Event(), []
@@ -332,7 +332,7 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
     held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
     try:
         if listen:
-            from .status import Status, StatusServer
+            from .live.status import Status, StatusServer
 
             status = Status(runners, out.clips_dir)
             server = StatusServer(status, *listen)

@@ -18,8 +18,12 @@ MAY = {"core": {"core"}, "train": {"core", "train"}, "runtime": {"core", "runtim
 
 
 def _modules() -> dict[str, Path]:
-    return {f"picojepa.{room}.{p.stem}" if p.stem != "__init__" else f"picojepa.{room}": p
-            for room in ROOMS for p in sorted((REPO / room).rglob("*.py"))}
+    out = {}
+    for room in ROOMS:
+        for p in sorted((REPO / room).rglob("*.py")):
+            parts = p.relative_to(REPO / room).with_suffix("").parts
+            out[".".join(("picojepa", room, *(parts[:-1] if parts[-1] == "__init__" else parts)))] = p
+    return out
 
 
 def _imports(name: str, path: Path) -> set[str]:

@@ -16,9 +16,9 @@ import click
 from picojepa.core.console import one_line_errors
 from picojepa.runtime.cli import expand
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.runtime.localnet import NatsServer, start_members
-from picojepa.runtime.natsconn import NatsOptions
-from picojepa.runtime.network import NetworkEnsemble
+from picojepa.runtime.net.localnet import NatsServer, start_members
+from picojepa.runtime.net.natsconn import NatsOptions
+from picojepa.runtime.net.network import NetworkEnsemble
 
 
 def accuracy(preds) -> tuple[float, int]:

@@ -220,7 +220,7 @@ def test_a_region_crops_the_same_pixels_on_the_file_path_and_the_live_path(smoke
     and live. Odd fractions land on even pixels, so the chroma planes cannot shift the crop."""
     av = pytest.importorskip("av")
     from picojepa.core.clips import Region
-    from picojepa.runtime.live import clip_rgb
+    from picojepa.runtime.live.reader import clip_rgb
 
     path = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
     for region in (Region(0.25, 0.1, 0.5, 0.8), Region(0.013, 0.371, 0.777, 0.5), Region(0, 0, 1, 1)):

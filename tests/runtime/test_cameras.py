@@ -27,7 +27,7 @@ http: 127.0.0.1:8080
 
 
 def _load(tmp_path, text):
-    from picojepa.runtime.cameras import load_cameras
+    from picojepa.runtime.live.cameras import load_cameras
 
     f = tmp_path / "cameras.yaml"
     f.write_text(text)
@@ -61,7 +61,7 @@ def test_a_good_camera_file_gives_each_camera_and_the_outputs(tmp_path):
     ("cameras: [\n", "cameras.yaml"),
 ])
 def test_a_bad_camera_file_is_refused_naming_the_file_the_camera_and_the_key(tmp_path, text, message):
-    from picojepa.runtime.cameras import CameraFileError
+    from picojepa.runtime.live.cameras import CameraFileError
 
     with pytest.raises(CameraFileError) as err:
         _load(tmp_path, text)
@@ -70,7 +70,7 @@ def test_a_bad_camera_file_is_refused_naming_the_file_the_camera_and_the_key(tmp
 
 
 def test_event_labels_must_be_classes_of_the_bundle(tmp_path):
-    from picojepa.runtime.cameras import CameraFileError
+    from picojepa.runtime.live.cameras import CameraFileError
 
     cams, path = _load(tmp_path, GOOD)
     cams.check_labels(["typing", "exercise"])
@@ -297,7 +297,7 @@ def test_region_on_files_is_the_file_path_crop_and_a_bad_one_is_a_usage_error(sm
 def test_the_clips_folder_is_kept_under_its_size_and_age(tmp_path):
     import os
 
-    from picojepa.runtime.recorder import ClipStore
+    from picojepa.runtime.live.recorder import ClipStore
 
     now = time.time()
     for i, (size, age_days) in enumerate([(400, 40), (300, 2), (300, 1), (300, 0)]):

@@ -94,7 +94,7 @@ def test_a_stream_faster_than_the_classifier_drops_whole_windows():
     import threading
 
     from picojepa.core.clips import ClipSpec
-    from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, windows
+    from picojepa.runtime.live.reader import LiveOptions, LiveRunner, LiveStats, windows
 
     spec, opts = ClipSpec(frames=4, size=32), LiveOptions(window_s=0.2)
     every = sum(1 for _ in windows(str(CLIP), spec, opts, LiveStats(), threading.Event()))
@@ -141,7 +141,7 @@ def test_live_frames_are_the_file_path_frames_pixel_for_pixel(tmp_path):
 
     from picojepa.core.clips import ClipSpec, normalize
     from picojepa.core.decode import open_video
-    from picojepa.runtime.live import LiveOptions, LiveRunner, LiveStats, clip_rgb, frames
+    from picojepa.runtime.live.reader import LiveOptions, LiveRunner, LiveStats, clip_rgb, frames
 
     got = [clip_rgb(item[1], 64) for _, item in zip(range(30), frames(str(CLIP), LiveOptions(), LiveStats(),
                                                                         threading.Event()))]
@@ -209,7 +209,7 @@ def test_publish_sends_every_window_result_over_nats(smoke_bundle, stop_after):
     import asyncio
 
     pytest.importorskip("nats")
-    from picojepa.runtime.localnet import NatsServer, find_nats_server
+    from picojepa.runtime.net.localnet import NatsServer, find_nats_server
 
     try:
         find_nats_server()
@@ -271,7 +271,7 @@ def test_memory_stays_flat_over_a_long_stream_played_faster_than_real_time(stop_
     """About 200 s of video (the clip looped 20 times) pushed as fast as FFmpeg encodes it."""
     from picojepa.benchmarks.stats import rss_mb
     from picojepa.core.clips import ClipSpec
-    from picojepa.runtime.live import LiveOptions, LiveRunner
+    from picojepa.runtime.live.reader import LiveOptions, LiveRunner
 
     if rss_mb() is None:
         pytest.skip("no /proc/self/status here")
@@ -298,7 +298,7 @@ def test_memory_stays_flat_over_a_long_stream_played_faster_than_real_time(stop_
 def _fake_frames(monkeypatch, times, scale: int = 10):
     """`live.frames` replaced by frames at the given stream times (None: a reconnect), each
     converted to a frame whose pixels are int(time x scale) % 256."""
-    from picojepa.runtime import live
+    from picojepa.runtime.live import reader as live
 
     def fake(source, opts, stats, stop):
         for t in times:
@@ -316,7 +316,7 @@ def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypa
     import threading
 
     from picojepa.core.clips import ClipSpec
-    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+    from picojepa.runtime.live.reader import LiveOptions, LiveStats, windows
 
     at30 = [i / 30 for i in range(90)]  # 3 s at 30 fps
     restart = [i / 15 for i in range(45)]  # back to 0 s, 3 s at 15 fps
@@ -340,7 +340,7 @@ def test_only_the_frames_a_clip_takes_are_converted_and_they_are_the_file_rules_
     import threading
 
     from picojepa.core.clips import ClipSpec, max_start, window_indices
-    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+    from picojepa.runtime.live.reader import LiveOptions, LiveStats, windows
 
     times = [i / 30 for i in range(180)]
     _fake_frames(monkeypatch, times, scale=30)  # a frame's pixels are its index
@@ -361,7 +361,7 @@ def test_a_hole_in_the_stream_moves_the_picks_to_the_frames_that_still_come(monk
     import threading
 
     from picojepa.core.clips import ClipSpec
-    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+    from picojepa.runtime.live.reader import LiveOptions, LiveStats, windows
 
     times = [i / 30 for i in range(120) if not 35 <= i < 50]  # half a second missing in window 1
     _fake_frames(monkeypatch, times, scale=30)
@@ -378,7 +378,7 @@ def test_a_reconnect_starts_a_new_series_of_windows(monkeypatch):
     import threading
 
     from picojepa.core.clips import ClipSpec
-    from picojepa.runtime.live import LiveOptions, LiveStats, windows
+    from picojepa.runtime.live.reader import LiveOptions, LiveStats, windows
 
     _fake_frames(monkeypatch, [i / 30 for i in range(45)] + [None] + [2 + i / 30 for i in range(45)])
     stats = LiveStats()

@@ -104,7 +104,7 @@ def _cmd(bundle, source, *args) -> list[str]:
 
 
 def test_results_state_events_availability_and_discovery_reach_a_subscriber(smoke_bundle, broker, looped_stream):
-    from picojepa.runtime.mqtt import topics
+    from picojepa.runtime.live.mqtt import topics
 
     live = Subscriber(broker)
     time.sleep(0.3)
@@ -141,7 +141,7 @@ def test_results_state_events_availability_and_discovery_reach_a_subscriber(smok
 
 
 def test_the_last_will_says_offline_when_the_run_dies_without_a_goodbye(smoke_bundle, broker, looped_stream):
-    from picojepa.runtime.mqtt import topics
+    from picojepa.runtime.live.mqtt import topics
 
     t = topics("cam", socket.gethostname())
     live = Subscriber(broker)
@@ -185,7 +185,7 @@ def test_a_camera_file_sends_each_camera_where_it_says(smoke_bundle, smoke_data,
     """door names the broker itself, yard names nothing and the file no run-wide target: only
     door's results reach the broker."""
     from conftest import _free_port
-    from picojepa.runtime.mqtt import topics
+    from picojepa.runtime.live.mqtt import topics
 
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
     ports = [_free_port(), _free_port()]

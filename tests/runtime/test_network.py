@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from picojepa.core.bundle import load_bundle, seal
 from picojepa.core.errors import BundleError
 from picojepa.export.bundle import export_bundle
-from picojepa.runtime import wire
+from picojepa.runtime.net import wire
 from picojepa.runtime.cli import main as run_main
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.runtime.localnet import NatsServer, start_members
-from picojepa.runtime.natsconn import NatsOptions, NetworkError
-from picojepa.runtime.network import PATIENCE, NetworkEnsemble
-from picojepa.runtime.node import MemberNode, member_graph
+from picojepa.runtime.net.localnet import NatsServer, start_members
+from picojepa.runtime.net.natsconn import NatsOptions, NetworkError
+from picojepa.runtime.net.network import PATIENCE, NetworkEnsemble
+from picojepa.runtime.net.node import MemberNode, member_graph
 
 DEADLINE_MS = 3000.0
 VOTERS = ["1", "2", "3", "4"]
@@ -277,7 +277,7 @@ def test_a_server_gone_mid_batch_is_named_and_does_not_cost_every_video_its_dead
 def test_a_creds_file_without_nkeys_says_so(monkeypatch, tmp_path):
     import importlib.util
 
-    from picojepa.runtime import natsconn
+    from picojepa.runtime.net import natsconn
 
     creds = tmp_path / "user.creds"
     creds.write_text("-----BEGIN NATS USER JWT-----\n")

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from picojepa.export.bundle import export_bundle
-from picojepa.runtime.localnet import MemberProcess, NatsServer, start_members
-from picojepa.runtime.natsconn import NatsOptions
-from picojepa.runtime.network import NetworkEnsemble
+from picojepa.runtime.net.localnet import MemberProcess, NatsServer, start_members
+from picojepa.runtime.net.natsconn import NatsOptions
+from picojepa.runtime.net.network import NetworkEnsemble
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2 (ip netns)")]

@@ -39,8 +39,8 @@ def _samples(text: str) -> dict:
 
 def test_metrics_and_status_match_what_was_classified(smoke_bundle, smoke_data):
     from picojepa.runtime.ensemble import Ensemble
-    from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams
-    from picojepa.runtime.status import Status, StatusServer
+    from picojepa.runtime.live.reader import LiveOptions, LiveRunner, classify_streams
+    from picojepa.runtime.live.status import Status, StatusServer
 
     ens = Ensemble.load(smoke_bundle, provider="cpu")
     videos = sorted((smoke_data / "infer").glob("*/*.mp4"))[:2]
@@ -140,8 +140,8 @@ def test_the_status_page_shows_every_camera_in_a_real_browser(smoke_bundle, smok
     """Headless Chromium loads `/`, runs its script (which fetches /api/status) and shows a row per
     camera with its latest label and window count."""
     from picojepa.runtime.ensemble import Ensemble
-    from picojepa.runtime.live import LiveOptions, LiveRunner, classify_streams
-    from picojepa.runtime.status import Status, StatusServer
+    from picojepa.runtime.live.reader import LiveOptions, LiveRunner, classify_streams
+    from picojepa.runtime.live.status import Status, StatusServer
 
     ens = Ensemble.load(smoke_bundle, provider="cpu")
     videos = sorted((smoke_data / "infer").glob("*/*.mp4"))[:2]
@@ -179,8 +179,8 @@ def test_events_with_clips_are_listed_and_their_files_served_from_the_clips_fold
 
     import numpy as np
 
-    from picojepa.runtime.live import LiveStats
-    from picojepa.runtime.status import Status, StatusServer
+    from picojepa.runtime.live.reader import LiveStats
+    from picojepa.runtime.live.status import Status, StatusServer
 
     clips = tmp_path / "clips"
     clips.mkdir()

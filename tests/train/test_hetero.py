@@ -178,9 +178,9 @@ def test_edge_nodes_serve_a_hetero_bundle_and_vote_as_in_process(hetero_run, smo
     network vote equals the in-process one, stacked vote included."""
     from picojepa.export.bundle import export_bundle
     from picojepa.runtime.ensemble import Ensemble
-    from picojepa.runtime.localnet import NatsServer, start_members
-    from picojepa.runtime.natsconn import NatsOptions
-    from picojepa.runtime.network import NetworkEnsemble
+    from picojepa.runtime.net.localnet import NatsServer, start_members
+    from picojepa.runtime.net.natsconn import NatsOptions
+    from picojepa.runtime.net.network import NetworkEnsemble
 
     bundle = tmp_path / "b"
     export_bundle(hetero_run[0], bundle, layout="separate", optimise=False)

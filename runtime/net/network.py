@@ -21,7 +21,7 @@ from picojepa.core.bundle import load_bundle
 from picojepa.core.errors import UsageError
 
 from . import wire
-from .ensemble import Answers, Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
+from ..ensemble import Answers, Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)

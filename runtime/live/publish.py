@@ -14,7 +14,7 @@ import re
 from picojepa.core.errors import UsageError
 from picojepa.core.redact import redact
 
-from .natsconn import LoopThread, NatsOptions, NetworkError, connect
+from ..net.natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)
 PREFIX = "picojepa.live"

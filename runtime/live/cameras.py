@@ -30,7 +30,7 @@ from picojepa.core.console import error
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.textio import read_yaml
 
-from .live import is_live
+from .reader import is_live
 
 CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region", "publish"}
 RECORD_KEYS = {"before_s", "after_s"}

@@ -23,9 +23,9 @@ from picojepa.core.console import examples, one_line_errors, setup_logging
 from picojepa.core.errors import BundleError
 
 from . import wire
-from .ensemble import check_graph_io
+from ..ensemble import check_graph_io
 from .natsconn import NatsOptions, connect, nats_options
-from .session import make_session
+from ..session import make_session
 
 log = logging.getLogger(__name__)
 

@@ -390,7 +390,7 @@ def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: t
     moment, from any streams, go through the graphs as one batch (over the network, one request
     each). Yields (name, window, Prediction) until every stream has ended, or `stop` is set.
     `between(runners)`, when given, runs before each batch: it may add or remove streams."""
-    from .ensemble import Answers, Decoded, assemble
+    from ..ensemble import Answers, Decoded, assemble
 
     batched = hasattr(ens, "member_probs")
     while not stop.is_set() and not all(r.finished for r in list(runners.values())):

@@ -127,7 +127,7 @@ class MemberProcess(_Process):
 
     def __init__(self, bundle: str | Path, member: str, url: str, extra: list[str] = (),
                  wrap: list[str] = ()):
-        argv = [*wrap, sys.executable, "-m", "picojepa.runtime.node", "--bundle", str(bundle), "--member", member,
+        argv = [*wrap, sys.executable, "-m", "picojepa.runtime.net.node", "--bundle", str(bundle), "--member", member,
                 "--nats", url, "--threads", "1", *extra]
         super().__init__(argv, f"member {member}")
         self.member = member

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from picojepa.core.console import error
 
-from .live import LiveOptions, _av, _open
+from .reader import LiveOptions, _av, _open
 
 log = logging.getLogger(__name__)
 MARGIN_S = 10.0  # packets kept beyond before_s, so that a keyframe before the clip's start is there

@@ -1,6 +1,9 @@
+import json
 import os
 import random
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +115,6 @@ def _free_port() -> int:
 @pytest.fixture
 def looped_stream(smoke_data):
     """A built-in video looped as a real-time MPEG-TS stream over TCP on loopback (FFmpeg)."""
-    import time
 
     port = _free_port()
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
@@ -123,3 +125,30 @@ def looped_stream(smoke_data):
     yield f"tcp://127.0.0.1:{port}"
     proc.kill()
     proc.wait(10)
+
+
+def run_cameras_until(bundle, camera_file, streams: dict, deadline_s: float = 60.0):
+    """picojepa-run --cameras until each stream in `streams` (name -> windows wanted) has printed
+    that many windows, or the deadline passes; then SIGTERM. Waiting on output, not on a fixed
+    duration, keeps a slow machine's start-up (servers, imports, reconnects) out of the result."""
+    import signal
+    import threading
+
+    run = subprocess.Popen([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(bundle), "--format",
+                            "json", "--cameras", str(camera_file)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=REPO)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(run.stdout.readline, "")), daemon=True).start()
+    end = time.monotonic() + deadline_s
+    try:
+        while time.monotonic() < end and run.poll() is None:
+            rows = [json.loads(x) for x in list(lines)]
+            if all(sum(r.get("stream", n) == n for r in rows) >= k for n, k in streams.items()):
+                break
+            time.sleep(0.2)
+        run.send_signal(signal.SIGTERM)
+        err = run.communicate(timeout=60)[1]
+    finally:
+        run.kill()
+    time.sleep(0.2)  # the reader thread's last lines
+    return subprocess.CompletedProcess(run.args, run.returncode, "".join(lines), err)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, _free_port
+from conftest import REPO, _free_port, run_cameras_until
 
 pytest.importorskip("av")
 
@@ -100,9 +100,7 @@ def test_three_cameras_from_a_camera_file_each_with_its_own_window_one_with_a_re
                      f"  - {{name: gate, url: 'tcp://127.0.0.1:{ports[2]}', window: 0.5, region: [0.25, 0, 0.5, 1],\n"
                      f"     record_url: 'tcp://127.0.0.1:{ports[3]}', events: {classes},\n"
                      f"     record: {{before_s: 0.5, after_s: 0.5}}}}\nclips: {{dir: '{tmp_path / 'clips'}'}}\n")
-        r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
-                            "json", "--cameras", str(f), "--duration", "6"], capture_output=True, text=True,
-                           cwd=REPO, timeout=90)
+        r = run_cameras_until(smoke_bundle, f, {"door": 4, "yard": 4, "gate": 4})
         assert r.returncode == 0, r.stderr
         rows = [json.loads(line) for line in r.stdout.splitlines()]
         spans = {n: [round(x["end_s"] - x["start_s"], 3) for x in rows if x["stream"] == n]
@@ -203,7 +201,7 @@ def _decoded_seconds(path) -> tuple[int, float]:
     return len(times), times[-1] - times[0] + 1 / float(s.average_rate)
 
 
-def _recording_run(bundle, data, tmp_path, clips, window, before, after, seconds):
+def _recording_run(bundle, data, tmp_path, clips, window, before, after, windows):
     """One camera analysing one stream and recording another (FFmpeg's TCP server takes one
     client each), every label an event label: the finished run and the looped video."""
     video = sorted((data / "infer").glob("*/*.mp4"))[0]
@@ -217,9 +215,7 @@ def _recording_run(bundle, data, tmp_path, clips, window, before, after, seconds
                  f"    record: {{before_s: {before}, after_s: {after}}}\nclips: {{dir: '{clips}', max_gb: 1}}\n")
     try:
         time.sleep(0.5)
-        return subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(bundle), "--format",
-                               "json", "--cameras", str(f), "--duration", str(seconds)], capture_output=True,
-                              text=True, cwd=REPO, timeout=90), video
+        return run_cameras_until(bundle, f, {"door": windows}), video
     finally:
         for server in servers:
             server.kill()
@@ -232,7 +228,7 @@ def test_an_event_writes_a_clip_from_before_to_after_it_remuxed_from_the_record_
     names the clip and the snapshot; the MP4 decodes, starts within a GOP (here one loop of the
     video) before `before_s` ahead of the event and lasts about before + after seconds."""
     clips = tmp_path / "clips"
-    r, video = _recording_run(smoke_bundle, smoke_data, tmp_path, clips, window=1, before=1, after=2, seconds=9)
+    r, video = _recording_run(smoke_bundle, smoke_data, tmp_path, clips, window=1, before=1, after=2, windows=6)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     events = [x["event"] for x in rows if "event" in x]
@@ -255,7 +251,7 @@ def test_a_full_disk_for_clips_is_an_error_per_clip_and_the_camera_goes_on(smoke
     (tiny_disk / "clips").mkdir()
     (tiny_disk / "filler").write_bytes(b"x" * (tiny_disk_free(tiny_disk) - 4096))  # the disk is full
     r, _ = _recording_run(smoke_bundle, smoke_data, tmp_path, tiny_disk / "clips", window=0.5, before=0.5,
-                          after=0.5, seconds=6)
+                          after=0.5, windows=8)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) >= 6  # classifying went on

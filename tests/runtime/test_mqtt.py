@@ -108,7 +108,7 @@ def test_results_state_events_availability_and_discovery_reach_a_subscriber(smok
 
     live = Subscriber(broker)
     time.sleep(0.3)
-    run = subprocess.run(_cmd(smoke_bundle, looped_stream, "--name", "front door", "--duration", "5",
+    run = subprocess.run(_cmd(smoke_bundle, looped_stream, "--name", "front door", "--duration", "8",
                               "--publish", f"mqtt://127.0.0.1:{broker}"), capture_output=True, text=True,
                          cwd=REPO, timeout=90)
     assert run.returncode == 0, run.stderr
@@ -184,7 +184,7 @@ def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, 
 def test_a_camera_file_sends_each_camera_where_it_says(smoke_bundle, smoke_data, broker, tmp_path):
     """door names the broker itself, yard names nothing and the file no run-wide target: only
     door's results reach the broker."""
-    from conftest import _free_port
+    from conftest import _free_port, run_cameras_until
     from picojepa.runtime.live.mqtt import topics
 
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
@@ -199,9 +199,7 @@ def test_a_camera_file_sends_each_camera_where_it_says(smoke_bundle, smoke_data,
     live = Subscriber(broker)
     try:
         time.sleep(0.5)
-        run = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle),
-                              "--format", "json", "--cameras", str(f), "--duration", "5"], capture_output=True,
-                             text=True, cwd=REPO, timeout=90)
+        run = run_cameras_until(smoke_bundle, f, {"door": 3, "yard": 3})
     finally:
         for s in servers:
             s.kill()

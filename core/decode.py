@@ -39,18 +39,23 @@ def _torchcodec():
     return VideoDecoder, Resize
 
 
-def _crop(x0: int, y0: int, w: int, h: int):
-    """A decoder transform cropping (x0, y0, w, h) of the full RGB frame: the spec torchcodec
-    0.13's own RandomCrop hands to its filter graph, at a fixed place. The pixels equal the live
+def _crop(region: Region):
+    """A decoder transform cutting `region` out of the full RGB frame: the spec torchcodec 0.13's
+    own RandomCrop hands to its filter graph, at a fixed place computed from the frame size the
+    decoder passes in (no second open of the file for its metadata). The pixels equal the live
     path's crop of the converted frame (tests/core/test_decode.py holds it)."""
     from torchcodec.transforms._decoder_transforms import DecoderTransform
 
     class RegionCrop(DecoderTransform):
         def _make_transform_spec(self, input_dims) -> str:
+            height, width = input_dims
+            if not height or not width:
+                raise ValueError("a region needs the video's frame size, which its metadata lacks")
+            x0, y0, w, h = region.pixels(width, height)
             return f"crop, {h}, {w}, {x0}, {y0}"
 
         def _get_output_dims(self):
-            return (h, w)
+            return None  # known only from the input's; the Resize that follows does not need them
 
     return RegionCrop()
 
@@ -253,10 +258,7 @@ def open_video(
     VideoDecoder, Resize = _torchcodec()
     source = remux_to_mp4(p) if is_mpegts(p) else p
     try:
-        transforms = [Resize((size, size))]
-        if region is not None:
-            meta = VideoDecoder(str(source), seek_mode="approximate").metadata
-            transforms.insert(0, _crop(*region.pixels(int(meta.width or 0), int(meta.height or 0))))
+        transforms = [Resize((size, size))] if region is None else [_crop(region), Resize((size, size))]
         dec = VideoDecoder(
             str(source),
             seek_mode=seek_mode,

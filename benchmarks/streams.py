@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,10 +25,10 @@ import time
 from pathlib import Path
 
 from picojepa.core.bundle import load_bundle
-from picojepa.runtime.ensemble import Ensemble
 from picojepa.core.clips import normalize
-from picojepa.runtime.ensemble import Answers, Decoded, assemble
+from picojepa.runtime.ensemble import Decoded, Ensemble
 from picojepa.runtime.live.reader import LiveOptions, LiveRunner, LiveStats, classify_streams, clip_rgb, windows
+from picojepa.runtime.net.localnet import free_port
 
 from .errors import BenchError
 from .stats import summarize
@@ -53,12 +52,6 @@ def camera_file(source: str, tmp: Path, size: tuple[int, int] = SIZES[0], second
     return out
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(path: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(["ffmpeg", "-v", "quiet", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(path),
                              "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
@@ -67,7 +60,7 @@ def _serve(path: Path, port: int) -> subprocess.Popen:
 
 def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOptions) -> dict:
     """N streams served at once and classified together for `seconds` of wall time."""
-    ports = [_port() for _ in range(n)]
+    ports = [free_port() for _ in range(n)]
     servers = [_serve(camera, p) for p in ports]
     time.sleep(0.5 + 0.05 * n)
     runners = {f"cam{i}": LiveRunner(f"tcp://127.0.0.1:{p}", ens.bundle.clip, opts) for i, p in enumerate(ports)}
@@ -145,8 +138,6 @@ def skip_accuracy(ens: Ensemble, videos: list[Path], window_s: float = 1.0) -> d
     windows of `window_s` every `window_s`: the vote's accuracy over the windows and the frames
     decoded, with every frame decoded and with FFmpeg skipping the non-reference frames (the clip
     then comes from the frames that remain)."""
-    import threading
-
     out = {}
     for mode in ("none", "nonref"):
         opts = LiveOptions(window_s, None, None, 10.0, 5.0, skip_frame=mode)
@@ -155,9 +146,7 @@ def skip_accuracy(ens: Ensemble, videos: list[Path], window_s: float = 1.0) -> d
             stats = LiveStats()
             for w in windows(str(v), ens.bundle.clip, opts, stats, threading.Event()):
                 clip = normalize(w.frames, ens.bundle.clip)[None]
-                d = Decoded(str(v), clip, [(w.start_s, w.end_s)], 0.0, 0.0)
-                pred = assemble(d, Answers(ens.bundle.members, ens.member_probs(clip)), ens.classes,
-                                "majority", 0.0, lambda p: ens.combine(p, "majority"))
+                pred = ens.finish(Decoded(str(v), clip, [(w.start_s, w.end_s)], 0.0, 0.0), "majority")
                 right += pred.label == Path(v).parent.name
                 total += 1
             frames += stats.frames

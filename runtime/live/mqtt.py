@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 import threading
 from urllib.parse import unquote, urlsplit
 
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
+
+from .publish import token
 
 log = logging.getLogger(__name__)
 ROOT, DISCOVERY = "picojepa", "homeassistant"
@@ -37,11 +38,6 @@ CLOSE_S = 5.0
 
 class MqttError(PicoJepaError, RuntimeError):
     """The MQTT broker could not be reached or refused us."""
-
-
-def token(name: str) -> str:
-    """A name as one MQTT topic level (and a Home Assistant object id): letters, digits, _ and -."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "stream"
 
 
 def topics(camera: str, node: str) -> dict[str, str]:

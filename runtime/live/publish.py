@@ -21,9 +21,15 @@ PREFIX = "picojepa.live"
 FLUSH_S = 5.0
 
 
+def token(name: str) -> str:
+    """A stream's name as one NATS subject token or MQTT topic level (and a Home Assistant object
+    id): letters, digits, _ and -."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "stream"
+
+
 def subject_for(stream: str) -> str:
     """`picojepa.live.<stream>`, the name reduced to the characters a subject token allows."""
-    return f"{PREFIX}.{re.sub(r'[^A-Za-z0-9_-]+', '_', stream).strip('_') or 'stream'}"
+    return f"{PREFIX}.{token(stream)}"
 
 
 class Publisher:

@@ -112,15 +112,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_looped(video, port: int) -> subprocess.Popen:
+    """FFmpeg looping `video` as a real-time MPEG-TS stream on tcp://127.0.0.1:port (packets
+    copied). FFmpeg's TCP server takes one client: a stream per reader."""
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
+                             "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.fixture
 def looped_stream(smoke_data):
     """A built-in video looped as a real-time MPEG-TS stream over TCP on loopback (FFmpeg)."""
-
     port = _free_port()
-    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    proc = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
-                             "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = serve_looped(sorted((smoke_data / "infer").glob("*/*.mp4"))[0], port)
     time.sleep(0.5)
     yield f"tcp://127.0.0.1:{port}"
     proc.kill()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, _free_port, run_cameras_until
+from conftest import REPO, _free_port, run_cameras_until, serve_looped
 
 pytest.importorskip("av")
 
@@ -78,19 +78,13 @@ def test_event_labels_must_be_classes_of_the_bundle(tmp_path):
         cams.check_labels(["spin", "pulse"])
 
 
-def _serve(video, port):
-    return subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
-                             "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def test_three_cameras_from_a_camera_file_each_with_its_own_window_one_with_a_region(smoke_bundle, smoke_data,
                                                                                       tmp_path):
     """door and yard differ in window and stride; gate has a region, a separate record stream
     and event labels, and writes clips."""
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
     ports = [_free_port() for _ in range(4)]
-    servers = [_serve(video, p) for p in ports]
+    servers = [serve_looped(video, p) for p in ports]
     classes = sorted(p.name for p in (smoke_data / "infer").iterdir() if p.is_dir())
     try:
         time.sleep(0.5)
@@ -135,7 +129,7 @@ def test_sighup_starts_added_stops_removed_restarts_changed_and_refuses_a_bad_fi
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
     # FFmpeg's TCP server takes one client: lane's restart connects to a second server ("lane2")
     ports = {n: _free_port() for n in ("door", "yard", "gate", "lane", "lane2")}
-    servers = [_serve(video, p) for p in ports.values()]
+    servers = [serve_looped(video, p) for p in ports.values()]
     f = tmp_path / "cameras.yaml"
 
     def write(cams: dict):
@@ -207,7 +201,7 @@ def _recording_run(bundle, data, tmp_path, clips, window, before, after, windows
     video = sorted((data / "infer").glob("*/*.mp4"))[0]
     classes = sorted(p.name for p in (data / "infer").iterdir() if p.is_dir())
     ports = [_free_port(), _free_port()]
-    servers = [_serve(video, p) for p in ports]
+    servers = [serve_looped(video, p) for p in ports]
     f = tmp_path / "cameras.yaml"
     f.write_text(f"cameras:\n  - name: door\n    url: 'tcp://127.0.0.1:{ports[0]}'\n"
                  f"    record_url: 'tcp://127.0.0.1:{ports[1]}'\n    window: {window}\n    events: {classes}\n"

@@ -16,18 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, _free_port
 
 pytest.importorskip("av")
 mqtt = pytest.importorskip("paho.mqtt.client")
 MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="no mosquitto (sudo apt-get install mosquitto)")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, deadline_s: float = 10.0) -> None:
@@ -42,7 +36,7 @@ def _wait_port(port: int, deadline_s: float = 10.0) -> None:
 
 
 def _broker(tmp: Path, users: dict | None = None):
-    port, conf = _port(), tmp / "mosquitto.conf"
+    port, conf = _free_port(), tmp / "mosquitto.conf"
     # `user`: as root mosquitto would switch to the user `mosquitto`, who cannot read pytest's folders
     lines = [f"listener {port} 127.0.0.1", "persistence false", f"allow_anonymous {'false' if users else 'true'}",
              f"user {getpass.getuser()}"]
@@ -176,7 +170,8 @@ def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, 
         proc.wait(10)
     t0 = time.monotonic()
     gone = subprocess.run(_cmd(smoke_bundle, looped_stream, "--connect-timeout", "2", "--publish",
-                               f"mqtt://127.0.0.1:{_port()}"), capture_output=True, text=True, cwd=REPO, timeout=60)
+                               f"mqtt://127.0.0.1:{_free_port()}"), capture_output=True, text=True, cwd=REPO,
+                          timeout=60)
     assert gone.returncode == 3 and "no MQTT broker answered within 2 s" in gone.stderr, gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1 and time.monotonic() - t0 < 30
 
@@ -184,14 +179,12 @@ def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, 
 def test_a_camera_file_sends_each_camera_where_it_says(smoke_bundle, smoke_data, broker, tmp_path):
     """door names the broker itself, yard names nothing and the file no run-wide target: only
     door's results reach the broker."""
-    from conftest import _free_port, run_cameras_until
+    from conftest import run_cameras_until, serve_looped
     from picojepa.runtime.live.mqtt import topics
 
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
     ports = [_free_port(), _free_port()]
-    servers = [subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(video),
-                                 "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{p}?listen=1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
+    servers = [serve_looped(video, p) for p in ports]
     f = tmp_path / "cameras.yaml"
     f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{ports[0]}', window: 0.5,\n"
                  f"     publish: ['mqtt://127.0.0.1:{broker}']}}\n"

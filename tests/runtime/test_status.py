@@ -12,16 +12,10 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, _free_port
 
 pytest.importorskip("av")
 parser = pytest.importorskip("prometheus_client.parser")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, str, str]:
@@ -94,7 +88,7 @@ def _cmd(bundle, source, *args):
 
 
 def test_the_run_serves_its_status_while_it_lasts(smoke_bundle, looped_stream):
-    port = _port()
+    port = _free_port()
     run = subprocess.Popen(_cmd(smoke_bundle, looped_stream, "--name", "door", "--duration", "8", "--http",
                                 f"127.0.0.1:{port}"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            cwd=REPO)

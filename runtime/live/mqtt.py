@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 
-from .publish import token
+from .reader import token
 
 log = logging.getLogger(__name__)
 ROOT, DISCOVERY = "picojepa", "homeassistant"

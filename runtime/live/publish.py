@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 
 from picojepa.core.errors import UsageError
 from picojepa.core.redact import redact
 
 from ..net.natsconn import LoopThread, NatsOptions, NetworkError, connect
+from .reader import token
 
 log = logging.getLogger(__name__)
 PREFIX = "picojepa.live"
 FLUSH_S = 5.0
-
-
-def token(name: str) -> str:
-    """A stream's name as one NATS subject token or MQTT topic level (and a Home Assistant object
-    id): letters, digits, _ and -."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "stream"
 
 
 def subject_for(stream: str) -> str:

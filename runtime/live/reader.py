@@ -363,6 +363,12 @@ class LiveRunner:
         return normalize(w.frames, self.spec)[None]
 
 
+def token(name: str) -> str:
+    """A stream's name as one NATS subject token or MQTT topic level (and a Home Assistant object
+    id): letters, digits, _ and -."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "stream"
+
+
 def read_streams_file(path: str) -> list[tuple[str, str]]:
     """`SOURCE [NAME]` per line (# comments, blank lines skipped) -> [(name, source)]; a
     source without a name is named by itself, credentials masked. LiveError for an unreadable

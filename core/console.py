@@ -15,6 +15,7 @@ import sys
 import time
 
 import click
+from tqdm import tqdm
 
 from .errors import PicoJepaError, UsageError
 from .redact import redact
@@ -93,8 +94,6 @@ def progress(iterable=None, *, total: int | None = None, desc: str = "", disable
     """A tqdm bar on a terminal; in a log file (stderr not a terminal), a plain line
     `desc: n/total` at most every LINE_EVERY_S seconds and one at the end, instead of a bar
     redrawn thousands of times. Same calls as tqdm: iterate, update, set_postfix, close."""
-    from tqdm import tqdm
-
     if disable or sys.stderr.isatty():
         return tqdm(iterable, total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True,
                     file=sys.stderr, **kw)

@@ -18,7 +18,7 @@ import numpy as np
 
 from picojepa.core.errors import DecodeError, FFmpegMissingError
 
-from .clips import ClipSpec, Region, SeekMode
+from .clips import ClipSpec, Region, SeekMode, normalize, window_indices
 
 TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
 # file suffixes taken for videos when a folder is searched (any file given by name is tried)
@@ -31,8 +31,8 @@ REMUX_TIMEOUT_S = 300.0
 def _torchcodec():
     """Import torchcodec's decoder lazily and turn a missing FFmpeg into one clear error."""
     try:
-        from torchcodec.decoders import VideoDecoder
-        from torchcodec.transforms import Resize
+        from torchcodec.decoders import VideoDecoder  # torchcodec loads torch: only when a video is opened
+        from torchcodec.transforms import Resize  # torchcodec loads torch: only when a video is opened
     except (RuntimeError, OSError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FFmpegMissingError(first[:200]) from None
@@ -44,7 +44,7 @@ def _crop(region: Region):
     own RandomCrop hands to its filter graph, at a fixed place computed from the frame size the
     decoder passes in (no second open of the file for its metadata). The pixels equal the live
     path's crop of the converted frame (tests/core/test_decode.py holds it)."""
-    from torchcodec.transforms._decoder_transforms import DecoderTransform
+    from torchcodec.transforms._decoder_transforms import DecoderTransform  # loads torch: only when a video is opened
 
     class RegionCrop(DecoderTransform):
         def _make_transform_spec(self, input_dims) -> str:
@@ -127,7 +127,7 @@ class VideoReader:
         private one, and says so in one line if a torchcodec upgrade removed it."""
         if self._keyframes is None:
             try:
-                from torchcodec._core import _get_key_frame_indices
+                from torchcodec._core import _get_key_frame_indices  # loads torch: only on opening a video
 
                 found = _get_key_frame_indices(self._decoder._decoder)
             except (ImportError, AttributeError) as exc:
@@ -166,8 +166,6 @@ class VideoReader:
         """The clips of `spec` starting at `starts`, each uint8 (T, H, W, 3), from one read of
         all their frames: one forward pass with a seek only where a clip lies beyond the current
         GOP, instead of a seek per clip."""
-        from .clips import window_indices
-
         data = self.read([i for s in starts for i in window_indices(self.num_frames, spec, s)])
         return [data[k * spec.frames:(k + 1) * spec.frames] for k in range(len(starts))]
 
@@ -284,7 +282,5 @@ def open_video(
 def load_clip(path, spec: ClipSpec, indices_fn, device: str = "cpu") -> np.ndarray:
     """Decode one clip: `indices_fn(num_frames, keyframes)` picks the frames (keyframes None
     unless `spec.placement` is 'keyframe'); returns float32 (3, T, S, S)."""
-    from .clips import normalize
-
     video = open_video(path, spec.size, spec.seek_mode, device=device)
     return normalize(video.read(indices_fn(video.num_frames, video.placement_keyframes(spec))), spec)

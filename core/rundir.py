@@ -16,24 +16,31 @@ files, and nothing else of the folder); a folder of other files is never written
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from picojepa.core.errors import PicoJepaError, UsageError
+from picojepa.core.textio import read_json
 
 PRETRAIN = "pretrain.pt"
 PRETRAIN_LOG = "pretrain.jsonl"
 COLLAPSED = "pretrain.collapsed.pt"
 FEATURES = "features.pt"
 MEMBERS_DIR = "members"
+STACKER = "stacker.pt"
+RANDOM_PROBE = "random_init_probe"  # the random-init baseline probe's checkpoint, beside the members
+REPORT_JSON, REPORT_MD, SUMMARY = "report.json", "report.md", "summary.json"
+PLOTS = ("loss", "confusion", "tsne", "masking")  # the report's figures, RUN/<name>.png
 ENSEMBLE = "ensemble.json"
+ENSEMBLE_RUNS = "runs"
 # what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
 _MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE)
 # the run's own files, removed by --force before it starts over
-_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, "report.json", "report.md", "summary.json", "stacker.pt", "runs",
-        "folds-data",
-        "loss.png", "confusion.png", "tsne.png", "masking.png")
+_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, REPORT_JSON, REPORT_MD, SUMMARY, STACKER, ENSEMBLE_RUNS,
+        "folds-data", *(f"{p}.png" for p in PLOTS))
 
 
 REPEAT = re.compile(r"^(seed|fold)-\d+$")
@@ -48,6 +55,105 @@ def member_path(run: str | Path, member: str) -> Path:
     return Path(run) / MEMBERS_DIR / f"{member}.pt"
 
 
+@dataclass(frozen=True)
+class _Folder:
+    """A folder a training command writes, with its report."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / REPORT_JSON
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / REPORT_MD
+
+
+@dataclass(frozen=True)
+class RunDir(_Folder):
+    """Where one training run keeps each of its files (`RunDir(out).pretrain`, `.member("1")`):
+    the one place their names are put together."""
+
+    @property
+    def pretrain(self) -> Path:
+        return self.root / PRETRAIN
+
+    @property
+    def pretrain_log(self) -> Path:
+        return self.root / PRETRAIN_LOG
+
+    @property
+    def features(self) -> Path:
+        return self.root / FEATURES
+
+    @property
+    def members(self) -> Path:
+        return self.root / MEMBERS_DIR
+
+    def member(self, name: str) -> Path:
+        return member_path(self.root, name)
+
+    @property
+    def random_probe(self) -> Path:
+        return self.member(RANDOM_PROBE)
+
+    @property
+    def stacker(self) -> Path:
+        """The stacked vote's meta-model over the partial members."""
+        return self.members / STACKER
+
+    @property
+    def summary(self) -> Path:
+        return self.root / SUMMARY
+
+    def plot(self, name: str) -> Path:
+        """One of the report's figures (`PLOTS`)."""
+        if name not in PLOTS:
+            raise ValueError(f"unknown plot {name!r}; known: {', '.join(PLOTS)}")
+        return self.root / f"{name}.png"
+
+    def finished_recipe(self) -> dict | None:
+        """The recipe of the finished run here (its report's), or None where there is none."""
+        try:
+            return json.loads(self.report_json.read_text())["recipe_config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclass(frozen=True)
+class EnsembleDir(_Folder):
+    """A heterogeneous ensemble's folder: ensemble.json (each member: name, run, the classifier
+    that votes, recipe), the member runs in runs/<member>/, the stacker and the report."""
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / ENSEMBLE
+
+    def run(self, member: str) -> RunDir:
+        return RunDir(self.root / ENSEMBLE_RUNS / member)
+
+    @property
+    def stacker(self) -> Path:
+        return self.root / STACKER
+
+    def is_ensemble(self) -> bool:
+        return self.manifest.is_file()
+
+    def read(self) -> tuple[str, list[dict]]:
+        """The ensemble's name and its members, each run as an absolute path."""
+        data = read_json(self.manifest, RunDirError, "ensemble manifest")
+        try:
+            name, members = data["name"], data["members"]
+            members = [{**m, "run": self.root / m["run"]} for m in members]
+        except (TypeError, KeyError) as exc:
+            raise RunDirError(f"{self.manifest}: not a heterogeneous ensemble's manifest ({exc})") from None
+        return name, members
+
+
 def repeat_dirs(folder: str | Path) -> list[Path]:
     """The runs of a multi-seed (seed-<s>/) or cross-validated (fold-<i>/) run."""
     return sorted(p for p in Path(folder).glob("*-*") if p.is_dir() and REPEAT.match(p.name))
@@ -57,7 +163,7 @@ def holds_run(folder: str | Path) -> bool:
     """True where `folder` holds a run (a checkpoint or trained members), a multi-seed or
     cross-validated run, or an ensemble's runs; a report alone does not make one."""
     folder = Path(folder)
-    members = [d for d in sorted((folder / "runs").glob("*")) if d.is_dir()]  # an ensemble, even unfinished
+    members = [d for d in sorted((folder / ENSEMBLE_RUNS).glob("*")) if d.is_dir()]  # an ensemble, even unfinished
     return any((folder / m).exists() for m in _MARKS) or any(holds_run(d) for d in [*repeat_dirs(folder), *members])
 
 
@@ -76,7 +182,7 @@ def claim(out: str | Path, resume: bool = False, force: bool = False, what: str 
     if not entries:
         return out
     if what == "heterogeneous ensemble" and holds_run(out) and not (
-            (out / ENSEMBLE).exists() or (out / "runs").is_dir() or repeat_dirs(out)):
+            (out / ENSEMBLE).exists() or (out / ENSEMBLE_RUNS).is_dir() or repeat_dirs(out)):
         raise RunDirError(f"{out}: holds a training run, not a heterogeneous ensemble; choose another --out")
     if not holds_run(out):
         raise RunDirError(f"{out}: not empty and not a {what} (holds {', '.join(entries[:3])}); "
@@ -96,7 +202,7 @@ def _clear(run: Path) -> None:
     a folder left non-empty by the user's files stays."""
     for name in _OWN:
         p = run / name
-        if name in (MEMBERS_DIR, "runs", "folds-data") and p.is_dir() and not p.is_symlink():
+        if name in (MEMBERS_DIR, ENSEMBLE_RUNS, "folds-data") and p.is_dir() and not p.is_symlink():
             continue
         if p.is_file() or p.is_symlink():
             p.unlink()
@@ -105,11 +211,11 @@ def _clear(run: Path) -> None:
         for f in members.glob("*.pt"):
             f.unlink()
         _rmdir_if_empty(members)
-    for sub in [*repeat_dirs(run), *sorted((run / "runs").glob("*"))]:
+    for sub in [*repeat_dirs(run), *sorted((run / ENSEMBLE_RUNS).glob("*"))]:
         if sub.is_dir() and not sub.is_symlink() and holds_run(sub):
             _clear(sub)
             _rmdir_if_empty(sub)
-    _rmdir_if_empty(run / "runs")
+    _rmdir_if_empty(run / ENSEMBLE_RUNS)
     data = run / "folds-data"
     if data.is_dir() and not data.is_symlink() and all(
             f.is_symlink() or f.is_dir() or f.suffix == ".csv" or f.name in ("classInd.txt", ".picojepa-index")

@@ -11,6 +11,7 @@ import json
 import stat
 from pathlib import Path
 from typing import Any
+import yaml
 
 from .errors import PicoJepaError
 
@@ -64,8 +65,6 @@ def read_json(path: str | Path, error: type[PicoJepaError] = PicoJepaError, what
 
 def parse_yaml(text: str, where: str, error: type[PicoJepaError] = PicoJepaError) -> Any:
     """YAML text -> value; `error` names `where` (a file, or an option such as `--set k`)."""
-    import yaml
-
     try:
         return yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as exc:

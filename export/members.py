@@ -11,9 +11,9 @@ from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import UsageError
 from picojepa.core.roster import MEMBERS, MOTION, VOTE_MEMBERS
-from picojepa.core.rundir import repeat_dirs
+from picojepa.core.rundir import EnsembleDir, RunDir, repeat_dirs
 from picojepa.train import checkpoint
-from picojepa.train.classify import STACKER, member_from_state
+from picojepa.train.classify import member_from_state
 from picojepa.train.config import ConfigError
 from picojepa.train.heads import VideoClassifier, pool_tokens, time_steps, token_input
 
@@ -81,8 +81,6 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
     """The export's members from the command line: a run's own members (`--members general,1`),
     a heterogeneous ensemble's directory (its ensemble.json), or members of several runs
     (`--members runs/a:general,runs/b:1=deep`). Every member votes in the last two."""
-    from picojepa.train.hetero import MANIFEST, read_manifest
-
     items = [m.strip() for m in (members or "").split(",") if m.strip()]
     if any(":" in m for m in items):
         if run_dir is not None:
@@ -92,16 +90,17 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
     if run_dir is None:
         raise UsageError("no members: give RUN_DIR, or --members RUN_DIR:MEMBER,... from several runs")
     run_dir = Path(run_dir)
-    if (run_dir / MANIFEST).is_file():
+    ensemble = EnsembleDir(run_dir)
+    if ensemble.is_ensemble():
         if items:
             raise ExportError(f"{run_dir}: a heterogeneous ensemble exports all its members; "
                               "compose others with --members RUN:MEMBER=NAME,...")
-        refs = [MemberRef(m["run"], m["head"], m["name"]) for m in read_manifest(run_dir)[1]]
-        return Selection(refs, [r.name for r in refs], run_dir / STACKER, refs[0].run)
+        refs = [MemberRef(m["run"], m["head"], m["name"]) for m in ensemble.read()[1]]
+        return Selection(refs, [r.name for r in refs], ensemble.stacker, refs[0].run)
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run directory")
     repeats = repeat_dirs(run_dir)
-    if repeats and not (run_dir / "members").is_dir():
+    if repeats and not RunDir(run_dir).members.is_dir():
         raise ExportError(f"{run_dir}: a multi-seed or cross-validated run; export one of its runs, "
                           f"e.g. {repeats[0]}")
     names = items or list(MEMBERS)
@@ -110,7 +109,7 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
         raise UsageError(f"--members: unknown member {unknown[0]!r}; known: {', '.join(KNOWN)}")
     refs = [MemberRef(run_dir, n, n) for n in names]
     votes = [n for n in names if n in VOTE_MEMBERS] or names
-    return Selection(refs, votes, run_dir / "members" / STACKER, run_dir)
+    return Selection(refs, votes, RunDir(run_dir).stacker, run_dir)
 
 
 def load_members(refs: list[MemberRef]) -> list[Member]:
@@ -124,9 +123,9 @@ def load_members(refs: list[MemberRef]) -> list[Member]:
     if bad:
         raise ExportError(f"member name {bad[0]!r}: use letters, digits, '-' or '_' (rename with =NAME)")
     for r in refs:
-        if not (r.run / "members" / f"{r.member}.pt").is_file():
+        if not RunDir(r.run).member(r.member).is_file():
             raise ExportError(f"{r.run}: no member {r.member!r} (members/{r.member}.pt missing)")
-    members = [load_member(r.run / "members" / f"{r.member}.pt", r.name) for r in refs]
+    members = [load_member(RunDir(r.run).member(r.member), r.name) for r in refs]
     first = members[0]
     for m in members[1:]:
         if m.classes != first.classes:

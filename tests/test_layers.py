@@ -110,3 +110,34 @@ def test_no_function_outside_a_click_command_takes_more_than_8_parameters_or_60_
                     too.append(f"{path.relative_to(REPO)}:{fn.lineno} {fn.name}: {len(params)} parameters, "
                                f"{lines} lines")
     assert not too, "\n".join(too)
+
+
+# the files of a run, an ensemble and a bundle, and the one module that spells each name
+OWNED = {"core/rundir.py": ("pretrain.pt", "pretrain.jsonl", "pretrain.collapsed.pt", "features.pt", "stacker.pt",
+                            "ensemble.json", "random_init_probe.pt", "summary.json"),
+         "core/bundle.py": ("manifest.json",)}
+
+
+def _literals(path: Path) -> set[str]:
+    """The string constants of a module (docstrings and comments are not constants of the code)."""
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs}
+
+
+def test_the_run_directory_and_the_bundle_file_names_are_spelled_in_one_module():
+    """The run directory's file names (`core/rundir.py`: RunDir, EnsembleDir) and the bundle's
+    manifest (`core/bundle.py`) are asked for, never typed again, in any room or tool; a string
+    that holds one (a path, a message) counts too."""
+    found = []
+    for room in (*ROOMS, "tools"):
+        for path in sorted((REPO / room).rglob("*.py")):
+            rel = str(path.relative_to(REPO))
+            for owner, names in OWNED.items():
+                if rel != owner:
+                    found += [f"{rel}: {lit!r} spells {n!r} (owned by {owner})" for lit in sorted(_literals(path))
+                              for n in names if n in lit.split("/") or lit == n]
+    assert not found, "\n".join(found)

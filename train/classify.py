@@ -11,21 +11,21 @@ import torch
 
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS
-from picojepa.core.rundir import member_path
+from picojepa.core.rundir import RunDir, member_path
 
-from . import checkpoint, stacking
+from . import checkpoint
 from .config import Recipe, recipe_from_dict
 from .features import Features, extract, subset
+from .finetune import finetune, member_features, validation_accuracy
 from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
 from .motion import MotionEncoder, member_recipe
 from .pretrain import load_encoder
 from .probe import predict, train_head
 from .vit import VideoViT
+from .votes import fit_stacker
 
 log = logging.getLogger(__name__)
-FEATURES = "features.pt"
-STACKER = "stacker.pt"
 MOTION_FEATURES = 1  # version of the cached motion numbers (train/motion.py); a cache without them is redone
 
 
@@ -36,6 +36,7 @@ class ClassifyResult:
     skipped: list[str]
     encoder_passes: int
     encoder_passes_uncached: int
+    sets: dict | None = None  # the features it trained on (`features_for`), handed on to the evaluation
 
 
 def _as_dict(f: Features) -> dict:
@@ -58,7 +59,7 @@ def member_from_state(state: dict) -> tuple[Recipe, torch.nn.Module, torch.nn.Mo
 def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
     """A run's held-out videos and their labels, as its feature cache lists them ([] and []
     before the classify stage wrote it): what export verifies and scores on."""
-    path = Path(run_dir) / FEATURES
+    path = RunDir(run_dir).features
     if not path.exists():
         return [], []
     sets = checkpoint.load(path, kind="features")["sets"]
@@ -85,7 +86,7 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
            "train": [str(p) for p, _ in train_items], "infer": [str(p) for p, _ in infer_items],
            "clips": recipe.classify.feature_clips, "pool": token_input(recipe.classify.head, recipe.classify.pool),
            "motion": MOTION_FEATURES}
-    cache = Path(run_dir) / FEATURES
+    cache = RunDir(run_dir).features
     if cache.exists():
         state = checkpoint.load(cache, kind="features")
         if state["key"] == key:
@@ -145,7 +146,7 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)
     checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
                      "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
-                    run_dir / "members" / "random_init_probe.pt")
+                    RunDir(run_dir).random_probe)
     mrecipe = member_recipe(recipe)  # the motion member: a linear head on its cached numbers
     head, info = train_head(sets["motion_train"], len(classes), mrecipe.classify, recipe.seed)
     _save_member(run_dir, MOTION, mrecipe, classes, MotionEncoder(recipe.clip).state_dict(), head, info)
@@ -153,7 +154,7 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     n_train, n_infer = len(sets["train"].paths), len(sets["infer"].paths)
     passes = 2 * (n_train * cfg.feature_clips + n_infer)
     skipped = sorted(set(sets["train"].errors + sets["infer"].errors))
-    return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips)
+    return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips, sets)
 
 
 def _save_member(run_dir: Path, member: str, recipe: Recipe, classes: list[str], encoder: dict, head,
@@ -170,8 +171,6 @@ def _save_member(run_dir: Path, member: str, recipe: Recipe, classes: list[str],
 def _finetune(encoder: VideoViT, head, feats: Features, info: dict, recipe: Recipe):
     """Fine-tune a copy of the encoder with the head on the member's training videos (its
     validation videos left out); the validation accuracy is measured again through it."""
-    from .finetune import finetune, validation_accuracy
-
     label = dict(zip(feats.paths, feats.labels.tolist()))
     val = set(info["val_paths"])
     train_items = [(Path(p), label[p]) for p in feats.paths if p not in val]
@@ -185,11 +184,8 @@ def _finetune(encoder: VideoViT, head, feats: Features, info: dict, recipe: Reci
 def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path, encoders: dict,
                  recipe: Recipe) -> None:
     """Fit the stacking meta-model on the partial members' validation videos (seen by none of
-    them) and save it as members/stacker.pt; without enough videos, remove a stale one.
-    Fine-tuned members (in `encoders`) see those videos through their own encoders."""
-    from .finetune import member_features
-
-    path = run_dir / "members" / STACKER
+    them) into the run's stacker file (`votes.fit_stacker`). Fine-tuned members (in
+    `encoders`) see those videos through their own encoders."""
     items = [(Path(p), int(y)) for p, y in zip(unseen.paths, unseen.labels.tolist())]
 
     def feats_of(m):
@@ -198,11 +194,5 @@ def _fit_stacker(heads: dict, unseen: Features, classes: int, run_dir: Path, enc
         return member_features(encoders[m], items, recipe, recipe.classify.feature_clips).feats
 
     probs = np.stack([predict(heads[m], feats_of(m)) for m in VOTE_MEMBERS])
-    stacker, note = stacking.fit(probs, unseen.labels.numpy(), classes)
-    if stacker is None:
-        path.unlink(missing_ok=True)
-        log.warning("stacking meta-model %s", note)
-    else:
-        checkpoint.save({"kind": "stacker", "members": list(VOTE_MEMBERS), **stacker,
-                         "member_heads": {m: checkpoint.state_hash(heads[m].state_dict())
-                                          for m in VOTE_MEMBERS}}, path)
+    fit_stacker(probs, unseen.labels.numpy(), classes, RunDir(run_dir).stacker,
+                {m: checkpoint.state_hash(heads[m].state_dict()) for m in VOTE_MEMBERS})

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import click
+import yaml
 
 from picojepa.core.console import EXIT_PARTIAL, examples, one_line_errors, setup_logging, warn
 from picojepa.core.decode import check_ffmpeg
@@ -37,8 +38,6 @@ def _common(fn):
 
 def parse_sets(items) -> dict:
     """`--set KEY=VALUE` options -> {dotted key: YAML value}."""
-    import yaml
-
     flat = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -74,7 +73,7 @@ def main() -> None:
 @main.result_callback()
 def _leave_process_group(*_args, **_kwargs) -> None:
     """Leave the process group pre-training joined under torchrun (nothing to do otherwise)."""
-    from .distributed import shutdown
+    from .distributed import shutdown  # heavy (torch): only the subcommand that runs loads it
 
     shutdown()
 
@@ -87,7 +86,7 @@ def _leave_process_group(*_args, **_kwargs) -> None:
 @one_line_errors
 def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume, force):
     """JEPA pre-training of the encoder on ROOT/train/train.csv."""
-    from .pretrain import pretrain
+    from .pretrain import pretrain  # heavy (torch): only the subcommand that runs loads it
 
     recipe, data, out = _setup(config, data, out, overrides, verbose, layout="unlabelled")
     claim(out, resume, force)
@@ -103,7 +102,7 @@ def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume, for
 @one_line_errors
 def classify_cmd(config, data, out, overrides, no_progress, verbose, force):
     """Train the general and the four partial linear classifiers on the frozen encoder."""
-    from .classify import classify
+    from .classify import classify  # heavy (torch): only the subcommand that runs loads it
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
     if not (out / PRETRAIN).is_file():
@@ -124,7 +123,7 @@ def classify_cmd(config, data, out, overrides, no_progress, verbose, force):
 @one_line_errors
 def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
     """Evaluate every classifier and the votes on ROOT/infer; write the report."""
-    from .pipeline import write_report
+    from .pipeline import write_report  # heavy (torch): only the subcommand that runs loads it
 
     recipe, data, out = _setup(config, data, out, overrides, verbose)
     _check_trained(recipe, data, out)
@@ -160,16 +159,16 @@ def _check_trained(recipe, data: Path, out: Path) -> None:
 @one_line_errors
 def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, seeds, folds):
     """Pre-train, classify and evaluate (generating the built-in data when DATA is absent)."""
-    from .pipeline import run_all
-    from .seeds import run_seeds
+    from .pipeline import run_all  # heavy (torch): only the subcommand that runs loads it
+    from .seeds import run_seeds  # heavy (torch): only the subcommand that runs loads it
 
     recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None)  # may generate it
     claim(out, resume, force)
     if folds:
         if seeds > 1:
             raise click.UsageError("--folds and --seeds: give one of them")
-        from .folds import run_folds
-        from .pipeline import ensure_data
+        from .folds import run_folds  # heavy (torch): only the subcommand that runs loads it
+        from .pipeline import ensure_data  # heavy (torch): only the subcommand that runs loads it
 
         ensure_data(recipe, data, not no_progress)
         report = run_folds(recipe, data, out, folds, resume, not no_progress)
@@ -233,7 +232,7 @@ def ensemble_cmd(config, data, out, overrides, seeds, resume, force, no_progress
 
     Their votes are compared with the general model and the homogeneous vote on the same
     held-out videos."""
-    from .hetero import load_hetero, member_recipes, train_ensemble_seeds
+    from .hetero import load_hetero, member_recipes, train_ensemble_seeds  # heavy (torch): only this subcommand
 
     setup_logging(verbose)
     check_ffmpeg()

@@ -60,6 +60,12 @@ class ModelConfig:
             raise ValueError(f"pred_heads: pred_dim {self.pred_dim} not divisible by {self.pred_heads}")
 
 
+def token_grid(model: ModelConfig, clip) -> tuple[int, int, int]:
+    """The encoder's token grid (time steps, rows, columns) for clips of `clip`: the one place it
+    is computed (the ViT, the predictor's positions, the masks and the pooling all read it)."""
+    return clip.frames // model.tubelet, clip.size // model.patch_size, clip.size // model.patch_size
+
+
 @dataclass(frozen=True)
 class Schedule:
     """An optimisation schedule (AdamW, linear warm-up, cosine decay to `final_lr`), shared by
@@ -200,7 +206,7 @@ class Recipe:
             raise ValueError(f"clip.size: {self.clip.size} is not divisible by "
                              f"model.patch_size {self.model.patch_size}")
         if self.classify.pool == "meandelta" and self.classify.head == "linear" and (
-                self.model.kind != "vit" or self.clip.frames // self.model.tubelet < 2):
+                self.model.kind != "vit" or token_grid(self.model, self.clip)[0] < 2):
             raise ValueError("classify.pool: 'meandelta' needs a ViT whose token grid has >= 2 time steps "
                              f"(clip.frames {self.clip.frames} / model.tubelet {self.model.tubelet}, "
                              f"model.kind {self.model.kind})")

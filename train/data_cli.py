@@ -11,6 +11,9 @@ from picojepa.core.errors import DataLayoutError
 from picojepa.core.options import Finite
 
 from .config import MAX_SEED
+from .index import IndexOptions, index
+from .kinetics import download, prepare
+from .synth import MARKER, generate
 
 
 def _bar(desc: str):
@@ -38,8 +41,6 @@ def synth(root: Path, classes: int, videos_per_class: int, seed: int,
           unlabelled_per_class: int) -> None:
     """Generate the built-in motion data set (real H.264 files) under ROOT."""
     check_ffmpeg()
-    from .synth import MARKER, generate
-
     if root.is_symlink() and not root.exists():
         raise DataLayoutError(f"{root}: a dangling symbolic link; give a new folder")
     if root.is_dir() and any(p.name != MARKER for p in root.iterdir()) and not (root / MARKER).is_file():
@@ -83,8 +84,6 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
     Every file is probed; unreadable ones are named on stderr and left out (exit code 1).
     """
     check_ffmpeg()
-    from .index import IndexOptions, index
-
     out = out or Path("data") / source.resolve().name
     opts = IndexOptions(holdout, seed, copy, tuple(unlabelled), piece_s, tuple(prefixes), builtin, force)
     res = index(source, out, opts, progress=_bar("probe"))
@@ -109,8 +108,6 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
 @one_line_errors
 def kinetics(root: Path, classes: int, raw: Path | None, skip_download: bool, seed: int) -> None:
     """Download Kinetics-700-2020 (resumable) and prepare its first N classes under ROOT."""
-    from .kinetics import download, prepare
-
     raw = raw or root / "raw"
     if not skip_download:
         download(raw, progress=_bar("download"))

@@ -1,7 +1,6 @@
 """Stage 3: the paper's evaluation on the held-out videos (Tables 2 and 3, votes, baseline)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,20 +9,20 @@ import torch
 from picojepa.core import vote
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS, report_key
-from picojepa.core.rundir import member_path
+from picojepa.core.rundir import RunDir, member_path
 
-from . import checkpoint, stacking
-from .classify import STACKER, features_for, member_from_state
+from . import checkpoint
+from .classify import features_for, member_from_state
 from .config import Recipe
 from .features import Features, subset
-from .files import write_text
+from .finetune import member_features
 from .heads import head_from_state
 from .jepa import effective_rank
-from .motion_baseline import motion_baseline
+from .motion_baseline import BASELINE, motion_baseline
 from .pretrain import load_encoder
 from .probe import predict
+from .votes import load_stacker, vote_labels
 
-BASELINE = "motion_energy_baseline"
 
 
 def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: int) -> list[float | None]:
@@ -48,8 +47,6 @@ def mean_of(values: list[float | None]) -> float:
 
 
 def _own_features(state: dict, infer, recipe: Recipe) -> torch.Tensor:
-    from .finetune import member_features
-
     _, enc, _ = member_from_state(state)
     items = [(Path(p), int(y)) for p, y in zip(infer.paths, infer.labels.tolist())]
     return member_features(enc.eval(), items, recipe).feats
@@ -68,11 +65,11 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
                               f"({len(sets['infer'].errors)} failed, e.g. {sets['infer'].errors[:1]})")
     y = sets["infer"].labels.numpy()
     probs, val_acc = member_probs(recipe, run_dir, sets)
-    rstate = checkpoint.load(run_dir / "members" / "random_init_probe.pt", kind="random_probe")
+    rstate = checkpoint.load(RunDir(run_dir).random_probe, kind="random_probe")
     ry = sets["random_infer"].labels.numpy()
     rprobs = predict(head_from_state(rstate["head"], recipe.classify.head), sets["random_infer"].feats)
     weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in VOTE_MEMBERS]
-    preds, stacker_note = _votes(probs, weights, run_dir)
+    preds, stacker_note = _votes(probs, weights, RunDir(run_dir))
     preds.update(_hybrid(run_dir, sets, probs[GENERAL]))
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
@@ -108,15 +105,13 @@ def member_probs(recipe: Recipe, run_dir: Path, sets: dict, members=MEMBERS,
     videos = sets["infer"] if videos is None else videos
     shared = checkpoint.state_hash(load_encoder(run_dir)[0].state_dict()) if recipe.classify.finetune else None
     for m in members:
-        state = checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")
+        state = checkpoint.load(member_path(run_dir, m), kind="member")
         feats = videos.feats
         if shared is not None and state["encoder_sha"] != shared:  # fine-tuned: its own encoder
             feats = _own_features(state, videos, recipe)
         probs[m] = predict(head_from_state(state["head"], recipe.classify.head), feats)
         val_acc[m] = state["val_accuracy"]
     return probs, val_acc
-
-
 
 
 def _hybrid(run_dir: Path, sets: dict, general: np.ndarray) -> dict:
@@ -131,27 +126,13 @@ def _hybrid(run_dir: Path, sets: dict, general: np.ndarray) -> dict:
     return {report_key(MOTION): p.argmax(-1), "vote_hybrid": hybrid}
 
 
-def _votes(probs: dict, weights: list[float], run_dir: Path) -> tuple[dict, str]:
+def _votes(probs: dict, weights: list[float], run: RunDir) -> tuple[dict, str]:
     """Each member's predicted labels under its report key, and every vote of the partial
     members -> (predictions, what the stacked vote is or why there is none)."""
-    partial = np.stack([probs[m] for m in VOTE_MEMBERS])
+    stacker, note = load_stacker(run.stacker)
     preds = {report_key(m): p.argmax(-1) for m, p in probs.items()}
-    preds["vote_majority"] = vote.combine(partial, "majority")[0]
-    preds["vote_soft"] = vote.combine(partial, "soft")[0]
-    preds["vote_weighted"] = vote.combine(partial, "weighted", weights)[0]
-    stacker_path = run_dir / "members" / STACKER
-    if not stacker_path.exists():
-        return preds, "no meta-model (too few unseen validation videos to fit one)"
-    stacker = checkpoint.load(stacker_path, kind="stacker")
-    preds["vote_stacked"] = vote.combine(partial, "stacked", stacker=stacker)[0]
-    return preds, (f"logistic regression on the members' log-probabilities, fitted on "
-                   f"{stacker['fitted_on_videos']} validation videos none of them trained on, "
-                   f"pulled towards the log-space soft vote with l2 {stacker['l2']:g} "
-                   f"(chosen by {stacking.FOLDS}-fold cross-validation)")
-
-
-def write_json(report: dict, path: Path) -> None:
-    write_text(path, json.dumps(report, indent=1))
+    preds.update(vote_labels(np.stack([probs[m] for m in VOTE_MEMBERS]), weights, stacker, "vote_"))
+    return preds, note
 
 
 def features_for_plot(sets: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,6 @@ OUT/folds-data/fold-<i>/; OUT/report.* give every accuracy as mean ± sd over th
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from picojepa.core import outdir
@@ -18,10 +17,10 @@ from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL
 
 from .config import Recipe
-from .files import write_text
 from .index import place
 from .layout import member_csv, read_classes, read_items, stratified_parts, write_layout
-from .report import COLUMNS, repeats_markdown
+from .pipeline import run_all
+from .report import COLUMNS, repeats_markdown, write_reports
 from .seeds import spread
 
 DATA = "folds-data"
@@ -69,8 +68,6 @@ def fold_roots(data_root: Path, out: Path, k: int, seed: int) -> list[Path]:
 def run_folds(recipe: Recipe, data_root: Path, out: Path, k: int, resume: bool = False,
               show_progress: bool = True) -> dict:
     """Every fold's run, then the spread over them -> OUT/report.json's content."""
-    from .pipeline import run_all
-
     out = Path(out)
     roots = fold_roots(data_root, out, k, recipe.seed)
     reports = [run_all(recipe, root, fold_dir(out, i), resume, show_progress) for i, root in enumerate(roots)]
@@ -81,8 +78,7 @@ def run_folds(recipe: Recipe, data_root: Path, out: Path, k: int, resume: bool =
                "per_run_target_rank": {n: r["pretrain"]["history"][-1]["target_rank"]
                                        for n, r in zip(names, reports)},
                "skipped_videos": sorted({v for r in reports for v in r["skipped_videos"]})}
-    write_text(out / "report.json", json.dumps(summary, indent=1))
-    write_text(out / "report.md", repeats_markdown(
+    write_reports(out, summary, repeats_markdown(
         summary, [c for c in COLUMNS if c in summary["accuracy_mean"]],
         f"{k}-fold cross-validation: every one of the {summary['held_out_videos']} labelled videos held "
         f"out once (stratified folds, seed {recipe.seed}); each fold's full report is in "

@@ -33,22 +33,25 @@ from pathlib import Path
 
 import numpy as np
 
-from picojepa.core import vote
 from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.roster import GENERAL, MEMBERS, PARTIALS, report_key
-from picojepa.core.textio import read_json, read_yaml
+from picojepa.core.rundir import FEATURES, PRETRAIN, EnsembleDir, RunDir, member_path
+from picojepa.core.textio import read_yaml
+from picojepa.core.vote import VOTES
 
-from . import checkpoint, stacking
-from .classify import STACKER
+from . import checkpoint
+from .classify import features_for
 from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict
 from .evaluate import BASELINE, mean_of, member_probs, per_class_accuracy
 from .features import subset
 from .files import write_text
 from .heads import head_from_state
+from .pipeline import ensure_data, run_all
+from .report import ensemble_markdown, write_reports
+from .seeds import mean_sd, seed_summary
+from .votes import fit_stacker, vote_labels
 
 log = logging.getLogger(__name__)
-MANIFEST = "ensemble.json"
-VOTES = ("majority", "soft", "weighted", "stacked")
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def plan_runs(cfg: HeteroConfig, recipes: list[Recipe], out: Path) -> list[dict]
     take the pre-trained encoder from (same recipe but the classifier), and the head that votes."""
     by_recipe, by_encoder, plan = {}, {}, []
     for m, r in zip(cfg.members, recipes):
-        run = by_recipe.setdefault(_key(r), out / "runs" / m.name)
+        run = by_recipe.setdefault(_key(r), EnsembleDir(out).run(m.name).root)
         encoder_from = by_encoder.setdefault(_key(r, ("classify",)), run)
         plan.append({"name": m.name, "run": run, "head": m.head, "recipe": r,
                      "encoder_from": None if encoder_from == run else encoder_from})
@@ -132,19 +135,14 @@ def plan_runs(cfg: HeteroConfig, recipes: list[Recipe], out: Path) -> list[dict]
 
 def _done(run: Path, recipe: Recipe) -> bool:
     """A finished run of this very recipe (what --resume keeps)."""
-    try:
-        return json.loads((run / "report.json").read_text())["recipe_config"] == recipe.to_dict()
-    except (OSError, ValueError, KeyError):
-        return False
+    return RunDir(run).finished_recipe() == recipe.to_dict()
 
 
 def _link_encoder(src: Path, run: Path) -> None:
     """Give `run` the pre-trained encoder of `src` (and its cached features, which `features_for`
     reuses where the pooling and clips match and replaces otherwise) as hard links."""
-    from .classify import FEATURES
-
     run.mkdir(parents=True, exist_ok=True)
-    for name in ("pretrain.pt", FEATURES):
+    for name in (PRETRAIN, FEATURES):
         (run / name).unlink(missing_ok=True)
         if (src / name).exists():
             os.link(src / name, run / name)
@@ -153,8 +151,6 @@ def _link_encoder(src: Path, run: Path) -> None:
 def train_ensemble(cfg: HeteroConfig, data_root: Path, out: Path, overrides: dict | None = None,
                    seed_offset: int = 0, resume: bool = False, show_progress: bool = True) -> dict:
     """Train every member's run, then evaluate the ensemble -> OUT/report.json's content."""
-    from .pipeline import ensure_data, run_all
-
     out = Path(out)
     recipes = member_recipes(cfg, overrides, seed_offset)
     ensure_data(recipes[0], data_root, show_progress)
@@ -171,31 +167,16 @@ def train_ensemble(cfg: HeteroConfig, data_root: Path, out: Path, overrides: dic
         run_all(recipe, data_root, run, resume=resume or p["encoder_from"] is not None,
                 show_progress=show_progress)
         trained.add(run)
-    write_text(out / MANIFEST, json.dumps({"name": cfg.name, "members": [
+    write_text(EnsembleDir(out).manifest, json.dumps({"name": cfg.name, "members": [
         {"name": p["name"], "run": os.path.relpath(p["run"], out), "head": p["head"],
          "recipe": p["recipe"].to_dict()} for p in plan]}, indent=1))
     report = evaluate_ensemble(out, data_root, show_progress)
-    write_text(out / "report.json", json.dumps(report, indent=1))
-    write_text(out / "report.md", markdown(report))
+    write_reports(out, report, ensemble_markdown(report))
     return report
-
-
-def read_manifest(out: Path) -> tuple[str, list[dict]]:
-    """OUT/ensemble.json: the ensemble's name and its members with absolute run directories."""
-    path = Path(out) / MANIFEST
-    data = read_json(path, ConfigError, "ensemble manifest")
-    try:
-        name, members = data["name"], data["members"]
-        members = [{**m, "run": Path(out) / m["run"]} for m in members]
-    except (TypeError, KeyError) as exc:
-        raise ConfigError(f"{path}: not a heterogeneous ensemble's manifest ({exc})") from None
-    return name, members
 
 
 def _run_probs(members: list[dict], data_root: Path, show_progress: bool) -> tuple[dict, dict]:
     """Each run's cached features and each member's held-out probabilities and state."""
-    from .classify import features_for
-
     sets, probs, states = {}, {}, {}
     for m in members:
         recipe = recipe_from_dict(m["recipe"])
@@ -203,14 +184,14 @@ def _run_probs(members: list[dict], data_root: Path, show_progress: bool) -> tup
             sets[m["run"]] = features_for(m["run"], recipe, data_root, show_progress)
         p, _ = member_probs(recipe, m["run"], sets[m["run"]], members=(m["head"],))
         probs[m["name"]] = p[m["head"]]
-        states[m["name"]] = checkpoint.load(m["run"] / "members" / f"{m['head']}.pt", kind="member")
+        states[m["name"]] = checkpoint.load(member_path(m["run"], m["head"]), kind="member")
     return sets, {"probs": probs, "states": states}
 
 
 def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) -> dict:
     """The members alone, their four votes, and the base run's general model and homogeneous
     vote, on the same held-out videos; how correlated the members' errors are."""
-    name, members = read_manifest(out)
+    name, members = EnsembleDir(out).read()
     names = [m["name"] for m in members]
     sets, got = _run_probs(members, data_root, show_progress)
     infer = [s["infer"] for s in sets.values()]
@@ -222,10 +203,8 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
     weights = [got["states"][n]["val_accuracy"] or 1.0 for n in names]
     stacker, note = _fit_stacker(members, sets, got["states"], c, Path(out))
     preds = {f"member_{n}": probs[i].argmax(-1) for i, n in enumerate(names)}
-    for v in VOTES:
-        if v != "stacked" or stacker is not None:
-            preds[f"hetero_{v}"] = vote.combine(probs, v, weights, stacker=stacker)[0]
-    base = json.loads((members[0]["run"] / "report.json").read_text())
+    preds.update(vote_labels(probs, weights, stacker, "hetero_"))
+    base = json.loads(RunDir(members[0]["run"]).report_json.read_text())
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     acc = {GENERAL: base["accuracy"][GENERAL],
            **{f"homogeneous_{v}": base["accuracy"].get(f"vote_{v}") for v in VOTES},
@@ -249,7 +228,6 @@ def _fit_stacker(members: list[dict], sets: dict, states: dict, classes: int, ou
         if val is None:
             raise ConfigError(f"{m['run']}: its member checkpoints predate validation lists; train it again")
         unseen = set(val) if unseen is None else unseen & set(val)
-    path = out / STACKER
     first = sets[members[0]["run"]]["train"]
     videos = [p for p in first.paths if p in unseen]
     probs = []
@@ -258,17 +236,10 @@ def _fit_stacker(members: list[dict], sets: dict, states: dict, classes: int, ou
         recipe = recipe_from_dict(m["recipe"])
         p, _ = member_probs(recipe, m["run"], sets[m["run"]], members=(m["head"],), videos=feats)
         probs.append(p[m["head"]])
-    labels = subset(first, videos).labels.numpy()
-    stacker, note = stacking.fit(np.stack(probs), labels, classes)
-    if stacker is None:
-        path.unlink(missing_ok=True)
-        return None, note
     heads = {m["name"]: checkpoint.state_hash(head_from_state(
         states[m["name"]]["head"], recipe_from_dict(m["recipe"]).classify.head).state_dict()) for m in members}
-    checkpoint.save({"kind": "stacker", "members": [m["name"] for m in members], **stacker,
-                     "member_heads": heads}, path)
-    return stacker, (f"fitted on {len(videos)} labelled videos in every member's validation split "
-                     f"(none of them trained on these), l2 {stacker['l2']:g}")
+    return fit_stacker(np.stack(probs), subset(first, videos).labels.numpy(), classes,
+                       EnsembleDir(out).stacker, heads)
 
 
 def error_correlation(preds: np.ndarray, y: np.ndarray, names: list[str]) -> dict:
@@ -288,46 +259,11 @@ def error_correlation(preds: np.ndarray, y: np.ndarray, names: list[str]) -> dic
             "error_rate": {n: float(errors[i].mean()) for i, n in enumerate(names)}}
 
 
-def rows_of(r: dict) -> list[str]:
-    """The report's rows in order: the references, the votes, each member, the baselines."""
-    rows = (GENERAL, *(f"homogeneous_{v}" for v in VOTES), *(f"hetero_{v}" for v in VOTES),
-            *(f"member_{n}" for n in r["members"]), "random_init_probe", BASELINE)
-    return [k for k in rows if k in (r.get("accuracy_mean") or r["accuracy"])]
-
-
-def markdown(r: dict) -> str:
-    """The report: one row per model or vote, mean ± sd over the seeds where there are several."""
-    seeds = r.get("seeds", [])
-    mean, sd = r.get("accuracy_mean") or r["accuracy"], r.get("accuracy_sd") or {}
-    lines = [f"# Heterogeneous ensemble `{r['recipe']}`" + (f", {len(seeds)} seeds" if seeds else ""), "",
-             f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; mean per-class accuracy "
-             "in percent" + (" (mean ± sample sd over the seeds)" if seeds else "") + ". `general` and "
-             "`homogeneous_*` (the paper's four partial members on one encoder) come from the first "
-             "member's run; `hetero_*` vote over the members below; `member_*` are each alone.", "",
-             "| model or vote | accuracy |" + "".join(f" seed {s} |" for s in seeds),
-             "|---|---|" + "---|" * len(seeds)]
-    for k in rows_of(r):
-        cell = f"{mean[k]:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else "")
-        lines.append(f"| {k} | {cell} |" + "".join(
-            f" {r['per_seed'][str(s)].get(k, float('nan')):.2f} |" for s in seeds))
-    lines += ["", "Error correlation (phi of the members' error indicators, mean over pairs; disagreement "
-              "rate): the lower, the more a vote can fix.", ""]
-    for which in ("hetero", "homogeneous"):
-        e = r.get("error_correlation_mean", {}).get(which) or r["error_correlation"][which]
-        phi = "–" if e.get("mean_phi") is None else f"{e['mean_phi']:.2f}"
-        lines.append(f"- {which}: phi {phi}" + (f" ± {e['sd_phi']:.2f}" if e.get("sd_phi") is not None else "")
-                     + f", disagree {e['mean_disagree']:.2f}")
-    lines += ["", f"Stacked vote{' (seed 0)' if seeds else ''}: {r['stacker']}", ""]
-    return "\n".join(lines)
-
-
 def train_ensemble_seeds(cfg: HeteroConfig, data_root: Path, out: Path, n: int,
                          overrides: dict | None = None, resume: bool = False,
                          show_progress: bool = True) -> dict:
     """The ensemble with N seeds (each member's recipe seed + k) into OUT/seed-<k>/, and the
     spread of every figure in OUT/report.*; one seed trains into OUT itself."""
-    from .seeds import accuracy_spread
-
     out = Path(out)
     if n == 1:
         return train_ensemble(cfg, data_root, out, overrides, 0, resume, show_progress)
@@ -335,15 +271,9 @@ def train_ensemble_seeds(cfg: HeteroConfig, data_root: Path, out: Path, n: int,
                for k in range(n)]
     corr = {}
     for which in ("hetero", "homogeneous"):
-        phis = [r["error_correlation"][which]["mean_phi"] for r in reports]
-        phis = np.array([p for p in phis if p is not None])
-        corr[which] = {"mean_phi": float(phis.mean()) if len(phis) else None,
-                       "sd_phi": float(phis.std(ddof=1)) if len(phis) > 1 else None,
-                       "mean_disagree": float(np.mean([r["error_correlation"][which]["mean_disagree"]
-                                                       for r in reports]))}
-    summary = {**reports[0], **accuracy_spread(reports), "seeds": list(range(n)),
-               "per_seed": {str(k): r["accuracy"] for k, r in enumerate(reports)},
-               "error_correlation_mean": corr}
-    write_text(out / "report.json", json.dumps(summary, indent=1))
-    write_text(out / "report.md", markdown(summary))
+        phi, sd = mean_sd(r["error_correlation"][which]["mean_phi"] for r in reports)
+        corr[which] = {"mean_phi": phi, "sd_phi": sd, "mean_disagree": mean_sd(
+            r["error_correlation"][which]["mean_disagree"] for r in reports)[0]}
+    summary = {**seed_summary(reports, list(range(n))), "error_correlation_mean": corr}
+    write_reports(out, summary, ensemble_markdown(summary))
     return summary

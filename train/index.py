@@ -13,6 +13,7 @@ from picojepa.core.decode import VIDEO_SUFFIXES, open_video
 from picojepa.core.errors import DataLayoutError, DecodeError
 
 from .layout import holdout_split, list_videos, write_layout
+from .synth import unlabelled_videos
 
 
 @dataclass
@@ -156,8 +157,6 @@ def index(source: str | Path, out: str | Path, opts: IndexOptions = IndexOptions
                 placed[split].append((place(src, root / split / classes[y] / src.name, opts.copy), y))
         pieces, recordings, bad_u = add_unlabelled(folders, root, opts.piece_s, opts.copy, progress)
         if opts.builtin_per_class:
-            from .synth import unlabelled_videos
-
             pieces += unlabelled_videos(root / "train" / "unlabelled" / "builtin", opts.builtin_per_class,
                                         progress=progress)
         write_layout(root, classes, placed["train"], placed["infer"], opts.seed, unlabelled=pieces)

@@ -21,6 +21,7 @@ from .motion import motion_energy, n_features
 log = logging.getLogger(__name__)
 FRAMES, SIZE = 16, 64
 N_FEATURES = n_features(FRAMES)
+BASELINE = "motion_energy_baseline"  # its key in every report
 
 
 def motion_features(frames: np.ndarray) -> np.ndarray:
@@ -52,9 +53,9 @@ def motion_baseline(train_paths: list[str], train_labels: np.ndarray, test_paths
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Fit on the labelled training videos, predict the held-out ones -> (predictions for
     every held-out video, or -1 where it could not be decoded; the held-out labels' indices used)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression  # heavy: only when the baseline is fitted
+    from sklearn.pipeline import make_pipeline  # heavy: only when the baseline is fitted
+    from sklearn.preprocessing import StandardScaler  # heavy: only when the baseline is fitted
 
     xtr, ok_tr = _features(train_paths)
     xte, ok_te = _features(test_paths)

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
+from picojepa.core.clips import center_indices
+from picojepa.core.console import progress
+from picojepa.core.decode import open_video
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import MEMBERS
+from picojepa.core.rundir import RunDir
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .classify import classify, features_for
-from .config import Recipe
-from .evaluate import evaluate, features_for_plot, write_json
+from .config import Recipe, token_grid
+from .evaluate import evaluate, features_for_plot
 from .files import write_text
-from .pretrain import pretrain
-from .report import markdown, plot_confusions, plot_losses, plot_masking, plot_tsne
+from .layout import check_layout
+from .masking import MASKS
+from .pretrain import PretrainResult, pretrain
+from .report import markdown, plot_confusions, plot_losses, plot_masking, plot_tsne, write_reports
+from .synth import MARKER, generate
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +33,6 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
     """Generate the built-in data set at `data_root` when that folder is absent or empty, or
     finish one whose generation was interrupted; check the layout of any other (a folder of other
     files is never written into)."""
-    from .layout import check_layout
-    from .synth import MARKER, generate
-
     data_root = Path(data_root)
     if data_root.is_symlink() and not data_root.exists():
         raise DataLayoutError(f"{data_root}: a dangling symbolic link, not a data root")
@@ -40,8 +44,6 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
         raise DataLayoutError(f"{data_root}: no data there; recipe {recipe.name!r} trains on your own "
                               f"videos: `picojepa-data index SRC --out {data_root}` (SRC/<class>/*), "
                               "then pass --data (make train DATA=...)")
-    from picojepa.core.console import progress
-
     d = recipe.data
     log.warning("no data at %s: generating the built-in set (%d classes x %d videos, + %d "
                 "unlabelled per class)", data_root, d.synth_classes, d.synth_videos_per_class,
@@ -53,36 +55,34 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
 
 
 def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | None = None,
-                 show_progress: bool = True) -> dict:
-    run_dir = Path(run_dir)
-    sets = features_for(run_dir, recipe, data_root, show_progress)
+                 show_progress: bool = True, pre: PretrainResult | None = None, sets: dict | None = None) -> dict:
+    """Evaluate the run and write its report and figures. `pre` and `sets`: what pre-training
+    and the classifiers handed on in this process (`run_all`); without them (`picojepa-train
+    evaluate`) they are read from the run directory."""
+    run_dir, run = Path(run_dir), RunDir(run_dir)
+    sets = sets or features_for(run_dir, recipe, data_root, show_progress)
     report = evaluate(recipe, data_root, run_dir, show_progress, sets)
     extra = dict(extra or {})
-    pstate = checkpoint.load(run_dir / "pretrain.pt", kind="pretrain")
-    report["pretrain"] = {"history": pstate["history"], "skipped_videos": pstate["skipped"]}
+    if pre is None:
+        pstate = checkpoint.load(run.pretrain, kind="pretrain")
+        report["pretrain"] = {"history": pstate["history"], "skipped_videos": pstate["skipped"]}
+    else:
+        report["pretrain"] = {"history": pre.history, "skipped_videos": list(pre.skipped)}
     report["recipe_config"] = recipe.to_dict()
     report["embed_dim"] = recipe.model.embed_dim
     report["extra"] = extra
-    write_json(report, run_dir / "report.json")
-    write_text(run_dir / "report.md", markdown(report, extra))
-    histories = {m: checkpoint.load(run_dir / "members" / f"{m}.pt", kind="member")["history"]
-                 for m in MEMBERS}
-    plot_losses(run_dir, histories, run_dir / "loss.png")
-    plot_confusions(report, run_dir / "confusion.png")
+    write_reports(run_dir, report, markdown(report, extra))
+    histories = {m: checkpoint.load(run.member(m), kind="member")["history"] for m in MEMBERS}
+    plot_losses(run_dir, histories, run.plot("loss"))
+    plot_confusions(report, run.plot("confusion"))
     feats, labels = features_for_plot(sets)
-    plot_tsne(feats, labels, report["classes"], run_dir / "tsne.png", recipe.seed)
-    _plot_mask_example(recipe, report["predictions"]["paths"][0], run_dir / "masking.png")
+    plot_tsne(feats, labels, report["classes"], run.plot("tsne"), recipe.seed)
+    _plot_mask_example(recipe, report["predictions"]["paths"][0], run.plot("masking"))
     return report
 
 
 def _plot_mask_example(recipe: Recipe, video: str, path: Path) -> None:
-    from picojepa.core.clips import center_indices
-    from picojepa.core.decode import open_video
-
-    from .masking import MASKS
-    from .vit import VideoViT
-
-    grid = VideoViT(recipe.model, recipe.clip).grid
+    grid = token_grid(recipe.model, recipe.clip)
     ctx, _ = MASKS[recipe.pretrain.mask](grid, recipe.pretrain.mask_ratio,
                                           np.random.default_rng(recipe.seed))
     v = open_video(video, recipe.clip.size, recipe.clip.seek_mode)
@@ -97,8 +97,6 @@ def _vicreg_why(recipe: Recipe) -> str:
 
 def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False,
             show_progress: bool = True) -> dict:
-    from . import distributed
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ensure_data(recipe, data_root, show_progress)
@@ -121,7 +119,7 @@ def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False
     skipped = sorted(set(pre.skipped) | set(cls.skipped))
     if skipped:
         extra["skipped videos"] = f"{len(skipped)} (listed below)"
-    report = write_report(recipe, data_root, run_dir, extra, show_progress)
-    write_text(run_dir / "summary.json",
+    report = write_report(recipe, data_root, run_dir, extra, show_progress, pre, cls.sets)
+    write_text(RunDir(run_dir).summary,
                           json.dumps({"accuracy": report["accuracy"], "skipped": skipped}, indent=1))
     return report

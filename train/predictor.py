@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vit import Mlp, gather_tokens, init_weights
+from .vit import Attention, Mlp, gather_tokens, init_weights
 
 
 class CrossAttention(nn.Module):
@@ -30,8 +30,6 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float):
         super().__init__()
-        from .vit import Attention
-
         self.norm1, self.self_attn = nn.LayerNorm(dim), Attention(dim, heads)
         self.norm2, self.norm_ctx = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.cross = CrossAttention(dim, heads)

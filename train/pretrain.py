@@ -14,10 +14,10 @@ from torch.utils.data.distributed import DistributedSampler
 
 from picojepa.core.console import progress
 from picojepa.core.errors import DataLayoutError, PicoJepaError
-from picojepa.core.rundir import PRETRAIN
+from picojepa.core.rundir import COLLAPSED, PRETRAIN, RunDir
 
 from . import checkpoint, distributed
-from .config import PretrainConfig, Recipe
+from .config import PretrainConfig, Recipe, recipe_from_dict
 from .dataset import ClipDataset, collate
 from .files import write_text
 from .jepa import JEPA
@@ -44,6 +44,7 @@ class PretrainResult:
     skipped: list[str] = field(default_factory=list)
     target_rank: float = float("nan")  # effective rank of the target tokens, last epoch
     vicreg: float = 0.0  # the variance/covariance weight this run used
+    history: list[dict] = field(default_factory=list)  # one row per epoch, as the checkpoint keeps it
 
 
 def sample_seeds(seed: int, epoch: int, indices: torch.Tensor) -> list[int]:
@@ -144,7 +145,7 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     opt = make_optimizer(model, recipe.pretrain)
     start_epoch, history, skipped = _resume(ckpt_path, model, opt, recipe) if resume else (0, [], set())
     loop = _make_loop(recipe, model, opt, items, device, world, rank, skipped)
-    loop.log_file = _open_log(Path(run_dir) / "pretrain.jsonl", start_epoch) if rank == 0 else None
+    loop.log_file = _open_log(RunDir(run_dir).pretrain_log, start_epoch) if rank == 0 else None
     try:
         for epoch in range(start_epoch, recipe.pretrain.epochs):
             losses, ranks, spread = _epoch(loop, epoch, show_progress and rank == 0)
@@ -165,7 +166,7 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     last = history[-1]
     return PretrainResult(ckpt_path, recipe.pretrain.epochs, last["loss"], last["target_std"],
                           checkpoint.state_hash(model.state_dict()), sorted(loop.skipped),
-                          last.get("target_rank", float("nan")), vicreg)
+                          last.get("target_rank", float("nan")), vicreg, list(history))
 
 
 def _resume(ckpt_path: Path, model: JEPA, opt: torch.optim.AdamW, recipe: Recipe) -> tuple[int, list, set]:
@@ -234,7 +235,7 @@ def _epoch(loop: _Loop, epoch: int, show_progress: bool) -> tuple[list[float], l
 def _check_collapse(last: dict, cfg: PretrainConfig, ckpt_path: Path, rank: int) -> None:
     """A run whose target embeddings ended constant is moved aside and refused."""
     if last["target_std"] < cfg.collapse_std:
-        bad = ckpt_path.with_name("pretrain.collapsed.pt")
+        bad = ckpt_path.with_name(COLLAPSED)
         if rank == 0:
             ckpt_path.replace(bad)
         raise CollapseError(f"{bad}: target embeddings collapsed (per-dimension std "
@@ -243,8 +244,6 @@ def _check_collapse(last: dict, cfg: PretrainConfig, ckpt_path: Path, rank: int)
 
 def load_encoder(run_dir: Path, which: str = "target") -> tuple[VideoViT, Recipe, dict]:
     """The pre-trained encoder of a run (the EMA target encoder by default, as V-JEPA evaluates)."""
-    from .config import recipe_from_dict
-
     state = checkpoint.load(Path(run_dir) / CKPT, kind="pretrain")
     recipe = recipe_from_dict(state["recipe"])
     enc = VideoViT(recipe.model, recipe.clip)

@@ -7,11 +7,20 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, report_key
+from picojepa.core.rundir import REPORT_JSON, REPORT_MD, RunDir
+from picojepa.core.vote import VOTES
 
-from .motion_baseline import N_FEATURES
+from .files import write_text
+from .motion_baseline import BASELINE, N_FEATURES
 
 COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vote_weighted",
-           "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", "motion_energy_baseline")
+           "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", BASELINE)
+
+
+def write_reports(root: Path, report: dict, md: str) -> None:
+    """A run's (or an ensemble's, or a repeated run's) report.json and report.md."""
+    write_text(Path(root) / REPORT_JSON, json.dumps(report, indent=1))
+    write_text(Path(root) / REPORT_MD, md)
 
 
 def _fmt(v) -> str:
@@ -44,10 +53,10 @@ def _warnings(r: dict) -> list[str]:
         out.append(f"**Warning: pre-training did not help.** The general model ({acc[GENERAL]:.2f}) is "
                    f"no better than the same probe on a randomly initialised encoder "
                    f"({acc['random_init_probe']:.2f}).")
-    if acc.get("motion_energy_baseline") is not None and acc[GENERAL] <= acc["motion_energy_baseline"]:
+    if acc.get(BASELINE) is not None and acc[GENERAL] <= acc[BASELINE]:
         out.append(f"**Warning: the learned encoder does not beat frame differencing.** The general "
                    f"model ({acc[GENERAL]:.2f}) is no better than logistic regression on hand-made "
-                   f"motion-energy numbers ({acc['motion_energy_baseline']:.2f}).")
+                   f"motion-energy numbers ({acc[BASELINE]:.2f}).")
     return [line for w in out for line in (w, "")]  # a paragraph each
 
 
@@ -75,10 +84,10 @@ def _headline(r: dict) -> list[str]:
         lines.append(f"- hybrid vote (soft vote of the general model and the motion member, a linear head on "
                      f"the clip's frame-differencing numbers, in the graph): **{acc['vote_hybrid']:.2f}** "
                      f"(motion member alone {acc[report_key(MOTION)]:.2f})")
-    if "motion_energy_baseline" in acc:
+    if BASELINE in acc:
         lines.append(f"- motion-energy baseline (frame differencing, {N_FEATURES} numbers per video, "
-                     f"logistic regression; no learned features): **{acc['motion_energy_baseline']:.2f}** "
-                     f"(the general model is {acc[GENERAL] - acc['motion_energy_baseline']:+.2f} points "
+                     f"logistic regression; no learned features): **{acc[BASELINE]:.2f}** "
+                     f"(the general model is {acc[GENERAL] - acc[BASELINE]:+.2f} points "
                      "from it)")
     lines.append("")
     fr = r.get("feature_effective_rank")
@@ -162,11 +171,45 @@ def repeats_markdown(r: dict, columns: list[str], about: str) -> str:
     return "\n".join(lines)
 
 
+def ensemble_rows(r: dict) -> list[str]:
+    """A heterogeneous ensemble's report rows in order: the references, the votes, each member, the baselines."""
+    rows = (GENERAL, *(f"homogeneous_{v}" for v in VOTES), *(f"hetero_{v}" for v in VOTES),
+            *(f"member_{n}" for n in r["members"]), "random_init_probe", BASELINE)
+    return [k for k in rows if k in (r.get("accuracy_mean") or r["accuracy"])]
+
+
+def ensemble_markdown(r: dict) -> str:
+    """A heterogeneous ensemble's report: one row per model or vote, mean ± sd over the seeds
+    where there are several."""
+    seeds = r.get("seeds", [])
+    mean, sd = r.get("accuracy_mean") or r["accuracy"], r.get("accuracy_sd") or {}
+    lines = [f"# Heterogeneous ensemble `{r['recipe']}`" + (f", {len(seeds)} seeds" if seeds else ""), "",
+             f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; mean per-class accuracy "
+             "in percent" + (" (mean ± sample sd over the seeds)" if seeds else "") + ". `general` and "
+             "`homogeneous_*` (the paper's four partial members on one encoder) come from the first "
+             "member's run; `hetero_*` vote over the members below; `member_*` are each alone.", "",
+             "| model or vote | accuracy |" + "".join(f" seed {s} |" for s in seeds),
+             "|---|---|" + "---|" * len(seeds)]
+    for k in ensemble_rows(r):
+        cell = f"{mean[k]:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else "")
+        lines.append(f"| {k} | {cell} |" + "".join(
+            f" {r['per_seed'][str(s)].get(k, float('nan')):.2f} |" for s in seeds))
+    lines += ["", "Error correlation (phi of the members' error indicators, mean over pairs; disagreement "
+              "rate): the lower, the more a vote can fix.", ""]
+    for which in ("hetero", "homogeneous"):
+        e = r.get("error_correlation_mean", {}).get(which) or r["error_correlation"][which]
+        phi = "–" if e.get("mean_phi") is None else f"{e['mean_phi']:.2f}"
+        lines.append(f"- {which}: phi {phi}" + (f" ± {e['sd_phi']:.2f}" if e.get("sd_phi") is not None else "")
+                     + f", disagree {e['mean_disagree']:.2f}")
+    lines += ["", f"Stacked vote{' (seed 0)' if seeds else ''}: {r['stacker']}", ""]
+    return "\n".join(lines)
+
+
 def _plt():
-    import matplotlib
+    import matplotlib  # heavy: only when the report's figures are drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: only when the report's figures are drawn
 
     return plt
 
@@ -174,7 +217,7 @@ def _plt():
 def plot_losses(run_dir: Path, members: dict[str, list], path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    log = run_dir / "pretrain.jsonl"
+    log = RunDir(run_dir).pretrain_log
     if log.exists():
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         ax[0].plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8)
@@ -206,7 +249,7 @@ def plot_confusions(r: dict, path: Path) -> None:
 
 
 def plot_tsne(feats: np.ndarray, labels: np.ndarray, classes: list[str], path: Path, seed: int) -> None:
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # heavy: only when the report's figures are drawn
 
     plt = _plt()
     emb = TSNE(2, perplexity=min(30.0, max(2.0, (len(feats) - 1) / 3)), random_state=seed,

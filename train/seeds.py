@@ -9,14 +9,13 @@ the seeds, same keys as `accuracy`), `seeds` and `per_seed`; OUT/report.md the t
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .config import Recipe
-from .files import write_text
-from .report import COLUMNS, seeds_markdown
+from .pipeline import run_all
+from .report import COLUMNS, seeds_markdown, write_reports
 
 
 def seed_dir(out: Path, seed: int) -> Path:
@@ -27,8 +26,15 @@ def _sd(a: np.ndarray) -> float:
     return float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
+def mean_sd(values) -> tuple[float | None, float | None]:
+    """Mean and sample sd of the values that are there (None skipped); None where there are
+    none, sd None with one."""
+    a = np.array([v for v in values if v is not None], dtype=np.float64)
+    return (float(a.mean()) if len(a) else None), (_sd(a) if len(a) > 1 else None)
+
+
 def accuracy_spread(reports: list[dict]) -> dict:
-    """Mean and sample sd of every accuracy the seeds' reports all have."""
+    """Mean and sample sd of every accuracy the reports all have."""
     keys = [k for k in reports[0]["accuracy"] if all(k in r["accuracy"] for r in reports)]
     vals = {k: np.array([r["accuracy"][k] for r in reports], dtype=np.float64) for k in keys}
     return {"accuracy_mean": {k: float(v.mean()) for k, v in vals.items()},
@@ -36,24 +42,27 @@ def accuracy_spread(reports: list[dict]) -> dict:
 
 
 def spread(reports: list[dict]) -> dict:
-    """Mean and sample sd of every accuracy and of the collapse watch over the seeds' reports."""
+    """Mean and sample sd of every accuracy and of the collapse watch over the runs' reports."""
     ranks = np.array([r["pretrain"]["history"][-1]["target_rank"] for r in reports], dtype=np.float64)
     return {**accuracy_spread(reports), "target_rank_mean": float(ranks.mean()), "target_rank_sd": _sd(ranks)}
 
 
+def seed_summary(reports: list[dict], seeds: list[int]) -> dict:
+    """Runs of one recipe (or ensemble) under several seeds -> the first seed's report with every
+    accuracy's mean and sd over the seeds (`accuracy_spread`) and each seed's accuracies: the
+    top of OUT/report.json for `picojepa-train all --seeds` and `picojepa-train ensemble --seeds`."""
+    return {**reports[0], **accuracy_spread(reports), "seeds": list(seeds),
+            "per_seed": {str(s): r["accuracy"] for s, r in zip(seeds, reports)}}
+
+
 def run_seeds(recipe: Recipe, data_root: Path, out: Path, n: int, resume: bool = False,
               show_progress: bool = True) -> dict:
-    from .pipeline import run_all
-
     out = Path(out)
     seeds = [recipe.seed + k for k in range(n)]
     reports = [run_all(dataclasses.replace(recipe, seed=s), data_root, seed_dir(out, s), resume, show_progress)
                for s in seeds]
-    summary = {**reports[0], **spread(reports), "seeds": seeds,
-               "per_seed": {str(s): r["accuracy"] for s, r in zip(seeds, reports)},
+    summary = {**seed_summary(reports, seeds), **spread(reports),
                "per_seed_target_rank": {str(s): r["pretrain"]["history"][-1]["target_rank"]
                                         for s, r in zip(seeds, reports)}}
-    write_text(out / "report.json", json.dumps(summary, indent=1))
-    write_text(out / "report.md", seeds_markdown(summary, [c for c in COLUMNS if c in
-                                                                      summary["accuracy_mean"]]))
+    write_reports(out, summary, seeds_markdown(summary, [c for c in COLUMNS if c in summary["accuracy_mean"]]))
     return summary

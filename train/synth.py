@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .layout import write_layout
+
 # (name, description); `--classes N` takes the first N.
 MOTIONS = (
     ("slide_right", "translates left to right at a steady speed"),
@@ -131,8 +133,8 @@ def render(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
 
 def encode(frames: np.ndarray, fps: int, path: Path) -> None:
     """Write frames (N, H, W, 3) uint8 as an H.264 file with torchcodec's encoder."""
-    import torch
-    from torchcodec.encoders import VideoEncoder
+    import torch  # torch: only to encode the built-in videos
+    from torchcodec.encoders import VideoEncoder  # torch: only to encode the built-in videos
 
     data = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
     tmp = path.with_name(path.stem + ".part" + path.suffix)
@@ -186,8 +188,6 @@ def generate(root: str | Path, classes: int = 4, videos_per_class: int = 60, see
     `MARKER` is present from the start until the layout is written, every video is written
     atomically, and a rerun keeps the finished videos.
     """
-    from .layout import write_layout
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text(json.dumps({"classes": classes, "videos_per_class": videos_per_class,

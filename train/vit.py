@@ -9,7 +9,7 @@ from torch import nn
 
 from picojepa.core.clips import ClipSpec
 
-from .config import ModelConfig
+from .config import ModelConfig, token_grid
 
 
 class Attention(nn.Module):
@@ -58,8 +58,7 @@ class VideoViT(nn.Module):
     def __init__(self, cfg: ModelConfig, clip: ClipSpec):
         super().__init__()
         self.cfg, self.clip = cfg, clip
-        self.grid = (clip.frames // cfg.tubelet, clip.size // cfg.patch_size,
-                     clip.size // cfg.patch_size)
+        self.grid = token_grid(cfg, clip)
         self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
         d = self.dim = cfg.embed_dim  # the width of each token (MotionEncoder has the same attribute)
         k = (cfg.tubelet, cfg.patch_size, cfg.patch_size)

@@ -6,23 +6,34 @@ Exit codes: 0 all videos answered, 1 some failed, 2 usage error, 3 none answered
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from picojepa.core.bundle import CHECKSUM
+from picojepa.core.clips import Region
 from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, examples, fail, one_line_errors, progress, warn
-from picojepa.core.decode import VIDEO_SUFFIXES
+from picojepa.core.decode import VIDEO_SUFFIXES, check_ffmpeg
 from picojepa.core.options import Finite
 from picojepa.core.redact import redact
 from picojepa.core.vote import VOTES
 
-from .net.natsconn import nats_options
+from .ensemble import Ensemble, EnsembleBase
+from .live.cameras import EventFilter, Reloader, load_cameras
+from .live.publish import open_publisher
+from .live.reader import LiveOptions, LiveRunner, classify_streams, is_live, read_streams_file
+from .live.recorder import ClipStore, Recorder, RecordOptions
+from .live.status import Status, StatusServer, parse_listen
+from .net.natsconn import NatsOptions, nats_options
+from .net.network import NetworkEnsemble
 
 DEFAULT_BUNDLE = "bundles/demo"
 
@@ -167,11 +178,9 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     VIDEO... are files, folders or globs; a live SOURCE (rtsp://, rtmp://, http(s)://, tcp://,
     udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive. With --nodes
     the members run on edge nodes and vote over NATS."""
-    from picojepa.core.decode import check_ffmpeg
-
-    from .live.reader import LiveOptions, LiveRunner, is_live, read_streams_file
-
     region = _region(region_text)
+    opening = OpenOptions(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, placement,
+                          region, nats, deadline_ms, quorum)
     live = [v for v in videos if is_live(v)]
     if live or streams_file or cameras_file:
         if (streams_file or cameras_file) and videos or len(live) != len(videos) or len(live) > 1 \
@@ -179,95 +188,116 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             fail("live sources run alone: one SOURCE, or many with --streams FILE or --cameras FILE", EXIT_USAGE)
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
                            decoder_threads, skip_frames, region)
-        from .live.cameras import EventFilter, load_cameras
-
-        cams, events = None, EventFilter()
-        if cameras_file:
-            cams = load_cameras(cameras_file)
+        cams = load_cameras(cameras_file) if cameras_file else None
+        if cams:
             streams = [(c.name, c.url, _camera_opts(opts, c)) for c in cams.cameras]
             publish, http_listen = (*publish, *cams.publish), http_listen or cams.http
-            events = EventFilter({c.name: set(c.events) for c in cams.cameras if c.events})
         else:
             named = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
             streams = [(n, src, opts) for n, src in named]
-        listen = None
-        if http_listen:
-            from .live.status import parse_listen
+        return _run_live(opening, streams, cams, LiveRequest(opts, vote_method, fmt, on_change, publish,
+                                                             http_listen, connect_timeout))
+    _run_files(expand(videos), opening, FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders,
+                                                    prefetch, no_progress))
 
-            listen = parse_listen(http_listen)
-        ens = _open(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats,
-                    deadline_ms, quorum)
-        publisher = None
-        try:
-            if cams:
-                cams.check_labels(ens.classes)
-            routes = {c.name: c.publish for c in cams.cameras if c.publish} if cams else {}
-            if publish or routes:
-                from .live.publish import open_publisher
 
-                publisher = open_publisher(publish, connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), routes)
-            reloader = None
-            if cams:
-                from .live.cameras import Reloader
+@dataclass(frozen=True)
+class OpenOptions:
+    """Which ensemble `picojepa-run` opens: the bundle's graphs here (provider, variant, threads),
+    or with `nats` its member nodes over the network (deadline, quorum); how it decodes (device,
+    clip placement, region of interest)."""
 
-                events.recorders, record_camera = _recorders(cams, opts)
-                reloader = Reloader(cams, ens.classes, lambda c: LiveRunner(c.url, ens.bundle.clip,
-                                                                            _camera_opts(opts, c)),
-                                    events, record_camera)
-            return _classify_live(ens, streams, opts, vote_method, fmt, on_change,
-                                  LiveOutputs(publisher, listen, reloader, events, cams.clips_dir if cams else None))
-        finally:
-            for rec in events.recorders.values():
-                rec.close()
-            if publisher:
-                publisher.close()
-            ens.close()
-    paths = expand(videos)
+    bundle: Path
+    provider: str = "auto"
+    variant: str = "fp32"
+    threads: int = 0
+    decode_device: str = "cpu"
+    placement: str | None = None
+    region: Region | None = None
+    nats: NatsOptions | None = None
+    deadline_ms: float = 2000.0
+    quorum: int | None = None
+
+
+def _open(o: OpenOptions) -> EnsembleBase:
+    """The in-process Ensemble, or with `o.nats` the NetworkEnsemble of the member nodes."""
+    if o.nats is None:
+        if o.quorum is not None:
+            fail("--quorum needs --nodes", EXIT_USAGE)
+        return Ensemble.load(o.bundle, o.provider, o.variant, o.threads, o.decode_device, placement=o.placement,
+                             region=o.region)
+    return NetworkEnsemble.connect(o.bundle, o.nats, deadline_ms=o.deadline_ms, quorum=o.quorum,
+                                   decode_device=o.decode_device, placement=o.placement, region=o.region)
+
+
+def _run_files(paths: list[str], opening: OpenOptions, o: FileOptions) -> None:
+    """Files, folders or globs: one answer per video (or per window), then the summary line."""
     if not paths:
         fail("no input: give video files, folders or globs", EXIT_USAGE)
-    if stride is not None and window is None:
+    if o.stride is not None and o.window is None:
         fail("--stride needs --window", EXIT_USAGE)
-    if window is not None and clips != 1:
+    if o.window is not None and o.clips != 1:
         fail("--clips and --window cannot be combined", EXIT_USAGE)
-    bundle = bundle or Path(DEFAULT_BUNDLE)
-    if not bundle.exists():
-        fail(f"{bundle}: no bundle there; run `make demo` (it writes {DEFAULT_BUNDLE}) or pass --bundle")
+    if not opening.bundle.exists():
+        fail(f"{opening.bundle}: no bundle there; run `make demo` (it writes {DEFAULT_BUNDLE}) or pass --bundle")
     check_ffmpeg()
-    if prefetch is None:
-        prefetch = len(paths) > 1
-    if prefetch and threads == 0 and provider != "cuda":
-        threads = max(1, (os.cpu_count() or 2) - 1)  # a core for the decoding thread (measured)
-    ens = _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum)
-    ens.bundle = ens.bundle.with_placement(placement)
-    ens.region = region
+    prefetch = len(paths) > 1 if o.prefetch is None else o.prefetch
+    if prefetch and opening.threads == 0 and opening.provider != "cuda":  # a core for the decoding thread (measured)
+        opening = dataclasses.replace(opening, threads=max(1, (os.cpu_count() or 2) - 1))
+    ens = _open(opening)
     try:
-        _classify(ens, paths, FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders,
-                                          prefetch, no_progress))
+        _classify(ens, paths, dataclasses.replace(o, prefetch=prefetch))
     finally:
         ens.close()
 
 
-def _open(bundle, provider, variant, threads, decode_device, nats, deadline_ms, quorum):
-    """The in-process Ensemble, or with `nats` the NetworkEnsemble of the member nodes."""
-    if nats is None:
-        if quorum is not None:
-            fail("--quorum needs --nodes", EXIT_USAGE)
-        from .ensemble import Ensemble
+@dataclass(frozen=True)
+class LiveRequest:
+    """What a live run was asked for beside its streams: the live options every stream starts
+    from, the vote, the output, where to publish."""
 
-        return Ensemble.load(bundle, provider, variant, threads, decode_device)
-    from .ensemble import check_decode_device
-    from .net.network import NetworkEnsemble
+    live: LiveOptions
+    vote: str | None
+    fmt: str = "text"
+    on_change: bool = False
+    publish: tuple[str, ...] = ()
+    http_listen: str | None = None
+    connect_timeout: float = 10.0
 
-    return NetworkEnsemble.connect(bundle, nats, deadline_ms=deadline_ms, quorum=quorum,
-                                   decode_device=check_decode_device(decode_device))
+
+def _run_live(opening: OpenOptions, streams: list, cams, req: LiveRequest) -> None:
+    """Live sources (one, a --streams file's, or a --cameras file's): one line per window until
+    they end or the run is stopped; the publishers, recorders and connection closed after."""
+    listen = parse_listen(req.http_listen) if req.http_listen else None
+    events = EventFilter({c.name: set(c.events) for c in cams.cameras if c.events}) if cams else EventFilter()
+    ens = _open(opening)
+    publisher = None
+    try:
+        if cams:
+            cams.check_labels(ens.classes)
+        routes = {c.name: c.publish for c in cams.cameras if c.publish} if cams else {}
+        if req.publish or routes:
+            publisher = open_publisher(req.publish, req.connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), routes)
+        reloader = None
+        if cams:
+            events.recorders, record_camera = _recorders(cams, req.live)
+            reloader = Reloader(cams, ens.classes,
+                                lambda c: LiveRunner(c.url, ens.bundle.clip, _camera_opts(req.live, c)),
+                                events, record_camera)
+        return _classify_live(ens, streams, req.live, req.vote, req.fmt, req.on_change,
+                              LiveOutputs(publisher, listen, reloader, events, cams.clips_dir if cams else None))
+    finally:
+        for rec in events.recorders.values():
+            rec.close()
+        if publisher:
+            publisher.close()
+        ens.close()
 
 
 def _region(text: str | None):
     """--region X,Y,W,H -> a Region (None without); a usage error that says why otherwise."""
     if text is None:
         return None
-    from picojepa.core.clips import Region
-
     try:
         return Region.parse(text)
     except ValueError as exc:
@@ -276,8 +306,6 @@ def _region(text: str | None):
 
 def _camera_opts(opts, cam):
     """The run's live options with a camera file's window, stride and region for one camera."""
-    import dataclasses
-
     window = cam.window_s or opts.window_s
     return dataclasses.replace(opts, window_s=window, stride_s=cam.stride_s if cam.stride_s else
                                (None if cam.window_s else opts.stride_s), region=cam.region or opts.region)
@@ -286,8 +314,6 @@ def _camera_opts(opts, cam):
 def _recorders(cams, opts) -> tuple[dict, object]:
     """An event-clip recorder for each camera of the file that records, and the function that
     makes one (for cameras a SIGHUP adds or changes); one clips folder for all."""
-    from .live.recorder import ClipStore, Recorder, RecordOptions
-
     store = ClipStore(cams.clips_dir, cams.clips_max_gb * 1e9,
                       None if cams.clips_max_days is None else cams.clips_max_days * 86400)
 
@@ -314,11 +340,6 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
     """One line per window of every stream (JSON or text; with `on_change` only when a stream's
     label changes) until the streams end, --duration passes, or SIGINT/SIGTERM; then a summary
     line per stream. Windows the classifier could not keep up with are dropped (counted)."""
-    import signal
-    import threading
-
-    from .live.reader import LiveRunner, classify_streams
-
     vote_method = ens.check_vote(vote_method)
     stop, why = threading.Event(), []
     timer = threading.Timer(opts.duration_s or 0, lambda: (why.append(f"--duration {opts.duration_s:g} s"), stop.set()))
@@ -332,8 +353,6 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
     held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
     try:
         if listen:
-            from .live.status import Status, StatusServer
-
             status = Status(runners, out.clips_dir)
             server = StatusServer(status, *listen)
         for name, w, pred in classify_streams(ens, runners, vote_method, stop,

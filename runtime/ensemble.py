@@ -1,6 +1,7 @@
 """Bundle + video -> prediction: decode once, run every member, vote. `Ensemble.load(b).predict(p)`."""
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -12,7 +13,7 @@ import numpy as np
 from picojepa.core import vote as votes
 from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle, load_bundle
 from picojepa.core.clips import ClipSpec, Region, normalize, sliding_starts, uniform_starts
-from picojepa.core.decode import open_video
+from picojepa.core.decode import check_ffmpeg, open_video
 from picojepa.core.errors import BundleError, DecodeError
 
 from .session import ProviderError, make_session
@@ -110,10 +111,6 @@ def check_decode_device(device: str) -> str:
         return device
     if device != "cuda":
         raise ProviderError(f"unknown decode device {device!r}; choose cpu or cuda")
-    import sys
-
-    from picojepa.core.decode import check_ffmpeg
-
     check_ffmpeg()  # loads torchcodec, which loads torch: the runtime itself never imports torch
     if not sys.modules["torch"].cuda.is_available():
         raise ProviderError("--decode-device cuda: torch sees no CUDA device (a CPU-only torch "
@@ -203,17 +200,121 @@ def _spans(spans, labels, conf, classes) -> list[dict]:
              "confidence": float(c)} for (a, b), k, c in zip(spans, labels, conf)]
 
 
-class Ensemble:
-    def __init__(self, bundle: Bundle, provider: str = "auto", variant: str = "fp32",
-                 threads: int = 0, decode_device: str = "cpu"):
-        self.bundle = bundle
+@dataclass(frozen=True)
+class VotePlan:
+    """Which members vote, with which weights and stacker: read once from the bundle's manifest."""
+
+    voters: tuple[str, ...]
+    weights: dict[str, float]
+    stacker: dict | None
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> "VotePlan":
+        voters = tuple(bundle.vote_members)
+        return cls(voters, {m: float(bundle.manifest["vote_weights"][m]) for m in voters},  # all there: load_bundle
+                   bundle.manifest.get("stacking"))
+
+    def combine(self, probs: np.ndarray, names: list[str], method: str):
+        """The vote over probabilities (M, N, C) of the members `names` (in that order); voting
+        members absent from `names` (over the network: those that did not answer) are left out."""
+        idx = [names.index(m) for m in self.voters if m in names]
+        return votes.combine(probs[idx], method, [self.weights[names[i]] for i in idx], self.stacker)
+
+
+class EnsembleBase:
+    """What the in-process `Ensemble` and the networked `NetworkEnsemble` share: the bundle (its
+    clips placed as asked), the classes, the vote plan, decoding, `predict`/`predict_many`/
+    `close`. A subclass gives `answer` (one decoded video -> Prediction) and `close`.
+
+    `normalise`: whether decoding normalises the clips (False: uint8 frames, which the member
+    nodes normalise); `batches`: whether `member_probs` runs clips of several videos in one call;
+    `raises`: whether `predict` raises a video's DecodeError (else it is the answer's `error`)."""
+
+    normalise = True
+    batches = False
+    raises = False
+    provider = "cpu"
+
+    def __init__(self, bundle: Bundle, decode_device: str = "cpu", placement: str | None = None,
+                 region: Region | None = None):
+        self.bundle = bundle.with_placement(placement)
+        self.classes = list(bundle.classes)
+        self.plan = VotePlan.of(bundle)
         self.decode_device = check_decode_device(decode_device)
-        self.region: Region | None = None  # a region of interest for every video (picojepa-run --region)
+        self.region = region  # a region of interest for every video (picojepa-run --region)
+        self.notes: list[str] = []
+
+    @property
+    def stacker(self) -> dict | None:
+        return self.plan.stacker
+
+    def check_vote(self, method: str | None) -> str:
+        return resolve_vote(self.bundle, method)
+
+    def combine(self, probs: np.ndarray, method: str, names: list[str] | None = None):
+        """The vote over probabilities (M, N, C) of `names` (default: every member, manifest order)."""
+        return self.plan.combine(probs, list(self.bundle.members) if names is None else names, method)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,
+               stride_s: float | None = None) -> Decoded:
+        """Decode and preprocess the clips of one video (never raises on a bad video)."""
+        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device,
+                            normalise=self.normalise, region=self.region)
+
+    def answer(self, d: Decoded, method: str) -> Prediction:
+        """One decoded video's Prediction under `method`, a vote `check_vote` resolved."""
+        raise NotImplementedError
+
+    def finish(self, d: Decoded, method: str | None = None) -> Prediction:
+        """`answer` with the vote checked first (None: the bundle's default)."""
+        return self.answer(d, self.check_vote(method))
+
+    def predict(self, path: str | Path, vote: str | None = None, clips: int = 1,
+                window_s: float | None = None, stride_s: float | None = None) -> Prediction:
+        """Classify one video; in process a video that cannot be decoded raises `DecodeError`,
+        over the network it is the Prediction's `error`, as every network failure is."""
+        vote = self.check_vote(vote)
+        d = self.decode(path, clips, window_s, stride_s)
+        if d.exc and self.raises:
+            raise d.exc
+        return self.answer(d, vote)
+
+    def predict_many(self, paths: Iterable[str | Path], vote: str | None = None, clips: int = 1,
+                     window_s: float | None = None, stride_s: float | None = None,
+                     prefetch: bool = False) -> Iterator[Prediction]:
+        """Classify videos in order; a bad video yields a Prediction with `error` set and the
+        batch goes on. `prefetch` decodes the next video in a thread while the current one runs.
+        It pays only when the decoding thread has a core of its own (`picojepa-bench`, prefetch
+        section), so `picojepa-run` prefetches for a batch and leaves a core free unless told
+        otherwise."""
+        vote = self.check_vote(vote)
+        yield from pipelined(paths, lambda p: self.decode(p, clips, window_s, stride_s),
+                             lambda d: self.answer(d, vote), prefetch)
+
+
+class Ensemble(EnsembleBase):
+    """The bundle's graphs on onnxruntime in this process."""
+
+    batches = raises = True
+
+    def __init__(self, bundle: Bundle, provider: str = "auto", variant: str = "fp32",
+                 threads: int = 0, decode_device: str = "cpu", placement: str | None = None,
+                 region: Region | None = None):
+        super().__init__(bundle, decode_device, placement, region)
         graphs = bundle.graphs_of(variant)
         if not graphs:
             raise BundleError(f"{bundle.root}: has no {variant!r} graphs "
                               f"(has: {sorted({g.variant for g in bundle.graphs})})")
-        self.sessions, self.notes, used = [], [], set()
+        self.sessions, used = [], set()
         for g in graphs:
             sess, dev, note = make_session(g.path, provider, threads)
             check_graph_io(sess, g.path, bundle)
@@ -223,36 +324,18 @@ class Ensemble:
                 self.notes.append(note)
         self.provider = "cuda" if "cuda" in used else "cpu"
         self.variant = variant
-        self.classes = list(bundle.classes)
-        self.vote_index = [bundle.members.index(m) for m in bundle.vote_members]
-        self.weights = [float(bundle.manifest["vote_weights"][m]) for m in bundle.vote_members]  # all there: load_bundle
-        self.stacker = bundle.manifest.get("stacking")
-
-    def check_vote(self, method: str | None) -> str:
-        return resolve_vote(self.bundle, method)
 
     def close(self) -> None:
-        """Release the onnxruntime sessions (NetworkEnsemble's close drops its connection)."""
+        """Release the onnxruntime sessions."""
         self.sessions = []
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     @classmethod
-    def load(cls, root: str | Path, provider: str = "auto", variant: str = "fp32",
-             threads: int = 0, decode_device: str = "cpu", draft: bool = False) -> "Ensemble":
-        """The bundle at `root` on onnxruntime; `draft` only for the exporter verifying its draft."""
-        return cls(load_bundle(root, draft=draft), provider, variant, threads, decode_device)
-
-    # -- stages ---------------------------------------------------------------------------------
-    def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,
-               stride_s: float | None = None) -> Decoded:
-        """Decode and preprocess the clips of one video (never raises on a bad video)."""
-        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device,
-                            region=self.region)
+    def load(cls, root: str | Path, provider: str = "auto", variant: str = "fp32", threads: int = 0,
+             decode_device: str = "cpu", draft: bool = False, placement: str | None = None,
+             region: Region | None = None) -> "Ensemble":
+        """The bundle at `root` on onnxruntime, its clips placed by `placement` (None: as the
+        recipe trained them) and cut to `region`; `draft` only for the exporter verifying its draft."""
+        return cls(load_bundle(root, draft=draft), provider, variant, threads, decode_device, placement, region)
 
     def member_probs(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities of every member, (M, B, C), in manifest member order."""
@@ -266,12 +349,7 @@ class Ensemble:
             out[idx] = sess.run([output], {GRAPH_INPUT: batch})[0].transpose(1, 0, 2)  # (B, m, C) -> (m, B, C)
         return out
 
-    def combine(self, probs: np.ndarray, method: str):
-        """The vote of the voting members over probabilities (M, N, C) of every member."""
-        return votes.combine(probs[self.vote_index], method, self.weights, self.stacker)
-
-    def finish(self, d: Decoded, method: str | None = None) -> Prediction:
-        method = self.check_vote(method)
+    def answer(self, d: Decoded, method: str) -> Prediction:
         if d.error:
             return failed(d, method)
         t0 = time.perf_counter()
@@ -279,28 +357,6 @@ class Ensemble:
         inference_ms = (time.perf_counter() - t0) * 1e3
         return assemble(d, Answers(self.bundle.members, probs), self.classes, method, inference_ms,
                         lambda p: self.combine(p, method))
-
-    # -- public API -----------------------------------------------------------------------------
-    def predict(self, path: str | Path, vote: str | None = None, clips: int = 1,
-                window_s: float | None = None, stride_s: float | None = None) -> Prediction:
-        """Classify one video; a video that cannot be decoded raises `DecodeError`."""
-        vote = self.check_vote(vote)
-        d = self.decode(path, clips, window_s, stride_s)
-        if d.exc:
-            raise d.exc
-        return self.finish(d, vote)
-
-    def predict_many(self, paths: Iterable[str | Path], vote: str | None = None, clips: int = 1,
-                     window_s: float | None = None, stride_s: float | None = None,
-                     prefetch: bool = False) -> Iterator[Prediction]:
-        """Classify videos in order; a bad video yields a Prediction with `error` set and the
-        batch goes on. `prefetch` decodes the next video in a thread while the current one runs.
-        It pays only when the decoding thread has a core of its own (`picojepa-bench`, prefetch
-        section), so `picojepa-run` prefetches for a batch and leaves a core free unless told
-        otherwise."""
-        vote = self.check_vote(vote)
-        yield from pipelined(paths, lambda p: self.decode(p, clips, window_s, stride_s),
-                             lambda d: self.finish(d, vote), prefetch)
 
 
 def pipelined(paths: Iterable, decode, finish, prefetch: bool) -> Iterator[Prediction]:

@@ -1,6 +1,7 @@
 """onnxruntime sessions, with provider choice that never silently falls back."""
 from __future__ import annotations
 
+import onnxruntime as ort
 from pathlib import Path
 
 from picojepa.core.errors import BundleError, PicoJepaError
@@ -18,8 +19,6 @@ def make_session(path: Path, provider: str, threads: int = 0):
     onnxruntime falls back to CPU when the CUDA libraries are missing, logging only a warning:
     the providers the session really got are checked, and 'cuda' that ends on CPU is an error.
     """
-    import onnxruntime as ort
-
     if provider not in ("auto", "cpu", "cuda"):
         raise ProviderError(f"unknown provider {provider!r}; choose auto, cpu or cuda")
     available = ort.get_available_providers()

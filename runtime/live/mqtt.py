@@ -60,7 +60,7 @@ def discovery(camera: str, node: str, bundle_id: str = "") -> dict:
 
 def _mqtt():
     try:
-        import paho.mqtt.client as mqtt
+        import paho.mqtt.client as mqtt  # optional extra `mqtt`
     except ImportError:
         raise MqttError("MQTT publishing needs paho-mqtt: pip install 'picojepa[mqtt]' (or make install)") from None
     return mqtt

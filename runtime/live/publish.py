@@ -14,6 +14,7 @@ from picojepa.core.errors import UsageError
 from picojepa.core.redact import redact
 
 from ..net.natsconn import LoopThread, NatsOptions, NetworkError, connect
+from .mqtt import MqttPublisher
 from .reader import token
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,6 @@ def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "", routes: 
     try:
         for url in dict.fromkeys(everyone + tuple(u for us in (routes or {}).values() for u in us)):
             if url.lower().startswith("mqtt://"):
-                from .mqtt import MqttPublisher
-
                 targets[url] = MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id)
             elif url.lower().startswith(("nats://", "tls://")):
                 targets[url] = _open_nats(url, connect_timeout_s)

@@ -30,6 +30,8 @@ from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 from picojepa.core.textio import read_text
 
+from ..ensemble import Answers, Decoded, assemble
+
 log = logging.getLogger(__name__)
 SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")
 JUMP_S = 5.0  # a timestamp this far from the previous one (or backwards) starts a new window series
@@ -89,7 +91,7 @@ class LiveStats:
 
 def _av():
     try:
-        import av
+        import av  # optional extra `live`
     except ImportError:
         raise LiveError("live sources need PyAV: pip install 'picojepa[live]' (or make install)") from None
     return av
@@ -396,9 +398,7 @@ def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: t
     moment, from any streams, go through the graphs as one batch (over the network, one request
     each). Yields (name, window, Prediction) until every stream has ended, or `stop` is set.
     `between(runners)`, when given, runs before each batch: it may add or remove streams."""
-    from ..ensemble import Answers, Decoded, assemble
-
-    batched = hasattr(ens, "member_probs")
+    batched = ens.batches
     while not stop.is_set() and not all(r.finished for r in list(runners.values())):
         if between is not None:
             between(runners)
@@ -416,7 +416,7 @@ def classify_streams(ens, runners: dict[str, "LiveRunner"], method: str, stop: t
             d = Decoded(n, clips[i:i + 1], [(w.start_s, w.end_s)], w.decode_ms, preprocess_ms,
                         frames=w.frames[None])
             pred = (assemble(d, Answers(ens.bundle.members, probs[:, i:i + 1]), ens.classes, method,
-                             per_window_ms, lambda p: ens.combine(p, method)) if batched else ens.finish(d, method))
+                             per_window_ms, lambda p: ens.combine(p, method)) if batched else ens.answer(d, method))
             if n in runners:
                 runners[n].stats.windows += 1
             yield n, w, pred

@@ -18,6 +18,7 @@ waits for the classifier, nor the classifier for a scrape.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import threading
 import time
@@ -48,9 +49,7 @@ def _name(path: str | None) -> str | None:
 
 def _jpeg(rgb) -> bytes:
     """uint8 (H, W, 3) RGB -> JPEG bytes, through FFmpeg's MJPEG encoder (PyAV)."""
-    import io
-
-    import av
+    import av  # optional extra `live`
 
     buf = io.BytesIO()
     with av.open(buf, "w", format="mjpeg") as out:
@@ -72,8 +71,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 def _prometheus():
     try:
-        import prometheus_client
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        import prometheus_client  # optional extra `metrics`
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # optional extra `metrics`
     except ImportError:
         raise StatusError("--http needs prometheus-client: pip install 'picojepa[metrics]' (or make install)") from None
     return prometheus_client, CounterMetricFamily, GaugeMetricFamily

@@ -117,7 +117,7 @@ def nats_options(servers_flag: str, servers_help: str, timeout_help: str = "Seco
 
 def _nats_module():
     try:
-        import nats
+        import nats  # optional extra `network`
     except ImportError:
         raise NetworkError("the edge network needs nats-py: pip install 'picojepa[network]' "
                            "(or make install)") from None

@@ -12,16 +12,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
-from picojepa.core import vote as votes
 from picojepa.core.bundle import load_bundle
+from picojepa.core.clips import Region
 from picojepa.core.errors import UsageError
 
 from . import wire
-from ..ensemble import Answers, Decoded, Prediction, assemble, decode_clips, failed, pipelined, resolve_vote
+from ..ensemble import Answers, Decoded, EnsembleBase, Prediction, assemble, failed
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)
@@ -42,15 +41,18 @@ class Gathered:
     problem: str = ""  # why nothing could be gathered (e.g. the connection is down), if so
 
 
-class NetworkEnsemble:
+class NetworkEnsemble(EnsembleBase):
+    """The bundle's members on edge nodes: one request per video to the bundle's subject."""
+
+    normalise = False  # the nodes normalise: uint8 frames are a quarter of the bytes
+    provider = "network"
+
     def __init__(self, bundle_root: str | Path, opts: NatsOptions, deadline_ms: float = 2000.0,
-                 quorum: int | None = None, decode_device: str = "cpu"):
-        self.bundle = load_bundle(bundle_root)
+                 quorum: int | None = None, decode_device: str = "cpu", placement: str | None = None,
+                 region: Region | None = None):
+        super().__init__(load_bundle(bundle_root), decode_device, placement, region)
         self.bid = wire.bundle_id(self.bundle.root)
-        self.classes = list(self.bundle.classes)
-        self.vote_members = self.bundle.vote_members
-        self.stacker = self.bundle.manifest.get("stacking")
-        self.weights = {m: float(self.bundle.manifest["vote_weights"][m]) for m in self.vote_members}
+        self.vote_members = list(self.plan.voters)
         n = len(self.vote_members)
         self.quorum = n // 2 + 1 if quorum is None else quorum
         if not 1 <= self.quorum <= n:
@@ -59,10 +61,6 @@ class NetworkEnsemble:
         if deadline_ms <= 0:
             raise NetworkError(f"deadline must be positive, got {deadline_ms} ms")
         self.deadline_s = deadline_ms / 1e3
-        self.decode_device = decode_device
-        self.region = None  # a region of interest for every video (picojepa-run --region)
-        self.provider = "network"
-        self.notes: list[str] = []
         self.bytes_sent = 0  # payload bytes published so far (uint8 frames)
         self.misses = {m: 0 for m in self.vote_members}  # requests in a row each member missed
         self.requests = 0
@@ -79,28 +77,13 @@ class NetworkEnsemble:
         return cls(bundle_root, opts, **kwargs)
 
     def close(self) -> None:
+        """Drop the connection to the NATS server."""
         if self._io.alive:
             try:
                 self._io.call(self._nc.close(), 5)
             except Exception as exc:  # closing a connection whose server is gone
                 log.info("closing the NATS connection: %s", exc)
             self._io.stop()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    # -- stages ---------------------------------------------------------------------------------
-    def check_vote(self, method: str | None) -> str:
-        return resolve_vote(self.bundle, method)
-
-    def decode(self, path: str | Path, clips: int = 1, window_s: float | None = None,
-               stride_s: float | None = None) -> Decoded:
-        """Decode one video's clips to uint8 frames (the nodes normalise; never raises)."""
-        return decode_clips(path, self.bundle.clip, clips, window_s, stride_s, self.decode_device,
-                            normalise=False, region=self.region)
 
     async def _gather(self, frames: np.ndarray) -> Gathered:
         """Publish one request and collect the answers until the deadline passes, the server
@@ -172,8 +155,7 @@ class NetworkEnsemble:
             except Exception as exc:  # the connection dropped meanwhile; the server forgets it anyway
                 log.info("unsubscribe: %s", exc)
 
-    def finish(self, d: Decoded, method: str | None = None) -> Prediction:
-        method = self.check_vote(method)
+    def answer(self, d: Decoded, method: str) -> Prediction:
         if d.error:
             return failed(d, method)
         try:
@@ -196,28 +178,6 @@ class NetworkEnsemble:
                                      f"missing: {', '.join(missing)}", missing)
         names = [m for m in self.bundle.members if m in g.replies]
         probs = np.stack([g.replies[m].probs for m in names])  # (M, K, C)
-        vidx = [names.index(m) for m in self.vote_members if m in g.replies]
-        weights = [self.weights[names[i]] for i in vidx]
-
-        def combine(p):
-            return votes.combine(p[vidx], method, weights, self.stacker)
-
         # timings_ms.inference is the round trip: request sent -> last answer used
         return assemble(d, Answers(names, probs, g.latency_ms or {}, list(missing or [])), self.classes, method,
-                        g.wall_ms, combine)
-
-    # -- public API -----------------------------------------------------------------------------
-
-    def predict(self, path: str | Path, vote: str | None = None, clips: int = 1,
-                window_s: float | None = None, stride_s: float | None = None) -> Prediction:
-        """Classify one video over the network (errors, including no quorum, in `.error`)."""
-        return self.finish(self.decode(path, clips, window_s, stride_s), vote)
-
-    def predict_many(self, paths: Iterable[str | Path], vote: str | None = None, clips: int = 1,
-                     window_s: float | None = None, stride_s: float | None = None,
-                     prefetch: bool = False) -> Iterator[Prediction]:
-        """Classify videos in order, as `Ensemble.predict_many`; the next video decodes while
-        the current one's answers are gathered when `prefetch`."""
-        vote = self.check_vote(vote)
-        yield from pipelined(paths, lambda p: self.decode(p, clips, window_s, stride_s),
-                             lambda d: self.finish(d, vote), prefetch)
+                        g.wall_ms, lambda p: self.combine(p, method, names))

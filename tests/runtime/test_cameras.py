@@ -268,10 +268,8 @@ def test_region_on_files_is_the_file_path_crop_and_a_bad_one_is_a_usage_error(sm
     from picojepa.runtime.ensemble import Ensemble
 
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    ens = Ensemble.load(smoke_bundle, provider="cpu")
-    whole = ens.decode(video)
-    ens.region = Region(0.25, 0.1, 0.5, 0.8)
-    part = ens.decode(video)
+    whole = Ensemble.load(smoke_bundle, provider="cpu").decode(video)
+    part = Ensemble.load(smoke_bundle, provider="cpu", region=Region(0.25, 0.1, 0.5, 0.8)).decode(video)
     assert part.error is None and part.frames.shape == whole.frames.shape
     assert not (part.frames == whole.frames).all()
     r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format", "json",

@@ -54,8 +54,7 @@ def test_vote_stacked_on_a_bundle_without_a_stacker_is_a_one_line_error(bundle, 
 def test_training_and_runtime_preprocessing_are_identical_on_real_videos(bundle, placement):
     from picojepa.train.dataset import ClipDataset, multi_clips
 
-    ens = Ensemble.load(bundle, provider="cpu")
-    ens.bundle = ens.bundle.with_placement(placement)
+    ens = Ensemble.load(bundle, provider="cpu", placement=placement)
     videos = sorted((REAL / "bench").glob("*.mp4"))[:4] + sorted((REAL / "bench").glob("*.avi"))[:1]
     for cache_mb in (0, 256):  # decoded per clip, and sliced from the training cache
         ds = ClipDataset([(v, 0) for v in videos], ens.bundle.clip, mode="center", cache_mb=cache_mb)
@@ -113,8 +112,7 @@ def test_cli_placement_keyframe_classifies_from_the_keyframe(bundle):
                                           "--placement", placement, str(video)])
         assert r.exit_code == 0, r.output
         runs[placement] = json.loads(r.stdout)
-    ens = Ensemble.load(bundle, provider="cpu")
-    ens.bundle = ens.bundle.with_placement("keyframe")
+    ens = Ensemble.load(bundle, provider="cpu", placement="keyframe")
     assert runs["keyframe"]["confidence"] == pytest.approx(ens.predict(video).confidence, abs=1e-6)
     assert ens.decode(video).spans[0][0] * 30 == pytest.approx(235, abs=1)  # starts at the keyframe
 

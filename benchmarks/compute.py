@@ -8,6 +8,10 @@ import numpy as np
 
 from picojepa.core.bundle import Bundle
 from picojepa.core.roster import GENERAL
+from picojepa.core.vote import VOTES
+from picojepa.runtime.ensemble import Ensemble
+from picojepa.train.config import recipe_from_dict
+from picojepa.train.vit import VideoViT
 
 from . import flops
 from .stats import repeat_ms, summarize
@@ -18,10 +22,6 @@ PLACEMENTS = ("exact", "keyframe")
 def compute_figures(b: Bundle, bundle: Path, peak_gflops: float) -> dict:
     """FLOPs per clip (counted and by formula) and the encoder's achieved GFLOP/s against peak.
     The fused graph is timed on onnxruntime with the runtime's session options."""
-    from picojepa.runtime.ensemble import Ensemble
-    from picojepa.train.config import recipe_from_dict
-    from picojepa.train.vit import VideoViT
-
     recipe = recipe_from_dict(b.manifest["recipe"])
     enc = VideoViT(recipe.model, recipe.clip)
     counted = flops.counted(enc, (1, *recipe.clip.input_shape))
@@ -45,11 +45,7 @@ def compute_figures(b: Bundle, bundle: Path, peak_gflops: float) -> dict:
 def decode_share(bundle: Path, videos: list[Path], threads: int, rounds: int) -> dict:
     """(decode + preprocess) / end-to-end of the fused runtime per clip placement, the two
     interleaved video by video (round 0 warms up)."""
-    from picojepa.runtime.ensemble import Ensemble
-
-    ens = {pl: Ensemble.load(bundle, provider="cpu", threads=threads) for pl in PLACEMENTS}
-    for pl, e in ens.items():
-        e.bundle = e.bundle.with_placement(pl)
+    ens = {pl: Ensemble.load(bundle, provider="cpu", threads=threads, placement=pl) for pl in PLACEMENTS}
     shares = {pl: [] for pl in PLACEMENTS}
     totals = {pl: [] for pl in PLACEMENTS}
     for r in range(rounds + 1):
@@ -72,17 +68,12 @@ def placement_accuracy(bundle: Path, videos: list[str]) -> dict:
     """Accuracy (mean of per-class, %) of the general model and every vote on labelled videos
     (label = folder name) with the bundle's clips placed exactly and at keyframes; and on how
     many videos keyframe placement moved the clip at all."""
-    from picojepa.core.vote import VOTES
-    from picojepa.runtime.ensemble import Ensemble
-
-    ens = Ensemble.load(bundle, provider="cpu")
+    placed = {pl: Ensemble.load(bundle, provider="cpu", placement=pl) for pl in PLACEMENTS}
+    ens = placed[PLACEMENTS[0]]
     classes = list(ens.classes)
     truth = np.array([classes.index(Path(v).parent.name) for v in videos])
     methods = [m for m in VOTES if m != "stacked" or ens.stacker is not None]
-    decoded = {}
-    for pl in PLACEMENTS:
-        ens.bundle = ens.bundle.with_placement(pl)
-        decoded[pl] = [ens.decode(v) for v in videos]
+    decoded = {pl: [placed[pl].decode(v) for v in videos] for pl in PLACEMENTS}
     out = {"videos": len(videos),
            "moved": sum(a.spans[0] != b.spans[0] for a, b in zip(*decoded.values()))}
     for pl, ds in decoded.items():

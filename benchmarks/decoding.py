@@ -66,9 +66,9 @@ def by_resolution(path: Path, spec: ClipSpec, sizes=(64, 112, 160, 224), repeats
 
 def by_keyframe_interval(path: Path, spec: ClipSpec, gops=(1, 10, 50, 250), repeats: int = 5) -> dict:
     """Re-encode `path` (H.264, crf 23) with each keyframe interval and time the centre clip."""
-    import torch
-    from torchcodec.decoders import VideoDecoder
-    from torchcodec.encoders import VideoEncoder
+    import torch  # heavy: off `picojepa-bench --help`'s path
+    from torchcodec.decoders import VideoDecoder  # loads torch: as above
+    from torchcodec.encoders import VideoEncoder  # as above
 
     dec = VideoDecoder(str(path))
     frames = dec.get_frames_in_range(0, dec.metadata.num_frames).data

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from picojepa.core.bundle import MANIFEST, load_bundle
 from picojepa.runtime.ensemble import decode_clips
+from picojepa.train.config import recipe_from_dict
 
 from . import inference
 from .errors import BenchError
@@ -17,9 +18,7 @@ from .errors import BenchError
 def _encoder_flops(bundle, graph) -> float:
     """FLOPs of one clip through the graph's encoder, from its first member's recipe (by file
     size where the manifest has no recipes: an older bundle)."""
-    from picojepa.train.config import recipe_from_dict
-
-    from .flops import formula
+    from .flops import formula  # heavy (torch): off `picojepa-bench --help`'s path
 
     recipes = bundle.manifest.get("member_recipes")
     if not recipes:
@@ -45,7 +44,6 @@ def largest_alone(root: Path, out: Path) -> tuple[Path, list[str]]:
 
 def hetero_section(homogeneous: Path, hetero: Path, videos: list[str], rounds: int, threads: int,
                    tmp: Path) -> dict:
-
     hb, fb = load_bundle(hetero), load_bundle(homogeneous)
     if hb.clip != fb.clip:
         raise BenchError(f"{hetero}: its clip spec differs from {homogeneous}'s; the comparison "

@@ -14,6 +14,7 @@ all of them alike; the first round is warm-up and is dropped.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,10 +25,13 @@ from typing import Callable
 import numpy as np
 
 from picojepa.core import vote as votes
+from picojepa.core.bundle import load_bundle
 from picojepa.core.roster import VOTE_MEMBERS
-from picojepa.runtime.ensemble import Decoded, Ensemble
+from picojepa.core.rundir import RunDir
+from picojepa.runtime.ensemble import Decoded, Ensemble, decode_clips
 
-from .stats import repeat_ms, summarize
+from .process_per_model import run_video
+from .stats import peak_rss_mb, repeat_ms, summarize
 
 STAGES = ("decode", "preprocess", "inference", "vote", "total")
 
@@ -57,9 +61,9 @@ def onnx_config(name: str, label: str, bundle: Path, provider: str, variant: str
 
 def eager_config(run_dir: Path, members: list[str], threads: int) -> Config:
     """The members' PyTorch checkpoints, each a full encoder + head, run one after the other."""
-    import torch
+    import torch  # heavy: kept out of the other configurations' fresh processes (peak RSS)
 
-    from picojepa.export.members import load_members, select
+    from picojepa.export.members import load_members, select  # loads torch: as above
 
     if threads:
         torch.set_num_threads(threads)
@@ -126,9 +130,7 @@ def batched_throughput(bundle: Path, videos: list[str], provider: str, threads: 
 
 
 def process_per_model(run_dir: Path, videos: list[str], threads: int, members: list[str]) -> dict:
-    from .process_per_model import run_video
-
-    ckpts = [run_dir / "members" / f"{m}.pt" for m in members]
+    ckpts = [RunDir(run_dir).member(m) for m in members]
     per_video = []
     for v in videos:
         probs, ms = run_video(ckpts, v, threads)
@@ -163,11 +165,6 @@ print(json.dumps(peak_rss_worker(*json.loads(sys.argv[1]))))
 def peak_rss_worker(kind: str, bundle: str, run_dir: str, videos: list[str], threads: int) -> dict:
     """In a fresh process: load one configuration, run every video once, report the peak RSS
     (VmHWM) — imports, sessions or checkpoints, decoding and inference included."""
-    from picojepa.core.bundle import load_bundle
-    from picojepa.runtime.ensemble import decode_clips
-
-    from .stats import peak_rss_mb
-
     spec = load_bundle(bundle).clip
     if kind == "eager4":
         run = eager_config(Path(run_dir), list(VOTE_MEMBERS), threads).infer
@@ -197,8 +194,6 @@ def prefetch_overlap(bundle: Path, sets: dict[str, list], threads: int, rounds: 
     `threads`), prefetch (the next video decoded in a thread meanwhile, same threads), and
     prefetch with onnxruntime on all cores but one (what `picojepa-run` does for a batch), so
     that the decoding thread has a core of its own. Per set of videos: medians and speed-ups."""
-    import os
-
     spare = max(1, (os.cpu_count() or 2) - 1)
     ens = {"sequential": Ensemble.load(bundle, provider="cpu", threads=threads),
            "prefetch": Ensemble.load(bundle, provider="cpu", threads=threads),

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from .stats import repeat_ms, summarize
 
@@ -24,8 +25,6 @@ def cpu_model() -> str:
 
 
 def facts(threads: int) -> dict:
-    import onnxruntime as ort
-
     versions = {}
     for p in PACKAGES:
         try:
@@ -43,7 +42,7 @@ def facts(threads: int) -> dict:
 
 def gpu_name() -> str | None:
     try:
-        import torch
+        import torch  # heavy: off `picojepa-bench --help`'s path
 
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception:  # a broken CUDA install must not stop a CPU benchmark
@@ -52,7 +51,7 @@ def gpu_name() -> str | None:
 
 def matmul_graph(n: int) -> bytes:
     """An ONNX graph computing A @ B for fp32 (n, n) inputs."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper  # heavy (~1 s): only to build the peak's graph
 
     a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])
     b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])
@@ -64,8 +63,6 @@ def matmul_graph(n: int) -> bytes:
 def matmul_peak(threads: int, sizes: tuple[int, ...] = (256, 512, 1024), repeats: int = 10) -> dict:
     """fp32 GFLOP/s of onnxruntime's MatMul (the library and thread count the model runs with);
     the best median over a few square sizes is the machine's measured peak."""
-    import onnxruntime as ort
-
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:

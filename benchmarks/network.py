@@ -43,7 +43,7 @@ def _throughput(ens, videos: list[str]) -> float:
 
 
 def _export(run_dir: Path, tmp: Path, members: list[str]) -> Path:
-    from picojepa.export.bundle import export_bundle
+    from picojepa.export.bundle import export_bundle  # heavy (torch): off `picojepa-bench --help`'s path
 
     out = tmp / f"separate-{len(members)}"
     export_bundle(run_dir, out, members, layout="separate", max_verify=4, optimise=False)

@@ -13,11 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from picojepa.core.bundle import GRAPH_INPUT
 from picojepa.export.onnx_graph import export_graph
 from picojepa.export.variants import quantize_int8
 from picojepa.train.config import Recipe
+from picojepa.train.vit import VideoViT
 
 from . import flops
 from .stats import summarize
@@ -26,10 +28,6 @@ from .train_speed import pretrain_throughput
 
 def encoder_compute(peak_gflops: float, threads: int, repeats: int = 10) -> dict:
     """fp32 and int8 encoder latency at batch 1 (interleaved), GFLOP/s and % of the peak."""
-    import onnxruntime as ort
-
-    from picojepa.train.vit import VideoViT
-
     recipe = Recipe()
     enc = VideoViT(recipe.model, recipe.clip)
     form = flops.formula(recipe.model, recipe.clip, classes=1, heads=0)

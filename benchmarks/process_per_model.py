@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from picojepa.core.clips import center_indices
+from picojepa.core.decode import load_clip
+
 
 def _infer(checkpoint: str, video: str) -> list[float]:
-    import torch
+    import torch  # heavy: only the worker process pays for it (the baseline's cost)
 
-    from picojepa.core.clips import center_indices
-    from picojepa.core.decode import load_clip
-    from picojepa.export.members import load_member
+    from picojepa.export.members import load_member  # loads torch: as above
 
     member = load_member(Path(checkpoint), Path(checkpoint).stem)
     clip = load_clip(video, member.clip, lambda n, keys: center_indices(n, member.clip, keys))

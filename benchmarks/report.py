@@ -35,17 +35,18 @@ def _f(v, fmt="{:.2f}"):
     return "—" if v is None else fmt.format(v)
 
 
-def markdown(r: dict) -> str:
-    """The report: one section per stage that ran, in stage order, then what was skipped."""
+def markdown(r: dict, stages) -> str:
+    """The report: the sections of the `stages` (benchmarks.stages.STAGES) whose results are there,
+    in stage order, then what was skipped."""
     lines = _header(r)
-    for key, section in SECTIONS:
-        if r.get(key):
-            lines += ["", *section(r)]
+    for section in (s for stage in stages for s in stage.sections):
+        if r.get(section.key):
+            lines += ["", *section.render(r)]
     if r.get("failed_videos"):
         lines += ["", "Videos that failed to decode (left out): " + ", ".join(r["failed_videos"])]
     if r.get("skipped"):
         lines += ["", "Skipped stages: " + "; ".join(f"{k} ({v})" for k, v in r["skipped"].items()) + "."]
-    lines += ["", "Charts: latency.png, stages.png, peak.png, memory.png (where their stages ran)."]
+    lines += ["", f"Charts: {', '.join(c.file for stage in stages for c in stage.charts)} (where their stages ran)."]
     return "\n".join(lines) + "\n"
 
 
@@ -82,7 +83,8 @@ def _configs(r: dict) -> list[str]:
         t = c["total"]
         lines.append(f"| {c['label']} | {_f(t.get('p50'))} | {_f(t.get('p90'))} | {_f(t.get('p99'))} | "
                      f"{_f(t.get('mean'))} | {_f(c['decode'].get('p50'))} | {_f(c['preprocess'].get('p50'))} | "
-                     f"{_f(c['inference'].get('p50'))} | {_f(c['vote'].get('p50'), '{:.3f}')} | {_f(c['load_ms'], '{:.0f}')} |")
+                     f"{_f(c['inference'].get('p50'))} | {_f(c['vote'].get('p50'), '{:.3f}')} | "
+                     f"{_f(c['load_ms'], '{:.0f}')} |")
     return lines
 
 
@@ -234,7 +236,8 @@ def _hetero(r: dict) -> list[str]:
                        for m, x in h["member_recipes"].items())
     lines = ["## Heterogeneous bundle beside the fused one", "",
              f"{len(h['members'])} members in {h['graphs']} graphs: {shapes or ', '.join(h['members'])}. "
-             "Medians over interleaved rounds, ms per video; peak RSS of a fresh process running up to 16 of the videos:", "",
+             "Medians over interleaved rounds, ms per video; peak RSS of a fresh process running up to 16 of the "
+             "videos:", "",
              "| configuration | inference p50 | total p50 | peak RSS MiB |", "|---|---|---|---|"]
     for k, c in h["configs"].items():
         lines.append(f"| {c['label']} | {_f(c['inference'].get('p50'))} | {_f(c['total'].get('p50'))} | "
@@ -243,26 +246,19 @@ def _hetero(r: dict) -> list[str]:
                     f"heterogeneous / its largest graph {h['inference_ratio_hetero_vs_largest']:.2f}x."]
 
 
-SECTIONS = (("configs", _configs), ("process_per_model", _process_per_model), ("batching", _throughput),
-            ("startup", _startup), ("compute", _compute), ("paper_size", _paper_size),
-            ("decoding", _decoding), ("decode_share", _decode_share),
-            ("placement_accuracy", _placement_accuracy), ("prefetch", _prefetch),
-            ("training", _training), ("hetero", _hetero), ("memory", _memory))
-
-
-def charts(r: dict, out: Path) -> None:
-    """One PNG per chart whose stage ran."""
-    import matplotlib
+def charts(r: dict, out: Path, stages) -> None:
+    """One PNG per chart of the `stages` whose results are there."""
+    import matplotlib  # heavy, from the train extra: only where charts are drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use: no display needed
 
-    for key, name, draw in CHARTS:
-        if r.get(key):
+    for chart in (c for stage in stages for c in stage.charts):
+        if r.get(chart.key):
             fig, ax = plt.subplots(figsize=(7, 3.5))
-            draw(r, ax)
+            chart.draw(r, ax)
             fig.tight_layout()
-            fig.savefig(out / name, dpi=110)
+            fig.savefig(out / chart.file, dpi=110)
             plt.close(fig)
 
 
@@ -303,10 +299,7 @@ def _memory_chart(r: dict, ax) -> None:
     ax.set_ylabel("RSS (MiB)")
 
 
-CHARTS = (("configs", "latency.png", _latency_chart), ("configs", "stages.png", _stages_chart),
-          ("compute", "peak.png", _peak_chart), ("memory", "memory.png", _memory_chart))
-
-
-def write(r: dict, out: Path) -> None:
-    (out / "report.md").write_text(markdown(r))
-    charts(r, out)
+def write(r: dict, out: Path, stages) -> None:
+    """report.md and the charts of `r`, the result of running `stages`."""
+    (out / "report.md").write_text(markdown(r, stages))
+    charts(r, out, stages)

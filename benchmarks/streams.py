@@ -98,7 +98,7 @@ def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
     and with non-reference frames skipped; and the part of each that is converting and scaling
     it to the clip's size as the live path does (two swscale steps, pixel-identical to the file
     path), beside one combined step (cheaper, ~2 grey levels off)."""
-    import av
+    import av  # optional extra (live)
 
     out = {}
     for mode in ("DEFAULT", "NONREF"):

@@ -4,13 +4,19 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime
+import torch
 
 from picojepa.core import outdir
 from picojepa.core.bundle import FORMAT_VERSION, MANIFEST, seal, sha256_file
+from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
+from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
 from picojepa.train.classify import held_out_videos
@@ -27,12 +33,6 @@ log = logging.getLogger(__name__)
 
 
 def _versions() -> dict:
-    from importlib.metadata import version
-
-    import onnx
-    import onnxruntime
-    import torch
-
     return {"picojepa": version("picojepa"), "torch": torch.__version__, "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__}
 
@@ -77,9 +77,6 @@ BUNDLE = outdir.Kind("bundle", outdir.only_entries(_bundle_file, MANIFEST, "bund
 def _verify_videos(paths) -> list[str]:
     """The --verify-videos, each checked to be a decodable video before any work: an export asked
     to verify on a video must verify on it, not silently on fewer."""
-    from picojepa.core.decode import open_video
-    from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
-
     out = []
     for p in expand(tuple(map(str, paths))):
         try:

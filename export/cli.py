@@ -9,6 +9,8 @@ from picojepa.core.console import EXIT_USAGE, examples, fail, one_line_errors, s
 from picojepa.core.options import Finite
 from picojepa.core.roster import MEMBERS
 
+from .config import ExportConfig
+
 
 @click.command(epilog=examples(
     "picojepa-export runs/demo --out bundles/demo --int8 --fp16",
@@ -41,8 +43,7 @@ def main(run_dir, out, members, int8, fp16, no_optimise, opset, tolerance, verif
     """Export a run's classifiers to ONNX, verified against PyTorch, as a bundle.
 
     RUN_DIR's members, or with --members RUN:MEMBER,... members of several runs."""
-    from .bundle import export_bundle
-    from .config import ExportConfig
+    from .bundle import export_bundle  # heavy (torch): off `picojepa-export --help`'s path
 
     setup_logging(verbose)
     if members is not None and not [m for m in members.split(",") if m.strip()]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+import onnx
 
 from picojepa.runtime.ensemble import Ensemble
 
@@ -64,7 +65,7 @@ def optimise(ctx: BundleDraft, model_of: Callable[[dict], "ModelConfig"]) -> dic
     each with its own encoder's heads and width (`model_of(graph entry)`); the optimised graphs
     replace the fp32 ones only when verified at the fp32 tolerance and together at least
     `optimiser_min_speedup` faster on the CPU provider (medians, interleaved)."""
-    from onnxruntime.transformers.optimizer import optimize_model
+    from onnxruntime.transformers.optimizer import optimize_model  # heavy (~1 s): only where the optimiser runs
 
     files, fused = {}, {}
     for g in ctx.fp32_graphs():
@@ -103,8 +104,7 @@ def fp16(ctx: BundleDraft) -> dict:
     """Weights and activations in fp16, inputs and outputs kept fp32 (the runtime feeds fp32).
     Verified on the CPU provider here, and on CUDA where onnxruntime really has it; shipped when
     every check that could run passed."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import convert_float_to_float16  # heavy (~1 s): only --fp16
 
     files = {}
     for g in ctx.fp32_graphs():
@@ -138,7 +138,7 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     """Dynamic int8 quantisation (QUInt8 weights) of an ONNX file. onnxruntime's advice to
     pre-process the model first is logged on every call; it is not ours to act on, so it is
     kept off stderr."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy: only for int8 variants
 
     root = logging.getLogger()
     level = root.level

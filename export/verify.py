@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from picojepa.core.bundle import LOGITS
+from picojepa.core.vote import majority
 
 from .errors import ExportMismatchError
 
@@ -38,8 +39,6 @@ def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: li
             "max_abs_logit_diff": float(np.abs(ref[i] - got[i]).max()),
             "top1_agreement": float((ref[i].argmax(-1) == got[i].argmax(-1)).mean()),
         }
-    from picojepa.core.vote import majority
-
     a, b = majority(_softmax(ref[vote_index])), majority(_softmax(got[vote_index]))
     res["vote_majority_agreement"] = float((a == b).mean())
     res["max_abs_logit_diff"] = max(v["max_abs_logit_diff"] for v in res["members"].values())

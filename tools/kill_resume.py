@@ -21,6 +21,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from picojepa.core.rundir import RunDir
+from picojepa.train import checkpoint
+from picojepa.train.config import load_recipe
+from picojepa.train.pipeline import ensure_data
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -54,24 +61,19 @@ def run_and_kill(cmd: list[str], after_s: float) -> bool:
 def stage_of(run: Path, since: float) -> str:
     """Where a killed attempt had got to: the last artefact it wrote (files older than `since`,
     the attempt's start, were left by an earlier attempt)."""
-    from picojepa.train import checkpoint
-
-    written = [(p.stat().st_mtime, p) for p in [run / "pretrain.pt", run / "features.pt",
-                                                *sorted(run.glob("members/*.pt")), run / "report.json"]
+    r = RunDir(run)
+    written = [(p.stat().st_mtime, p) for p in [r.pretrain, r.features, *sorted(r.members.glob("*.pt")), r.report_json]
                if p.exists() and p.stat().st_mtime >= since]
     if not written:
         return "before its first checkpoint"
     last = max(written)[1]
-    if last.name == "pretrain.pt":
+    if last == r.pretrain:
         return f"pretrain, after epoch {checkpoint.load(last)['epoch'] + 1}"
-    return {"features.pt": "classify (features cached)", "report.json": "report"}.get(
-        last.name, "classify (members written)")
+    return {r.features: "classify (features cached)", r.report_json: "report"}.get(last, "classify (members written)")
 
 
 def unreadable(run: Path) -> list[str]:
     """Every checkpoint and JSON file in the run that does not load."""
-    from picojepa.train import checkpoint
-
     bad = []
     for p in sorted(run.rglob("*")):
         if p.name.startswith("."):  # temporary files of an interrupted atomic write
@@ -88,13 +90,10 @@ def unreadable(run: Path) -> list[str]:
 
 def fingerprint(run: Path) -> dict:
     """What must equal the uninterrupted run: accuracies, per-class tables, and weight hashes."""
-    import torch
-
-    from picojepa.train import checkpoint
-
-    report = json.loads((run / "report.json").read_text())
-    hashes = {"pretrain": checkpoint.state_hash(checkpoint.load(run / "pretrain.pt")["model"])}
-    for p in sorted((run / "members").glob("*.pt")):
+    r = RunDir(run)
+    report = json.loads(r.report_json.read_text())
+    hashes = {"pretrain": checkpoint.state_hash(checkpoint.load(r.pretrain)["model"])}
+    for p in sorted(r.members.glob("*.pt")):
         m = checkpoint.load(p)
         if m["kind"] == "stacker":  # its weights are plain lists (they travel in the manifest)
             state = {k: torch.tensor(m[k], dtype=torch.float64) for k in ("weight", "bias")}
@@ -121,9 +120,6 @@ def main() -> int:
     if args.out.exists():
         shutil.rmtree(args.out)
     data, ref = args.out / "data", args.out / "reference"
-    from picojepa.train.config import load_recipe
-    from picojepa.train.pipeline import ensure_data
-
     ensure_data(load_recipe(args.config), data, show_progress=False)
     startup = run_to_end([sys.executable, "-c", "import torch, picojepa.train.cli"])
     t_ref = run_to_end(train_cmd(args.config, data, ref, False, overrides))

@@ -6,6 +6,7 @@ import pytest
 
 from picojepa.benchmarks import flops, stats
 from picojepa.benchmarks.report import targets
+from picojepa.benchmarks.stages import CHART_FILES, STAGE_NAMES, STAGES
 from picojepa.export.bundle import export_bundle
 
 from conftest import REAL, REPO
@@ -40,6 +41,21 @@ def test_targets_report_misses_by_how_much():
     assert rows["process_per_model_over_fused"]["met"] is True
     assert rows["eager4_over_fused"]["met"] is None
     assert rows["fraction_of_peak"]["missed_by_factor"] == 2.0
+
+
+def test_the_stages_are_one_list_that_names_the_skips_the_sections_and_the_charts():
+    names = [s.name for s in STAGES]
+    assert len(set(names)) == len(names) and STAGE_NAMES == tuple(names)
+    written = {k for s in STAGES for k in s.writes}
+    assert {x.key for s in STAGES for x in (*s.sections, *s.charts)} <= written
+    assert CHART_FILES == ("latency.png", "stages.png", "peak.png", "memory.png")
+
+
+def test_the_bench_command_loads_without_torch():
+    """`picojepa-bench --help` stays quick: the stages import torch only when they run."""
+    code = "import sys, picojepa.benchmarks.cli; print(sorted({'torch', 'onnx'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
 
 
 def _peak_after(mib: int) -> float:

@@ -110,6 +110,10 @@ class PretrainConfig(Schedule):
     # demo's 1,520 (README, "Learning on small data")
     vicreg_below_videos: int = 0
     pixel: float = 0.0
+    # augmentation that keeps motion (train/augment.py), training clips only: the probability of
+    # mirroring a clip left-right, and the smallest area fraction of a random resized crop (1: off)
+    flip: float = 0.0
+    crop_scale: float = 1.0
 
     def vicreg_for(self, videos: int) -> float:
         """The variance/covariance weight for a pre-training set of `videos` listings."""
@@ -129,6 +133,9 @@ class PretrainConfig(Schedule):
             raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
         if self.cache_mb < 0:
             raise ValueError(f"cache_mb: must be >= 0, got {self.cache_mb}")
+        if not 0.0 <= self.flip <= 1.0 or not 0.0 < self.crop_scale <= 1.0:
+            raise ValueError(f"flip: a probability in [0, 1], crop_scale: an area fraction in (0, 1]; got "
+                             f"{self.flip} and {self.crop_scale}")
         if self.vicreg_below_videos < 0:
             raise ValueError(f"vicreg_below_videos: must be >= 0, got {self.vicreg_below_videos}")
         if self.vicreg < 0 or self.pixel < 0:

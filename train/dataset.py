@@ -13,8 +13,10 @@ import torch
 from torch.utils.data import Dataset
 
 from picojepa.core.clips import ClipSpec, center_indices, normalize, random_indices, uniform_starts
-from picojepa.core.decode import load_clip, open_video
+from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
+
+from .augment import Augment
 
 
 class ClipDataset(Dataset):
@@ -28,8 +30,10 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, items: list[tuple[Path, int]], spec: ClipSpec, seed: int = 0,
-                 mode: str = "random", clips_per_video: int = 1, cache_mb: float = 0.0):
+                 mode: str = "random", clips_per_video: int = 1, cache_mb: float = 0.0,
+                 augment: Augment = Augment()):
         self.items, self.spec, self.seed, self.mode = items, spec, seed, mode
+        self.augment = augment if mode == "random" else Augment()  # the evaluation window: as it is
         self.repeats = clips_per_video if mode == "random" else 1
         self.epoch = 0
         self.cache_left = int(cache_mb * 2**20)
@@ -52,32 +56,33 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         """Item i is video i % len(items): `clips_per_video` random windows per video and epoch."""
         path, label = self.items[i % len(self.items)]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
         if self.mode == "random":
-            rng = np.random.default_rng([self.seed, self.epoch, i])
             pick = lambda n, keys: random_indices(n, self.spec, rng)  # noqa: E731
         else:
             pick = lambda n, keys: center_indices(n, self.spec, keys)  # noqa: E731
         try:
-            clip = torch.from_numpy(self._load(path, pick))
+            frames = self._load(path, pick)
         except DecodeError as exc:
             return {"index": i, "clip": None, "label": label, "error": str(exc)}
-        return {"index": i, "clip": clip, "label": label, "error": None}
+        if self.augment.active:  # after the window's draw, so the frames picked stay the same
+            frames = self.augment(frames, rng)
+        return {"index": i, "clip": torch.from_numpy(normalize(frames, self.spec)), "label": label, "error": None}
 
     def _load(self, path: Path, pick) -> np.ndarray:
+        """The picked uint8 frames (T, S, S, 3), from the cache, or decoded (and cached)."""
         if path in self._frames:
             frames, keys = self._frames[path]
-            return normalize(frames[pick(len(frames), keys)], self.spec)
-        if self.cache_left <= 0:
-            return load_clip(path, self.spec, pick)
+            return frames[pick(len(frames), keys)]
         video = open_video(path, self.spec.size, self.spec.seek_mode)
         keys = video.placement_keyframes(self.spec)
         size = video.num_frames * self.spec.size * self.spec.size * 3
-        if size > self.cache_left:
-            return normalize(video.read(pick(video.num_frames, keys)), self.spec)
+        if self.cache_left <= 0 or size > self.cache_left:
+            return video.read(pick(video.num_frames, keys))
         frames = video.read(range(video.num_frames))[:video.num_frames]  # phantom tail frames dropped
         self._frames[path] = frames, keys
         self.cache_left -= frames.nbytes
-        return normalize(frames[pick(len(frames), keys)], self.spec)
+        return frames[pick(len(frames), keys)]
 
 
 def collate(batch: list[dict]) -> dict:

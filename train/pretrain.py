@@ -17,6 +17,7 @@ from picojepa.core.errors import DataLayoutError, PicoJepaError
 from picojepa.core.rundir import COLLAPSED, PRETRAIN, RunDir
 
 from . import checkpoint, distributed
+from .augment import Augment
 from .config import PretrainConfig, Recipe, recipe_from_dict
 from .dataset import ClipDataset, collate
 from .files import write_text
@@ -192,7 +193,7 @@ def _make_loop(recipe: Recipe, model: JEPA, opt, items, device, world: int, rank
     ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
            if world > 1 else model)
     dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video,
-                          cfg.cache_mb if cfg.num_workers == 0 else 0.0)
+                          cfg.cache_mb if cfg.num_workers == 0 else 0.0, Augment(cfg.flip, cfg.crop_scale))
     sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
     steps = -(-len(dataset) // (cfg.batch_size * world))
     return _Loop(recipe, model, ddp, opt, dataset, sampler, device, world, steps, skipped=skipped)

@@ -22,7 +22,7 @@ PLACEMENTS = ("exact", "keyframe")
 def compute_figures(b: Bundle, bundle: Path, peak_gflops: float) -> dict:
     """FLOPs per clip (counted and by formula) and the encoder's achieved GFLOP/s against peak.
     The fused graph is timed on onnxruntime with the runtime's session options."""
-    recipe = recipe_from_dict(b.manifest["recipe"])
+    recipe = recipe_from_dict(b.recipe)
     enc = VideoViT(recipe.model, recipe.clip)
     counted = flops.counted(enc, (1, *recipe.clip.input_shape))
     form = flops.formula(recipe.model, recipe.clip, len(b.classes), len(b.members))

@@ -20,7 +20,7 @@ def _encoder_flops(bundle, graph) -> float:
     size where the manifest has no recipes: an older bundle)."""
     from .flops import formula  # heavy (torch): off `picojepa-bench --help`'s path
 
-    recipes = bundle.manifest.get("member_recipes")
+    recipes = bundle.member_recipes
     if not recipes:
         return float(graph.path.stat().st_size)
     r = recipe_from_dict(recipes[graph.members[0]])
@@ -61,7 +61,7 @@ def hetero_section(homogeneous: Path, hetero: Path, videos: list[str], rounds: i
     out = {"configs": {c.name: inference.summary(c) for c in cfgs}, "peak_rss_mb": rss,
            "members": hb.members, "graphs": graphs, "largest_members": members,
            "member_recipes": {m: {k: r["model"][k] for k in ("depth", "patch_size", "embed_dim")}
-                              for m, r in hb.manifest.get("member_recipes", {}).items()}}
+                              for m, r in hb.member_recipes.items()}}
     p50 = {k: out["configs"][k]["inference"]["p50"] for k in bundles}
     out["inference_ratio_hetero_vs_homogeneous"] = p50["hetero"] / p50["homogeneous"]
     out["inference_ratio_hetero_vs_largest"] = p50["hetero"] / p50["largest"]

@@ -52,9 +52,9 @@ class BenchRun:
         import torch  # heavy: off `picojepa-bench --help`'s path (the CLI imports this module)
 
         b = load_bundle(cfg.bundle)
-        if b.manifest["layout"] != "fused":
+        if b.layout != "fused":
             raise BenchError(f"{cfg.bundle}: the benchmark compares against a fused bundle; this one is "
-                             f"{b.manifest['layout']!r} (export without --layout separate)")
+                             f"{b.layout!r} (export without --layout separate)")
         if cfg.run_dir is not None and not RunDir(cfg.run_dir).members.is_dir():
             raise BenchError(f"{cfg.run_dir}: not a training run (no members/ folder)")
         if cfg.threads:

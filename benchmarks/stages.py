@@ -152,7 +152,7 @@ def stage_prefetch(run: BenchRun) -> None:
 def stage_training(run: BenchRun) -> None:
     from .train_speed import pretrain_throughput  # heavy (torch): off `picojepa-bench --help`'s path
 
-    run.result["training"] = pretrain_throughput(recipe_from_dict(run.bundle.manifest["recipe"]))
+    run.result["training"] = pretrain_throughput(recipe_from_dict(run.bundle.recipe))
 
 
 def stage_hetero(run: BenchRun) -> None:

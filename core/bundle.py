@@ -103,6 +103,39 @@ class Bundle:
     def vote_members(self) -> list[str]:
         return list(self.manifest["vote_members"])
 
+    @property
+    def vote_weights(self) -> dict[str, float]:
+        """Each voting member's weight in the weighted vote (every one has one: `load_bundle`)."""
+        return {m: float(self.manifest["vote_weights"][m]) for m in self.vote_members}
+
+    @property
+    def default_vote(self) -> str:
+        return self.manifest["default_vote"]
+
+    @property
+    def stacking(self) -> dict | None:
+        """The stacked vote's meta-model (weight, bias, the members it combines), if it has one."""
+        return self.manifest.get("stacking") or None
+
+    @property
+    def checksum(self) -> str:
+        """The manifest's own sha256 (what names the bundle on the network)."""
+        return self.manifest.get(CHECKSUM, "")
+
+    @property
+    def layout(self) -> str:
+        return self.manifest["layout"]
+
+    @property
+    def recipe(self) -> dict:
+        """The recipe of the bundle's first member, as training wrote it."""
+        return self.manifest["recipe"]
+
+    @property
+    def member_recipes(self) -> dict[str, dict]:
+        """Each member's recipe where the members differ (a heterogeneous bundle), else {}."""
+        return self.manifest.get("member_recipes") or {}
+
     def graphs_of(self, variant: str) -> list[Graph]:
         return [g for g in self.graphs if g.variant == variant]
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import click
 
-from picojepa.core.bundle import CHECKSUM
 from picojepa.core.clips import Region
 from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, examples, fail, one_line_errors, progress, warn
 from picojepa.core.decode import VIDEO_SUFFIXES, check_ffmpeg
@@ -277,7 +276,7 @@ def _run_live(opening: OpenOptions, streams: list, cams, req: LiveRequest) -> No
             cams.check_labels(ens.classes)
         routes = {c.name: c.publish for c in cams.cameras if c.publish} if cams else {}
         if req.publish or routes:
-            publisher = open_publisher(req.publish, req.connect_timeout, ens.bundle.manifest.get(CHECKSUM, ""), routes)
+            publisher = open_publisher(req.publish, req.connect_timeout, ens.bundle.checksum, routes)
         reloader = None
         if cams:
             events.recorders, record_camera = _recorders(cams, req.live)

@@ -121,10 +121,10 @@ def check_decode_device(device: str) -> str:
 def resolve_vote(bundle: Bundle, method: str | None) -> str:
     """The vote `method` resolves to (None: the bundle's default); BundleError where this
     bundle cannot do it (the one place that decides whether a bundle has a stacker)."""
-    method = method or bundle.manifest["default_vote"]
+    method = method or bundle.default_vote
     if method not in votes.VOTES:
         raise BundleError(f"unknown vote {method!r}; known: {', '.join(votes.VOTES)}")
-    if method == "stacked" and not bundle.manifest.get("stacking"):
+    if method == "stacked" and not bundle.stacking:
         raise BundleError(f"{bundle.root}: carries no stacking meta-model, so "
                           "`--vote stacked` is unavailable (export it from a run whose "
                           "classify stage fitted one)")
@@ -211,8 +211,7 @@ class VotePlan:
     @classmethod
     def of(cls, bundle: Bundle) -> "VotePlan":
         voters = tuple(bundle.vote_members)
-        return cls(voters, {m: float(bundle.manifest["vote_weights"][m]) for m in voters},  # all there: load_bundle
-                   bundle.manifest.get("stacking"))
+        return cls(voters, bundle.vote_weights, bundle.stacking)
 
     def combine(self, probs: np.ndarray, names: list[str], method: str):
         """The vote over probabilities (M, N, C) of the members `names` (in that order); voting

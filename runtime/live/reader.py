@@ -128,13 +128,12 @@ def clip_rgb(frame, size: int, region: Region | None = None) -> np.ndarray:
     """The frame as uint8 (size, size, 3) exactly as torchcodec gives it on the file path: colour
     conversion to RGB at full resolution, the region (if any) cut out of it, then a bilinear resize
     in RGB (one combined swscale step differs by ~2 grey levels on average)."""
-    av = _av()
-
+    if region is None:  # frame to frame in FFmpeg: no full-size array made or copied (measured)
+        rgb = frame.reformat(format="rgb24")
+        return rgb.reformat(width=size, height=size, format="rgb24", interpolation="BILINEAR").to_ndarray()
     full = frame.to_ndarray(format="rgb24")
-    if region is not None:
-        x0, y0, w, h = region.pixels(full.shape[1], full.shape[0])
-        full = np.ascontiguousarray(full[y0:y0 + h, x0:x0 + w])
-    rgb = av.VideoFrame.from_ndarray(full, format="rgb24")
+    x0, y0, w, h = region.pixels(full.shape[1], full.shape[0])
+    rgb = _av().VideoFrame.from_ndarray(np.ascontiguousarray(full[y0:y0 + h, x0:x0 + w]), format="rgb24")
     return rgb.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
 
 

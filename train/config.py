@@ -110,6 +110,9 @@ class PretrainConfig(Schedule):
     # demo's 1,520 (README, "Learning on small data")
     vicreg_below_videos: int = 0
     pixel: float = 0.0
+    # an auxiliary target that is itself motion (MotionMAE's): the predictor's output also
+    # predicts the masked tubelets' frame differences (train/jepa.py), with this weight
+    motion: float = 0.0
     # augmentation that keeps motion (train/augment.py), training clips only: the probability of
     # mirroring a clip left-right, and the smallest area fraction of a random resized crop (1: off)
     flip: float = 0.0
@@ -138,8 +141,8 @@ class PretrainConfig(Schedule):
                              f"{self.flip} and {self.crop_scale}")
         if self.vicreg_below_videos < 0:
             raise ValueError(f"vicreg_below_videos: must be >= 0, got {self.vicreg_below_videos}")
-        if self.vicreg < 0 or self.pixel < 0:
-            raise ValueError(f"vicreg and pixel: must be >= 0, got {self.vicreg}, {self.pixel}")
+        if self.vicreg < 0 or self.pixel < 0 or self.motion < 0:
+            raise ValueError(f"vicreg, pixel and motion: must be >= 0, got {self.vicreg}, {self.pixel}, {self.motion}")
 
 
 @dataclass(frozen=True)

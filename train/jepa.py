@@ -52,16 +52,18 @@ class JEPA(nn.Module):
     """
 
     def __init__(self, encoder: VideoViT, loss: str = "mse", context_all_tokens: bool = False,
-                 vicreg: float = 0.0, pixel: float = 0.0):
+                 vicreg: float = 0.0, pixel: float = 0.0, motion: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.predictor = build_predictor(encoder)
         self.target = copy.deepcopy(encoder).requires_grad_(False)
         self.loss_kind, self.context_all_tokens = loss, context_all_tokens
-        self.vicreg, self.pixel = vicreg, pixel
+        self.vicreg, self.pixel, self.motion = vicreg, pixel, motion
+        cfg = encoder.cfg
         if pixel > 0:  # VideoMAE's target, as an auxiliary: the masked tubelets' own pixels
-            cfg = encoder.cfg
             self.pixel_head = nn.Linear(cfg.embed_dim, 3 * cfg.tubelet * cfg.patch_size ** 2)
+        if motion > 0:  # a target that is itself motion: the masked tubelets' frame differences
+            self.motion_head = nn.Linear(cfg.embed_dim, 3 * cfg.tubelet * cfg.patch_size ** 2)
 
     @torch.no_grad()
     def targets(self, clips: torch.Tensor, tgt_idx: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -87,7 +89,17 @@ class JEPA(nn.Module):
             pixels = gather_tokens(patchify(clips, self.encoder.cfg.tubelet, self.encoder.cfg.patch_size), tgt_idx)
             pixels = F.layer_norm(pixels, (pixels.shape[-1],))  # VideoMAE's per-patch normalised pixels
             loss = loss + self.pixel * F.mse_loss(self.pixel_head(pred), pixels)
+        if self.motion > 0:
+            loss = loss + self.motion * F.mse_loss(self.motion_head(pred), self._motion_target(clips, tgt_idx))
         return loss
+
+    def _motion_target(self, clips: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        """Each masked tubelet's frame differences (every frame minus the one before it; zero for
+        the clip's first), scaled by one number, their RMS over the batch: clips keep how much
+        more or less they move than the others, which a per-patch normalisation would erase."""
+        diff = F.pad(clips[:, :, 1:] - clips[:, :, :-1], (0, 0, 0, 0, 1, 0))
+        moves = gather_tokens(patchify(diff, self.encoder.cfg.tubelet, self.encoder.cfg.patch_size), tgt_idx)
+        return moves / moves.pow(2).mean().sqrt().clamp_min(1e-6)
 
     @torch.no_grad()
     def update_target(self, decay: float) -> None:

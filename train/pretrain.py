@@ -59,15 +59,16 @@ def build(recipe: Recipe, context_all_tokens: bool = False, vicreg: float | None
     torch.manual_seed(recipe.seed)
     cfg = recipe.pretrain
     return JEPA(VideoViT(recipe.model, recipe.clip), cfg.loss, context_all_tokens,
-                cfg.vicreg if vicreg is None else vicreg, cfg.pixel)
+                cfg.vicreg if vicreg is None else vicreg, cfg.pixel, cfg.motion)
 
 
 def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:
     """AdamW; decay only on weights with p.dim() >= 2; the predictor at `predictor_lr_mult` x lr."""
     groups = [*param_groups(model.encoder, cfg.weight_decay),
               *param_groups(model.predictor, cfg.weight_decay, cfg.predictor_lr_mult)]
-    if cfg.pixel > 0:
-        groups += param_groups(model.pixel_head, cfg.weight_decay, cfg.predictor_lr_mult)
+    for weight, head in ((cfg.pixel, "pixel_head"), (cfg.motion, "motion_head")):
+        if weight > 0:
+            groups += param_groups(getattr(model, head), cfg.weight_decay, cfg.predictor_lr_mult)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
 
 

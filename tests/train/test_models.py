@@ -180,3 +180,19 @@ def test_anti_collapse_terms_train_the_encoder_and_the_pixel_head():
     loss.backward()
     assert model.pixel_head.weight.grad.abs().sum() > 0
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
+
+
+def test_the_motion_target_is_the_masked_tubelets_frame_differences_and_trains_its_head():
+    torch.manual_seed(0)
+    model = JEPA(VideoViT(CFG, CLIP), motion=1.0)
+    still = torch.randn(1, 3, 1, 32, 32).repeat(2, 1, 4, 1, 1)  # nothing moves
+    ctx, tgt = batch_masks("future", model.encoder.grid, 0.5, [1, 2])
+    assert model._motion_target(still, tgt).abs().max().item() == 0.0
+    moving = still.clone()
+    moving[0, :, 3, :8, :8] += 1.0  # the last frame changes in the top-left patch of sample 0
+    target = model._motion_target(moving, tgt)
+    assert target[1].abs().max().item() == 0.0 and target[0].abs().max().item() > 0
+    targets, _, _ = model.targets(moving, tgt)
+    model(moving, ctx, tgt, targets).backward()
+    assert model.motion_head.weight.grad.abs().sum() > 0
+    assert model.encoder.patch_embed.weight.grad.abs().sum() > 0

@@ -36,18 +36,20 @@ REPORT_JSON, REPORT_MD, SUMMARY = "report.json", "report.md", "summary.json"
 PLOTS = ("loss", "confusion", "tsne", "masking")  # the report's figures, RUN/<name>.png
 ENSEMBLE = "ensemble.json"
 ENSEMBLE_RUNS = "runs"
+FOLDS_DATA = "folds-data"  # with --folds K: each fold's data root, links to the user's videos
 # what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
 _MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE)
 # the run's own files, removed by --force before it starts over
 _OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, REPORT_JSON, REPORT_MD, SUMMARY, STACKER, ENSEMBLE_RUNS,
-        "folds-data", *(f"{p}.png" for p in PLOTS))
+        FOLDS_DATA, *(f"{p}.png" for p in PLOTS))
 
 
 REPEAT = re.compile(r"^(seed|fold)-\d+$")
 
 
 class RunDirError(PicoJepaError, ValueError):
-    """A training command may not write into the folder it was given."""
+    """A training command may not write into the folder it was given, or a run's (an ensemble's)
+    own file there is not what it wrote."""
 
 
 def member_path(run: str | Path, member: str) -> Path:
@@ -202,7 +204,7 @@ def _clear(run: Path) -> None:
     a folder left non-empty by the user's files stays."""
     for name in _OWN:
         p = run / name
-        if name in (MEMBERS_DIR, ENSEMBLE_RUNS, "folds-data") and p.is_dir() and not p.is_symlink():
+        if name in (MEMBERS_DIR, ENSEMBLE_RUNS, FOLDS_DATA) and p.is_dir() and not p.is_symlink():
             continue
         if p.is_file() or p.is_symlink():
             p.unlink()
@@ -216,7 +218,7 @@ def _clear(run: Path) -> None:
             _clear(sub)
             _rmdir_if_empty(sub)
     _rmdir_if_empty(run / ENSEMBLE_RUNS)
-    data = run / "folds-data"
+    data = run / FOLDS_DATA
     if data.is_dir() and not data.is_symlink() and all(
             f.is_symlink() or f.is_dir() or f.suffix == ".csv" or f.name in ("classInd.txt", ".picojepa-index")
             for f in data.rglob("*")):

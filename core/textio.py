@@ -11,6 +11,7 @@ import json
 import stat
 from pathlib import Path
 from typing import Any
+
 import yaml
 
 from .errors import PicoJepaError

@@ -19,7 +19,17 @@ from pathlib import Path
 import click
 
 from picojepa.core.clips import Region
-from picojepa.core.console import EXIT_FAIL, EXIT_PARTIAL, EXIT_USAGE, error, examples, fail, one_line_errors, progress, warn
+from picojepa.core.console import (
+    EXIT_FAIL,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    error,
+    examples,
+    fail,
+    one_line_errors,
+    progress,
+    warn,
+)
 from picojepa.core.decode import VIDEO_SUFFIXES, check_ffmpeg
 from picojepa.core.options import Finite
 from picojepa.core.redact import redact
@@ -194,7 +204,8 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         else:
             named = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
             streams = [(n, src, opts) for n, src in named]
-        return _run_live(opening, streams, cams, LiveRequest(opts, vote_method, fmt, on_change, publish,
+        live_opening = dataclasses.replace(opening, placement=None, region=None)  # windows, and the region in opts
+        return _run_live(live_opening, streams, cams, LiveRequest(opts, vote_method, fmt, on_change, publish,
                                                              http_listen, connect_timeout))
     _run_files(expand(videos), opening, FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders,
                                                     prefetch, no_progress))

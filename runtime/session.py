@@ -1,7 +1,6 @@
 """onnxruntime sessions, with provider choice that never silently falls back."""
 from __future__ import annotations
 
-import onnxruntime as ort
 from pathlib import Path
 
 from picojepa.core.errors import BundleError, PicoJepaError
@@ -13,6 +12,15 @@ class ProviderError(PicoJepaError, RuntimeError):
     """The asked-for execution provider is not usable here."""
 
 
+def _ort():
+    try:
+        import onnxruntime  # the extra `cpu` or `gpu`: the commands' --help works without either
+    except ImportError:
+        raise ProviderError("onnxruntime is not installed: pip install 'picojepa[cpu]' (or [gpu] for CUDA), "
+                            "or make install") from None
+    return onnxruntime
+
+
 def make_session(path: Path, provider: str, threads: int = 0):
     """An InferenceSession on `provider` ('cpu', 'cuda' or 'auto'); returns (session, used, note).
 
@@ -21,6 +29,7 @@ def make_session(path: Path, provider: str, threads: int = 0):
     """
     if provider not in ("auto", "cpu", "cuda"):
         raise ProviderError(f"unknown provider {provider!r}; choose auto, cpu or cuda")
+    ort = _ort()
     available = ort.get_available_providers()
     want_cuda = provider == "cuda" or (provider == "auto" and PROVIDERS["cuda"] in available)
     if provider == "cuda" and PROVIDERS["cuda"] not in available:

@@ -9,6 +9,8 @@ import torch
 
 from picojepa.core.errors import PicoJepaError
 
+from .config import with_defaults
+
 FORMAT = 1
 
 
@@ -63,7 +65,7 @@ def check_resume(state: dict, recipe: dict, path: Path, free: tuple[str, ...] = 
                  doing: str = "--resume would mix the two") -> None:
     """Refuse to continue (or classify, or evaluate) a checkpoint under a recipe other than the
     one it was trained with; `free` are the keys that may differ."""
-    drift = recipe_drift(state.get("recipe") or {}, recipe, free)
+    drift = recipe_drift(with_defaults(state.get("recipe") or {}), recipe, free)
     if drift:
         more = f" and {len(drift) - 4} more" if len(drift) > 4 else ""
         raise CheckpointError(f"{path}: trained with another recipe, {doing} ({'; '.join(drift[:4])}"

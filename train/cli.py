@@ -10,7 +10,7 @@ import yaml
 from picojepa.core.console import EXIT_PARTIAL, examples, one_line_errors, setup_logging, warn
 from picojepa.core.decode import check_ffmpeg
 from picojepa.core.roster import GENERAL
-from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDirError, claim, member_path
+from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDir, RunDirError, claim, member_path
 
 from . import checkpoint
 from .config import load_recipe, nest
@@ -182,14 +182,14 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, s
     if report:
         acc = report["accuracy"]
         click.echo(json.dumps(acc, indent=1))
-        click.echo(f"report: {out / 'report.md'}", err=True)
+        click.echo(f"report: {RunDir(out).report_md}", err=True)
         _skipped(_skipped_of(report), out)
 
 
 def _print_spread(report: dict, out: Path) -> None:
     click.echo(json.dumps({k: f"{v:.2f} ± {report['accuracy_sd'][k]:.2f}"
                            for k, v in report["accuracy_mean"].items()}, indent=1))
-    click.echo(f"report: {out / 'report.md'}", err=True)
+    click.echo(f"report: {RunDir(out).report_md}", err=True)
     _skipped(_skipped_of(report), out)
 
 
@@ -204,7 +204,7 @@ def _skipped(videos: list[str], run: Path | None, shown: int = 5) -> None:
         return
     for v in videos[:shown] if run else videos:
         warn(f"{v} (skipped)")
-    listed = f": all listed in {run / 'report.md'}" if run else ""
+    listed = f": all listed in {RunDir(run).report_md}" if run else ""
     warn(f"{len(videos)} training video(s) could not be decoded and were left out{listed}")
     raise SystemExit(EXIT_PARTIAL)
 
@@ -244,7 +244,7 @@ def ensemble_cmd(config, data, out, overrides, seeds, resume, force, no_progress
     mean, sd = report.get("accuracy_mean", report["accuracy"]), report.get("accuracy_sd", {})
     click.echo(json.dumps({k: f"{v:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else "") for k, v in mean.items()},
                           indent=1, ensure_ascii=False))
-    click.echo(f"report: {out / 'report.md'}", err=True)
+    click.echo(f"report: {RunDir(out).report_md}", err=True)
 
 
 if __name__ == "__main__":

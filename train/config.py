@@ -343,3 +343,13 @@ def load_recipe(path: str | Path, overrides: dict | None = None, overrides_from:
 def recipe_from_dict(data: dict) -> Recipe:
     """Rebuild a recipe stored inside a checkpoint or bundle."""
     return _build(Recipe, data)
+
+
+def with_defaults(saved: dict) -> dict:
+    """A stored recipe with the keys added since it was written at their defaults (which give the
+    behaviour it was trained with), so that comparing it with today's recipe shows only what
+    really differs; as stored where it no longer builds."""
+    try:
+        return recipe_from_dict(saved).to_dict()
+    except (ConfigError, TypeError, ValueError, KeyError):
+        return saved

@@ -24,7 +24,6 @@ from .probe import predict
 from .votes import load_stacker, vote_labels
 
 
-
 def per_class_accuracy(y: np.ndarray, pred: np.ndarray, classes: int) -> list[float | None]:
     return [float((pred[y == c] == c).mean() * 100) if (y == c).any() else None
             for c in range(classes)]

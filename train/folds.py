@@ -15,6 +15,7 @@ from pathlib import Path
 from picojepa.core import outdir
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL
+from picojepa.core.rundir import FOLDS_DATA
 
 from .config import Recipe
 from .index import place
@@ -23,7 +24,7 @@ from .pipeline import run_all
 from .report import COLUMNS, repeats_markdown, write_reports
 from .seeds import spread
 
-DATA = "folds-data"
+DATA = FOLDS_DATA
 
 
 def fold_dir(out: Path, i: int) -> Path:

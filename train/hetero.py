@@ -41,7 +41,7 @@ from picojepa.core.vote import VOTES
 
 from . import checkpoint
 from .classify import features_for
-from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict
+from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict, with_defaults
 from .evaluate import BASELINE, mean_of, member_probs, per_class_accuracy
 from .features import subset
 from .files import write_text
@@ -135,7 +135,8 @@ def plan_runs(cfg: HeteroConfig, recipes: list[Recipe], out: Path) -> list[dict]
 
 def _done(run: Path, recipe: Recipe) -> bool:
     """A finished run of this very recipe (what --resume keeps)."""
-    return RunDir(run).finished_recipe() == recipe.to_dict()
+    saved = RunDir(run).finished_recipe()
+    return saved is not None and with_defaults(saved) == recipe.to_dict()
 
 
 def _link_encoder(src: Path, run: Path) -> None:
@@ -238,8 +239,12 @@ def _fit_stacker(members: list[dict], sets: dict, states: dict, classes: int, ou
         probs.append(p[m["head"]])
     heads = {m["name"]: checkpoint.state_hash(head_from_state(
         states[m["name"]]["head"], recipe_from_dict(m["recipe"]).classify.head).state_dict()) for m in members}
-    return fit_stacker(np.stack(probs), subset(first, videos).labels.numpy(), classes,
-                       EnsembleDir(out).stacker, heads)
+    stacker, note = fit_stacker(np.stack(probs), subset(first, videos).labels.numpy(), classes,
+                                EnsembleDir(out).stacker, heads)
+    if stacker is None:
+        return None, note
+    return stacker, (f"fitted on {len(videos)} labelled videos in every member's validation split "
+                     f"(none of them trained on these), l2 {stacker['l2']:g}")
 
 
 def error_correlation(preds: np.ndarray, y: np.ndarray, names: list[str]) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, report_key
-from picojepa.core.rundir import REPORT_JSON, REPORT_MD, RunDir
+from picojepa.core.rundir import RunDir
 from picojepa.core.vote import VOTES
 
 from .files import write_text
@@ -18,9 +18,9 @@ COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vot
 
 
 def write_reports(root: Path, report: dict, md: str) -> None:
-    """A run's (or an ensemble's, or a repeated run's) report.json and report.md."""
-    write_text(Path(root) / REPORT_JSON, json.dumps(report, indent=1))
-    write_text(Path(root) / REPORT_MD, md)
+    """A run's (or an ensemble's, or a repeated run's: the same two names) report.json and report.md."""
+    write_text(RunDir(root).report_json, json.dumps(report, indent=1))
+    write_text(RunDir(root).report_md, md)
 
 
 def _fmt(v) -> str:

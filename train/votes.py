@@ -27,14 +27,14 @@ def fit_stacker(probs: np.ndarray, labels: np.ndarray, classes: int, path: Path,
     """Fit the stacked vote's meta-model on the members' probabilities (M, N, C) on N videos
     none of them trained on, and save it at `path` with the members (`heads`: name -> hash of
     its head, in vote order) it combines; where too few videos fit one, remove a stale one.
-    -> (stacker or None, what it is or why there is none)."""
+    -> (stacker or None, how it was fitted or why it was not)."""
     stacker, note = stacking.fit(probs, labels, classes)
     if stacker is None:
         Path(path).unlink(missing_ok=True)
         log.warning("stacking meta-model %s", note)
-        return None, f"no meta-model ({note})"
+        return None, note
     checkpoint.save({"kind": "stacker", "members": list(heads), **stacker, "member_heads": dict(heads)}, path)
-    return stacker, stacker_note(stacker)
+    return stacker, note
 
 
 def load_stacker(path: Path) -> tuple[dict | None, str]:

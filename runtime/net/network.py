@@ -19,8 +19,8 @@ from picojepa.core.bundle import load_bundle
 from picojepa.core.clips import Region
 from picojepa.core.errors import UsageError
 
-from . import wire
 from ..ensemble import Answers, Decoded, EnsembleBase, Prediction, assemble, failed
+from . import wire
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from picojepa.core.clips import normalize
 from picojepa.core.console import examples, one_line_errors, setup_logging
 from picojepa.core.errors import BundleError
 
-from . import wire
 from ..ensemble import check_graph_io
-from .natsconn import NatsOptions, connect, nats_options
 from ..session import make_session
+from . import wire
+from .natsconn import NatsOptions, connect, nats_options
 
 log = logging.getLogger(__name__)
 

@@ -81,3 +81,18 @@ def test_the_variance_covariance_term_applies_only_below_its_video_count():
     assert PretrainConfig(vicreg=0.5).vicreg_for(10 ** 6) == 0.5  # 0: always on
     demo = load_recipe(REPO / "configs" / "demo.yaml").pretrain
     assert demo.vicreg_for(240) == 1.0 and demo.vicreg_for(1520) == 0.0
+
+
+def test_a_run_trained_before_a_recipe_key_existed_still_resumes_and_evaluates(tmp_path):
+    """A key added later (at a default that keeps the old behaviour) is no recipe change: the
+    checkpoint's stored recipe lacks it, and --resume, classify and evaluate must still accept it."""
+    from picojepa.train import checkpoint
+    from picojepa.train.config import load_recipe
+
+    now = load_recipe(REPO / "configs" / "smoke.yaml").to_dict()
+    old = {**now, "pretrain": {k: v for k, v in now["pretrain"].items() if k not in ("motion", "flip", "crop_scale")}}
+    checkpoint.check_resume({"recipe": old}, now, tmp_path / "pretrain.pt")
+    checkpoint.check_resume({"recipe": old}, now, tmp_path / "pretrain.pt", checkpoint.EVALUATE_FREE)
+    changed = {**old, "pretrain": {**old["pretrain"], "epochs": old["pretrain"]["epochs"] + 1}}
+    with pytest.raises(checkpoint.CheckpointError, match="pretrain.epochs"):
+        checkpoint.check_resume({"recipe": changed}, now, tmp_path / "pretrain.pt")

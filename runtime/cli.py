@@ -188,8 +188,8 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive. With --nodes
     the members run on edge nodes and vote over NATS."""
     region = _region(region_text)
-    opening = OpenOptions(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, placement,
-                          region, nats, deadline_ms, quorum)
+    opening = OpenOptions(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats=nats,
+                          deadline_ms=deadline_ms, quorum=quorum)
     live = [v for v in videos if is_live(v)]
     if live or streams_file or cameras_file:
         if (streams_file or cameras_file) and videos or len(live) != len(videos) or len(live) > 1 \
@@ -204,11 +204,12 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
         else:
             named = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
             streams = [(n, src, opts) for n, src in named]
-        live_opening = dataclasses.replace(opening, placement=None, region=None)  # windows, and the region in opts
-        return _run_live(live_opening, streams, cams, LiveRequest(opts, vote_method, fmt, on_change, publish,
+        return _run_live(opening, streams, cams, LiveRequest(opts, vote_method, fmt, on_change, publish,
                                                              http_listen, connect_timeout))
-    _run_files(expand(videos), opening, FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders,
-                                                    prefetch, no_progress))
+    # clip placement and the region are how files are decoded; a live window takes its clip by the
+    # window rule and its region from `opts`
+    _run_files(expand(videos), dataclasses.replace(opening, placement=placement, region=region),
+               FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders, prefetch, no_progress))
 
 
 @dataclass(frozen=True)

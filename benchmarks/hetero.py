@@ -3,11 +3,10 @@ and beside its own largest graph alone: latency stage by stage, interleaved vide
 run, and the peak RSS of each in a fresh process (`picojepa-bench --hetero BUNDLE`)."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from picojepa.core.bundle import MANIFEST, load_bundle
+from picojepa.core.bundle import Manifest, load_bundle
 from picojepa.runtime.ensemble import decode_clips
 from picojepa.train.config import recipe_from_dict
 
@@ -34,11 +33,7 @@ def largest_alone(root: Path, out: Path) -> tuple[Path, list[str]]:
     members = list(g.members)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy2(g.path, out / g.path.name)
-    m = {k: v for k, v in b.manifest.items() if k != "stacking"}
-    m["graphs"] = [e for e in m["graphs"] if e["file"] == g.path.name]
-    m.update(members=members, vote_members=members, layout="fused" if len(members) > 1 else "separate",
-             vote_weights={k: v for k, v in m["vote_weights"].items() if k in members})
-    (out / MANIFEST).write_text(json.dumps(m, indent=1))
+    Manifest.of(b).only(g.path.name).write(out)
     return out, members
 
 

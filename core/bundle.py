@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,68 @@ def seal(manifest: dict) -> dict:
     """The manifest with its own checksum (what the exporter writes)."""
     return {**{k: v for k, v in manifest.items() if k != CHECKSUM},
             CHECKSUM: hashlib.sha256(_canonical(manifest)).hexdigest()}
+
+
+@dataclass
+class GraphEntry:
+    """One graph as the manifest lists it; sha256 and bytes are filled in when the manifest is written."""
+    file: str
+    members: list[str]
+    variant: str = "fp32"
+    sha256: str = ""
+    bytes: int = 0
+
+
+@dataclass
+class Manifest:
+    """manifest.json as the exporter builds it (the keys in this module's docstring); `write`
+    fills in each graph's checksum and size and seals it. Readers use `load_bundle`'s `Bundle`."""
+    classes: list[str]
+    clip: dict
+    layout: str
+    graphs: list[GraphEntry]
+    members: list[str]
+    vote_members: list[str]
+    vote_weights: dict[str, float]
+    recipe: dict
+    member_recipes: dict[str, dict] = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    opset: int | None = None
+    default_vote: str = "majority"
+    stacking: dict | None = None  # optional keys: left out of the file where None
+    optimised: dict | None = None
+
+    @classmethod
+    def of(cls, bundle: "Bundle") -> "Manifest":
+        """A loaded bundle's manifest, to derive another from (e.g. a bundle of one of its graphs)."""
+        m = bundle.manifest
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in m.items() if k in known},
+                      "graphs": [GraphEntry(**g) for g in m["graphs"]]})
+
+    def graphs_of(self, variant: str) -> list[GraphEntry]:
+        return [g for g in self.graphs if g.variant == variant]
+
+    def only(self, file: str) -> "Manifest":
+        """The manifest of a bundle holding just graph `file` and its members (no stacking: it
+        combines members that are not all there)."""
+        g = next(g for g in self.graphs if g.file == file)
+        members = list(g.members)
+        return replace(self, graphs=[g], members=members, vote_members=members, stacking=None,
+                       layout="fused" if len(members) > 1 else "separate",
+                       vote_weights={k: v for k, v in self.vote_weights.items() if k in members},
+                       member_recipes={k: v for k, v in self.member_recipes.items() if k in members})
+
+    def to_json(self) -> dict:
+        d = {"format_version": FORMAT_VERSION, **asdict(self)}
+        return {k: v for k, v in d.items() if v is not None or k not in ("stacking", "optimised", "opset")}
+
+    def write(self, root: Path) -> None:
+        """root/manifest.json, with every graph's sha256 and size, sealed by its own checksum."""
+        for g in self.graphs:
+            f = root / g.file
+            g.sha256, g.bytes = sha256_file(f), f.stat().st_size
+        (root / MANIFEST).write_text(json.dumps(seal(self.to_json()), indent=1))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
     RUN/pretrain.pt            encoder, EMA target, predictor, optimiser, epoch (--resume)
     RUN/pretrain.jsonl         per-step log
     RUN/features.pt            frozen-encoder features, computed once per video
+    RUN/held_out.json          the held-out videos and their labels (what export verifies on)
     RUN/members/<member>.pt    each classifier (encoder + head + recipe), random_init_probe.pt,
                                stacker.pt
     RUN/report.{md,json}, summary.json, *.png
@@ -29,6 +30,7 @@ PRETRAIN = "pretrain.pt"
 PRETRAIN_LOG = "pretrain.jsonl"
 COLLAPSED = "pretrain.collapsed.pt"
 FEATURES = "features.pt"
+HELD_OUT = "held_out.json"
 MEMBERS_DIR = "members"
 STACKER = "stacker.pt"
 RANDOM_PROBE = "random_init_probe"  # the random-init baseline probe's checkpoint, beside the members
@@ -40,7 +42,7 @@ FOLDS_DATA = "folds-data"  # with --folds K: each fold's data root, links to the
 # what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
 _MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE)
 # the run's own files, removed by --force before it starts over
-_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, REPORT_JSON, REPORT_MD, SUMMARY, STACKER, ENSEMBLE_RUNS,
+_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, HELD_OUT, REPORT_JSON, REPORT_MD, SUMMARY, STACKER, ENSEMBLE_RUNS,
         FOLDS_DATA, *(f"{p}.png" for p in PLOTS))
 
 
@@ -91,6 +93,19 @@ class RunDir(_Folder):
     @property
     def features(self) -> Path:
         return self.root / FEATURES
+
+    @property
+    def held_out(self) -> Path:
+        """{"paths": [...], "labels": [...]}: the videos the run's classifiers were evaluated on."""
+        return self.root / HELD_OUT
+
+    def held_out_videos(self) -> tuple[list[str], list[int]]:
+        """The run's held-out videos and their labels; ([], []) before the classifiers' features
+        were computed (or for a run classified before the list was kept)."""
+        if not self.held_out.is_file():
+            return [], []
+        d = read_json(self.held_out, RunDirError, "held-out list")
+        return list(d["paths"]), [int(y) for y in d["labels"]]
 
     @property
     def members(self) -> Path:

@@ -13,13 +13,14 @@ import onnxruntime
 import torch
 
 from picojepa.core import outdir
-from picojepa.core.bundle import FORMAT_VERSION, MANIFEST, seal, sha256_file
+from picojepa.core.bundle import MANIFEST, GraphEntry, Manifest
 from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
+from picojepa.core.rundir import RunDir
 from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
-from picojepa.train.classify import held_out_videos
+from picojepa.train.classify import cached_held_out
 from picojepa.train.config import recipe_from_dict
 
 from . import variants
@@ -53,12 +54,12 @@ def export_bundle(run_dir: str | Path | None, out: str | Path, members: list[str
     loaded = load_members(sel.refs)
     with outdir.draft(out) as tmp:
         modules, manifest = _write_graphs(loaded, sel.vote_members, tmp, cfg)
-        stacker = _stacker(sel.stacker, loaded, manifest["vote_members"])
+        stacker = _stacker(sel.stacker, loaded, manifest.vote_members)
         if stacker:
-            manifest["stacking"] = stacker
-        _write_manifest(tmp, manifest)
+            manifest.stacking = stacker
+        manifest.write(tmp)
         draft = _verify(sel.held_out_run, tmp, manifest, modules, videos, cfg, str(out))
-        verification = {"layout": manifest["layout"], "videos": draft.videos, "fp32": draft.fp32_check,
+        verification = {"layout": manifest.layout, "videos": draft.videos, "fp32": draft.fp32_check,
                         **_variants(draft, sel.held_out_run, cfg)}
         (tmp / "verification.json").write_text(json.dumps(verification, indent=1))
         outdir.commit(tmp, out)
@@ -96,7 +97,7 @@ def _groups(loaded: list, layout: str) -> list[list]:
     return list(groups.values())
 
 
-def _write_graphs(loaded: list, vote_members: list[str], tmp: Path, cfg: ExportConfig) -> tuple[list, dict]:
+def _write_graphs(loaded: list, vote_members: list[str], tmp: Path, cfg: ExportConfig) -> tuple[list, Manifest]:
     """The fp32 graphs, one per group of members sharing an encoder -> ([(module, member
     indices)], the manifest without checksums). Layout: 'fused' (one graph), 'separate' (a graph
     per member) or 'grouped' (some graphs hold several members)."""
@@ -113,21 +114,17 @@ def _write_graphs(loaded: list, vote_members: list[str], tmp: Path, cfg: ExportC
         module = FusedEnsemble(group) if len(groups) == 1 or len(gm) > 1 else SingleMember(group[0])
         export_graph(module, first.clip, tmp / fname, cfg.opset,
                      {**common, "picojepa_recipe": group[0].recipe, "picojepa_members": gm})
-        graphs.append({"file": fname, "members": gm, "variant": "fp32"})
+        graphs.append(GraphEntry(fname, gm))
         modules.append((module, [names.index(m) for m in gm]))
     weights = {m.name: (m.val_accuracy if m.val_accuracy is not None else 1.0) for m in loaded}
-    manifest = {
-        "format_version": FORMAT_VERSION, "classes": first.classes, "clip": first.clip.to_dict(),
-        "layout": layout, "graphs": graphs, "members": names,
-        "vote_members": list(vote_members), "default_vote": "majority",
-        "vote_weights": {m: weights[m] for m in vote_members}, "recipe": first.recipe,
-        "member_recipes": {m.name: m.recipe for m in loaded},
-        "versions": _versions(), "opset": cfg.opset,
-    }
+    manifest = Manifest(
+        classes=list(first.classes), clip=first.clip.to_dict(), layout=layout, graphs=graphs, members=names,
+        vote_members=list(vote_members), vote_weights={m: weights[m] for m in vote_members}, recipe=first.recipe,
+        member_recipes={m.name: m.recipe for m in loaded}, versions=_versions(), opset=cfg.opset)
     return modules, manifest
 
 
-def _verify(run_dir: Path, tmp: Path, manifest: dict, modules: list, verify_videos, cfg: ExportConfig,
+def _verify(run_dir: Path, tmp: Path, manifest: Manifest, modules: list, verify_videos, cfg: ExportConfig,
             what: str) -> variants.BundleDraft:
     """onnxruntime against PyTorch on the run's held-out clips (and any given videos);
     ExportMismatchError beyond the tolerance. -> the draft the variants build on."""
@@ -142,12 +139,12 @@ def _verify(run_dir: Path, tmp: Path, manifest: dict, modules: list, verify_vide
     if not decoded:
         raise ExportError(f"{run_dir}: no video to verify the export on (give --verify-videos)")
     clips = np.concatenate([d.clips for d in decoded])
-    names = manifest["members"]
+    names = manifest.members
     ref = torch_logits(modules, clips, len(names))
-    vote_idx = [names.index(m) for m in manifest["vote_members"]]
+    vote_idx = [names.index(m) for m in manifest.vote_members]
     fp32 = compare(ref, ort_logits(ens, clips), names, vote_idx, cfg.tolerance)
     check(fp32, f"{what} (fp32)")
-    return variants.BundleDraft(tmp, manifest, _write_manifest, ens, ref, clips, names, vote_idx, cfg,
+    return variants.BundleDraft(tmp, manifest, ens, ref, clips, names, vote_idx, cfg,
                                 videos=[d.path for d in decoded], fp32_check=fp32)
 
 
@@ -161,10 +158,15 @@ def _variants(draft: variants.BundleDraft, run_dir: Path, cfg: ExportConfig) -> 
     if cfg.int8:
         out["int8"] = variants.int8(draft, *held_out_videos(run_dir))
     if cfg.optimise:
-        recipes = draft.manifest["member_recipes"]
-        out["optimiser"] = variants.optimise(
-            draft, lambda g: recipe_from_dict(recipes[g["members"][0]]).model)
+        recipes = draft.manifest.member_recipes
+        out["optimiser"] = variants.optimise(draft, lambda g: recipe_from_dict(recipes[g.members[0]]).model)
     return out
+
+
+def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
+    """The run's held-out videos and labels (what the export is verified and int8 scored on)."""
+    kept = RunDir(run_dir).held_out_videos()
+    return kept if kept[0] else cached_held_out(run_dir)  # a run classified before held_out.json
 
 
 def _stacker(path: Path | None, loaded: list, vote_members: list[str]) -> dict | None:
@@ -179,10 +181,3 @@ def _stacker(path: Path | None, loaded: list, vote_members: list[str]) -> dict |
         log.info("%s: fitted on other members or heads than this bundle votes with; left out", path)
         return None
     return {k: state[k] for k in ("members", "input", "weight", "bias", "fitted_on_videos", "l2")}
-
-
-def _write_manifest(root: Path, manifest: dict) -> None:
-    for g in manifest["graphs"]:
-        f = root / g["file"]
-        g["sha256"], g["bytes"] = sha256_file(f), f.stat().st_size
-    (root / MANIFEST).write_text(json.dumps(seal(manifest), indent=1))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import onnx
 
+from picojepa.core.bundle import GraphEntry, Manifest
 from picojepa.runtime.ensemble import Ensemble
 
 from .config import ExportConfig
@@ -31,8 +32,7 @@ class BundleDraft:
     against: the fp32 ensemble and PyTorch's logits on the verification clips."""
 
     tmp: Path
-    manifest: dict
-    write_manifest: Callable[[Path, dict], None]
+    manifest: Manifest
     fp32: Ensemble
     ref: np.ndarray
     clips: np.ndarray
@@ -42,25 +42,24 @@ class BundleDraft:
     videos: list[str] = field(default_factory=list)
     fp32_check: dict = field(default_factory=dict)
 
-    def fp32_graphs(self) -> list[dict]:
-        return [g for g in self.manifest["graphs"] if g["variant"] == "fp32"]
+    def fp32_graphs(self) -> list[GraphEntry]:
+        return self.manifest.graphs_of("fp32")
 
-    def add(self, variant: str, files: dict[str, str]) -> list[dict]:
+    def add(self, variant: str, files: dict[str, str]) -> list[GraphEntry]:
         """Register `files` ({fp32 file: new file}) as graphs of `variant`; returns the entries."""
-        new = [{"file": files[g["file"]], "members": g["members"], "variant": variant}
-               for g in self.fp32_graphs()]
-        self.manifest["graphs"] += new
-        self.write_manifest(self.tmp, self.manifest)
+        new = [GraphEntry(files[g.file], list(g.members), variant) for g in self.fp32_graphs()]
+        self.manifest.graphs += new
+        self.manifest.write(self.tmp)
         return new
 
     def drop(self, variant: str) -> None:
-        for g in [g for g in self.manifest["graphs"] if g["variant"] == variant]:
-            (self.tmp / g["file"]).unlink(missing_ok=True)
-        self.manifest["graphs"] = [g for g in self.manifest["graphs"] if g["variant"] != variant]
-        self.write_manifest(self.tmp, self.manifest)
+        for g in self.manifest.graphs_of(variant):
+            (self.tmp / g.file).unlink(missing_ok=True)
+        self.manifest.graphs = [g for g in self.manifest.graphs if g.variant != variant]
+        self.manifest.write(self.tmp)
 
 
-def optimise(ctx: BundleDraft, model_of: Callable[[dict], "ModelConfig"]) -> dict:
+def optimise(ctx: BundleDraft, model_of: Callable[[GraphEntry], "ModelConfig"]) -> dict:
     """onnxruntime's transformer optimiser (LayerNorm, GELU, attention fusion) on every fp32 graph,
     each with its own encoder's heads and width (`model_of(graph entry)`); the optimised graphs
     replace the fp32 ones only when verified at the fp32 tolerance and together at least
@@ -70,12 +69,12 @@ def optimise(ctx: BundleDraft, model_of: Callable[[dict], "ModelConfig"]) -> dic
     files, fused = {}, {}
     for g in ctx.fp32_graphs():
         enc = model_of(g)
-        model = optimize_model(str(ctx.tmp / g["file"]), model_type="vit", num_heads=enc.heads,
+        model = optimize_model(str(ctx.tmp / g.file), model_type="vit", num_heads=enc.heads,
                                hidden_size=enc.embed_dim, opt_level=1)
         stats = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
         fused = {k: fused.get(k, 0) + v for k, v in stats.items()}
-        files[g["file"]] = g["file"].replace(".onnx", ".opt.onnx")
-        model.save_model_to_file(str(ctx.tmp / files[g["file"]]))
+        files[g.file] = g.file.replace(".onnx", ".opt.onnx")
+        model.save_model_to_file(str(ctx.tmp / files[g.file]))
     new = ctx.add("fp32-opt", files)
     opt = Ensemble.load(ctx.tmp, provider="cpu", variant="fp32-opt", draft=True)
     res = compare(ctx.ref, ort_logits(opt, ctx.clips), ctx.names, ctx.vote_idx, ctx.cfg.tolerance)
@@ -87,11 +86,11 @@ def optimise(ctx: BundleDraft, model_of: Callable[[dict], "ModelConfig"]) -> dic
     res["kept"] = verified and res["speedup"] >= ctx.cfg.optimiser_min_speedup
     if res["kept"]:
         for g in new:  # the optimised graph becomes the fp32 graph, under the fp32 file name
-            fp32_file = next(k for k, v in files.items() if v == g["file"])
-            (ctx.tmp / g["file"]).replace(ctx.tmp / fp32_file)
-        ctx.manifest["graphs"] = [g for g in ctx.manifest["graphs"] if g not in new]
-        ctx.manifest["optimised"] = {"applied": fused, "by": "onnxruntime.transformers.optimizer"}
-        ctx.write_manifest(ctx.tmp, ctx.manifest)
+            fp32_file = next(k for k, v in files.items() if v == g.file)
+            (ctx.tmp / g.file).replace(ctx.tmp / fp32_file)
+        ctx.manifest.graphs = [g for g in ctx.manifest.graphs if g not in new]
+        ctx.manifest.optimised = {"applied": fused, "by": "onnxruntime.transformers.optimizer"}
+        ctx.manifest.write(ctx.tmp)
         ctx.fp32 = Ensemble.load(ctx.tmp, provider="cpu", draft=True)
     else:
         res["reason"] = ("not verified at the fp32 tolerance" if not verified else
@@ -108,9 +107,9 @@ def fp16(ctx: BundleDraft) -> dict:
 
     files = {}
     for g in ctx.fp32_graphs():
-        files[g["file"]] = g["file"].replace(".onnx", ".fp16.onnx")
-        model = convert_float_to_float16(onnx.load(str(ctx.tmp / g["file"])), keep_io_types=True)
-        onnx.save(model, str(ctx.tmp / files[g["file"]]))
+        files[g.file] = g.file.replace(".onnx", ".fp16.onnx")
+        model = convert_float_to_float16(onnx.load(str(ctx.tmp / g.file)), keep_io_types=True)
+        onnx.save(model, str(ctx.tmp / files[g.file]))
     ctx.add("fp16", files)
     res: dict = {"tolerance": ctx.cfg.fp16_tolerance, "providers": {}}
     ok = True
@@ -154,8 +153,8 @@ def int8(ctx: BundleDraft, paths: list[str], labels: list[int]) -> dict:
     """Dynamic int8 quantisation (QUInt8 weights); shipped only when as accurate and faster."""
     files = {}
     for g in ctx.fp32_graphs():
-        files[g["file"]] = g["file"].replace(".onnx", ".int8.onnx")
-        quantize_int8(ctx.tmp / g["file"], ctx.tmp / files[g["file"]])
+        files[g.file] = g.file.replace(".onnx", ".int8.onnx")
+        quantize_int8(ctx.tmp / g.file, ctx.tmp / files[g.file])
     ctx.add("int8", files)
     q = Ensemble.load(ctx.tmp, provider="cpu", variant="int8", draft=True)
     res = compare(ctx.ref, ort_logits(q, ctx.clips), ctx.names, ctx.vote_idx, None)

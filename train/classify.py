@@ -2,6 +2,7 @@
 random-init baseline probe. Features are computed once per video and shared by every head."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from picojepa.core.rundir import RunDir, member_path
 from . import checkpoint
 from .config import Recipe, recipe_from_dict
 from .features import Features, extract, subset
+from .files import write_text
 from .finetune import finetune, member_features, validation_accuracy
 from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
@@ -56,9 +58,9 @@ def member_from_state(state: dict) -> tuple[Recipe, torch.nn.Module, torch.nn.Mo
     return recipe, encoder.eval(), head_from_state(state["head"], recipe.classify.head)
 
 
-def held_out_videos(run_dir: Path) -> tuple[list[str], list[int]]:
-    """A run's held-out videos and their labels, as its feature cache lists them ([] and []
-    before the classify stage wrote it): what export verifies and scores on."""
+def cached_held_out(run_dir: Path) -> tuple[list[str], list[int]]:
+    """A run's held-out videos and their labels as its feature cache lists them ([], [] without
+    one): for runs classified before RUN/held_out.json was kept (`RunDir.held_out_videos`)."""
     path = RunDir(run_dir).features
     if not path.exists():
         return [], []
@@ -90,7 +92,9 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     if cache.exists():
         state = checkpoint.load(cache, kind="features")
         if state["key"] == key:
-            return {k: _from_dict(v) for k, v in state["sets"].items()} | {"classes": classes}
+            sets = {k: _from_dict(v) for k, v in state["sets"].items()}
+            _keep_held_out(run_dir, sets["infer"])
+            return sets | {"classes": classes}
     nw, clips = recipe.pretrain.num_workers, recipe.classify.feature_clips
     pool = token_input(recipe.classify.head, recipe.classify.pool)
     sets = {
@@ -111,7 +115,16 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     }
     checkpoint.save({"kind": "features", "key": key,
                      "sets": {k: _as_dict(v) for k, v in sets.items()}}, cache)
+    _keep_held_out(run_dir, sets["infer"])
     return sets | {"classes": classes}
+
+
+def _keep_held_out(run_dir: Path, infer: Features) -> None:
+    """RUN/held_out.json: the held-out videos the run is evaluated (and its export verified) on."""
+    run = RunDir(run_dir)
+    held = {"paths": list(infer.paths), "labels": infer.labels.tolist()}
+    if run.held_out_videos() != (held["paths"], held["labels"]):
+        write_text(run.held_out, json.dumps(held, indent=1))
 
 
 def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True) -> ClassifyResult:

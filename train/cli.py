@@ -128,7 +128,7 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
     recipe, data, out = _setup(config, data, out, overrides, verbose)
     _check_trained(recipe, data, out)
     report = write_report(recipe, data, out, show_progress=not no_progress)
-    click.echo(json.dumps(report["accuracy"], indent=1))
+    click.echo(json.dumps(report.accuracy, indent=1))
 
 
 def _check_trained(recipe, data: Path, out: Path) -> None:
@@ -179,11 +179,10 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, s
         _print_spread(report, out)
         return
     report = run_all(recipe, data, out, resume=resume, show_progress=not no_progress)
-    if report:
-        acc = report["accuracy"]
-        click.echo(json.dumps(acc, indent=1))
+    if report is not None:  # None: a distributed run's other ranks
+        click.echo(json.dumps(report.accuracy, indent=1))
         click.echo(f"report: {RunDir(out).report_md}", err=True)
-        _skipped(_skipped_of(report), out)
+        _skipped(report.all_skipped(), out)
 
 
 def _print_spread(report: dict, out: Path) -> None:

@@ -21,6 +21,7 @@ from .jepa import effective_rank
 from .motion_baseline import BASELINE, motion_baseline
 from .pretrain import load_encoder
 from .probe import predict
+from .report import RunReport
 from .votes import load_stacker, vote_labels
 
 
@@ -52,9 +53,9 @@ def _own_features(state: dict, infer, recipe: Recipe) -> torch.Tensor:
 
 
 def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True,
-             sets: dict | None = None) -> dict:
+             sets: dict | None = None) -> RunReport:
     """Every member, vote, the random-init probe and the frame-differencing baseline on the
-    held-out videos -> report.json's content. `sets`: the run's features (`features_for`) when
+    held-out videos -> the run's report (without what pre-training hands on: `pipeline.write_report`). `sets`: the run's features (`features_for`) when
     the caller has them loaded already."""
     run_dir = Path(run_dir)
     sets = sets or features_for(run_dir, recipe, data_root, show_progress)
@@ -75,25 +76,24 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     baseline, _ = motion_baseline(sets["train"].paths, sets["train"].labels.numpy(), sets["infer"].paths,
                                 recipe.seed)
     table[BASELINE] = per_class_accuracy(y, baseline, c)  # an undecodable held-out video counts as wrong
-    return {
-        "recipe": recipe.name, "classes": classes, "held_out_videos": int(len(y)),
-        "feature_dim": int(sets["train"].feats.shape[-1]),
-        "pool": recipe.classify.pool, "head": recipe.classify.head,
-        "accuracy": {k: mean_of(v) for k, v in table.items()},
-        "per_class_accuracy": table,
-        "certainty": {report_key(m): certainty(y, p, c) for m, p in probs.items()},
-        "confusion": {**{k: confusion(y, p, c) for k, p in preds.items()},
-                      "random_init_probe": confusion(ry, rprobs.argmax(-1), c)},
-        "vote_tie_break": "highest summed probability among the tied classes, then lowest index",
-        "stacker": stacker_note,
-        "feature_effective_rank": {k: effective_rank(sets[s].feats.reshape(-1, sets[s].feats.shape[-1]))
-                                   for k, s in (("pretrained", "train"), ("random_init", "random_train"))},
-        "vote_weights": dict(zip([report_key(m) for m in VOTE_MEMBERS], weights)),
-        "validation_accuracy": dict(val_acc),
-        "skipped_videos": sorted(set(sets["train"].errors + sets["infer"].errors)),
-        "predictions": {"paths": sets["infer"].paths, "labels": y.tolist(),
-                        **{k: p.tolist() for k, p in preds.items()}},
-    }
+    return RunReport(
+        recipe=recipe.name, classes=classes, held_out_videos=int(len(y)),
+        feature_dim=int(sets["train"].feats.shape[-1]), pool=recipe.classify.pool, head=recipe.classify.head,
+        accuracy={k: mean_of(v) for k, v in table.items()},
+        per_class_accuracy=table,
+        certainty={report_key(m): certainty(y, p, c) for m, p in probs.items()},
+        confusion={**{k: confusion(y, p, c) for k, p in preds.items()},
+                   "random_init_probe": confusion(ry, rprobs.argmax(-1), c)},
+        vote_tie_break="highest summed probability among the tied classes, then lowest index",
+        stacker=stacker_note,
+        feature_effective_rank={k: effective_rank(sets[s].feats.reshape(-1, sets[s].feats.shape[-1]))
+                                for k, s in (("pretrained", "train"), ("random_init", "random_train"))},
+        vote_weights=dict(zip([report_key(m) for m in VOTE_MEMBERS], weights)),
+        validation_accuracy=dict(val_acc),
+        skipped_videos=sorted(set(sets["train"].errors + sets["infer"].errors)),
+        predictions={"paths": sets["infer"].paths, "labels": y.tolist(),
+                     **{k: p.tolist() for k, p in preds.items()}},
+    )
 
 
 def member_probs(recipe: Recipe, run_dir: Path, sets: dict, members=MEMBERS,

@@ -71,7 +71,8 @@ def run_folds(recipe: Recipe, data_root: Path, out: Path, k: int, resume: bool =
     """Every fold's run, then the spread over them -> OUT/report.json's content."""
     out = Path(out)
     roots = fold_roots(data_root, out, k, recipe.seed)
-    reports = [run_all(recipe, root, fold_dir(out, i), resume, show_progress) for i, root in enumerate(roots)]
+    reports = [run_all(recipe, root, fold_dir(out, i), resume, show_progress).to_json()  # report.json's keys
+               for i, root in enumerate(roots)]
     names = [f"fold-{i}" for i in range(k)]
     summary = {**reports[0], **spread(reports), "folds": k, "repeats": names,
                "held_out_videos": sum(r["held_out_videos"] for r in reports),

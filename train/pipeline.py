@@ -23,7 +23,7 @@ from .files import write_text
 from .layout import check_layout
 from .masking import MASKS
 from .pretrain import PretrainResult, pretrain
-from .report import markdown, plot_confusions, plot_losses, plot_masking, plot_tsne, write_reports
+from .report import RunFacts, RunReport, plot_confusions, plot_losses, plot_masking, plot_tsne, write_run_report
 from .synth import MARKER, generate
 
 log = logging.getLogger(__name__)
@@ -54,30 +54,30 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
     return data_root
 
 
-def write_report(recipe: Recipe, data_root: Path, run_dir: Path, extra: dict | None = None,
-                 show_progress: bool = True, pre: PretrainResult | None = None, sets: dict | None = None) -> dict:
+def write_report(recipe: Recipe, data_root: Path, run_dir: Path, facts: RunFacts | None = None,
+                 show_progress: bool = True, pre: PretrainResult | None = None, sets: dict | None = None
+                 ) -> RunReport:
     """Evaluate the run and write its report and figures. `pre` and `sets`: what pre-training
     and the classifiers handed on in this process (`run_all`); without them (`picojepa-train
     evaluate`) they are read from the run directory."""
     run_dir, run = Path(run_dir), RunDir(run_dir)
     sets = sets or features_for(run_dir, recipe, data_root, show_progress)
     report = evaluate(recipe, data_root, run_dir, show_progress, sets)
-    extra = dict(extra or {})
     if pre is None:
         pstate = checkpoint.load(run.pretrain, kind="pretrain")
-        report["pretrain"] = {"history": pstate["history"], "skipped_videos": pstate["skipped"]}
+        report.pretrain = {"history": pstate["history"], "skipped_videos": pstate["skipped"]}
     else:
-        report["pretrain"] = {"history": pre.history, "skipped_videos": list(pre.skipped)}
-    report["recipe_config"] = recipe.to_dict()
-    report["embed_dim"] = recipe.model.embed_dim
-    report["extra"] = extra
-    write_reports(run_dir, report, markdown(report, extra))
+        report.pretrain = {"history": pre.history, "skipped_videos": list(pre.skipped)}
+    report.recipe_config = recipe.to_dict()
+    report.embed_dim = recipe.model.embed_dim
+    report.extra = facts or RunFacts()
+    write_run_report(run_dir, report)
     histories = {m: checkpoint.load(run.member(m), kind="member")["history"] for m in MEMBERS}
     plot_losses(run_dir, histories, run.plot("loss"))
     plot_confusions(report, run.plot("confusion"))
     feats, labels = features_for_plot(sets)
-    plot_tsne(feats, labels, report["classes"], run.plot("tsne"), recipe.seed)
-    _plot_mask_example(recipe, report["predictions"]["paths"][0], run.plot("masking"))
+    plot_tsne(feats, labels, report.classes, run.plot("tsne"), recipe.seed)
+    _plot_mask_example(recipe, report.predictions["paths"][0], run.plot("masking"))
     return report
 
 
@@ -90,13 +90,10 @@ def _plot_mask_example(recipe: Recipe, video: str, path: Path) -> None:
     plot_masking(frames, ctx, grid, recipe.model.tubelet, recipe.model.patch_size, path)
 
 
-def _vicreg_why(recipe: Recipe) -> str:
-    n = recipe.pretrain.vicreg_below_videos
-    return f" (the recipe applies {recipe.pretrain.vicreg:g} below {n} pre-training videos)" if n else ""
-
-
 def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False,
-            show_progress: bool = True) -> dict:
+            show_progress: bool = True) -> RunReport | None:
+    """Pre-train, train the classifiers, evaluate and write the report (None on a distributed
+    pre-training's other ranks, which stop after pre-training)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ensure_data(recipe, data_root, show_progress)
@@ -104,22 +101,15 @@ def run_all(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = False
     pre = pretrain(recipe, data_root, run_dir, resume=resume, show_progress=show_progress)
     t1 = time.perf_counter()
     if not distributed.is_main():
-        return {}
+        return None
     cls = classify(recipe, data_root, run_dir, show_progress)
     t2 = time.perf_counter()
-    extra = {
-        "pre-training": f"{pre.epochs} epochs, final loss {pre.final_loss:.4f}, target "
-                        f"embedding spread (mean per-dimension std) {pre.target_std:.3f}, effective "
-                        f"rank of the target tokens {pre.target_rank:.1f} of {recipe.model.embed_dim}, "
-                        f"variance/covariance weight {pre.vicreg:g}{_vicreg_why(recipe)}, {t1 - t0:.0f} s",
-        "classifiers": f"5 heads + random-init probe in {t2 - t1:.0f} s; frozen-encoder features "
-                       f"computed once: {cls.encoder_passes} encoder clip passes instead of "
-                       f"{cls.encoder_passes_uncached} for the 5 heads alone without the cache",
-    }
     skipped = sorted(set(pre.skipped) | set(cls.skipped))
-    if skipped:
-        extra["skipped videos"] = f"{len(skipped)} (listed below)"
-    report = write_report(recipe, data_root, run_dir, extra, show_progress, pre, cls.sets)
-    write_text(RunDir(run_dir).summary,
-                          json.dumps({"accuracy": report["accuracy"], "skipped": skipped}, indent=1))
+    facts = RunFacts(pretrain_epochs=pre.epochs, final_loss=pre.final_loss, target_std=pre.target_std,
+                     target_rank=pre.target_rank, vicreg=pre.vicreg, vicreg_recipe=recipe.pretrain.vicreg,
+                     vicreg_below_videos=recipe.pretrain.vicreg_below_videos or None,
+                     pretrain_seconds=t1 - t0, classify_seconds=t2 - t1, encoder_passes=cls.encoder_passes,
+                     encoder_passes_uncached=cls.encoder_passes_uncached, skipped_videos=len(skipped))
+    report = write_report(recipe, data_root, run_dir, facts, show_progress, pre, cls.sets)
+    write_text(RunDir(run_dir).summary, json.dumps({"accuracy": report.accuracy, "skipped": skipped}, indent=1))
     return report

@@ -1,7 +1,9 @@
 """The run report: report.md (the paper's tables), report.json, and PNG plots."""
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,65 @@ from .motion_baseline import BASELINE, N_FEATURES
 
 COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vote_weighted",
            "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", BASELINE)
+
+
+@dataclass
+class RunFacts:
+    """How the run went, in numbers (report.json's `extra`; the report's sentences are drawn from
+    them). None where the stage did not run in this process (`picojepa-train evaluate`)."""
+    pretrain_epochs: int | None = None
+    final_loss: float | None = None
+    target_std: float | None = None  # the target embedding's mean per-dimension std
+    target_rank: float | None = None  # effective rank of the target tokens, last epoch
+    vicreg: float | None = None  # the variance/covariance weight the run used
+    vicreg_recipe: float | None = None  # the recipe's weight, applied below ...
+    vicreg_below_videos: int | None = None  # ... this many pre-training videos (None: always)
+    pretrain_seconds: float | None = None
+    classify_seconds: float | None = None
+    encoder_passes: int | None = None  # frozen-encoder clip passes with the feature cache
+    encoder_passes_uncached: int | None = None  # ... and for the 5 heads alone without it
+    skipped_videos: int = 0
+
+
+@dataclass
+class RunReport:
+    """One run's evaluation on its held-out videos: report.json's content, key for key (`to_json`),
+    and what `report.md` is drawn from (`write_run_report`). Accuracies and certainties are in percent,
+    per report column (`COLUMNS`), per class in `classes` order."""
+    recipe: str
+    classes: list[str]
+    held_out_videos: int
+    feature_dim: int
+    pool: str
+    head: str
+    accuracy: dict[str, float]
+    per_class_accuracy: dict[str, list[float | None]]
+    certainty: dict[str, list[float | None]]
+    confusion: dict[str, list[list[int]]]
+    vote_tie_break: str
+    stacker: str  # what the stacked vote is, or why there is none
+    feature_effective_rank: dict[str, float]
+    vote_weights: dict[str, float]
+    validation_accuracy: dict[str, float | None]
+    skipped_videos: list[str]
+    predictions: dict[str, list]  # paths, labels, and each column's predicted labels
+    pretrain: dict = field(default_factory=dict)  # history (one row per epoch) and skipped_videos
+    recipe_config: dict = field(default_factory=dict)
+    embed_dim: int | None = None
+    extra: RunFacts = field(default_factory=RunFacts)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def all_skipped(self) -> list[str]:
+        """Every video pre-training or the classifiers could not decode."""
+        return sorted(set(self.skipped_videos) | set(self.pretrain.get("skipped_videos", [])))
+
+
+def write_run_report(root: Path, report: RunReport) -> None:
+    """A run's report.json and report.md, both from `report`."""
+    r = report.to_json()
+    write_reports(root, r, markdown(r))
 
 
 def write_reports(root: Path, report: dict, md: str) -> None:
@@ -100,7 +161,27 @@ def _headline(r: dict) -> list[str]:
     return lines
 
 
-def markdown(r: dict, extra: dict) -> str:
+def _facts(f: dict, dim: int | None) -> list[str]:
+    """How the run went (report.json's `extra`), in sentences; nothing for what did not run here."""
+    lines = []
+    if f.get("pretrain_epochs") is not None:
+        why = (f" (the recipe applies {f['vicreg_recipe']:g} below {f['vicreg_below_videos']} pre-training videos)"
+               if f.get("vicreg_below_videos") else "")
+        lines.append(f"- pre-training: {f['pretrain_epochs']} epochs, final loss {f['final_loss']:.4f}, target "
+                     f"embedding spread (mean per-dimension std) {f['target_std']:.3f}, effective rank of the "
+                     f"target tokens {f['target_rank']:.1f} of {dim}, variance/covariance weight {f['vicreg']:g}{why}, "
+                     f"{f['pretrain_seconds']:.0f} s")
+    if f.get("classify_seconds") is not None:
+        lines.append(f"- classifiers: 5 heads + random-init probe in {f['classify_seconds']:.0f} s; frozen-encoder "
+                     f"features computed once: {f['encoder_passes']} encoder clip passes instead of "
+                     f"{f['encoder_passes_uncached']} for the 5 heads alone without the cache")
+    if f.get("skipped_videos"):
+        lines.append(f"- skipped videos: {f['skipped_videos']} (listed below)")
+    return lines
+
+
+def markdown(r: dict) -> str:
+    """report.md from report.json's content (`RunReport.to_json`)."""
     cls = r["classes"]
     columns = [k for k in COLUMNS if k in r["accuracy"]]  # vote_stacked only where one was fitted
     lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
@@ -108,8 +189,7 @@ def markdown(r: dict, extra: dict) -> str:
              "the per-class accuracies (the paper's average row), in percent. " + _reads(r), ""]
     lines += _warnings(r) + _headline(r)
     acc = r["accuracy"]
-    for k, v in extra.items():
-        lines.append(f"- {k}: {v}")
+    lines += _facts(r.get("extra") or {}, r.get("embed_dim"))
     lines += ["", "## Accuracy per class (Table 2)", "",
               "| class | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for i, c in enumerate(cls):
@@ -231,18 +311,18 @@ def plot_losses(run_dir: Path, members: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusions(r: dict, path: Path) -> None:
+def plot_confusions(r: RunReport, path: Path) -> None:
     plt = _plt()
-    keys = [k for k in COLUMNS if k in r["confusion"]]
+    keys = [k for k in COLUMNS if k in r.confusion]
     fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys), 3))
     for ax, k in zip(axes, keys):
-        m = np.asarray(r["confusion"][k])
+        m = np.asarray(r.confusion[k])
         ax.imshow(m, cmap="Blues")
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
         ax.set_title(k, fontsize=8)
         ax.set_xticks([])
-        ax.set_yticks(range(len(r["classes"])), r["classes"] if k == keys[0] else [], fontsize=6)
+        ax.set_yticks(range(len(r.classes)), r.classes if k == keys[0] else [], fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -59,8 +59,8 @@ def run_seeds(recipe: Recipe, data_root: Path, out: Path, n: int, resume: bool =
               show_progress: bool = True) -> dict:
     out = Path(out)
     seeds = [recipe.seed + k for k in range(n)]
-    reports = [run_all(dataclasses.replace(recipe, seed=s), data_root, seed_dir(out, s), resume, show_progress)
-               for s in seeds]
+    reports = [run_all(dataclasses.replace(recipe, seed=s), data_root, seed_dir(out, s), resume,
+                       show_progress).to_json() for s in seeds]  # the summary starts from report.json's keys
     summary = {**seed_summary(reports, seeds), **spread(reports),
                "per_seed_target_rank": {str(s): r["pretrain"]["history"][-1]["target_rank"]
                                         for s, r in zip(seeds, reports)}}

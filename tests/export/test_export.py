@@ -5,6 +5,7 @@ import onnx
 import pytest
 import torch
 
+from picojepa.core.bundle import Manifest, load_bundle
 from picojepa.core.errors import UsageError
 from picojepa.core.outdir import OutputDirError
 from picojepa.export.bundle import export_bundle
@@ -56,6 +57,14 @@ def test_members_with_different_encoders_export_as_graphs_grouped_by_encoder(smo
     assert [g["members"] for g in graphs] == [["general", "1", "3", "4"], ["2"]]
     v = export_bundle(copy, tmp_path / "separate", layout="separate", optimise=False)
     assert v["layout"] == "separate" and len(list((tmp_path / "separate").glob("member-*.onnx"))) == 5
+    whole = load_bundle(tmp_path / "bundle")  # one graph of a grouped bundle, as a bundle of its own
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy2(tmp_path / "bundle" / "member-2.onnx", alone)
+    Manifest.of(whole).only("member-2.onnx").write(alone)
+    part = load_bundle(alone)  # sealed and checked like any export
+    assert part.members == part.vote_members == ["2"] and part.layout == "separate" and part.stacking is None
+    assert part.classes == whole.classes and part.vote_weights == {"2": whole.vote_weights["2"]}
 
 
 def test_existing_output_needs_force(fused_bundle, smoke_run):
@@ -110,7 +119,7 @@ def test_variants_are_measured_and_shipped_only_when_they_pay(smoke_run, tmp_pat
     assert opt["kept"] or "not kept" in opt["reason"]
 
     cpu = v["fp16"]["providers"]["cpu"]  # onnxruntime's CPU provider runs fp16 graphs
-    assert cpu["verified"] and cpu["max_abs_logit_diff"] <= v["fp16"]["tolerance"]
+    assert cpu["verified"] and cpu["max_abs_logit_diff"] <= v["fp16"]["tolerance"], cpu  # what differed, if not
     assert v["fp16"]["shipped"] == ("fp16" in variants)
     assert v["int8"]["shipped"] == ("int8" in variants)
     assert v["int8"]["shipped"] or "not shipped" in v["int8"]["reason"]
@@ -155,8 +164,8 @@ def test_wide_pooling_trains_exports_and_answers_like_the_report(smoke_run, smok
     v = export_bundle(run, tmp_path / "bundle", max_verify=8)
     assert v["layout"] == "fused" and v["fp32"]["max_abs_logit_diff"] <= 1e-4
     ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
-    got = [p.members["general"].index for p in ens.predict_many(report["predictions"]["paths"])]
-    assert got == report["predictions"]["general"]
+    got = [p.members["general"].index for p in ens.predict_many(report.predictions["paths"])]
+    assert got == report.predictions["general"]
 
 
 def test_attentive_head_trains_exports_verifies_and_answers_like_the_report(smoke_run, smoke_recipe,
@@ -171,14 +180,14 @@ def test_attentive_head_trains_exports_verifies_and_answers_like_the_report(smok
     head = checkpoint.load(run / "members" / "general.pt", kind="member")["head"]
     assert "query" in head and head["fc.weight"].shape[1] == smoke_recipe.model.embed_dim
     report = evaluate(recipe, smoke_data, run, show_progress=False)
-    assert report["head"] == "attentive"
+    assert report.head == "attentive"
     v = export_bundle(run, tmp_path / "bundle", max_verify=8)
     assert v["layout"] == "fused" and v["fp32"]["max_abs_logit_diff"] <= 1e-4
     assert v["fp32"]["top1_agreement"] == 1.0
     ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
-    preds = list(ens.predict_many(report["predictions"]["paths"]))
-    assert [p.members["general"].index for p in preds] == report["predictions"]["general"]
-    assert [p.index for p in preds] == report["predictions"]["vote_majority"]
+    preds = list(ens.predict_many(report.predictions["paths"]))
+    assert [p.members["general"].index for p in preds] == report.predictions["general"]
+    assert [p.index for p in preds] == report.predictions["vote_majority"]
 
 
 def test_finetuned_members_export_as_separate_verified_graphs_and_answer_like_the_report(
@@ -198,8 +207,8 @@ def test_finetuned_members_export_as_separate_verified_graphs_and_answer_like_th
     assert v["fp32"]["top1_agreement"] == 1.0
     ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
     assert len(ens.sessions) == 5
-    preds = list(ens.predict_many(report["predictions"]["paths"]))
-    assert [p.members["general"].index for p in preds] == report["predictions"]["general"]
-    assert [p.index for p in preds] == report["predictions"]["vote_majority"]
-    assert [p.index for p in ens.predict_many(report["predictions"]["paths"], vote="stacked")] == \
-        report["predictions"]["vote_stacked"]
+    preds = list(ens.predict_many(report.predictions["paths"]))
+    assert [p.members["general"].index for p in preds] == report.predictions["general"]
+    assert [p.index for p in preds] == report.predictions["vote_majority"]
+    assert [p.index for p in ens.predict_many(report.predictions["paths"], vote="stacked")] == \
+        report.predictions["vote_stacked"]

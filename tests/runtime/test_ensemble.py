@@ -25,14 +25,14 @@ def bundle(smoke_bundle):
 def test_runtime_accuracy_equals_the_evaluation_report(bundle, smoke_run):
     _, report = smoke_run
     ens = Ensemble.load(bundle, provider="cpu")
-    paths = report["predictions"]["paths"]
+    paths = report.predictions["paths"]
     got = [p.index for p in ens.predict_many(paths)]
-    assert got == report["predictions"]["vote_majority"]
+    assert got == report.predictions["vote_majority"]
     general = [p.members["general"].index for p in ens.predict_many(paths)]
-    assert general == report["predictions"]["general"]
+    assert general == report.predictions["general"]
     assert ens.stacker is not None
     stacked = [p.index for p in ens.predict_many(paths, vote="stacked")]
-    assert stacked == report["predictions"]["vote_stacked"]
+    assert stacked == report.predictions["vote_stacked"]
 
 
 def test_vote_stacked_on_a_bundle_without_a_stacker_is_a_one_line_error(bundle, smoke_data, tmp_path):

@@ -27,7 +27,7 @@ def test_every_run_trains_a_motion_member_and_reports_the_hybrid_vote(smoke_run)
     run, report = smoke_run
     state = torch.load(run / "members" / "motion.pt", weights_only=True)
     assert state["recipe"]["model"]["kind"] == "motion" and state["recipe"]["classify"]["head"] == "linear"
-    assert {"motion_member", "vote_hybrid"} <= set(report["accuracy"])
+    assert {"motion_member", "vote_hybrid"} <= set(report.accuracy)
     text = (run / "report.md").read_text()
     assert "hybrid vote (soft vote of the general model and the motion member" in text
 
@@ -47,10 +47,10 @@ def test_a_hybrid_bundle_exports_verified_and_runs_like_the_report(smoke_run, sm
     assert v["fp32"]["max_abs_logit_diff"] <= 1e-4
     ens = Ensemble.load(tmp_path / "b", provider="cpu")
     assert ens.bundle.vote_members == ["general", "motion"]
-    paths = report["predictions"]["paths"]
+    paths = report.predictions["paths"]
     preds = list(ens.predict_many(paths, vote="soft"))
-    assert [p.members["motion"].index for p in preds] == report["predictions"]["motion_member"]
-    assert [p.index for p in preds] == report["predictions"]["vote_hybrid"]
+    assert [p.members["motion"].index for p in preds] == report.predictions["motion_member"]
+    assert [p.index for p in preds] == report.predictions["vote_hybrid"]
 
 
 def test_an_attentive_recipe_report_says_attentive_not_pooled():

@@ -23,7 +23,29 @@ def test_smoke_run_writes_the_full_report(smoke_run):
     assert "pooled by `meandelta` (the mean over tokens and how much each channel changes" in md  # the demo's pooling
     for png in ("loss.png", "confusion.png", "tsne.png", "masking.png"):
         assert (run / png).stat().st_size > 1000, png
-    assert len(report["per_class_accuracy"]["general"]) == len(report["classes"])
+    assert len(report.per_class_accuracy["general"]) == len(report.classes)
+
+
+def test_the_report_keeps_numbers_and_draws_its_sentences_from_them(smoke_run):
+    run, report = smoke_run
+    saved = json.loads((run / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report.to_json()))  # report.json is the report, key for key
+    facts = saved["extra"]
+    assert all(v is None or isinstance(v, (int, float)) for v in facts.values()), facts
+    assert facts["pretrain_epochs"] == report.recipe_config["pretrain"]["epochs"]
+    md = (run / "report.md").read_text()
+    assert f"- pre-training: {facts['pretrain_epochs']} epochs, final loss {facts['final_loss']:.4f}" in md
+    assert f"{facts['encoder_passes']} encoder clip passes instead of {facts['encoder_passes_uncached']}" in md
+
+
+def test_the_run_keeps_its_held_out_videos_for_export(smoke_run):
+    from picojepa.core.rundir import RunDir
+    from picojepa.train.classify import cached_held_out
+
+    run, report = smoke_run
+    kept = RunDir(run).held_out_videos()
+    assert kept == (report.predictions["paths"], report.predictions["labels"]) and kept[0]
+    assert cached_held_out(run) == kept  # what a run classified before held_out.json gives export
 
 
 def test_the_stacker_is_fitted_on_videos_no_partial_member_trained_on(smoke_run):
@@ -33,7 +55,7 @@ def test_the_stacker_is_fitted_on_videos_no_partial_member_trained_on(smoke_run)
     unseen = [checkpoint.load(run / "members" / f"{m}.pt", kind="member")["val_videos"]
               for m in stacker["members"]]
     assert stacker["fitted_on_videos"] == sum(unseen) >= 8
-    assert f"{sum(unseen)} validation videos" in report["stacker"]
+    assert f"{sum(unseen)} validation videos" in report.stacker
 
 
 def test_checkpoints_carry_their_config_and_load_weights_only(smoke_run):

@@ -54,11 +54,6 @@ class RunDirError(PicoJepaError, ValueError):
     own file there is not what it wrote."""
 
 
-def member_path(run: str | Path, member: str) -> Path:
-    """Where a run keeps one classifier's checkpoint."""
-    return Path(run) / MEMBERS_DIR / f"{member}.pt"
-
-
 @dataclass(frozen=True)
 class _Folder:
     """A folder a training command writes, with its report."""
@@ -112,7 +107,8 @@ class RunDir(_Folder):
         return self.root / MEMBERS_DIR
 
     def member(self, name: str) -> Path:
-        return member_path(self.root, name)
+        """Where the run keeps one classifier's checkpoint."""
+        return self.members / f"{name}.pt"
 
     @property
     def random_probe(self) -> Path:

@@ -12,7 +12,7 @@ import torch
 
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS
-from picojepa.core.rundir import RunDir, member_path
+from picojepa.core.rundir import RunDir
 
 from . import checkpoint
 from .config import Recipe, recipe_from_dict
@@ -178,7 +178,7 @@ def _save_member(run_dir: Path, member: str, recipe: Recipe, classes: list[str],
         "encoder": encoder, "encoder_sha": encoder_sha or checkpoint.state_hash(encoder),
         "head": head.state_dict(), "val_accuracy": info["val_accuracy"], "train_videos": info["train_videos"],
         "val_videos": info["val_videos"], "val_paths": info["val_paths"], "history": info["history"]},
-        member_path(run_dir, member))
+        RunDir(run_dir).member(member))
 
 
 def _finetune(encoder: VideoViT, head, feats: Features, info: dict, recipe: Recipe):

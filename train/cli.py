@@ -10,7 +10,7 @@ import yaml
 from picojepa.core.console import EXIT_PARTIAL, examples, one_line_errors, setup_logging, warn
 from picojepa.core.decode import check_ffmpeg
 from picojepa.core.roster import GENERAL
-from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDir, RunDirError, claim, member_path
+from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDir, RunDirError, claim
 
 from . import checkpoint
 from .config import load_recipe, nest
@@ -133,7 +133,7 @@ def evaluate_cmd(config, data, out, overrides, no_progress, verbose):
 
 def _check_trained(recipe, data: Path, out: Path) -> None:
     """`evaluate` needs a run trained with this recipe on this data root's classes."""
-    general = member_path(out, GENERAL)
+    general = RunDir(out).member(GENERAL)
     if not general.is_file():
         raise RunDirError(f"{out}: no trained classifiers ({general} missing); run `classify` or `all` first")
     state = checkpoint.load(general, kind="member")

@@ -9,7 +9,7 @@ import torch
 from picojepa.core import vote
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS, report_key
-from picojepa.core.rundir import RunDir, member_path
+from picojepa.core.rundir import RunDir
 
 from . import checkpoint
 from .classify import features_for, member_from_state
@@ -104,7 +104,7 @@ def member_probs(recipe: Recipe, run_dir: Path, sets: dict, members=MEMBERS,
     videos = sets["infer"] if videos is None else videos
     shared = checkpoint.state_hash(load_encoder(run_dir)[0].state_dict()) if recipe.classify.finetune else None
     for m in members:
-        state = checkpoint.load(member_path(run_dir, m), kind="member")
+        state = checkpoint.load(RunDir(run_dir).member(m), kind="member")
         feats = videos.feats
         if shared is not None and state["encoder_sha"] != shared:  # fine-tuned: its own encoder
             feats = _own_features(state, videos, recipe)
@@ -116,7 +116,7 @@ def member_probs(recipe: Recipe, run_dir: Path, sets: dict, members=MEMBERS,
 def _hybrid(run_dir: Path, sets: dict, general: np.ndarray) -> dict:
     """The motion member alone and its soft vote with the general model, on the held-out videos'
     clips ({} for a run trained before there was one)."""
-    path = member_path(run_dir, MOTION)
+    path = RunDir(run_dir).member(MOTION)
     if not path.exists():
         return {}
     _, _, head = member_from_state(checkpoint.load(path, kind="member"))

@@ -35,7 +35,7 @@ import numpy as np
 
 from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.roster import GENERAL, MEMBERS, PARTIALS, report_key
-from picojepa.core.rundir import FEATURES, PRETRAIN, EnsembleDir, RunDir, member_path
+from picojepa.core.rundir import FEATURES, PRETRAIN, EnsembleDir, RunDir
 from picojepa.core.textio import read_yaml
 from picojepa.core.vote import VOTES
 
@@ -185,7 +185,7 @@ def _run_probs(members: list[dict], data_root: Path, show_progress: bool) -> tup
             sets[m["run"]] = features_for(m["run"], recipe, data_root, show_progress)
         p, _ = member_probs(recipe, m["run"], sets[m["run"]], members=(m["head"],))
         probs[m["name"]] = p[m["head"]]
-        states[m["name"]] = checkpoint.load(member_path(m["run"], m["head"]), kind="member")
+        states[m["name"]] = checkpoint.load(RunDir(m["run"]).member(m["head"]), kind="member")
     return sets, {"probs": probs, "states": states}
 
 

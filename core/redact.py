@@ -12,6 +12,9 @@ import re
 # scheme://[user[:password]@]host...: the user-info part, whatever it holds
 # (one slash too: a URL that became a path, `Path("http://u:p@h")` is `http:/u:p@h`)
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*:/{1,2})(?P<info>[^/\s?]*)@")  # to the last @
+# a password typed with a raw '/' (rtsp://admin:pa/ss@cam): user, ':', then anything up to the
+# token's last '@'; it may mask a little more than the password (rtsp://cam:554/a@b), never less
+_SLASHED = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*:/{1,2})(?P<user>[^/\s?:@]*):[^\s@]*/[^\s@]*@")
 _QUERY = re.compile(r"(?P<key>[?&;](?:password|passwd|pass|pwd|token|secret|auth|key|api_key)=)[^&;#\s]*",
                     re.IGNORECASE)
 MASK = "***"
@@ -25,4 +28,5 @@ def redact(text: str) -> str:
         user, sep, _ = m["info"].partition(":")
         return f"{m['scheme']}{user}:{MASK}@" if sep else f"{m['scheme']}{MASK}@"
 
-    return _QUERY.sub(lambda m: m["key"] + MASK, _USERINFO.sub(info, str(text)))
+    text = _SLASHED.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", str(text))
+    return _QUERY.sub(lambda m: m["key"] + MASK, _USERINFO.sub(info, text))

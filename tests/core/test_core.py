@@ -145,6 +145,9 @@ def test_drafts_of_dead_processes_are_removed_by_the_next_writer(tmp_path):
     ("rtsp://admin:hunter2@cam/main and rtsp://cam2/sub", "rtsp://admin:***@cam/main and rtsp://cam2/sub"),
     ("http://cam/stream?user=a&password=hunter2&x=1", "http://cam/stream?user=a&password=***&x=1"),
     ("/videos/a@b.mp4", "/videos/a@b.mp4"),
+    ("rtsp://admin:pa/ss@cam:554/main failed", "rtsp://admin:***@cam:554/main failed"),  # a raw '/' in it
+    ("rtsp://admin:a/b@c@cam/main", "rtsp://admin:***@cam/main"),
+    ("rtsp://cam:554/main rtsp://u:p@cam2/x", "rtsp://cam:554/main rtsp://u:***@cam2/x"),
 ])
 def test_redact_masks_every_credential_and_nothing_else(text, shown):
     assert redact(text) == shown

@@ -35,7 +35,7 @@ from .stats import summarize
 
 FPS = 30
 SIZES = ((1280, 720), (640, 360))  # a camera's main stream and its analysis sub-stream
-LADDERS = {720: (1, 4, 8, 12, 16, 20, 24), 360: (8, 16, 24, 32, 48, 64)}
+LADDERS = {720: (1, 4, 8, 12, 16, 20, 24), 360: (8, 16, 24, 32, 40, 48, 64)}
 
 
 def camera_file(source: str, tmp: Path, size: tuple[int, int] = SIZES[0], seconds: int = 20) -> Path:
@@ -58,11 +58,30 @@ def _serve(path: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None where /proc does not say."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _cores(before: list, after: list, wall: float) -> float | None:
+    """Cores the processes kept busy between two `_cpu_s` readings over `wall` seconds."""
+    if None in before or None in after:
+        return None
+    return round((sum(after) - sum(before)) / wall, 3)
+
+
 def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOptions) -> dict:
-    """N streams served at once and classified together for `seconds` of wall time."""
+    """N streams served at once and classified together for `seconds` of wall time; with the
+    cores the FFmpeg servers (standing in for the cameras) and the reading, classifying process
+    each kept busy meanwhile."""
     ports = [free_port() for _ in range(n)]
     servers = [_serve(camera, p) for p in ports]
     time.sleep(0.5 + 0.05 * n)
+    served0, ours0 = [_cpu_s(s.pid) for s in servers], time.process_time()
     runners = {f"cam{i}": LiveRunner(f"tcp://127.0.0.1:{p}", ens.bundle.clip, opts) for i, p in enumerate(ports)}
     stop = threading.Event()
     timer = threading.Timer(seconds, stop.set)
@@ -76,6 +95,7 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
     finally:
         timer.cancel()
         wall = time.monotonic() - t0
+        served, ours = [_cpu_s(s.pid) for s in servers], time.process_time()
         for r in runners.values():
             r.close()
         for s in servers:
@@ -90,7 +110,8 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
                 1, sum(s.frames for s in stats)), "repicked": sum(s.repicked for s in stats),
             "real_time": not errors and all(s.dropped == 0 for s in stats) and min(fps) >= 0.9 * FPS,
             "latency_ms": summarize(latency), "decode_ms_per_window": summarize(decode),
-            "inference_ms_per_window": summarize(inference), "errors": errors}
+            "inference_ms_per_window": summarize(inference), "errors": errors,
+            "cores_servers": _cores(served0, served, wall), "cores_reader": round((ours - ours0) / wall, 3)}
 
 
 def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
@@ -201,15 +222,17 @@ def streams_report(bundle: Path, source: str, seconds: float = 15.0, threads: in
 
 
 def _row(x: dict, label: str) -> str:
+    cores = "–" if x.get("cores_servers") is None else f"{x['cores_servers']:.2f}"
     return (f"| {label} | {'yes' if x['real_time'] else 'no'} | {x['windows']} ({x['dropped']}) | {x['fps_min']:.1f} | "
             f"{x['latency_ms'].get('p50', 0):.0f} / {x['latency_ms'].get('p90', 0):.0f} | "
             f"{x['decode_ms_per_window'].get('p50', 0):.0f} | {x['inference_ms_per_window'].get('p50', 0):.1f} | "
-            f"{x['converted_per_decoded']:.2f} |")
+            f"{x['converted_per_decoded']:.2f} | {x.get('cores_reader', 0):.2f} / {cores} |")
 
 
 HEAD = ["| streams | real time | windows (dropped) | slowest stream fps | latency p50 / p90 ms | "
-        "decode+convert ms per window p50 | inference ms per window p50 | frames converted / decoded |",
-        "|---|---|---|---|---|---|---|---|"]
+        "decode+convert ms per window p50 | inference ms per window p50 | frames converted / decoded | "
+        "cores busy: reader / FFmpeg servers |",
+        "|---|---|---|---|---|---|---|---|---|"]
 
 
 def markdown(r: dict) -> str:

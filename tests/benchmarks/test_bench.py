@@ -91,8 +91,10 @@ def test_bench_cli_writes_the_report(smoke_run, smoke_data, tmp_path):
     assert set(r["headline"]) >= {"fused_over_single", "process_per_model_over_fused", "eager4_over_fused",
                                   "decode_share", "decode_share_keyframe", "e2e_p50_ms",
                                   "e2e_p50_ms_keyframe", "fraction_of_peak"}
-    assert all(isinstance(v, float) for v in r["headline"].values()) == bool(decode)
-    assert r["skipped"] == {"paper_size": "--skip"}
+    head = dict(r["headline"])
+    assert head.pop("hetero_over_fused_inference") is None  # measured only with --hetero
+    assert all(isinstance(v, float) for v in head.values()) == bool(decode), head
+    assert r["skipped"]["paper_size"] == "--skip" and set(r["skipped"]) == {"paper_size", "hetero"}  # hetero: no --hetero
     if decode:  # 68 frames, keyframes 0, 25, 50: the centre clip (start 30) moves to 25
         row = r["decoding"]["placement"]["files"][0]
         assert (row["centre_start"], row["keyframe_start"]) == (30, 25) and row["limit_ms"] > 0
@@ -149,6 +151,7 @@ def test_bench_streams_serves_camera_streams_and_reports_real_time(smoke_bundle,
     assert one["errors"] == [] and one["windows"] >= 2 and one["latency_ms"]["n"] == one["windows"]
     assert one["decode_ms_per_window"]["p50"] > 0 and one["inference_ms_per_window"]["p50"] > 0
     assert 0 < one["converted_per_decoded"] < 0.6  # 8-frame clips of 60-frame windows, one a second
+    assert 0 < one["cores_reader"] <= r["cores"] and 0 < one["cores_servers"] <= r["cores"]  # where the cores went
     for z in (big, small):
         assert z["decode"]["default"]["frames_out"] > z["decode"]["nonref"]["frames_out"] > 0
         assert z["limit_streams"] > 0 and set(z["variants"]) >= {"skip non-reference frames", "decoder threads 2"}

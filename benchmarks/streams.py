@@ -58,6 +58,36 @@ def _serve(path: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _listening() -> set[int]:
+    """The TCP ports something listens on here (Linux's /proc/net/tcp; empty where there is none)."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        ports |= {int(r.split()[1].rsplit(":", 1)[1], 16) for r in rows if r.split()[3] == "0A"}  # 0A: LISTEN
+    return ports
+
+
+def _wait_served(servers: list, ports: list[int], timeout_s: float = 30.0) -> None:
+    """Until every server listens on its port (a listen=1 server takes one client, so it is not
+    probed by connecting): N FFmpeg processes starting on two cores take seconds, and a reader
+    that connects early is refused. BenchError when one exits, or they are not up in `timeout_s`."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        dead = [p for s, p in zip(servers, ports) if s.poll() is not None]
+        if dead:
+            raise BenchError(f"the FFmpeg server on 127.0.0.1:{dead[0]} exited (port taken?)")
+        up = _listening()
+        if not up or set(ports) <= up:  # no /proc: the servers' start is only waited for below
+            break
+        time.sleep(0.1)
+    else:
+        raise BenchError(f"{len(set(ports) - _listening())} FFmpeg servers not listening after {timeout_s:g} s")
+    time.sleep(0.3)
+
+
 def _cpu_s(pid: int) -> float | None:
     """CPU seconds (user + system) a process has used so far; None where /proc does not say."""
     try:
@@ -80,7 +110,13 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
     each kept busy meanwhile."""
     ports = [free_port() for _ in range(n)]
     servers = [_serve(camera, p) for p in ports]
-    time.sleep(0.5 + 0.05 * n)
+    try:
+        _wait_served(servers, ports)
+    except BenchError:
+        for srv in servers:
+            srv.kill()
+            srv.wait(10)
+        raise
     served0, ours0 = [_cpu_s(s.pid) for s in servers], time.process_time()
     runners = {f"cam{i}": LiveRunner(f"tcp://127.0.0.1:{p}", ens.bundle.clip, opts) for i, p in enumerate(ports)}
     stop = threading.Event()

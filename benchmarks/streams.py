@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -28,7 +29,6 @@ from picojepa.core.bundle import load_bundle
 from picojepa.core.clips import normalize
 from picojepa.runtime.ensemble import Decoded, Ensemble
 from picojepa.runtime.live.reader import LiveOptions, LiveRunner, LiveStats, classify_streams, clip_rgb, windows
-from picojepa.runtime.net.localnet import free_port
 
 from .errors import BenchError
 from .stats import summarize
@@ -70,22 +70,56 @@ def _listening() -> set[int]:
     return ports
 
 
-def _wait_served(servers: list, ports: list[int], timeout_s: float = 30.0) -> None:
-    """Until every server listens on its port (a listen=1 server takes one client, so it is not
-    probed by connecting): N FFmpeg processes starting on two cores take seconds, and a reader
-    that connects early is refused. BenchError when one exits, or they are not up in `timeout_s`."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        dead = [p for s, p in zip(servers, ports) if s.poll() is not None]
-        if dead:
-            raise BenchError(f"the FFmpeg server on 127.0.0.1:{dead[0]} exited (port taken?)")
-        up = _listening()
-        if not up or set(ports) <= up:  # no /proc: the servers' start is only waited for below
-            break
-        time.sleep(0.1)
-    else:
-        raise BenchError(f"{len(set(ports) - _listening())} FFmpeg servers not listening after {timeout_s:g} s")
-    time.sleep(0.3)
+def _distinct_ports(n: int, taken: set[int] = frozenset()) -> list[int]:
+    """N free loopback ports, all different (each held until all are chosen) and none of `taken`."""
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+            if sock.getsockname()[1] not in taken:
+                ports.append(sock.getsockname()[1])
+    finally:
+        for sock in socks:
+            sock.close()
+    return ports
+
+
+def _start_servers(camera: Path, n: int, timeout_s: float = 30.0, restarts: int = 3) -> tuple[list, list[int]]:
+    """N FFmpeg servers of `camera`, each listening on its own port, waited for until they all
+    listen (read from /proc/net/tcp: a listen=1 server takes one client, so it is not probed by
+    connecting; N processes starting on two cores take seconds, and an early reader is refused).
+    A server that exits before it listens (its port taken meanwhile) starts again on another port,
+    `restarts` times at most; then BenchError, as when they are not all up within `timeout_s`."""
+    ports = _distinct_ports(n)
+    servers = [_serve(camera, p) for p in ports]
+    left, end = restarts, time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < end:
+            dead = [i for i, srv in enumerate(servers) if srv.poll() is not None]
+            if dead and left <= 0:
+                raise BenchError(f"the FFmpeg server on 127.0.0.1:{ports[dead[0]]} exited before listening")
+            if dead:
+                left -= 1
+                for i, port in zip(dead, _distinct_ports(len(dead), set(ports))):
+                    ports[i], servers[i] = port, _serve(camera, port)
+                continue
+            up = _listening()
+            if not up or set(ports) <= up:  # no /proc: nothing more to wait for
+                time.sleep(0.3)
+                return servers, ports
+            time.sleep(0.1)
+        raise BenchError(f"{len(set(ports) - _listening())} of {n} FFmpeg servers not listening after {timeout_s:g} s")
+    except BaseException:
+        _stop(servers)
+        raise
+
+
+def _stop(servers: list) -> None:
+    for srv in servers:
+        srv.kill()
+        srv.wait(10)
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -108,15 +142,7 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
     """N streams served at once and classified together for `seconds` of wall time; with the
     cores the FFmpeg servers (standing in for the cameras) and the reading, classifying process
     each kept busy meanwhile."""
-    ports = [free_port() for _ in range(n)]
-    servers = [_serve(camera, p) for p in ports]
-    try:
-        _wait_served(servers, ports)
-    except BenchError:
-        for srv in servers:
-            srv.kill()
-            srv.wait(10)
-        raise
+    servers, ports = _start_servers(camera, n)
     served0, ours0 = [_cpu_s(s.pid) for s in servers], time.process_time()
     runners = {f"cam{i}": LiveRunner(f"tcp://127.0.0.1:{p}", ens.bundle.clip, opts) for i, p in enumerate(ports)}
     stop = threading.Event()
@@ -134,9 +160,7 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
         served, ours = [_cpu_s(s.pid) for s in servers], time.process_time()
         for r in runners.values():
             r.close()
-        for s in servers:
-            s.kill()
-            s.wait(10)
+        _stop(servers)
     stats = [r.stats for r in runners.values()]
     fps = [s.frames / wall for s in stats]
     errors = [str(r.error) for r in runners.values() if r.error]

@@ -1,4 +1,5 @@
 import json
+import socket
 import subprocess
 import sys
 
@@ -157,3 +158,29 @@ def test_bench_streams_serves_camera_streams_and_reports_real_time(smoke_bundle,
         assert z["limit_streams"] > 0 and set(z["variants"]) >= {"skip non-reference frames", "decoder threads 2"}
     assert small["limit_streams"] > big["limit_streams"]  # a quarter of the pixels decodes faster
     assert "Most streams in real time" in streams.markdown(r) and "limit line" in streams.markdown(r)
+
+
+def test_stream_servers_all_listen_and_one_whose_port_was_taken_starts_again(tmp_path, monkeypatch):
+    from picojepa.benchmarks import streams
+
+    cam = tmp_path / "camera.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=30", "-t", "1",
+                    "-c:v", "libx264", "-f", "mpegts", str(cam)], check=True, timeout=60)
+    blocker = socket.socket()  # a port something else listens on by the time its server starts
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken, first, real = blocker.getsockname()[1], [], streams._distinct_ports
+
+    def taken_first(n, avoid=frozenset()):
+        ports = real(n, avoid)
+        first.append(n)
+        return [taken, *ports[1:]] if len(first) == 1 else ports
+
+    monkeypatch.setattr(streams, "_distinct_ports", taken_first)
+    servers, ports = streams._start_servers(cam, 3, timeout_s=20)
+    try:
+        assert taken not in ports and len(set(ports)) == 3 and set(ports) <= streams._listening()
+        assert first == [3, 1]  # the one refused server started again on a new port
+    finally:
+        streams._stop(servers)
+        blocker.close()

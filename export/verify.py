@@ -30,17 +30,33 @@ def ort_logits(ensemble, clips: np.ndarray) -> np.ndarray:
     return ensemble.member_outputs(clips, LOGITS)
 
 
+def decisive(logits: np.ndarray, tolerance: float | None) -> np.ndarray:
+    """Which clips (rows of (B, C) logits) have a top class ahead of the next by more than twice
+    `tolerance`: only there can a difference within the tolerance not change the top-1 (all, with
+    no tolerance)."""
+    if tolerance is None or logits.shape[-1] < 2:
+        return np.ones(logits.shape[0], bool)
+    top2 = np.sort(logits, axis=-1)[:, -2:]
+    return top2[:, 1] - top2[:, 0] > 2 * tolerance
+
+
 def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: list[int],
             tolerance: float | None) -> dict:
-    """Per member and for the vote: max |logit difference| and top-1 agreement."""
+    """Per member and for the vote: max |logit difference| and top-1 agreement. With a tolerance,
+    agreement is counted on the decisive clips (`decisive`): a nearer tie may flip within the
+    tolerance without any mismatch; `near_ties` says how many clips that left out."""
     res = {"tolerance": tolerance, "clips": int(ref.shape[1]), "members": {}}
+    sure = np.stack([decisive(r, tolerance) for r in ref])  # (M, B)
     for i, m in enumerate(members):
+        agree = ref[i].argmax(-1) == got[i].argmax(-1)
         res["members"][m] = {
             "max_abs_logit_diff": float(np.abs(ref[i] - got[i]).max()),
-            "top1_agreement": float((ref[i].argmax(-1) == got[i].argmax(-1)).mean()),
+            "top1_agreement": float(agree[sure[i]].mean()) if sure[i].any() else 1.0,
+            "near_ties": int((~sure[i]).sum()),
         }
     a, b = majority(_softmax(ref[vote_index])), majority(_softmax(got[vote_index]))
-    res["vote_majority_agreement"] = float((a == b).mean())
+    voted = sure[vote_index].all(0)
+    res["vote_majority_agreement"] = float((a == b)[voted].mean()) if voted.any() else 1.0
     res["max_abs_logit_diff"] = max(v["max_abs_logit_diff"] for v in res["members"].values())
     res["top1_agreement"] = min(v["top1_agreement"] for v in res["members"].values())
     return res

@@ -12,9 +12,11 @@ import re
 # scheme://[user[:password]@]host...: the user-info part, whatever it holds
 # (one slash too: a URL that became a path, `Path("http://u:p@h")` is `http:/u:p@h`)
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*:/{1,2})(?P<info>[^/\s?]*)@")  # to the last @
-# a password typed with a raw '/' (rtsp://admin:pa/ss@cam): user, ':', then anything up to the
-# token's last '@'; it may mask a little more than the password (rtsp://cam:554/a@b), never less
-_SLASHED = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*:/{1,2})(?P<user>[^/\s?:@]*):[^\s@]*/[^\s@]*@")
+# a password typed with a raw '/' (rtsp://admin:pa/ss@cam): user, ':', then up to the token's next
+# '@'. Digits before the '/' read as a port (rtsp://cam:554/ch1@main is a host, a port and a path),
+# and a password that itself holds '@' and '/' is not caught: such URLs do not work either, as the
+# first '/' ends the authority; they are masked where they can be told from a path.
+_SLASHED = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*:/{1,2})(?P<user>[^/\s?:@]*):(?!\d*/)[^\s@/]*/[^\s@]*@")
 _QUERY = re.compile(r"(?P<key>[?&;](?:password|passwd|pass|pwd|token|secret|auth|key|api_key)=)[^&;#\s]*",
                     re.IGNORECASE)
 MASK = "***"

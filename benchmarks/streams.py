@@ -58,16 +58,46 @@ def _serve(path: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _listening() -> set[int]:
-    """The TCP ports something listens on here (Linux's /proc/net/tcp; empty where there is none)."""
-    ports = set()
+def _listeners() -> dict[int, set[str]] | None:
+    """Each TCP port something listens on here -> the socket inodes listening there (Linux's
+    /proc/net/tcp); None where there is no /proc to read."""
+    found, read = {}, False
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-        ports |= {int(r.split()[1].rsplit(":", 1)[1], 16) for r in rows if r.split()[3] == "0A"}  # 0A: LISTEN
-    return ports
+        read = True
+        for r in (row.split() for row in rows):
+            if r[3] == "0A":  # LISTEN
+                found.setdefault(int(r[1].rsplit(":", 1)[1], 16), set()).add(r[9])
+    return found if read else None
+
+
+def _sockets(pid: int) -> set[str]:
+    """The socket inodes a process holds open."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return set()
+    out = set()
+    for fd in fds:
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(link[8:-1])
+    return out
+
+
+def _serving(servers: list, ports: list[int]) -> bool | None:
+    """Whether every server listens on its own port (its own socket: not something else that took
+    the port); None where /proc cannot tell."""
+    listening = _listeners()
+    if listening is None:
+        return None
+    return all(listening.get(port, set()) & _sockets(srv.pid) for srv, port in zip(servers, ports))
 
 
 def _distinct_ports(n: int, taken: set[int] = frozenset()) -> list[int]:
@@ -87,15 +117,17 @@ def _distinct_ports(n: int, taken: set[int] = frozenset()) -> list[int]:
 
 
 def _start_servers(camera: Path, n: int, timeout_s: float = 30.0, restarts: int = 3) -> tuple[list, list[int]]:
-    """N FFmpeg servers of `camera`, each listening on its own port, waited for until they all
-    listen (read from /proc/net/tcp: a listen=1 server takes one client, so it is not probed by
+    """N FFmpeg servers of `camera`, each listening on its own port, waited for until each listens
+    on its own socket (read from /proc: a listen=1 server takes one client, so it is not probed by
     connecting; N processes starting on two cores take seconds, and an early reader is refused).
     A server that exits before it listens (its port taken meanwhile) starts again on another port,
     `restarts` times at most; then BenchError, as when they are not all up within `timeout_s`."""
-    ports = _distinct_ports(n)
-    servers = [_serve(camera, p) for p in ports]
-    left, end = restarts, time.monotonic() + timeout_s
+    servers: list = []
     try:
+        ports = _distinct_ports(n)
+        for port in ports:
+            servers.append(_serve(camera, port))
+        left, end = restarts, time.monotonic() + timeout_s
         while time.monotonic() < end:
             dead = [i for i, srv in enumerate(servers) if srv.poll() is not None]
             if dead and left <= 0:
@@ -105,21 +137,27 @@ def _start_servers(camera: Path, n: int, timeout_s: float = 30.0, restarts: int 
                 for i, port in zip(dead, _distinct_ports(len(dead), set(ports))):
                     ports[i], servers[i] = port, _serve(camera, port)
                 continue
-            up = _listening()
-            if not up or set(ports) <= up:  # no /proc: nothing more to wait for
-                time.sleep(0.3)
+            up = _serving(servers, ports)
+            if up is None:  # no /proc: give them the time they usually need
+                time.sleep(0.5 + 0.05 * n)
+            if up is not False:
                 return servers, ports
             time.sleep(0.1)
-        raise BenchError(f"{len(set(ports) - _listening())} of {n} FFmpeg servers not listening after {timeout_s:g} s")
+        raise BenchError(f"the {n} FFmpeg servers were not all listening after {timeout_s:g} s")
     except BaseException:
         _stop(servers)
         raise
 
 
 def _stop(servers: list) -> None:
+    """Kill every server, then reap each (one that will not go is left to the OS, never waited on forever)."""
     for srv in servers:
         srv.kill()
-        srv.wait(10)
+    for srv in servers:
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -144,12 +182,14 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
     each kept busy meanwhile."""
     servers, ports = _start_servers(camera, n)
     served0, ours0 = [_cpu_s(s.pid) for s in servers], time.process_time()
-    runners = {f"cam{i}": LiveRunner(f"tcp://127.0.0.1:{p}", ens.bundle.clip, opts) for i, p in enumerate(ports)}
+    runners: dict = {}
     stop = threading.Event()
     timer = threading.Timer(seconds, stop.set)
     latency, decode, inference, t0 = [], [], [], time.monotonic()
-    timer.start()
     try:
+        for i, port in enumerate(ports):  # one by one: those started are closed below if one fails
+            runners[f"cam{i}"] = LiveRunner(f"tcp://127.0.0.1:{port}", ens.bundle.clip, opts)
+        timer.start()
         for _, w, pred in classify_streams(ens, runners, "majority", stop):
             latency.append((time.time() - w.wall_time) * 1e3)
             decode.append(pred.timings_ms["decode"])

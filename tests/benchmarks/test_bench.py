@@ -179,8 +179,9 @@ def test_stream_servers_all_listen_and_one_whose_port_was_taken_starts_again(tmp
     monkeypatch.setattr(streams, "_distinct_ports", taken_first)
     servers, ports = streams._start_servers(cam, 3, timeout_s=20)
     try:
-        assert taken not in ports and len(set(ports)) == 3 and set(ports) <= streams._listening()
+        assert taken not in ports and len(set(ports)) == 3 and streams._serving(servers, ports)
         assert first == [3, 1]  # the one refused server started again on a new port
+        assert not streams._serving(servers, [taken, *ports[1:]])  # a port another process listens on is not ours
     finally:
         streams._stop(servers)
         blocker.close()

@@ -44,7 +44,9 @@ def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: li
             tolerance: float | None) -> dict:
     """Per member and for the vote: max |logit difference| and top-1 agreement. With a tolerance,
     agreement is counted on the decisive clips (`decisive`): a nearer tie may flip within the
-    tolerance without any mismatch; `near_ties` says how many clips that left out."""
+    tolerance without any mismatch; `near_ties` says how many clips that left out. The vote is
+    compared on the clips where every voter is decisive and the votes are not tied between classes
+    (`vote_near_ties` counts the others)."""
     res = {"tolerance": tolerance, "clips": int(ref.shape[1]), "members": {}}
     sure = np.stack([decisive(r, tolerance) for r in ref])  # (M, B)
     for i, m in enumerate(members):
@@ -55,11 +57,21 @@ def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: li
             "near_ties": int((~sure[i]).sum()),
         }
     a, b = majority(_softmax(ref[vote_index])), majority(_softmax(got[vote_index]))
-    voted = sure[vote_index].all(0)
+    voted = sure[vote_index].all(0) & ~_count_tie(ref[vote_index])  # a tie of votes goes by summed probability
     res["vote_majority_agreement"] = float((a == b)[voted].mean()) if voted.any() else 1.0
+    res["vote_near_ties"] = int((~voted).sum())
     res["max_abs_logit_diff"] = max(v["max_abs_logit_diff"] for v in res["members"].values())
     res["top1_agreement"] = min(v["top1_agreement"] for v in res["members"].values())
     return res
+
+
+def _count_tie(logits: np.ndarray) -> np.ndarray:
+    """Per clip of (V, B, C) voters' logits: whether two classes share the most votes (the majority
+    vote then breaks the tie by summed probability, which moves with the logits)."""
+    labels = logits.argmax(-1)  # (V, B)
+    counts = np.stack([(labels == c).sum(0) for c in range(logits.shape[-1])], -1)  # (B, C)
+    top2 = np.sort(counts, axis=-1)[:, -2:] if counts.shape[-1] > 1 else np.zeros((counts.shape[0], 2))
+    return (top2[:, 0] == top2[:, 1]) & (top2[:, 1] > 0)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

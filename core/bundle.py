@@ -91,7 +91,7 @@ class Manifest:
     members: list[str]
     vote_members: list[str]
     vote_weights: dict[str, float]
-    recipe: dict
+    recipe: dict = field(default_factory=dict)
     member_recipes: dict[str, dict] = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     opset: int | None = None
@@ -102,10 +102,10 @@ class Manifest:
     @classmethod
     def of(cls, bundle: "Bundle") -> "Manifest":
         """A loaded bundle's manifest, to derive another from (e.g. a bundle of one of its graphs)."""
-        m = bundle.manifest
+        m, graph_keys = bundle.manifest, {f.name for f in fields(GraphEntry)}
         known = {f.name for f in fields(cls)}
         return cls(**{**{k: v for k, v in m.items() if k in known},
-                      "graphs": [GraphEntry(**g) for g in m["graphs"]]})
+                      "graphs": [GraphEntry(**{k: v for k, v in g.items() if k in graph_keys}) for g in m["graphs"]]})
 
     def graphs_of(self, variant: str) -> list[GraphEntry]:
         return [g for g in self.graphs if g.variant == variant]

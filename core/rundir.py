@@ -100,7 +100,14 @@ class RunDir(_Folder):
         if not self.held_out.is_file():
             return [], []
         d = read_json(self.held_out, RunDirError, "held-out list")
-        return list(d["paths"]), [int(y) for y in d["labels"]]
+        try:
+            paths, labels = [str(p) for p in d["paths"]], [int(y) for y in d["labels"]]
+        except (KeyError, TypeError, ValueError):
+            raise RunDirError(f"{self.held_out}: not a held-out list (paths and labels); "
+                              "run `picojepa-train classify` again to rewrite it") from None
+        if len(paths) != len(labels):
+            raise RunDirError(f"{self.held_out}: {len(paths)} paths but {len(labels)} labels")
+        return paths, labels
 
     @property
     def members(self) -> Path:

@@ -12,7 +12,7 @@ import torch
 
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS
-from picojepa.core.rundir import RunDir
+from picojepa.core.rundir import RunDir, RunDirError
 
 from . import checkpoint
 from .config import Recipe, recipe_from_dict
@@ -123,7 +123,11 @@ def _keep_held_out(run_dir: Path, infer: Features) -> None:
     """RUN/held_out.json: the held-out videos the run is evaluated (and its export verified) on."""
     run = RunDir(run_dir)
     held = {"paths": list(infer.paths), "labels": infer.labels.tolist()}
-    if run.held_out_videos() != (held["paths"], held["labels"]):
+    try:
+        kept = run.held_out_videos()
+    except RunDirError:  # unreadable: it is derived from the features, so written again
+        kept = None
+    if kept != (held["paths"], held["labels"]):
         write_text(run.held_out, json.dumps(held, indent=1))
 
 

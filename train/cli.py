@@ -185,7 +185,9 @@ def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, s
         _skipped(report.all_skipped(), out)
 
 
-def _print_spread(report: dict, out: Path) -> None:
+def _print_spread(report: dict | None, out: Path) -> None:
+    if report is None:  # a distributed run's other ranks
+        return
     click.echo(json.dumps({k: f"{v:.2f} ± {report['accuracy_sd'][k]:.2f}"
                            for k, v in report["accuracy_mean"].items()}, indent=1))
     click.echo(f"report: {RunDir(out).report_md}", err=True)

@@ -67,12 +67,15 @@ def fold_roots(data_root: Path, out: Path, k: int, seed: int) -> list[Path]:
 
 
 def run_folds(recipe: Recipe, data_root: Path, out: Path, k: int, resume: bool = False,
-              show_progress: bool = True) -> dict:
-    """Every fold's run, then the spread over them -> OUT/report.json's content."""
+              show_progress: bool = True) -> dict | None:
+    """Every fold's run, then the spread over them -> OUT/report.json's content (None on a
+    distributed pre-training's other ranks, as `seeds.run_seeds`)."""
     out = Path(out)
     roots = fold_roots(data_root, out, k, recipe.seed)
-    reports = [run_all(recipe, root, fold_dir(out, i), resume, show_progress).to_json()  # report.json's keys
-               for i, root in enumerate(roots)]
+    runs = [run_all(recipe, root, fold_dir(out, i), resume, show_progress) for i, root in enumerate(roots)]
+    if any(r is None for r in runs):
+        return None
+    reports = [r.to_json() for r in runs]  # the summary starts from report.json's keys
     names = [f"fold-{i}" for i in range(k)]
     summary = {**reports[0], **spread(reports), "folds": k, "repeats": names,
                "held_out_videos": sum(r["held_out_videos"] for r in reports),

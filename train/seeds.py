@@ -56,11 +56,16 @@ def seed_summary(reports: list[dict], seeds: list[int]) -> dict:
 
 
 def run_seeds(recipe: Recipe, data_root: Path, out: Path, n: int, resume: bool = False,
-              show_progress: bool = True) -> dict:
+              show_progress: bool = True) -> dict | None:
+    """Every seed's run, then the spread -> OUT/report.json's content (None on a distributed
+    pre-training's other ranks: they take part in each seed's pre-training, rank 0 reports)."""
     out = Path(out)
     seeds = [recipe.seed + k for k in range(n)]
-    reports = [run_all(dataclasses.replace(recipe, seed=s), data_root, seed_dir(out, s), resume,
-                       show_progress).to_json() for s in seeds]  # the summary starts from report.json's keys
+    runs = [run_all(dataclasses.replace(recipe, seed=s), data_root, seed_dir(out, s), resume, show_progress)
+            for s in seeds]
+    if any(r is None for r in runs):
+        return None
+    reports = [r.to_json() for r in runs]  # the summary starts from report.json's keys
     summary = {**seed_summary(reports, seeds), **spread(reports),
                "per_seed_target_rank": {str(s): r["pretrain"]["history"][-1]["target_rank"]
                                         for s, r in zip(seeds, reports)}}

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from picojepa.core.errors import UsageError
-from picojepa.core.rundir import RunDirError, claim
+from picojepa.core.rundir import RunDir, RunDirError, claim
 from picojepa.train import checkpoint
+from picojepa.train.classify import _keep_held_out
+from picojepa.train.features import Features
 from picojepa.train.files import write_text
 
 
@@ -97,3 +99,15 @@ def test_a_text_write_on_a_full_disk_names_the_file_and_leaves_no_temporary(tiny
     with pytest.raises(OSError, match=f"cannot write {path}"):
         write_text(path, "x" * (1 << 20))
     assert list(tiny_disk.iterdir()) == []
+
+
+def test_a_bad_held_out_list_is_one_error_and_the_features_write_it_again(tmp_path):
+    run = RunDir(tmp_path)
+    run.held_out.write_text('{"paths": ["a.mp4", "b.mp4"], "labels": [0]}')
+    with pytest.raises(RunDirError, match="2 paths but 1 labels"):
+        run.held_out_videos()
+    run.held_out.write_text('["not", "a", "list"]')
+    with pytest.raises(RunDirError, match="not a held-out list"):
+        run.held_out_videos()
+    _keep_held_out(tmp_path, Features(torch.zeros(2, 1, 4), torch.tensor([1, 0]), ["a.mp4", "b.mp4"], []))
+    assert run.held_out_videos() == (["a.mp4", "b.mp4"], [1, 0])

@@ -44,3 +44,14 @@ def test_train_all_with_seeds_writes_each_run_and_the_spread(smoke_data, tmp_pat
     assert r["seeds"] == [0, 1] and set(r["accuracy_mean"]) == set(r["accuracy"]) == set(r["accuracy_sd"])
     assert (out / "seed-0" / "members" / "general.pt").exists() and (out / "seed-1" / "report.md").exists()
     assert r["per_seed"]["0"] == json.loads((out / "seed-0" / "report.json").read_text())["accuracy"]
+
+
+def test_the_other_ranks_of_a_distributed_run_take_part_in_every_seed_and_leave_the_summary(monkeypatch, tmp_path):
+    import picojepa.train.seeds as seeds_mod
+    from picojepa.train.config import load_recipe
+
+    ran = []
+    monkeypatch.setattr(seeds_mod, "run_all", lambda recipe, *a, **k: ran.append(recipe.seed))  # a rank > 0: None
+    recipe = load_recipe(REPO / "configs" / "smoke.yaml")
+    assert seeds_mod.run_seeds(recipe, tmp_path / "data", tmp_path / "out", 3) is None
+    assert ran == [recipe.seed, recipe.seed + 1, recipe.seed + 2] and not (tmp_path / "out").exists()

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+
+from picojepa.core.errors import DataLayoutError, FFmpegMissingError
 
 from .layout import write_layout
 
@@ -131,15 +134,29 @@ def render(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     return frames, fps
 
 
-def encode(frames: np.ndarray, fps: int, path: Path) -> None:
-    """Write frames (N, H, W, 3) uint8 as an H.264 file with torchcodec's encoder."""
-    import torch  # torch: only to encode the built-in videos
-    from torchcodec.encoders import VideoEncoder  # torch: only to encode the built-in videos
+ENCODE_TIMEOUT_S = 120.0
 
-    data = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+
+def encode(frames: np.ndarray, fps: int, path: Path) -> None:
+    """Write frames (N, H, W, 3) uint8 as an H.264 file, the same bytes on every run and machine:
+    FFmpeg's libx264 on one thread (its output depends on the thread count) with bit-exact flags,
+    the frames piped in raw. torchcodec's encoder, used before, wrote different files from the same
+    frames in different processes (so two fresh `make demo`s trained on different data)."""
+    _, height, width, _ = frames.shape
     tmp = path.with_name(path.stem + ".part" + path.suffix)
-    VideoEncoder(data, frame_rate=fps).to_file(str(tmp), codec="libx264", crf=20,
-                                               pixel_format="yuv420p")
+    try:
+        done = subprocess.run(
+            ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+             "-r", str(fps), "-i", "-", "-c:v", "libx264", "-crf", "20", "-pix_fmt", "yuv420p", "-threads", "1",
+             "-fflags", "+bitexact", "-flags:v", "+bitexact", "-f", "mp4", str(tmp)],
+            input=np.ascontiguousarray(frames).tobytes(), capture_output=True, timeout=ENCODE_TIMEOUT_S)
+    except FileNotFoundError:
+        raise FFmpegMissingError("ffmpeg is not on PATH: it writes the built-in videos (make install)") from None
+    except subprocess.TimeoutExpired:
+        raise DataLayoutError(f"{path}: ffmpeg did not finish encoding within {ENCODE_TIMEOUT_S:g} s") from None
+    if done.returncode:
+        why = " ".join(done.stderr.decode(errors="replace").split())[-200:]
+        raise DataLayoutError(f"{path}: ffmpeg could not encode it ({why or f'exit {done.returncode}'})")
     tmp.replace(path)
 
 

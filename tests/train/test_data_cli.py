@@ -23,6 +23,20 @@ def test_synth_is_deterministic_for_a_seed(tmp_path):
     assert fa == fb and np.array_equal(a, b)
 
 
+def test_the_builtin_videos_are_the_same_files_from_every_process(tmp_path):
+    """Two processes write the same bytes (the encoder this replaced did not, once it had written
+    videos of other sizes before)."""
+    code = ("import sys, numpy as np; from pathlib import Path; from picojepa.train.synth import encode, render\n"
+            "for c, i, n in [(0, 0, 'slide_right'), (1, 3, 'slide_left'), (3, 0, 'pulse'), (2, 7, 'spin'), (3, 1, 'pulse')]:\n"
+            "    f, fps = render(n, np.random.default_rng([0, c, i])); encode(f, fps, Path(sys.argv[1]) / f'{n}{i}.mp4')\n")
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / d)], check=True, timeout=120)
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == ["pulse0.mp4", "pulse1.mp4", "slide_left3.mp4", "slide_right0.mp4", "spin7.mp4"]
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+
+
 def _real_classes(src, n):
     """SRC/<class>/ with links to the first n real clips of each class of typing_vs_exercise."""
     for cls in ("typing", "doing_exercises"):

@@ -10,12 +10,18 @@ VOTES = ("majority", "soft", "weighted", "stacked")
 EPS = 1e-6  # probabilities are clipped here before the stacker takes their logarithm
 
 
-def majority(probs: np.ndarray) -> np.ndarray:
-    """Each member votes its top-1 class; most votes wins. Tie-break: among the tied classes, the
-    one with the highest summed probability over members; then the lowest class index."""
+def vote_counts(probs: np.ndarray) -> np.ndarray:
+    """(N, C): how many members vote each class (their top-1) for each clip. Logits give the same."""
     m, n, c = probs.shape
     votes = np.zeros((n, c))
     np.add.at(votes, (np.arange(n)[None].repeat(m, 0), probs.argmax(-1)), 1)
+    return votes
+
+
+def majority(probs: np.ndarray) -> np.ndarray:
+    """Each member votes its top-1 class; most votes wins. Tie-break: among the tied classes, the
+    one with the highest summed probability over members; then the lowest class index."""
+    votes = vote_counts(probs)
     tied = votes == votes.max(-1, keepdims=True)
     return np.where(tied, probs.sum(0), -np.inf).argmax(-1)
 

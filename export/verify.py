@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from picojepa.core.bundle import LOGITS
-from picojepa.core.vote import majority
+from picojepa.core.vote import majority, vote_counts
 
 from .errors import ExportMismatchError
 
@@ -68,10 +68,8 @@ def compare(ref: np.ndarray, got: np.ndarray, members: list[str], vote_index: li
 def _count_tie(logits: np.ndarray) -> np.ndarray:
     """Per clip of (V, B, C) voters' logits: whether two classes share the most votes (the majority
     vote then breaks the tie by summed probability, which moves with the logits)."""
-    labels = logits.argmax(-1)  # (V, B)
-    counts = np.stack([(labels == c).sum(0) for c in range(logits.shape[-1])], -1)  # (B, C)
-    top2 = np.sort(counts, axis=-1)[:, -2:] if counts.shape[-1] > 1 else np.zeros((counts.shape[0], 2))
-    return (top2[:, 0] == top2[:, 1]) & (top2[:, 1] > 0)
+    votes = vote_counts(logits)
+    return (votes == votes.max(-1, keepdims=True)).sum(-1) > 1
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

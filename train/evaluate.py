@@ -55,8 +55,8 @@ def _own_features(state: dict, infer, recipe: Recipe) -> torch.Tensor:
 def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool = True,
              sets: dict | None = None) -> RunReport:
     """Every member, vote, the random-init probe and the frame-differencing baseline on the
-    held-out videos -> the run's report (without what pre-training hands on: `pipeline.write_report`). `sets`: the run's features (`features_for`) when
-    the caller has them loaded already."""
+    held-out videos -> the run's report (without what pre-training hands on: `pipeline.write_report`).
+    `sets`: the run's features (`features_for`) when the caller has them loaded already."""
     run_dir = Path(run_dir)
     sets = sets or features_for(run_dir, recipe, data_root, show_progress)
     classes, c = sets["classes"], len(sets["classes"])

@@ -146,8 +146,9 @@ def encode(frames: np.ndarray, fps: int, path: Path) -> None:
     tmp = path.with_name(path.stem + ".part" + path.suffix)
     try:
         done = subprocess.run(
-            ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-             "-r", str(fps), "-i", "-", "-c:v", "libx264", "-crf", "20", "-pix_fmt", "yuv420p", "-threads", "1",
+            ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+             "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+             "-c:v", "libx264", "-crf", "20", "-pix_fmt", "yuv420p", "-threads", "1",
              "-fflags", "+bitexact", "-flags:v", "+bitexact", "-f", "mp4", str(tmp)],
             input=np.ascontiguousarray(frames).tobytes(), capture_output=True, timeout=ENCODE_TIMEOUT_S)
     except FileNotFoundError:

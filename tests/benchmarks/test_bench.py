@@ -95,7 +95,8 @@ def test_bench_cli_writes_the_report(smoke_run, smoke_data, tmp_path):
     head = dict(r["headline"])
     assert head.pop("hetero_over_fused_inference") is None  # measured only with --hetero
     assert all(isinstance(v, float) for v in head.values()) == bool(decode), head
-    assert r["skipped"]["paper_size"] == "--skip" and set(r["skipped"]) == {"paper_size", "hetero"}  # hetero: no --hetero
+    # hetero: measured only with --hetero
+    assert r["skipped"]["paper_size"] == "--skip" and set(r["skipped"]) == {"paper_size", "hetero"}
     if decode:  # 68 frames, keyframes 0, 25, 50: the centre clip (start 30) moves to 25
         row = r["decoding"]["placement"]["files"][0]
         assert (row["centre_start"], row["keyframe_start"]) == (30, 25) and row["limit_ms"] > 0

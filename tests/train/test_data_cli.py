@@ -27,8 +27,10 @@ def test_the_builtin_videos_are_the_same_files_from_every_process(tmp_path):
     """Two processes write the same bytes (the encoder this replaced did not, once it had written
     videos of other sizes before)."""
     code = ("import sys, numpy as np; from pathlib import Path; from picojepa.train.synth import encode, render\n"
-            "for c, i, n in [(0, 0, 'slide_right'), (1, 3, 'slide_left'), (3, 0, 'pulse'), (2, 7, 'spin'), (3, 1, 'pulse')]:\n"
-            "    f, fps = render(n, np.random.default_rng([0, c, i])); encode(f, fps, Path(sys.argv[1]) / f'{n}{i}.mp4')\n")
+            "videos = [(0, 0, 'slide_right'), (1, 3, 'slide_left'), (3, 0, 'pulse'), (2, 7, 'spin'), (3, 1, 'pulse')]\n"
+            "for c, i, n in videos:\n"
+            "    f, fps = render(n, np.random.default_rng([0, c, i]))\n"
+            "    encode(f, fps, Path(sys.argv[1]) / f'{n}{i}.mp4')\n")
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
         subprocess.run([sys.executable, "-c", code, str(tmp_path / d)], check=True, timeout=120)

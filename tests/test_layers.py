@@ -11,17 +11,23 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PKG = REPO / "src" / "picojepa"
 ROOMS = ("core", "train", "runtime", "export", "benchmarks")
 MAY = {"core": {"core"}, "train": {"core", "train"}, "runtime": {"core", "runtime"},
        "export": {"core", "train", "runtime", "export"},
        "benchmarks": {"core", "train", "runtime", "export", "benchmarks"}}
 
 
+def _room_dir(room: str) -> Path:
+    """A room's folder: the package's rooms under src/picojepa/, the tools at the top."""
+    return REPO / "tools" if room == "tools" else PKG / room
+
+
 def _modules() -> dict[str, Path]:
     out = {}
     for room in ROOMS:
-        for p in sorted((REPO / room).rglob("*.py")):
-            parts = p.relative_to(REPO / room).with_suffix("").parts
+        for p in sorted((PKG / room).rglob("*.py")):
+            parts = p.relative_to(PKG / room).with_suffix("").parts
             out[".".join(("picojepa", room, *(parts[:-1] if parts[-1] == "__init__" else parts)))] = p
     return out
 
@@ -99,7 +105,7 @@ def test_no_function_outside_a_click_command_takes_more_than_8_parameters_or_60_
     travel as small dataclasses, and a long function is split into the steps it is made of."""
     too = []
     for room in (*ROOMS, "tools"):
-        for path in sorted((REPO / room).rglob("*.py")):
+        for path in sorted(_room_dir(room).rglob("*.py")):
             for fn in ast.walk(ast.parse(path.read_text())):
                 if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or _is_click_command(fn):
                     continue
@@ -134,8 +140,8 @@ def test_the_run_directory_and_the_bundle_file_names_are_spelled_in_one_module()
     that holds one (a path, a message) counts too."""
     found = []
     for room in (*ROOMS, "tools"):
-        for path in sorted((REPO / room).rglob("*.py")):
-            rel = str(path.relative_to(REPO))
+        for path in sorted(_room_dir(room).rglob("*.py")):
+            rel = str(path.relative_to(PKG if room != "tools" else REPO))
             for owner, names in OWNED.items():
                 if rel != owner:
                     found += [f"{rel}: {lit!r} spells {n!r} (owned by {owner})" for lit in sorted(_literals(path))

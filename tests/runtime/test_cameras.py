@@ -59,6 +59,7 @@ def test_a_good_camera_file_gives_each_camera_and_the_outputs(tmp_path):
     ("cameras:\n  - {name: a, url: rtsp://x, region: 0.5}\n", "camera 1 (a): region: expected [x, y, w, h]"),
     ("- just a list\n", "expected a mapping with 'cameras:'"),
     ("cameras: [\n", "cameras.yaml"),
+    ("cameras:\n  - name: a\n    url: rtsp://x\n    window: 2\n    url: rtsp://y\n", "duplicate key 'url' at line 5"),
 ])
 def test_a_bad_camera_file_is_refused_naming_the_file_the_camera_and_the_key(tmp_path, text, message):
     from picojepa.runtime.live.cameras import CameraFileError

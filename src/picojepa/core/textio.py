@@ -64,10 +64,31 @@ def read_json(path: str | Path, error: type[PicoJepaError] = PicoJepaError, what
         _fail(error, Path(path), f"not valid JSON ({' '.join(str(exc).split())[:120]})")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's safe loader, except that a mapping naming the same key twice is refused: PyYAML keeps
+    the last one silently, so a typo'd copy of a key would quietly win over the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` may be overridden by design
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class says so
+                pass
+        return super().construct_mapping(node, deep)
+
+
 def parse_yaml(text: str, where: str, error: type[PicoJepaError] = PicoJepaError) -> Any:
-    """YAML text -> value; `error` names `where` (a file, or an option such as `--set k`)."""
+    """YAML text -> value; `error` names `where` (a file, or an option such as `--set k`). A
+    mapping that holds the same key twice is an error."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
     except (yaml.YAMLError, RecursionError) as exc:
         raise error(f"{where}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
 

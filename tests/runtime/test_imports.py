@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
+RUNTIME = Path(__file__).resolve().parents[2] / "src" / "picojepa" / "runtime"
 FORBIDDEN = ("picojepa.train", "picojepa.export", "torch.nn", "torch", "onnx", "onnxscript",
              "matplotlib", "sklearn")
 
@@ -22,8 +22,9 @@ def _imports(path: Path):
 
 
 def test_runtime_sources_import_no_training_export_or_torch_code():
-    offenders = []
-    for py in sorted(RUNTIME.glob("*.py")):
+    offenders, sources = [], sorted(RUNTIME.glob("*.py"))
+    assert len(sources) > 3, f"no runtime sources found under {RUNTIME}"
+    for py in sources:
         for name in _imports(py):
             if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
                 offenders.append(f"{py.name}: {name}")
@@ -44,7 +45,7 @@ def test_a_runtime_only_install_carries_no_training_or_export_dependency():
     import configparser
 
     cfg = configparser.ConfigParser()
-    cfg.read(RUNTIME.parent / "setup.cfg")
+    cfg.read(Path(__file__).resolve().parents[2] / "setup.cfg")
     base = {line.split("=")[0].split(">")[0].split("<")[0].strip()
             for line in cfg["options"]["install_requires"].split("\n") if line.strip()}
     assert base.isdisjoint({"onnx", "onnxscript", "matplotlib", "scikit-learn"}), base

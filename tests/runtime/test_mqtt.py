@@ -35,8 +35,8 @@ def _wait_port(port: int, deadline_s: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {deadline_s} s")
 
 
-def _broker(tmp: Path, users: dict | None = None):
-    port, conf = _free_port(), tmp / "mosquitto.conf"
+def _broker(tmp: Path, users: dict | None = None, port: int | None = None):
+    port, conf = port or _free_port(), tmp / "mosquitto.conf"
     # `user`: as root mosquitto would switch to the user `mosquitto`, who cannot read pytest's folders
     lines = [f"listener {port} 127.0.0.1", "persistence false", f"allow_anonymous {'false' if users else 'true'}",
              f"user {getpass.getuser()}"]
@@ -204,3 +204,107 @@ def test_a_camera_file_sends_each_camera_where_it_says(smoke_bundle, smoke_data,
     assert len(live.topic(topics("door", node)["result"])) == sum(r["stream"] == "door" for r in rows) > 0
     assert not live.topic(topics("yard", node)["result"]) and any(r["stream"] == "yard" for r in rows)
     live.close()
+
+
+PUBLISH = """
+import sys, time
+from picojepa.runtime.live.mqtt import MqttPublisher
+p = MqttPublisher(sys.argv[1], 10)
+for i in range(int(sys.argv[3])):
+    p.publish(sys.argv[2], {"label": "a", "start_s": i})
+    time.sleep(0.02)
+p.close()
+"""
+
+
+def _wait(condition, deadline_s: float) -> bool:
+    """Whether `condition()` came true within the deadline."""
+    end = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_two_runs_on_one_host_publish_at_once_and_both_deliver_every_result(broker):
+    """Two processes of one box on one broker: neither knocks the other off (a client id each)."""
+    live = Subscriber(broker)
+    time.sleep(0.3)
+    n = 60
+    runs = [subprocess.Popen([sys.executable, "-c", PUBLISH, f"mqtt://127.0.0.1:{broker}", cam, str(n)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            for cam in ("one", "two")]
+    try:
+        errs = [r.communicate(timeout=60)[1] for r in runs]
+    finally:
+        for r in runs:
+            r.kill()
+    assert [r.returncode for r in runs] == [0, 0], errs
+    _wait(lambda: all(len(live.topic(f"picojepa/{c}/result")) >= n for c in ("one", "two")), 10)
+    assert [len(live.topic(f"picojepa/{c}/result")) for c in ("one", "two")] == [n, n]
+    live.close()
+
+
+def test_one_run_naming_the_broker_twice_keeps_both_connections(broker):
+    """A camera file that spells one broker two ways opens two connections of one process:
+    each its own client id (at most 23 characters, what every MQTT 3.1.1 broker accepts)."""
+    from picojepa.runtime.live.publish import open_publisher
+
+    urls = (f"mqtt://127.0.0.1:{broker}", f"mqtt://localhost:{broker}")
+    live = Subscriber(broker)
+    time.sleep(0.3)
+    pubs = open_publisher((), 10, routes={"a": (urls[0],), "b": (urls[1],)})
+    ids = [t._client._client_id.decode() for t in pubs.targets.values()]
+    n = 40
+    for i in range(n):
+        pubs.publish("a", {"label": "x", "start_s": i})
+        pubs.publish("b", {"label": "x", "start_s": i})
+        time.sleep(0.02)
+    pubs.close()
+    _wait(lambda: all(len(live.topic(f"picojepa/{c}/result")) >= n for c in "ab"), 10)
+    assert [len(live.topic(f"picojepa/{c}/result")) for c in "ab"] == [n, n]
+    assert len(set(ids)) == 2 and all(len(i) <= 23 for i in ids), ids
+    live.close()
+
+
+def test_a_broker_that_dies_is_reported_when_it_drops_and_when_it_is_back_and_losses_are_counted(tmp_path,
+                                                                                                   caplog):
+    """While the broker is away results (QoS 0) are lost and counted, the state (QoS 1) waits and
+    arrives once it is back; one line when the connection drops, one when it is back."""
+    import logging
+
+    from picojepa.runtime.live.mqtt import MqttPublisher
+
+    caplog.set_level(logging.WARNING, logger="picojepa.runtime.live.mqtt")
+    proc, port = _broker(tmp_path)
+    pub = MqttPublisher(f"mqtt://127.0.0.1:{port}", 10)
+    try:
+        pub.publish("cam", {"label": "a", "start_s": 0})
+        assert _wait(lambda: pub.state()["pending"] == 0, 10)
+        assert pub.connected and pub.lost == 0 and pub.delivered >= 4  # online, discovery, result, state
+        proc.terminate()
+        proc.wait(10)
+        assert _wait(lambda: not pub.connected, 10)
+        for i in range(1, 6):
+            pub.publish("cam", {"label": "b", "start_s": i})
+        assert pub.state()["lost"] == 5 and pub.pending == 1 and pub.disconnects == 1 and pub.down_since
+        proc, _ = _broker(tmp_path, port=port)
+        assert _wait(lambda: pub.connected, 20)
+        assert _wait(lambda: pub.state()["pending"] == 0, 10)  # the state held while the broker was away
+        assert pub.down_since is None
+    finally:
+        pub.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("lost" in m and "connection" in m for m in lines) == 1, lines
+    assert sum("connected again" in m for m in lines) == 1, lines
+    assert any("5 of" in m and "did not reach the broker" in m for m in lines), lines
+    assert pub.lost == 5 and pub.pending == 0
+    later = Subscriber(port)
+    try:
+        later.wait_for("picojepa/cam/state")
+        assert json.loads(later.topic("picojepa/cam/state")[0])["label"] == "b"
+    finally:
+        later.close()
+        proc.terminate()
+        proc.wait(10)

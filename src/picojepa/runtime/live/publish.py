@@ -42,6 +42,10 @@ class Publisher:
         self._io.submit(self._nc.publish(subject_for(stream), json.dumps(result).encode()))
         self.sent += 1
 
+    def state(self) -> dict:
+        """Whether the client is connected now, and the results handed to it, for a status page."""
+        return {"connected": bool(self._nc.is_connected), "sent": self.sent}
+
     def close(self) -> None:
         """Flush what is queued (at most FLUSH_S seconds), then disconnect."""
         try:
@@ -71,6 +75,10 @@ class Publishers:
     def publish(self, stream: str, result: dict) -> None:
         for url in dict.fromkeys(self.everyone + tuple(self.routes.get(stream, ()))):
             self.targets[url].publish(stream, result)
+
+    def state(self) -> dict[str, dict]:
+        """Each target's connection state and message counts (URLs without credentials)."""
+        return {redact(url): t.state() for url, t in self.targets.items()}
 
     def close(self) -> None:
         for t in self.targets.values():

@@ -15,8 +15,13 @@ from typing import Any
 import yaml
 
 from .errors import PicoJepaError
+from .shown import shown
 
 MAX_TEXT_BYTES = 64 << 20  # no text file of ours is this large: a bigger one is not what we expect
+# values that YAML aliases may add to a document, each use of an anchor counting everything under
+# it: no recipe or camera file needs more, and nested aliases (a "billion laughs" of a few hundred
+# bytes) would otherwise make a value of billions of items that any message quoting it prints
+MAX_ALIAS_VALUES = 10_000
 
 
 def _fail(error: type[PicoJepaError], path: Path, reason: str):
@@ -77,11 +82,51 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             try:
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+                        None, None, f"duplicate key {shown(key)} at line {key_node.start_mark.line + 1}")
                 seen.add(key)
             except TypeError:  # an unhashable key: the base class says so
                 pass
         return super().construct_mapping(node, deep)
+
+    def compose_document(self):
+        """The document's nodes, refused where its aliases expand to too many values (see
+        MAX_ALIAS_VALUES) or an alias sits inside its own anchor (an endless value)."""
+        node = super().compose_document()
+        added = _alias_values(node)
+        if added > MAX_ALIAS_VALUES:
+            raise _AliasBomb(f"its aliases expand to {added} more values (at most {MAX_ALIAS_VALUES}): "
+                             "nested aliases, a 'billion laughs'?")
+        return node
+
+
+class _AliasBomb(yaml.YAMLError):
+    """A document whose aliases expand beyond MAX_ALIAS_VALUES, or into themselves."""
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def _alias_values(root) -> int:
+    """How many values the aliases under `root` add: its size with every alias copied out, less
+    its size as written (each node counted once). Iterative, each node sized once."""
+    sizes: dict[int, int] = {}  # id(node) -> its size, aliases expanded
+    on_path: set[int] = set()  # the nodes being sized: the current node and its ancestors
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            on_path.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in _children(node))
+        elif id(node) in on_path:
+            raise _AliasBomb(f"an alias inside its own anchor (line {node.start_mark.line + 1}): an endless value")
+        elif id(node) not in sizes:
+            on_path.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node))
+    return sizes[id(root)] - len(sizes)
 
 
 def parse_yaml(text: str, where: str, error: type[PicoJepaError] = PicoJepaError) -> Any:
@@ -89,7 +134,9 @@ def parse_yaml(text: str, where: str, error: type[PicoJepaError] = PicoJepaError
     mapping that holds the same key twice is an error."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
-    except (yaml.YAMLError, RecursionError) as exc:
+    except _AliasBomb as exc:
+        raise error(f"{where}: refused: {exc}") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:  # ValueError: an integer of > 4300 digits
         raise error(f"{where}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
 
 

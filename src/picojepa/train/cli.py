@@ -5,15 +5,16 @@ import json
 from pathlib import Path
 
 import click
-import yaml
 
 from picojepa.core.console import EXIT_PARTIAL, examples, one_line_errors, setup_logging, warn
 from picojepa.core.decode import check_ffmpeg
 from picojepa.core.roster import GENERAL
 from picojepa.core.rundir import MEMBERS_DIR, PRETRAIN, RunDir, RunDirError, claim
+from picojepa.core.shown import cut, shown
+from picojepa.core.textio import parse_yaml
 
 from . import checkpoint
-from .config import load_recipe, nest
+from .config import ConfigError, load_recipe, nest
 from .layout import check_layout, read_classes
 
 _RESUME = click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint "
@@ -37,17 +38,18 @@ def _common(fn):
 
 
 def parse_sets(items) -> dict:
-    """`--set KEY=VALUE` options -> {dotted key: YAML value}."""
+    """`--set KEY=VALUE` options -> {dotted key: YAML value}, each value read by the YAML reader
+    of recipes (so bounded the same way)."""
     flat = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+            raise click.BadParameter(f"{shown(item)}: expected KEY=VALUE", param_hint="--set")
         try:
-            flat[key.strip()] = yaml.safe_load(value)
-        except (yaml.YAMLError, RecursionError):
-            raise click.BadParameter(f"{item!r}: the value is not valid YAML (quote a string: "
-                                     f"{key}='\"...\"')", param_hint="--set") from None
+            flat[key.strip()] = parse_yaml(value, shown(item), ConfigError)
+        except ConfigError as exc:
+            raise click.BadParameter(f"{exc}; a value is YAML: quote a string, {cut(key)}='\"...\"'",
+                                     param_hint="--set") from None
     return flat
 
 

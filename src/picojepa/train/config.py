@@ -14,6 +14,7 @@ from typing import Literal
 
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
+from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
 
 MAX_SEED = 2**31 - 1000  # numpy's and torch's seeds, with room for --seeds' offsets
@@ -234,28 +235,28 @@ def _convert(tp, value, key: str):
         return _build(tp, value, key)
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise ConfigError(f"{key}: must be one of {list(typing.get_args(tp))}, got {value!r}")
+            raise ConfigError(f"{key}: must be one of {list(typing.get_args(tp))}, got {shown(value)}")
         return value
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {value!r}")
+            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {shown(value)}")
         return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{key}: expected true/false, got {shown(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{key}: expected a finite number, got {shown(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {shown(value)}")
         return value
     raise ConfigError(f"{key}: unsupported type {tp}")
 
@@ -265,11 +266,11 @@ def _build(cls, data: dict, prefix: str = ""):
     names = {f.name for f in dataclasses.fields(cls)}
     odd = [k for k in data if not isinstance(k, str)]
     if odd:
-        raise ConfigError(f"{prefix + '.' if prefix else ''}{odd[0]!r}: keys must be names, got a "
+        raise ConfigError(f"{prefix + '.' if prefix else ''}{shown(odd[0])}: keys must be names, got a "
                           f"{type(odd[0]).__name__}")
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{prefix + '.' if prefix else ''}{unknown[0]}: unknown key "
+        raise ConfigError(f"{prefix + '.' if prefix else ''}{cut(unknown[0])}: unknown key "
                           f"(known: {', '.join(sorted(names))})")
     kwargs = {k: _convert(hints[k], v, f"{prefix + '.' if prefix else ''}{k}")
               for k, v in data.items()}
@@ -301,8 +302,8 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     base = data.pop("base", None)
     if base is None:
         return data
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: base: expected a file name, got {base!r}")
+    if not isinstance(base, str) or len(base) > 4096:  # 4096: the longest path Linux opens
+        raise ConfigError(f"{path}: base: expected a file name, got {shown(base)}")
     return merge(_read_yaml(path.parent / base, seen + (path.resolve(),)), data)
 
 
@@ -316,7 +317,7 @@ def nest(flat: dict) -> dict:
         for p in parents:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"{key}: {p} is set to a value and also has keys below it")
+                raise ConfigError(f"{cut(str(key))}: {cut(p)} is set to a value and also has keys below it")
         node[leaf] = value
     return tree
 

@@ -36,6 +36,7 @@ import numpy as np
 from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.roster import GENERAL, MEMBERS, PARTIALS, report_key
 from picojepa.core.rundir import FEATURES, PRETRAIN, EnsembleDir, RunDir
+from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
 from picojepa.core.vote import VOTES
 
@@ -75,11 +76,11 @@ def _member(path: Path, i: int, item) -> HeteroMember:
         raise ConfigError(f"{where}: expected a mapping of name, set and head")
     name, sets, head = item.get("name"), item.get("set") or {}, item.get("head", GENERAL)
     if not isinstance(name, str) or not MEMBER_NAME.match(name):
-        raise ConfigError(f"{where}.name: expected letters, digits, '-' or '_', got {name!r}")
+        raise ConfigError(f"{where}.name: expected letters, digits, '-' or '_', got {shown(name)}")
     if not isinstance(sets, dict):
-        raise ConfigError(f"{where}.set: expected a mapping of recipe keys, got {sets!r}")
+        raise ConfigError(f"{where}.set: expected a mapping of recipe keys, got {shown(sets)}")
     if head not in MEMBERS:
-        raise ConfigError(f"{where}.head: must be one of {list(MEMBERS)}, got {head!r}")
+        raise ConfigError(f"{where}.head: must be one of {list(MEMBERS)}, got {shown(head)}")
     return HeteroMember(name, dict(sets), head)
 
 
@@ -92,7 +93,7 @@ def load_hetero(path: str | Path) -> HeteroConfig:
                           "'members' (a list); a plain recipe trains with `picojepa-train all`")
     unknown = sorted(map(str, set(data) - {"name", "recipe", "members"}))
     if unknown:
-        raise ConfigError(f"{path}: {unknown[0]}: unknown key (known: members, name, recipe)")
+        raise ConfigError(f"{path}: {cut(unknown[0])}: unknown key (known: members, name, recipe)")
     if not isinstance(data["members"], list) or len(data["members"]) < 2:
         raise ConfigError(f"{path}: members: expected a list of at least two members")
     members = tuple(_member(path, i, m) for i, m in enumerate(data["members"]))

@@ -28,6 +28,7 @@ import click
 from picojepa.core.clips import Region
 from picojepa.core.console import error
 from picojepa.core.errors import PicoJepaError
+from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
 
 from .reader import is_live
@@ -72,7 +73,7 @@ class CameraFile:
         for i, c in enumerate(self.cameras, 1):
             unknown = [e for e in c.events if e not in classes]
             if unknown:
-                raise CameraFileError(f"{self.path}: camera {i} ({c.name}): events: {', '.join(map(repr, unknown))} "
+                raise CameraFileError(f"{self.path}: camera {i} ({c.name}): events: {', '.join(map(shown, unknown))} "
                                       f"{'is' if len(unknown) == 1 else 'are'} no class of the bundle "
                                       f"(classes: {', '.join(classes)})")
 
@@ -81,7 +82,7 @@ def _seconds(value, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= MAX_S:
-        raise CameraFileError(f"{where}: expected seconds in [0.01, {MAX_S:g}], got {value!r}")
+        raise CameraFileError(f"{where}: expected seconds in [0.01, {MAX_S:g}], got {shown(value)}")
     return float(value)
 
 
@@ -89,36 +90,36 @@ def _strings(value, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise CameraFileError(f"{where}: expected a list of strings, got {value!r}")
+        raise CameraFileError(f"{where}: expected a list of strings, got {shown(value)}")
     return tuple(v.strip() for v in value)
 
 
 def _camera(i: int, item, path: str) -> Camera:
     if not isinstance(item, dict):
-        raise CameraFileError(f"{path}: camera {i}: expected a mapping (name, url, ...), got {item!r}")
+        raise CameraFileError(f"{path}: camera {i}: expected a mapping (name, url, ...), got {shown(item)}")
     name = item.get("name")
-    where = f"{path}: camera {i}" + (f" ({name})" if isinstance(name, str) else "")
+    where = f"{path}: camera {i}" + (f" ({cut(name)})" if isinstance(name, str) else "")
     unknown = sorted(set(map(str, item)) - CAMERA_KEYS)
     if unknown:
-        raise CameraFileError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(sorted(CAMERA_KEYS))})")
+        raise CameraFileError(f"{where}: {cut(unknown[0])}: unknown key (known: {', '.join(sorted(CAMERA_KEYS))})")
     if not isinstance(name, str) or not NAME.match(name):
         raise CameraFileError(f"{where}: name: expected 1-64 letters, digits, spaces, '_', '.' or '-', "
-                              f"got {name!r}")
+                              f"got {shown(name)}")
     url = item.get("url")
     if not isinstance(url, str) or not is_live(url.strip()):
         raise CameraFileError(f"{where}: url: expected a live source (rtsp://, rtmp://, http(s)://, tcp://, "
-                              f"udp://, srt://, /dev/videoN), got {url!r}")
+                              f"udp://, srt://, /dev/videoN), got {shown(url)}")
     window = _seconds(item.get("window"), f"{where}: window")
     stride = _seconds(item.get("stride"), f"{where}: stride")
     events = _strings(item["events"], f"{where}: events") if "events" in item else ()
     record_url = item.get("record_url")
     if record_url is not None and (not isinstance(record_url, str) or not is_live(record_url.strip())):
-        raise CameraFileError(f"{where}: record_url: expected a live source, got {record_url!r}")
+        raise CameraFileError(f"{where}: record_url: expected a live source, got {shown(record_url)}")
     record = None
     if "record" in item or record_url is not None:
         r = item.get("record") or {}
         if not isinstance(r, dict) or set(map(str, r)) - RECORD_KEYS:
-            raise CameraFileError(f"{where}: record: expected {{before_s: S, after_s: S}}, got {r!r}")
+            raise CameraFileError(f"{where}: record: expected {{before_s: S, after_s: S}}, got {shown(r)}")
         record = (_seconds(r.get("before_s", 5.0), f"{where}: record: before_s"),
                   _seconds(r.get("after_s", 10.0), f"{where}: record: after_s"))
     region = None
@@ -126,7 +127,7 @@ def _camera(i: int, item, path: str) -> Camera:
         r = item["region"]
         try:
             if not isinstance(r, list) or len(r) != 4:
-                raise ValueError(f"region: expected [x, y, w, h] as fractions of the frame, got {r!r}")
+                raise ValueError(f"region: expected [x, y, w, h] as fractions of the frame, got {shown(r)}")
             region = Region(*r)
         except (ValueError, TypeError) as exc:
             raise CameraFileError(f"{where}: {exc}") from None
@@ -141,10 +142,10 @@ def load_cameras(path: str) -> CameraFile:
         raise CameraFileError(f"{path}: expected a mapping with 'cameras:', got {type(data).__name__}")
     unknown = sorted(set(map(str, data)) - TOP_KEYS)
     if unknown:
-        raise CameraFileError(f"{path}: {unknown[0]}: unknown key (known: {', '.join(sorted(TOP_KEYS))})")
+        raise CameraFileError(f"{path}: {cut(unknown[0])}: unknown key (known: {', '.join(sorted(TOP_KEYS))})")
     items = data.get("cameras")
     if not isinstance(items, list) or not items:
-        raise CameraFileError(f"{path}: cameras: expected a non-empty list of cameras, got {items!r}")
+        raise CameraFileError(f"{path}: cameras: expected a non-empty list of cameras, got {shown(items)}")
     cameras = [_camera(i, item, path) for i, item in enumerate(items, 1)]
     seen: set[str] = set()
     for i, c in enumerate(cameras, 1):
@@ -154,19 +155,19 @@ def load_cameras(path: str) -> CameraFile:
     publish = _strings(data["publish"], f"{path}: publish") if "publish" in data else ()
     http = data.get("http")
     if http is not None and not isinstance(http, str):
-        raise CameraFileError(f"{path}: http: expected HOST:PORT, got {http!r}")
+        raise CameraFileError(f"{path}: http: expected HOST:PORT, got {shown(http)}")
     clips = data.get("clips") or {}
     if not isinstance(clips, dict) or set(map(str, clips)) - CLIPS_KEYS:
-        raise CameraFileError(f"{path}: clips: expected {{dir: FOLDER, max_gb: N, max_days: D}}, got {clips!r}")
+        raise CameraFileError(f"{path}: clips: expected {{dir: FOLDER, max_gb: N, max_days: D}}, got {shown(clips)}")
     folder = clips.get("dir", "clips")
     if not isinstance(folder, str) or not folder.strip():
-        raise CameraFileError(f"{path}: clips: dir: expected a folder, got {folder!r}")
+        raise CameraFileError(f"{path}: clips: dir: expected a folder, got {shown(folder)}")
     max_gb = clips.get("max_gb", 20.0)
     if isinstance(max_gb, bool) or not isinstance(max_gb, (int, float)) or not 0.001 <= max_gb <= 1e6:
-        raise CameraFileError(f"{path}: clips: max_gb: expected a size in GB in [0.001, 1e6], got {max_gb!r}")
+        raise CameraFileError(f"{path}: clips: max_gb: expected a size in GB in [0.001, 1e6], got {shown(max_gb)}")
     days = clips.get("max_days")
     if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= 3650):
-        raise CameraFileError(f"{path}: clips: max_days: expected days in (0, 3650], got {days!r}")
+        raise CameraFileError(f"{path}: clips: max_days: expected days in (0, 3650], got {shown(days)}")
     return CameraFile(tuple(cameras), publish, http, str(path), folder.strip(), float(max_gb),
                       None if days is None else float(days))
 

@@ -196,3 +196,84 @@ def test_events_with_clips_are_listed_and_their_files_served_from_the_clips_fold
         assert _get(f"{base}/clips/..%2Fsecret.mp4")[0] == 404 and _get(f"{base}/clips/secret.mp4")[0] == 404
     finally:
         server.close()
+
+
+def _quiet_status(clips_dir=None):
+    from types import SimpleNamespace
+
+    from picojepa.runtime.live.reader import LiveStats
+    from picojepa.runtime.live.status import Status
+
+    return Status({"door": SimpleNamespace(stats=LiveStats(), finished=False, error=None)}, clips_dir)
+
+
+def _closed_by_server(sock: socket.socket, deadline: float) -> bool:
+    """Whether the server closes `sock` (EOF or reset) before `deadline` (time.monotonic())."""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not sock.recv(4096):
+                return True
+        except ConnectionError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def test_idle_connections_are_bounded_closed_at_their_deadline_and_a_real_get_is_still_answered():
+    """200 connections that send nothing and one that sends half a request: the server keeps at most
+    its bound of threads, answers a real GET at once, and closes every idle one within its deadline."""
+    from picojepa.runtime.live.status import StatusServer
+
+    server = StatusServer(_quiet_status(), "127.0.0.1", 0, timeout_s=1.0, max_connections=16)
+    address = ("127.0.0.1", server.address[1])
+    before = threading.active_count()
+    idle: list[socket.socket] = []
+    try:
+        for i in range(200):
+            idle.append(socket.create_connection(address, timeout=5))
+            if i == 100:
+                idle[-1].sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")  # the headers never end
+        threads = threading.active_count() - before
+        t0 = time.monotonic()
+        code, _, text = _get(f"http://127.0.0.1:{address[1]}/api/status")
+        assert code == 200 and json.loads(text)["cameras"][0]["name"] == "door"
+        assert time.monotonic() - t0 < 2.0
+        # the bound, and a few threads that gave their slot back and are ending (not 200)
+        assert threads <= 16 + 4 and threading.active_count() - before <= 16 + 4, threads
+        end = time.monotonic() + 1.0 + 2.0  # the last one's deadline, and a margin
+        assert all(_closed_by_server(s, end) for s in idle)
+        settled = time.monotonic() + 5
+        while threading.active_count() > before and time.monotonic() < settled:
+            time.sleep(0.05)
+        assert threading.active_count() <= before
+    finally:
+        for s in idle:
+            s.close()
+        server.close()
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(tmp_path, capfd):
+    """Clients that ask for a clip and reset the connection at once: not one traceback on stderr,
+    and the server goes on answering."""
+    import struct
+
+    from picojepa.runtime.live.status import StatusServer
+
+    (tmp_path / "door_1_fight.mp4").write_bytes(b"\x00" * (8 << 20))
+    server = StatusServer(_quiet_status(str(tmp_path)), "127.0.0.1", 0)
+    port = server.address[1]
+    try:
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /clips/door_1_fight.mp4 HTTP/1.0\r\n\r\n")
+            time.sleep(0.05)  # the server is writing the clip
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # a reset, not a clean close
+        time.sleep(0.5)
+        assert _get(f"http://127.0.0.1:{port}/api/status")[0] == 200
+    finally:
+        server.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Connection" not in err, err

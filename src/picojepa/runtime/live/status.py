@@ -13,7 +13,11 @@
 - `/`: a small page that shows them, refreshed every two seconds from `/api/status`.
 
 The server is the standard library's threading HTTP server in a thread of its own: a scrape never
-waits for the classifier, nor the classifier for a scrape.
+waits for the classifier, nor the classifier for a scrape. It is bounded: each read and write of a
+connection, and the whole request (line and headers), have a deadline (`TIMEOUT_S`); at most
+`MAX_CONNECTIONS` are served at once, a new one beyond that taking the place of the oldest that has
+not sent its request yet (else it is answered 503), so idle or half-sent connections cannot hold
+the threads; a client that goes away is a debug log record, not a traceback.
 """
 from __future__ import annotations
 
@@ -22,13 +26,17 @@ import io
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
 
 from picojepa.core.errors import PicoJepaError, UsageError
 
+from .httpserver import BoundedHTTPServer
+
 EVENTS_KEPT = 20
+TIMEOUT_S = 5.0  # each read and write of a connection, and the whole request (line and headers)
+MAX_CONNECTIONS = 32  # served at once
 COUNTERS = (  # metric name (without _total), LiveStats attribute, help
     ("picojepa_frames_decoded", "frames", "Frames decoded from the stream."),
     ("picojepa_frames_converted", "converted", "Frames converted to RGB clip frames (those a clip takes)."),
@@ -181,27 +189,36 @@ refresh();setInterval(refresh,2000);
 
 
 class StatusServer:
-    """/metrics, /api/status and / for `status`, on host:port, in a daemon thread."""
+    """/metrics, /api/status and / for `status`, on host:port, in a daemon thread; each connection
+    within `timeout_s`, at most `max_connections` at once."""
 
-    def __init__(self, status: Status, host: str, port: int):
-        handler = _handler(status)
+    def __init__(self, status: Status, host: str, port: int, timeout_s: float = TIMEOUT_S,
+                 max_connections: int = MAX_CONNECTIONS):
+        handler = _handler(status, timeout_s)
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
+            self._server = BoundedHTTPServer((host, port), handler, timeout_s, max_connections)
         except OSError as exc:
             raise StatusError(f"--http {host}:{port}: cannot listen ({exc.strerror or exc})") from None
-        self._server.daemon_threads = True
         self.address = self._server.server_address
         self._thread = threading.Thread(target=self._server.serve_forever, name="status-http", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         self._server.shutdown()
+        self._server.hang_up_all()
         self._server.server_close()
         self._thread.join(5)
 
 
-def _handler(status: Status):
+def _handler(status: Status, timeout_s: float):
     class Handler(BaseHTTPRequestHandler):
+        timeout = timeout_s  # each read and write of the connection (StreamRequestHandler.setup)
+
+        def parse_request(self) -> bool:
+            ok = super().parse_request()  # reads the headers
+            self.server.received(self.connection)
+            return ok
+
         def do_GET(self):  # noqa: N802 - the standard library's name
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

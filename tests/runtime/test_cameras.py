@@ -60,6 +60,12 @@ def test_a_good_camera_file_gives_each_camera_and_the_outputs(tmp_path):
     ("- just a list\n", "expected a mapping with 'cameras:'"),
     ("cameras: [\n", "cameras.yaml"),
     ("cameras:\n  - name: a\n    url: rtsp://x\n    window: 2\n    url: rtsp://y\n", "duplicate key 'url' at line 5"),
+    ("cameras:\n  - {name: door 1, url: rtsp://x}\n  - {name: door.1, url: rtsp://y}\n",
+     "camera 2 (door.1): name: 'door 1' and 'door.1' would share the MQTT topic, Home Assistant entity and "
+     "NATS subject 'door_1'"),
+    ("cameras:\n  - {name: a, url: rtsp://x}\nhttp: localhost\n", "http: expected HOST:PORT"),
+    ("cameras:\n  - {name: a, url: rtsp://x, publish: 'mqtt://h:x'}\n", "camera 1 (a): publish: mqtt://h:x: not an MQTT URL"),
+    ("cameras:\n  - {name: a, url: rtsp://x}\npublish: [ftp://h]\n", "publish: ftp://h: give a nats:// or an mqtt:// URL"),
 ])
 def test_a_bad_camera_file_is_refused_naming_the_file_the_camera_and_the_key(tmp_path, text, message):
     from picojepa.runtime.live.cameras import CameraFileError
@@ -281,18 +287,3 @@ def test_region_on_files_is_the_file_path_crop_and_a_bad_one_is_a_usage_error(sm
                           "0.5,0.5,0.6,1", str(video)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "--region: x, y, w, h must be fractions" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-
-
-def test_the_clips_folder_is_kept_under_its_size_and_age(tmp_path):
-    import os
-
-    from picojepa.runtime.live.recorder import ClipStore
-
-    now = time.time()
-    for i, (size, age_days) in enumerate([(400, 40), (300, 2), (300, 1), (300, 0)]):
-        p = tmp_path / f"c{i}.mp4"
-        p.write_bytes(b"x" * size)
-        os.utime(p, (now - age_days * 86400, now - age_days * 86400))
-    (tmp_path / "notes.txt").write_text("mine")  # not a clip: never touched
-    ClipStore(tmp_path, max_bytes=700, max_age_s=30 * 86400).enforce()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c2.mp4", "c3.mp4", "notes.txt"]

@@ -5,8 +5,8 @@ of its own and keeps its packets, never decoded, in a ring bounded in seconds an
 the classifier reports an event (`trigger`), the clip is cut from the keyframe at or before
 `before_s` ahead of it to `after_s` after it and written as an MP4 by FFmpeg's muxer through PyAV
 (the packets are copied, not re-encoded), together with a JPEG snapshot of the newest keyframe.
-Names carry the camera, the time and the label. A `ClipStore` keeps the folder under its size
-bound, deleting the oldest clips first; a clip that cannot be written (a full disk) is a logged
+Names carry the camera, the time and the label. A `ClipStore` keeps the folder under its bounds,
+deleting the oldest of the clips it wrote first (never another file); a clip that cannot be written (a full disk) is a logged
 error for that clip, never a stopped camera.
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +21,10 @@ from pathlib import Path
 
 from picojepa.core.console import error
 
+from .clipstore import ClipStore
 from .reader import LiveOptions, _av, _open
+
+__all__ = ["ClipStore", "RecordOptions", "Recorder"]
 
 log = logging.getLogger(__name__)
 MARGIN_S = 10.0  # packets kept beyond before_s, so that a keyframe before the clip's start is there
@@ -33,35 +35,6 @@ class RecordOptions:
     before_s: float = 5.0
     after_s: float = 10.0
     max_ring_mb: float = 64.0  # packets held per camera, at most
-
-
-class ClipStore:
-    """The clips folder, bounded in bytes and, optionally, in age: the oldest clips (and their
-    snapshots) go first."""
-
-    def __init__(self, folder: str | Path, max_bytes: float, max_age_s: float | None = None):
-        self.folder, self.max_bytes, self.max_age_s = Path(folder), max_bytes, max_age_s
-        self._lock = threading.Lock()
-
-    def names(self, camera: str, label: str, wall: float) -> tuple[Path, Path]:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall)) + f"-{int(wall * 1000) % 1000:03d}"
-        base = "_".join(re.sub(r"[^A-Za-z0-9-]+", "-", x).strip("-") or "x" for x in (camera, stamp, label))
-        return self.folder / f"{base}.mp4", self.folder / f"{base}.jpg"
-
-    def enforce(self) -> None:
-        with self._lock:
-            files = sorted((p for p in self.folder.glob("*") if p.suffix in (".mp4", ".jpg") and p.is_file()),
-                           key=lambda p: p.stat().st_mtime)
-            if self.max_age_s is not None:
-                old = time.time() - self.max_age_s
-                for p in [p for p in files if p.stat().st_mtime < old]:
-                    p.unlink(missing_ok=True)
-                    files.remove(p)
-            total = sum(p.stat().st_size for p in files)
-            while files and total > self.max_bytes:
-                old = files.pop(0)
-                total -= old.stat().st_size
-                old.unlink(missing_ok=True)
 
 
 class Recorder:
@@ -158,6 +131,8 @@ class Recorder:
         except (av.FFmpegError, OSError, ValueError) as exc:
             error(f"{self.camera}: snapshot {path}: {' '.join(str(exc).split())}")
             Path(path).unlink(missing_ok=True)
+            return
+        self.store.add(path)
 
     def _write(self, path: Path, packets: list) -> None:
         av = _av()
@@ -179,7 +154,7 @@ class Recorder:
                     out.mux(copy)
             os.replace(tmp, path)
             self.written.append(path)
-            self.store.enforce()
+            self.store.add(path)
         except (av.FFmpegError, OSError, ValueError) as exc:
             self.failed += 1
             error(f"{self.camera}: event clip {path}: {' '.join(str(exc).split())}")

@@ -11,6 +11,7 @@ from picojepa.core.outdir import OutputDirError
 from picojepa.export.bundle import export_bundle
 from picojepa.export.errors import ExportError
 from picojepa.train import checkpoint
+from picojepa.train.answer import column
 
 from conftest import REAL
 
@@ -187,7 +188,7 @@ def test_attentive_head_trains_exports_verifies_and_answers_like_the_report(smok
     ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
     preds = list(ens.predict_many(report.predictions["paths"]))
     assert [p.members["general"].index for p in preds] == report.predictions["general"]
-    assert [p.index for p in preds] == report.predictions["vote_majority"]
+    assert [p.index for p in preds] == report.predictions[column(ens.bundle.default_answer)]
 
 
 def test_finetuned_members_export_as_separate_verified_graphs_and_answer_like_the_report(
@@ -209,6 +210,6 @@ def test_finetuned_members_export_as_separate_verified_graphs_and_answer_like_th
     assert len(ens.sessions) == 5
     preds = list(ens.predict_many(report.predictions["paths"]))
     assert [p.members["general"].index for p in preds] == report.predictions["general"]
-    assert [p.index for p in preds] == report.predictions["vote_majority"]
+    assert [p.index for p in preds] == report.predictions[column(ens.bundle.default_answer)]
     assert [p.index for p in ens.predict_many(report.predictions["paths"], vote="stacked")] == \
         report.predictions["vote_stacked"]

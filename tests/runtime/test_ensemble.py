@@ -10,6 +10,7 @@ from picojepa.core.bundle import load_bundle, seal
 from picojepa.core.errors import BundleError, DecodeError
 from picojepa.runtime.cli import main as run_main
 from picojepa.runtime.ensemble import Ensemble
+from picojepa.train.answer import column
 
 from conftest import REAL, needs_real
 
@@ -27,7 +28,8 @@ def test_runtime_accuracy_equals_the_evaluation_report(bundle, smoke_run):
     ens = Ensemble.load(bundle, provider="cpu")
     paths = report.predictions["paths"]
     got = [p.index for p in ens.predict_many(paths)]
-    assert got == report.predictions["vote_majority"]
+    assert got == report.predictions[column(ens.bundle.default_answer)]
+    assert [p.index for p in ens.predict_many(paths, vote="majority")] == report.predictions["vote_majority"]
     general = [p.members["general"].index for p in ens.predict_many(paths)]
     assert general == report.predictions["general"]
     assert ens.stacker is not None

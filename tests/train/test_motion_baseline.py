@@ -1,7 +1,7 @@
 import numpy as np
 
 from picojepa.train.motion_baseline import FRAMES, N_FEATURES, SIZE, motion_baseline, motion_features
-from picojepa.train.report import _warnings
+from picojepa.train.guards import warnings as _warnings
 
 
 def _square(direction: int) -> np.ndarray:
@@ -39,9 +39,11 @@ def test_motion_baseline_predicts_every_held_out_video_and_marks_undecodable_one
 
 def test_the_report_warns_first_about_collapse_and_baselines_it_does_not_beat():
     r = {"accuracy": {"general": 40.0, "random_init_probe": 45.0, "motion_energy_baseline": 70.0},
-         "pretrain": {"history": [{"target_rank": 3.5}]}, "embed_dim": 96}
+         "pretrain": {"history": [{"target_rank": 3.5}]}, "embed_dim": 96,
+         "classes": ["a", "b"], "held_out_videos": 40}
     text = "\n".join(_warnings(r))
     assert "collapsed" in text and "did not help" in text and "frame differencing" in text
     r = {"accuracy": {"general": 80.0, "random_init_probe": 45.0, "motion_energy_baseline": 70.0},
-         "pretrain": {"history": [{"target_rank": 40.0}]}, "embed_dim": 96}
+         "pretrain": {"history": [{"target_rank": 40.0}]}, "embed_dim": 96,
+         "classes": ["a", "b"], "held_out_videos": 40}
     assert _warnings(r) == []

@@ -10,7 +10,12 @@ manifest.json (format 2):
     members: [str]              every member, in output order
     vote_members: [str]         the members that vote (a run's four partial models; every member
                                 of a bundle composed from several runs)
-    default_vote: "majority" | "soft" | "weighted"
+    default_vote: "majority" | "soft" | "weighted" | "stacked"   the members' vote when none is asked
+                                for (a network of member nodes always votes)
+    default_answer: a vote, "general" or "hybrid"   optional (default_vote if absent): what one box
+                                answers with when no vote is asked for: a vote of vote_members, the
+                                general member alone, or the hybrid (general + motion, soft vote)
+                                where it holds those members; export picks what validated best
     vote_weights: {member: float}
     stacking: {members, input: "log_prob", weight: [[float]] (C x M*C), bias: [float] (C),
                fitted_on_videos, l2}   optional: the learned combiner behind `--vote stacked`
@@ -37,6 +42,7 @@ from picojepa.core.outdir import INCOMPLETE
 from picojepa.core.textio import read_json
 
 from .clips import ClipSpec
+from .roster import ANSWERS
 from .vote import VOTES
 
 FORMAT_VERSION = 2
@@ -96,7 +102,8 @@ class Manifest:
     versions: dict = field(default_factory=dict)
     opset: int | None = None
     default_vote: str = "majority"
-    stacking: dict | None = None  # optional keys: left out of the file where None
+    default_answer: str | None = None  # optional keys: left out of the file where None
+    stacking: dict | None = None
     optimised: dict | None = None
 
     @classmethod
@@ -115,14 +122,15 @@ class Manifest:
         combines members that are not all there)."""
         g = next(g for g in self.graphs if g.file == file)
         members = list(g.members)
-        return replace(self, graphs=[g], members=members, vote_members=members, stacking=None,
+        answer = self.default_answer if self.default_answer in answers(members) else None
+        return replace(self, graphs=[g], members=members, vote_members=members, stacking=None, default_answer=answer,
                        layout="fused" if len(members) > 1 else "separate",
                        vote_weights={k: v for k, v in self.vote_weights.items() if k in members},
                        member_recipes={k: v for k, v in self.member_recipes.items() if k in members})
 
     def to_json(self) -> dict:
         d = {"format_version": FORMAT_VERSION, **asdict(self)}
-        return {k: v for k, v in d.items() if v is not None or k not in ("stacking", "optimised", "opset")}
+        return {k: v for k, v in d.items() if v is not None or k not in ("default_answer", "stacking", "optimised", "opset")}
 
     def write(self, root: Path) -> None:
         """root/manifest.json, with every graph's sha256 and size, sealed by its own checksum."""
@@ -172,7 +180,13 @@ class Bundle:
 
     @property
     def default_vote(self) -> str:
+        """The members' vote when none is asked for (what a network of member nodes does)."""
         return self.manifest["default_vote"]
+
+    @property
+    def default_answer(self) -> str:
+        """What one box answers with when no vote is asked for (a vote, `general` or `hybrid`)."""
+        return self.manifest.get("default_answer") or self.default_vote
 
     @property
     def stacking(self) -> dict | None:
@@ -200,6 +214,12 @@ class Bundle:
 
     def graphs_of(self, variant: str) -> list[Graph]:
         return [g for g in self.graphs if g.variant == variant]
+
+
+def answers(members) -> list[str]:
+    """What a bundle of these members can answer with: every vote, and the answers of
+    `roster.ANSWERS` whose members it holds."""
+    return [*VOTES, *(a for a, need in ANSWERS.items() if set(need) <= set(members))]
 
 
 def _fail(root: Path, reason: str):
@@ -242,6 +262,9 @@ def _check_names(root: Path, manifest: dict) -> None:
         _fail(root, f"{MANIFEST}: 'vote_weights' must give every voting member a weight")
     if manifest["default_vote"] not in VOTES:
         _fail(root, f"{MANIFEST}: default_vote {manifest['default_vote']!r} is none of {', '.join(VOTES)}")
+    answer, possible = manifest.get("default_answer", manifest["default_vote"]), answers(manifest["members"])
+    if answer not in possible:
+        _fail(root, f"{MANIFEST}: default_answer {answer!r} is none of {', '.join(possible)}")
 
 
 def load_bundle(root: str | Path, verify_hashes: bool = True, draft: bool = False) -> Bundle:

@@ -13,6 +13,9 @@ VOTE_MEMBERS = PARTIALS  # the paper's ensemble: the partial models vote, the ge
 # (`picojepa-export RUN --members general,motion`)
 MOTION = "motion"
 HYBRID = (GENERAL, MOTION)
+# what a bundle may answer with besides a vote of its voting members: the general member alone,
+# and the hybrid (the soft vote of the general and the motion member), where it holds them
+ANSWERS = {GENERAL: (GENERAL,), "hybrid": HYBRID}
 
 
 def report_key(member: str) -> str:

@@ -4,6 +4,7 @@
     RUN/pretrain.jsonl         per-step log
     RUN/features.pt            frozen-encoder features, computed once per video
     RUN/held_out.json          the held-out videos and their labels (what export verifies on)
+    RUN/answer.json            each answer's validation accuracy and the one the bundle gives by default
     RUN/members/<member>.pt    each classifier (encoder + head + recipe), random_init_probe.pt,
                                stacker.pt
     RUN/report.{md,json}, summary.json, *.png
@@ -31,6 +32,7 @@ PRETRAIN_LOG = "pretrain.jsonl"
 COLLAPSED = "pretrain.collapsed.pt"
 FEATURES = "features.pt"
 HELD_OUT = "held_out.json"
+ANSWER = "answer.json"
 MEMBERS_DIR = "members"
 STACKER = "stacker.pt"
 RANDOM_PROBE = "random_init_probe"  # the random-init baseline probe's checkpoint, beside the members
@@ -42,7 +44,7 @@ FOLDS_DATA = "folds-data"  # with --folds K: each fold's data root, links to the
 # what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
 _MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE)
 # the run's own files, removed by --force before it starts over
-_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, HELD_OUT, REPORT_JSON, REPORT_MD, SUMMARY, STACKER, ENSEMBLE_RUNS,
+_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, HELD_OUT, ANSWER, REPORT_JSON, REPORT_MD, SUMMARY, STACKER, ENSEMBLE_RUNS,
         FOLDS_DATA, *(f"{p}.png" for p in PLOTS))
 
 
@@ -108,6 +110,21 @@ class RunDir(_Folder):
         if len(paths) != len(labels):
             raise RunDirError(f"{self.held_out}: {len(paths)} paths but {len(labels)} labels")
         return paths, labels
+
+    @property
+    def answer(self) -> Path:
+        """{"accuracy", "videos", "chosen"}: each answer's validation accuracy and the one the
+        run's bundle gives by default (written by the evaluation, read by export)."""
+        return self.root / ANSWER
+
+    def answer_choice(self) -> dict | None:
+        """The run's validated choice of answer, or None for a run evaluated before it was kept."""
+        if not self.answer.is_file():
+            return None
+        d = read_json(self.answer, RunDirError, "answer choice")
+        if not (isinstance(d, dict) and isinstance(d.get("chosen"), str) and isinstance(d.get("accuracy"), dict)):
+            raise RunDirError(f"{self.answer}: not an answer choice; run `picojepa-train evaluate` again")
+        return d
 
     @property
     def members(self) -> Path:

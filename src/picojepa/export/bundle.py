@@ -13,10 +13,12 @@ import onnxruntime
 import torch
 
 from picojepa.core import outdir
-from picojepa.core.bundle import MANIFEST, GraphEntry, Manifest
+from picojepa.core.bundle import MANIFEST, GraphEntry, Manifest, answers
 from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
+from picojepa.core.roster import ANSWERS, VOTE_MEMBERS
 from picojepa.core.rundir import RunDir
+from picojepa.core.vote import VOTES
 from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
@@ -54,6 +56,7 @@ def export_bundle(run_dir: str | Path | None, out: str | Path, members: list[str
     loaded = load_members(sel.refs)
     with outdir.draft(out) as tmp:
         modules, manifest = _write_graphs(loaded, sel.vote_members, tmp, cfg)
+        manifest.default_vote, manifest.default_answer = defaults(sel.choice, manifest.members, manifest.vote_members)
         stacker = _stacker(sel.stacker, loaded, manifest.vote_members)
         if stacker:
             manifest.stacking = stacker
@@ -64,6 +67,27 @@ def export_bundle(run_dir: str | Path | None, out: str | Path, members: list[str
         (tmp / "verification.json").write_text(json.dumps(verification, indent=1))
         outdir.commit(tmp, out)
     return verification
+
+
+def defaults(choice: dict | None, members: list[str], vote_members: list[str]) -> tuple[str, str | None]:
+    """(default_vote, default_answer): the vote and the answer that validated best among those a
+    bundle of `members` can give, from the run's answer choice (`train.answer`; its scores come in
+    the order that breaks ties). The votes were scored on the run's partial members, so they count
+    only where those are the bundle's voters. Without a choice (members of several runs, a run
+    evaluated before choices were kept): the paper's majority vote."""
+    if not choice:
+        return "majority", None
+    scored = choice["accuracy"]
+    order = list(scored)
+
+    def best(names: list[str]) -> str:
+        return max(names, key=lambda k: (scored[k], -order.index(k)))
+
+    own_vote = list(vote_members) == list(VOTE_MEMBERS)
+    votes = [k for k in scored if k in VOTES and own_vote]
+    vote = best(votes) if votes else "majority"
+    possible = [k for k in scored if k in answers(members) and (k in ANSWERS or own_vote)]
+    return vote, (best(possible) if possible else vote)
 
 
 def _bundle_file(name: str) -> bool:

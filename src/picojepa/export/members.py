@@ -63,6 +63,7 @@ class Selection:
     vote_members: list[str]
     stacker: Path | None
     held_out_run: Path
+    choice: dict | None = None  # the run's validated answers (RunDir.answer_choice), for a run's own members
 
 
 def _ref(item: str) -> MemberRef:
@@ -80,7 +81,8 @@ def _ref(item: str) -> MemberRef:
 def select(run_dir: Path | None, members: str | None) -> Selection:
     """The export's members from the command line: a run's own members (`--members general,1`),
     a heterogeneous ensemble's directory (its ensemble.json), or members of several runs
-    (`--members runs/a:general,runs/b:1=deep`). Every member votes in the last two."""
+    (`--members runs/a:general,runs/b:1=deep`). Every member votes in the last two. A run's
+    own bundle holds the motion member too where the hybrid validated best (its default answer)."""
     items = [m.strip() for m in (members or "").split(",") if m.strip()]
     if any(":" in m for m in items):
         if run_dir is not None:
@@ -103,13 +105,14 @@ def select(run_dir: Path | None, members: str | None) -> Selection:
     if repeats and not RunDir(run_dir).members.is_dir():
         raise ExportError(f"{run_dir}: a multi-seed or cross-validated run; export one of its runs, "
                           f"e.g. {repeats[0]}")
-    names = items or list(MEMBERS)
+    choice = RunDir(run_dir).answer_choice()
+    names = items or [*MEMBERS, *([MOTION] if choice and choice["chosen"] == "hybrid" else [])]
     unknown = [n for n in names if n not in KNOWN]
     if unknown:
         raise UsageError(f"--members: unknown member {unknown[0]!r}; known: {', '.join(KNOWN)}")
     refs = [MemberRef(run_dir, n, n) for n in names]
     votes = [n for n in names if n in VOTE_MEMBERS] or names
-    return Selection(refs, votes, RunDir(run_dir).stacker, run_dir)
+    return Selection(refs, votes, RunDir(run_dir).stacker, run_dir, choice)
 
 
 def load_members(refs: list[MemberRef]) -> list[Member]:

@@ -11,10 +11,11 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from picojepa.core import vote as votes
-from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle, load_bundle
+from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle, answers, load_bundle
 from picojepa.core.clips import ClipSpec, Region, normalize, sliding_starts, uniform_starts
 from picojepa.core.decode import check_ffmpeg, open_video
 from picojepa.core.errors import BundleError, DecodeError
+from picojepa.core.roster import ANSWERS
 
 from .session import ProviderError, make_session
 
@@ -118,12 +119,15 @@ def check_decode_device(device: str) -> str:
     return device
 
 
-def resolve_vote(bundle: Bundle, method: str | None) -> str:
-    """The vote `method` resolves to (None: the bundle's default); BundleError where this
+def resolve_vote(bundle: Bundle, method: str | None, alone: bool = True) -> str:
+    """The vote `method` resolves to (None: the bundle's default answer, or with `alone` False,
+    where the members answer from nodes of their own, its default vote); BundleError where this
     bundle cannot do it (the one place that decides whether a bundle has a stacker)."""
-    method = method or bundle.default_vote
-    if method not in votes.VOTES:
-        raise BundleError(f"unknown vote {method!r}; known: {', '.join(votes.VOTES)}")
+    method = method or (bundle.default_answer if alone else bundle.default_vote)
+    if method not in answers(bundle.members):
+        known = (*votes.VOTES, *ANSWERS)
+        raise BundleError(f"{bundle.root}: holds no {', '.join(ANSWERS[method])} member, so `--vote {method}` is "
+                          "unavailable" if method in ANSWERS else f"unknown vote {method!r}; known: {', '.join(known)}")
     if method == "stacked" and not bundle.stacking:
         raise BundleError(f"{bundle.root}: carries no stacking meta-model, so "
                           "`--vote stacked` is unavailable (export it from a run whose "
@@ -216,6 +220,11 @@ class VotePlan:
     def combine(self, probs: np.ndarray, names: list[str], method: str):
         """The vote over probabilities (M, N, C) of the members `names` (in that order); voting
         members absent from `names` (over the network: those that did not answer) are left out."""
+        if method in ANSWERS:  # not a vote of the voting members: the general member alone, or the hybrid
+            need = ANSWERS[method]
+            if not set(need) <= set(names):
+                raise BundleError(f"the {method} answer needs {', '.join(need)}; answered: {', '.join(names)}")
+            return votes.combine(probs[[names.index(m) for m in need]], "soft")
         idx = [names.index(m) for m in self.voters if m in names]
         return votes.combine(probs[idx], method, [self.weights[names[i]] for i in idx], self.stacker)
 
@@ -233,6 +242,7 @@ class EnsembleBase:
     batches = False
     raises = False
     provider = "cpu"
+    answers_alone = True  # one box runs every member: its default is the bundle's default answer
 
     def __init__(self, bundle: Bundle, decode_device: str = "cpu", placement: str | None = None,
                  region: Region | None = None):
@@ -248,7 +258,7 @@ class EnsembleBase:
         return self.plan.stacker
 
     def check_vote(self, method: str | None) -> str:
-        return resolve_vote(self.bundle, method)
+        return resolve_vote(self.bundle, method, self.answers_alone)
 
     def combine(self, probs: np.ndarray, method: str, names: list[str] | None = None):
         """The vote over probabilities (M, N, C) of `names` (default: every member, manifest order)."""

@@ -1,6 +1,7 @@
 """Stage 3: the paper's evaluation on the held-out videos (Tables 2 and 3, votes, baseline)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +13,18 @@ from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS, report_
 from picojepa.core.rundir import RunDir
 
 from . import checkpoint
+from .answer import AnswerChoice, score_candidates
 from .classify import features_for, member_from_state
 from .config import Recipe
 from .features import Features, subset
+from .files import write_text
 from .finetune import member_features
+from .guards import SHUFFLED
 from .heads import head_from_state
 from .jepa import effective_rank
 from .motion_baseline import BASELINE, motion_baseline
 from .pretrain import load_encoder
-from .probe import predict
+from .probe import predict, train_head
 from .report import RunReport
 from .votes import load_stacker, vote_labels
 
@@ -71,11 +75,13 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     weights = [val_acc[m] if val_acc[m] is not None else 1.0 for m in VOTE_MEMBERS]
     preds, stacker_note = _votes(probs, weights, RunDir(run_dir))
     preds.update(_hybrid(run_dir, sets, probs[GENERAL]))
+    answer = validate_answers(recipe, run_dir, sets, weights)
     table = {k: per_class_accuracy(y, p, c) for k, p in preds.items()}
     table["random_init_probe"] = per_class_accuracy(ry, rprobs.argmax(-1), c)
     baseline, _ = motion_baseline(sets["train"].paths, sets["train"].labels.numpy(), sets["infer"].paths,
                                 recipe.seed)
     table[BASELINE] = per_class_accuracy(y, baseline, c)  # an undecodable held-out video counts as wrong
+    table[SHUFFLED] = per_class_accuracy(y, shuffled_control(recipe, sets), c)
     return RunReport(
         recipe=recipe.name, classes=classes, held_out_videos=int(len(y)),
         feature_dim=int(sets["train"].feats.shape[-1]), pool=recipe.classify.pool, head=recipe.classify.head,
@@ -93,6 +99,7 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         skipped_videos=sorted(set(sets["train"].errors + sets["infer"].errors)),
         predictions={"paths": sets["infer"].paths, "labels": y.tolist(),
                      **{k: p.tolist() for k, p in preds.items()}},
+        answer=answer.to_json(),
     )
 
 
@@ -113,13 +120,50 @@ def member_probs(recipe: Recipe, run_dir: Path, sets: dict, members=MEMBERS,
     return probs, val_acc
 
 
+def shuffled_control(recipe: Recipe, sets: dict) -> np.ndarray:
+    """The held-out labels a head predicts when trained on the same features with the labels
+    shuffled: at chance unless something other than the class tells the videos apart."""
+    train = sets["train"]
+    perm = torch.from_numpy(np.random.default_rng(recipe.seed).permutation(len(train.labels)))
+    head, _ = train_head(Features(train.feats, train.labels[perm], train.paths, []), len(sets["classes"]),
+                         recipe.classify, recipe.seed)
+    return predict(head, sets["infer"].feats).argmax(-1)
+
+
+def _motion_head(run_dir: Path):
+    """The motion member's head, or None for a run trained before there was one."""
+    path = RunDir(run_dir).member(MOTION)
+    return member_from_state(checkpoint.load(path, kind="member"))[2] if path.exists() else None
+
+
+def validate_answers(recipe: Recipe, run_dir: Path, sets: dict, weights: list[float]) -> AnswerChoice:
+    """Each answer the bundle could give by default, scored on validation videos none of its
+    members trained on (`answer.score_candidates`), the choice written to RUN/answer.json."""
+    run, motion = RunDir(run_dir), _motion_head(run_dir)
+    val_paths = {m: checkpoint.load(run.member(m), kind="member")["val_paths"] for m in MEMBERS}
+    if motion is not None:
+        val_paths[MOTION] = checkpoint.load(run.member(MOTION), kind="member")["val_paths"]
+
+    def probs_on(members: tuple[str, ...], paths: list[str]):
+        if MOTION in members:  # only the videos both feature sets hold
+            paths = [p for p in paths if p in set(sets["motion_train"].paths)]
+        videos = subset(sets["train"], paths)
+        out, _ = member_probs(recipe, run_dir, sets, [m for m in members if m != MOTION], videos)
+        if MOTION in members:
+            out[MOTION] = predict(motion, subset(sets["motion_train"], videos.paths).feats)
+        return out, videos.labels.numpy()
+
+    choice = score_candidates(probs_on, val_paths, weights)
+    write_text(run.answer, json.dumps(choice.to_json(), indent=1))
+    return choice
+
+
 def _hybrid(run_dir: Path, sets: dict, general: np.ndarray) -> dict:
     """The motion member alone and its soft vote with the general model, on the held-out videos'
     clips ({} for a run trained before there was one)."""
-    path = RunDir(run_dir).member(MOTION)
-    if not path.exists():
+    head = _motion_head(run_dir)
+    if head is None:
         return {}
-    _, _, head = member_from_state(checkpoint.load(path, kind="member"))
     p = predict(head, subset(sets["motion_infer"], sets["infer"].paths).feats)  # the general model's videos
     hybrid = vote.combine(np.stack([general, p]), "soft")[0]
     return {report_key(MOTION): p.argmax(-1), "vote_hybrid": hybrid}

@@ -12,11 +12,13 @@ from picojepa.core.roster import GENERAL, MEMBERS, MOTION, report_key
 from picojepa.core.rundir import RunDir
 from picojepa.core.vote import VOTES
 
+from .answer import column
 from .files import write_text
+from .guards import SHUFFLED, warnings
 from .motion_baseline import BASELINE, N_FEATURES
 
 COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vote_weighted",
-           "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", BASELINE)
+           "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", BASELINE, SHUFFLED)
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RunReport:
     recipe_config: dict = field(default_factory=dict)
     embed_dim: int | None = None
     extra: RunFacts = field(default_factory=RunFacts)
+    answer: dict = field(default_factory=dict)  # the default answer's validation (`answer.AnswerChoice`)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -97,30 +100,6 @@ POOL_WORDS = {
 }
 
 
-COLLAPSE_FRACTION = 6  # a target-token effective rank below embed_dim / 6 counts as collapse
-
-
-def _warnings(r: dict) -> list[str]:
-    """What a reader must see first: a collapsed pre-training, a pre-trained encoder no better
-    than a random one, or than frame differencing."""
-    acc, out = r["accuracy"], []
-    history = (r.get("pretrain") or {}).get("history") or []
-    rank, dim = (history[-1].get("target_rank") if history else None), r.get("embed_dim")
-    if rank is not None and dim and rank < dim / COLLAPSE_FRACTION:
-        out.append(f"**Warning: pre-training collapsed.** The target tokens span an effective rank of "
-                   f"{rank:.1f} of {dim} dimensions at the end (below {dim / COLLAPSE_FRACTION:.0f}): the "
-                   "encoder maps clips onto a few directions.")
-    if acc[GENERAL] <= acc["random_init_probe"]:
-        out.append(f"**Warning: pre-training did not help.** The general model ({acc[GENERAL]:.2f}) is "
-                   f"no better than the same probe on a randomly initialised encoder "
-                   f"({acc['random_init_probe']:.2f}).")
-    if acc.get(BASELINE) is not None and acc[GENERAL] <= acc[BASELINE]:
-        out.append(f"**Warning: the learned encoder does not beat frame differencing.** The general "
-                   f"model ({acc[GENERAL]:.2f}) is no better than logistic regression on hand-made "
-                   f"motion-energy numbers ({acc[BASELINE]:.2f}).")
-    return [line for w in out for line in (w, "")]  # a paragraph each
-
-
 def _reads(r: dict) -> str:
     """What the classifiers read from the frozen encoder, in words."""
     if r.get("head") == "attentive":
@@ -133,7 +112,7 @@ def _reads(r: dict) -> str:
 def _headline(r: dict) -> list[str]:
     """The report's headline: the general model, the votes and what it is measured against."""
     acc = r["accuracy"]
-    lines = ["## Headline", "",
+    lines = ["## Headline", "", *_answer(r),
              f"- general model: **{acc[GENERAL]:.2f}**",
              f"- majority vote of the four partial models: **{acc['vote_majority']:.2f}** "
              f"(soft vote {acc['vote_soft']:.2f}, weighted vote {acc['vote_weighted']:.2f}"
@@ -159,6 +138,18 @@ def _headline(r: dict) -> list[str]:
                      + (" — dimensional collapse: the pre-trained features use fewer directions "
                         "than random ones" if fr["pretrained"] < 0.75 * fr["random_init"] else ""))
     return lines
+
+
+def _answer(r: dict) -> list[str]:
+    """What the run's bundle answers with by default, why, and how that answer did on the held-out videos."""
+    a = r.get("answer") or {}
+    if not a:
+        return []
+    held = r["accuracy"].get(column(a["chosen"]))
+    scored = ", ".join(f"{k} {v:.2f} ({a['videos'][k]} videos)" for k, v in a["accuracy"].items()) or "none"
+    return [f"- the bundle answers with **{a['chosen']}** by default"
+            + (f": **{held:.2f}** on the held-out videos" if held is not None else "")
+            + f" (chosen on validation videos none of its members trained on: {scored})"]
 
 
 def _facts(f: dict, dim: int | None) -> list[str]:
@@ -187,7 +178,7 @@ def markdown(r: dict) -> str:
     lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`", "",
              f"{r['held_out_videos']} held-out videos, {len(cls)} classes. Accuracy is the mean of "
              "the per-class accuracies (the paper's average row), in percent. " + _reads(r), ""]
-    lines += _warnings(r) + _headline(r)
+    lines += warnings(r) + _headline(r)
     acc = r["accuracy"]
     lines += _facts(r.get("extra") or {}, r.get("embed_dim"))
     lines += ["", "## Accuracy per class (Table 2)", "",
@@ -238,7 +229,7 @@ def repeats_markdown(r: dict, columns: list[str], about: str) -> str:
     lines = [f"# pico-JEPA run report: recipe `{r['recipe']}`, {len(runs)} runs", "",
              f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; {about}. Mean ± "
              "sample sd over the runs of the mean per-class accuracy, in percent.", ""]
-    lines += _warnings(summary)
+    lines += warnings(summary)
     lines += ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|",
               "| **mean ± sd** | " + " | ".join(f"**{mean[k]:.2f} ± {sd[k]:.2f}**" for k in columns) + " |"]
     for name, a in runs.items():

@@ -261,6 +261,19 @@ def test_a_full_disk_for_clips_is_an_error_per_clip_and_the_camera_goes_on(smoke
     assert not list((tiny_disk / "clips").glob(".*.partial"))
 
 
+def test_a_clips_folder_that_cannot_be_written_is_an_error_per_clip_and_every_window_is_printed(
+        smoke_bundle, smoke_data, tmp_path):
+    """clips.dir under a regular file (ENOTDIR): the event's window is printed with its event, each
+    clip and snapshot is one error line, and the run goes on to its clean end."""
+    (tmp_path / "a-file").write_text("not a folder")
+    r, _ = _recording_run(smoke_bundle, smoke_data, tmp_path, tmp_path / "a-file" / "clips", window=0.5,
+                          before=0.5, after=0.5, windows=6)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) >= 6 and "event" in rows[0] and rows[0]["event"]["snapshot"] is None
+    assert "door: event clip" in r.stderr and "Not a directory" in r.stderr and "Traceback" not in r.stderr
+
+
 def tiny_disk_free(path) -> int:
     import os
 

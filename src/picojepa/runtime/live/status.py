@@ -87,11 +87,13 @@ def _prometheus():
 
 
 class Status:
-    """The run's cameras (name -> LiveRunner) and what came of their windows."""
+    """The run's cameras (name -> LiveRunner), their recorders (name -> recorder.Recorder, for the
+    cameras that record; the dict may change as the run goes) and what came of their windows."""
 
-    def __init__(self, runners: dict, clips_dir: str | None = None):
+    def __init__(self, runners: dict, clips_dir: str | None = None, recorders: dict | None = None):
         prom, self._counter, self._gauge = _prometheus()
         self.runners, self.started, self.clips_dir = runners, time.time(), clips_dir
+        self.recorders = recorders if recorders is not None else {}
         self.latest: dict[str, dict] = {}
         self.frames: dict[str, object] = {}  # camera -> uint8 (S, S, 3): its latest window's last frame
         self.events = collections.defaultdict(lambda: collections.deque(maxlen=EVENTS_KEPT))  # cameras may come
@@ -119,6 +121,24 @@ class Status:
         yield from families.values()
         yield gaps
         yield up
+        yield from self._recording()
+
+    def _recording(self):
+        """Per recording camera: whether its recording stream is up, the clips written and failed."""
+        up = self._gauge("picojepa_recording_up", "1 while the recording stream delivers packets, 0 otherwise.",
+                         labels=["camera"])
+        written = self._counter("picojepa_clips_written", "Event clips written.", labels=["camera"])
+        failed = self._counter("picojepa_clips_failed", "Event clips not written (recording stream down, "
+                               "folder not writable, disk full).", labels=["camera"])
+        outages = self._counter("picojepa_recording_outages", "Times the recording stream failed.",
+                                labels=["camera"])
+        for n, rec in list(self.recorders.items()):
+            s = rec.state()
+            up.add_metric([n], 1 if s["up"] else 0)
+            written.add_metric([n], s["clips_written"])
+            failed.add_metric([n], s["clips_failed"])
+            outages.add_metric([n], s["outages"])
+        yield from (up, written, failed, outages)
 
     def record(self, name: str, w, pred, row: dict) -> None:
         """One classified window of camera `name` (its Window, Prediction and printed row)."""
@@ -130,7 +150,8 @@ class Status:
                 event = row.get("event") or {}
                 self.events[name].append({"label": row.get("label"), "previous": before and before.get("label"),
                                           "at_s": row.get("start_s"), "wall_time": row.get("wall_time"),
-                                          "clip": _name(event.get("clip")), "snapshot": _name(event.get("snapshot"))})
+                                          "clip": _name(event.get("clip")), "snapshot": _name(event.get("snapshot")),
+                                          "clip_error": event.get("clip_error")})
             self.latest[name] = row
             if getattr(w, "frames", None) is not None and len(w.frames):
                 self.frames[name] = w.frames[-1]
@@ -155,13 +176,14 @@ class Status:
         with self._lock:
             cams = []
             for n, r in list(self.runners.items()):
-                s, last = r.stats, self.latest.get(n) or {}
+                s, last, rec = r.stats, self.latest.get(n) or {}, self.recorders.get(n)
                 cams.append({"name": n, "up": not (r.finished or r.error), "error": str(r.error) if r.error else None,
                              "label": last.get("label"), "confidence": last.get("confidence"),
                              "start_s": last.get("start_s"), "end_s": last.get("end_s"),
                              "fps": round(s.frames / max(1e-6, now - self.started), 2),
                              "frames": s.frames, "windows": s.windows, "dropped": s.dropped,
-                             "reconnects": s.reconnects, "gaps": len(s.gaps), "events": list(self.events[n])})
+                             "reconnects": s.reconnects, "gaps": len(s.gaps), "events": list(self.events[n]),
+                             "recording": None if rec is None else rec.state()})
         return {"started": self.started, "uptime_s": round(now - self.started, 3), "cameras": cams}
 
 

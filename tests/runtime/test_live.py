@@ -300,7 +300,7 @@ def _fake_frames(monkeypatch, times, scale: int = 10):
     converted to a frame whose pixels are int(time x scale) % 256."""
     from picojepa.runtime.live import reader as live
 
-    def fake(source, opts, stats, stop):
+    def fake(source, opts, stats, stop, tap=None):
         for t in times:
             yield None if t is None else (t, t, 1.0)
 

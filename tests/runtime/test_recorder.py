@@ -1,6 +1,7 @@
 """Event clips on loopback: retention that only ever deletes the service's own files, a clips folder
-that cannot be written, a recording stream that fails and comes back. Every server started here is
-FFmpeg on loopback, each wait bounded."""
+that cannot be written, a recording stream that fails and comes back, and a camera that records
+the stream it analyses from one connection. Every server started here is FFmpeg on loopback, each
+wait bounded."""
 import json
 import os
 import shutil
@@ -66,12 +67,12 @@ def test_a_new_clip_never_takes_the_name_of_a_file_already_there(tmp_path):
     assert again != clip and snap2 != snap and again.name.endswith("_fight-2.mp4")
 
 
-def _recorder(url, clips, before=0.5, after=0.5):
+def _recorder(url, clips, before=0.5, after=0.5, fed=False):
     from picojepa.runtime.live.reader import LiveOptions
     from picojepa.runtime.live.recorder import ClipStore, Recorder, RecordOptions
 
     return Recorder("door", url, RecordOptions(before, after), ClipStore(clips, 1e9),
-                    LiveOptions(connect_timeout_s=2.0))
+                    LiveOptions(connect_timeout_s=2.0), fed=fed)
 
 
 @pytest.fixture
@@ -143,3 +144,33 @@ def test_a_recording_stream_that_fails_is_one_line_and_its_events_name_no_clip_u
     err = capfd.readouterr().err
     assert err.count("door: recording stream") == 1 and err.count("recording stream is back") == 1, err
     assert rec.errors == 2  # the outage and the event without a clip
+
+
+def test_a_camera_recording_its_analysed_stream_opens_it_once(video, tmp_path):
+    """FFmpeg's TCP server takes one client: the analysed reader feeds the recorder its packets,
+    so windows are classified and the event's clip is written from the same connection."""
+    import av
+
+    from picojepa.core.clips import ClipSpec
+    from picojepa.runtime.live.reader import LiveOptions, LiveRunner
+
+    port = _free_port()
+    server = serve_looped(video, port)
+    url = f"tcp://127.0.0.1:{port}"
+    rec = _recorder(url, tmp_path / "clips", before=0.5, after=0.5, fed=True)
+    runner = LiveRunner(url, ClipSpec(frames=4, size=32), LiveOptions(window_s=0.5), tap=rec)
+    try:
+        assert runner.next_window(time.monotonic() + 20) is not None, runner.error
+        _until(lambda: rec.up and any(item[4] for item in list(rec.ring)), 20, "the packets fed to the recorder")
+        event = rec.trigger("fight", time.time())
+        _until(lambda: rec.written == 1, 10, "the clip written")
+        assert runner.next_window(time.monotonic() + 10) is not None and runner.error is None
+    finally:
+        runner.close()
+        rec.close()
+        server.kill()
+        server.wait(10)
+    with av.open(event["clip"]) as c:
+        assert sum(1 for _ in c.decode(video=0)) > 0
+    assert event["snapshot"] and open(event["snapshot"], "rb").read(3) == b"\xff\xd8\xff"
+    assert rec.errors == 0 and rec.state()["shared"]

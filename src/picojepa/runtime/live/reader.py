@@ -137,13 +137,18 @@ def clip_rgb(frame, size: int, region: Region | None = None) -> np.ndarray:
     return rgb.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
 
 
-def _decoded(container, stop: threading.Event):
+def _decoded(container, stop: threading.Event, tap=None):
     """(stream time, frame, ms spent decoding its packet) per decoded frame; the time spent
     waiting for packets from the network is not counted. Frames stay in the decoder's format:
-    converting is left to the windows that take them."""
+    converting is left to the windows that take them. `tap` (a recorder fed by this reader) is
+    told the stream and given every packet, as it is, before it is decoded."""
+    if tap is not None:
+        tap.opened(container.streams.video[0])
     for packet in container.demux(video=0):
         if stop.is_set():
             return
+        if tap is not None:
+            tap.packet(packet)
         t0 = time.perf_counter()
         got = packet.decode()
         spent = (time.perf_counter() - t0) * 1e3 / max(1, len(got))
@@ -152,11 +157,13 @@ def _decoded(container, stop: threading.Event):
                 yield float(frame.time), frame, spent
 
 
-def frames(source: str, opts: LiveOptions, stats: LiveStats, stop: threading.Event
+def frames(source: str, opts: LiveOptions, stats: LiveStats, stop: threading.Event, tap=None
            ) -> Iterator[tuple[float, object, float] | None]:
     """(stream time in s, decoded frame (PyAV), decode ms) per decoded frame; None marks a gap (the
     source dropped and was reopened). Corrupt packets are skipped by the decoder. Raises
-    LiveError when the source cannot be opened or delivers nothing for `reconnect_s`."""
+    LiveError when the source cannot be opened or delivers nothing for `reconnect_s`. `tap`, when
+    given, gets the packets too (`_decoded`) and is told when each opening ends: why, or None
+    when stopped."""
     av = _av()
 
     last_frame, backoff, opened_once = time.monotonic(), 0.5, False
@@ -174,15 +181,18 @@ def frames(source: str, opts: LiveOptions, stats: LiveStats, stop: threading.Eve
             stop.wait(backoff)
             backoff = min(backoff * 2, 5.0)
             continue
-        opened_once, backoff = True, 0.5
+        opened_once, backoff, ended = True, 0.5, "the stream ended"
         try:
-            for item in _decoded(container, stop):
+            for item in _decoded(container, stop, tap):
                 stats.frames += 1
                 last_frame = time.monotonic()
                 yield item
         except (av.FFmpegError, OSError) as exc:
             log.info("%s: %s", source, exc)
+            ended = str(exc)
         finally:
+            if tap is not None:
+                tap.closed(None if stop.is_set() else ended)  # while the stream's parameters are at hand
             container.close()
         if stop.is_set() or not is_live(source) or source.lower().startswith(("http://", "https://")):
             return  # a file, or a playlist or HTTP stream that ended cleanly, is over
@@ -252,14 +262,14 @@ class _Pending:
 
 
 def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
-            stop: threading.Event) -> Iterator[Window]:
+            stop: threading.Event, tap=None) -> Iterator[Window]:
     """Windows of `window_s` seconds of stream time every `stride` seconds; a gap or a jump in
     the timestamps starts a new series (the frames before it never mix with those after). Every
     frame is decoded (H.264 needs its references), but only those a window's clip takes are
     converted to RGB and resized."""
     pending: list[_Pending] = []
     origin, opened, last, interval, decode_ms = None, 0, None, _Interval(), 0.0
-    for item in frames(source, opts, stats, stop):
+    for item in frames(source, opts, stats, stop, tap=tap):
         if item is not None and last is not None and not 0 <= item[0] - last <= JUMP_S:
             stats.gaps.append({"after_s": last, "wall_time": time.time(),
                                "reason": f"timestamps jumped from {last:.2f} to {item[0]:.2f} s"})
@@ -301,10 +311,12 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
 
 class LiveRunner:
     """Reads a live source in a thread and hands its windows to the caller, newest first
-    served: `next_window(deadline)` (blocking) or `take()` returns a Window; None at the end."""
+    served: `next_window(deadline)` (blocking) or `take()` returns a Window; None at the end.
+    `tap`: a recorder (recorder.Recorder with `fed`) given the source's packets, so that a camera
+    that records the stream it analyses opens it once."""
 
-    def __init__(self, source: str, spec: ClipSpec, opts: LiveOptions):
-        self.source, self.spec, self.opts = source, spec, opts
+    def __init__(self, source: str, spec: ClipSpec, opts: LiveOptions, tap=None):
+        self.source, self.spec, self.opts, self.tap = source, spec, opts, tap
         self.stats = LiveStats()
         self.stop = threading.Event()
         self.error: LiveError | None = None
@@ -315,7 +327,7 @@ class LiveRunner:
 
     def _read(self) -> None:
         try:
-            for w in windows(self.source, self.spec, self.opts, self.stats, self.stop):
+            for w in windows(self.source, self.spec, self.opts, self.stats, self.stop, self.tap):
                 try:
                     self._slot.put_nowait(w)
                 except queue.Full:  # the classifier is behind: replace its pending window

@@ -1,7 +1,10 @@
 """Event clips: the seconds before and after an event, remuxed from the camera's packets.
 
-A `Recorder` reads a camera's recording stream (its main stream, or the analysed one) in a thread
-of its own and keeps its packets, never decoded, in a ring bounded in seconds and in bytes. When the classifier reports an event (`trigger`), the clip is cut from the keyframe at or before
+A `Recorder` keeps a camera's recording stream as packets, never decoded, in a ring bounded in
+seconds and in bytes. The packets come from a connection of its own (its `record_url`, read in a
+thread) or, when the camera records the stream it analyses, from the analysed reader itself
+(`fed`: the reader calls `opened`, `packet` and `closed`), so that the source is opened once.
+When the classifier reports an event (`trigger`), the clip is cut from the keyframe at or before
 `before_s` ahead of it to `after_s` after it and written as an MP4 by FFmpeg's muxer through PyAV
 (the packets are copied, not re-encoded), together with a JPEG snapshot of the newest keyframe.
 The clips folder is a `ClipStore`.
@@ -49,10 +52,12 @@ def _discard(path: Path) -> None:
 
 
 class Recorder:
-    """One camera's recording stream, kept as packets; `trigger` writes a clip around an event."""
+    """One camera's recording stream, kept as packets; `trigger` writes a clip around an event.
+    `fed`: no connection of its own, the camera's analysed reader hands it its packets."""
 
-    def __init__(self, camera: str, url: str, opts: RecordOptions, store: ClipStore, live: LiveOptions):
-        self.camera, self.url, self.opts, self.store, self.live = camera, url, opts, store, live
+    def __init__(self, camera: str, url: str, opts: RecordOptions, store: ClipStore, live: LiveOptions,
+                 fed: bool = False):
+        self.camera, self.url, self.opts, self.store, self.live, self.fed = camera, url, opts, store, live, fed
         self.ring: collections.deque = collections.deque()  # (arrival monotonic, packet, pts, dts, key)
         self.ring_bytes = 0
         self.pending: list[tuple[float, float, Path]] = []  # (start, end) in arrival time, path
@@ -61,8 +66,10 @@ class Recorder:
         self._missed = 0  # events without a clip in the current outage
         self.stream = None
         self._lock, self.stop = threading.Lock(), threading.Event()
-        self._thread = threading.Thread(target=self._read, name=f"recorder-{camera}", daemon=True)
-        self._thread.start()
+        self._thread = None
+        if not fed:
+            self._thread = threading.Thread(target=self._read, name=f"recorder-{camera}", daemon=True)
+            self._thread.start()
 
     @property
     def errors(self) -> int:
@@ -71,7 +78,7 @@ class Recorder:
 
     def state(self) -> dict:
         """Whether the recording stream is up (since when, why not) and what came of its clips."""
-        return {"up": self.up, "since": self.since, "error": self.reason,
+        return {"up": self.up, "since": self.since, "error": self.reason, "shared": self.fed,
                 "clips_written": self.written, "clips_failed": self.failed,
                 "snapshots_failed": self.snapshots_failed, "outages": self.outages}
 
@@ -259,9 +266,13 @@ class Recorder:
             error(f"{self.camera}: event clip {path}: {why}")
 
     def close(self) -> None:
-        """Stop; the clips still waiting for their `after_s` are written with what has arrived."""
+        """Stop; the clips still waiting for their `after_s` are written with what has arrived
+        (fed: the reader did so when it stopped), the others are failed."""
         self.stop.set()
-        self._thread.join(self.live.connect_timeout_s + self.opts.after_s + 5)
+        if self._thread is not None:
+            self._thread.join(self.live.connect_timeout_s + self.opts.after_s + 5)
+        else:
+            self._give_up("the analysed stream was not open when the run stopped")
 
 
 def recording_errors(recorders) -> int:

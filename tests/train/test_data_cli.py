@@ -205,3 +205,46 @@ def test_class_folders_with_spaces_index_and_read_back(smoke_data, tmp_path):
     classes = read_classes(tmp_path / "root")
     assert classes == ["left turn", "right turn"]
     assert {y for _, y in read_items(tmp_path / "root" / "train" / "class.csv", classes)} == {0, 1}
+
+
+@pytest.mark.parametrize("name, why", [("left\nturn", "holds a line break"), (" left", "white space"),
+                                       ("left ", "white space"), (b"l\xffeft", "not valid UTF-8")])
+def test_a_class_folder_name_classind_cannot_hold_is_refused_naming_it(smoke_data, tmp_path, name, why):
+    """A name that classInd.txt would not give back is refused before anything is written (training
+    would refuse the root it made); a name with spaces inside reads back (test above)."""
+    src = _classes_from(smoke_data, tmp_path / "src", ["right"])
+    folder = (src / "right").with_name(name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name)
+    _classes_from(smoke_data, folder.parent, [folder.name])
+    out = tmp_path / "root"
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(out)])
+    assert r.exit_code == 3, r.output
+    errors = [line for line in r.stderr.splitlines() if not line.startswith("probe: ")]  # the progress lines
+    assert len(errors) == 1 and errors[0].startswith(f"error: {src}: class folder ") and why in errors[0], r.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src"], "nothing written"
+
+
+def test_a_symbolic_link_loop_is_reported_as_a_loop(smoke_data, tmp_path):
+    src = _classes_from(smoke_data, tmp_path / "src", ["a", "b"])
+    (src / "a" / "loop.mp4").symlink_to(src / "a" / "loop2.mp4")
+    (src / "a" / "loop2.mp4").symlink_to(src / "a" / "loop.mp4")
+    (src / "b" / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(tmp_path / "root")])
+    assert r.exit_code == 1, r.output
+    [loop] = [line for line in r.stderr.splitlines() if line.endswith("loop.mp4: symbolic link loop (left out)")]
+    [gone] = [line for line in r.stderr.splitlines() if "gone.mp4" in line]
+    assert "dangling symbolic link" in gone and "dangling" not in loop
+
+
+def test_byte_identical_videos_are_indexed_with_a_warning_naming_both(smoke_data, tmp_path):
+    src = _classes_from(smoke_data, tmp_path / "src", ["a", "b"])
+    (src / "b" / "copy.mp4").write_bytes((src / "a" / "0.mp4").read_bytes())
+    (src / "a" / "again.mp4").write_bytes((src / "a" / "1.mp4").read_bytes())
+    r = CliRunner().invoke(data_main, ["index", str(src), "--out", str(tmp_path / "root")])
+    assert r.exit_code == 0, r.output
+    across, within = sorted(line for line in r.stderr.splitlines() if line.startswith("warning: "))  # a/0 < a/1
+    assert across.startswith(f"warning: {src / 'a' / '0.mp4'} and {src / 'b' / 'copy.mp4'}: the same video") \
+        and "under classes 'a' and 'b': a labelling error" in across
+    assert within.startswith(f"warning: {src / 'a' / '1.mp4'} and {src / 'a' / 'again.mp4'}: the same video") \
+        and "twice in class 'a'" in within
+    assert len(read_items(tmp_path / "root" / "train" / "class.csv", read_classes(tmp_path / "root"))) + \
+        len(read_items(tmp_path / "root" / "infer" / "class.csv", read_classes(tmp_path / "root"))) == 10

@@ -5,6 +5,7 @@ with anti-aliasing), which is both the fastest place for it and the same for tra
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
@@ -65,12 +66,21 @@ def check_ffmpeg() -> None:
     _torchcodec()
 
 
+def _loops(link: Path) -> bool:
+    """Whether following `link` comes back to a link already followed (the OS gives up: ELOOP)."""
+    try:
+        link.stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def check_readable(path: str | os.PathLike) -> Path:
     """Raise `DecodeError` for a path that cannot be a readable video file."""
     p = Path(path)
     if not p.exists():
         if p.is_symlink():
-            raise DecodeError(p, "dangling symbolic link")
+            raise DecodeError(p, "symbolic link loop" if _loops(p) else "dangling symbolic link")
         raise DecodeError(p, "no such file")
     if p.is_dir():
         raise DecodeError(p, "is a directory, not a video file")

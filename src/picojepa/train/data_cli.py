@@ -9,6 +9,7 @@ from picojepa.core.console import EXIT_PARTIAL, examples, one_line_errors, progr
 from picojepa.core.decode import check_ffmpeg
 from picojepa.core.errors import DataLayoutError
 from picojepa.core.options import Finite
+from picojepa.core.shown import shown
 
 from .config import MAX_SEED
 from .index import IndexOptions, index
@@ -89,6 +90,11 @@ def index_cmd(source: Path, out: Path | None, holdout: float, seed: int, copy: b
     res = index(source, out, opts, progress=_bar("probe"))
     for path, reason in res.bad:
         warn(f"{path}: {reason} (left out)")
+    for first, copy in res.duplicates:
+        where = (f"twice in class {shown(first.parent.name)}:" if first.parent == copy.parent else
+                 f"under classes {shown(first.parent.name)} and {shown(copy.parent.name)}: a labelling error, and")
+        warn(f"{first} and {copy}: the same video (byte-identical) {where} it may be both trained on and held "
+             "out (both indexed; remove one)")
     click.echo(f"indexed {res.train} training and {res.infer} held-out videos of "
                f"{len(res.classes)} classes into {out}"
                + (f", and {res.unlabelled} unlabelled recordings and {builtin * 4} built-in videos as "

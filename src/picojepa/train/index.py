@@ -1,8 +1,10 @@
 """Bring your own videos: a folder per class -> the standard layout, every file probed first."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -11,6 +13,7 @@ from picojepa.core import outdir
 from picojepa.core.clips import ClipSpec, center_indices
 from picojepa.core.decode import VIDEO_SUFFIXES, open_video
 from picojepa.core.errors import DataLayoutError, DecodeError
+from picojepa.core.shown import shown
 
 from .layout import holdout_split, list_videos, write_layout
 from .synth import unlabelled_videos
@@ -24,6 +27,7 @@ class IndexResult:
     bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     unlabelled: int = 0  # unlabelled recordings linked for pre-training
     pieces: int = 0  # the pre-training samples they make (train.csv lines)
+    duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # byte-identical labelled videos
 
 
 def probe(path: Path, spec: ClipSpec = ClipSpec(frames=8, size=32)) -> float:
@@ -94,9 +98,28 @@ class IndexOptions:
     force: bool = False  # replace a root that `index` wrote before
 
 
+def _unwritable_name(name: str) -> str | None:
+    """Why classInd.txt ('<n> <name>' lines, read back with surrounding white space stripped)
+    would not give the class name `name` back; None where it would."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a folder named in another encoding: the text files are UTF-8
+        return "not valid UTF-8"
+    if name.splitlines() != [name]:
+        return "it holds a line break"
+    if name != name.strip():
+        return "it begins or ends with white space"
+    return None
+
+
 def _probed(source: Path, progress: Callable[[list], Iterator]) -> tuple[list[str], list, list]:
     """The class names, the readable (path, class) pairs and the (path, reason) of the others."""
     classes = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in classes:
+        why = _unwritable_name(name)
+        if why:
+            raise DataLayoutError(f"{source}: class folder {shown(name)}: {why}, which classInd.txt cannot "
+                                  "hold; rename the folder")
     if len(classes) < 2:
         raise DataLayoutError(f"{source}: needs at least 2 class folders, found {len(classes)}")
     files = [(p, c) for c, name in enumerate(classes) for p in list_videos(source / name)]
@@ -112,6 +135,22 @@ def _probed(source: Path, progress: Callable[[list], Iterator]) -> tuple[list[st
     if empty:
         raise DataLayoutError(f"{source}: classes with fewer than 2 readable videos: {empty}")
     return classes, good, bad
+
+
+def identical_videos(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """Pairs of byte-identical files among `paths`, each copy paired with the first of its kind
+    (in the given order). Only files that share a size with another are read."""
+    by_size: dict[int, list[Path]] = defaultdict(list)
+    for p in paths:
+        by_size[p.stat().st_size].append(p)
+    pairs = []
+    for same_size in (group for group in by_size.values() if len(group) > 1):
+        by_digest: dict[bytes, list[Path]] = defaultdict(list)
+        for p in same_size:
+            with p.open("rb") as f:
+                by_digest[hashlib.file_digest(f, "sha256").digest()].append(p)
+        pairs += [(group[0], copy) for group in by_digest.values() for copy in group[1:]]
+    return pairs
 
 
 def _split(source: Path, good: list, opts: IndexOptions) -> tuple[list[int], list[int]]:
@@ -145,6 +184,7 @@ def index(source: str | Path, out: str | Path, opts: IndexOptions = IndexOptions
     folders = [Path(f) for f in opts.unlabelled]
     outdir.check_target(out, DATA_ROOT, opts.force, [source, *folders])
     classes, good, bad = _probed(source, progress)
+    duplicates = identical_videos([p for p, _ in good])
     train_idx, infer_idx = _split(source, good, opts)
     for f in folders:
         if not f.is_dir():
@@ -162,4 +202,5 @@ def index(source: str | Path, out: str | Path, opts: IndexOptions = IndexOptions
         write_layout(root, classes, placed["train"], placed["infer"], opts.seed, unlabelled=pieces)
         (root / MADE_BY_INDEX).write_text(f"source: {source.resolve()}\n")
         outdir.commit(root, out)
-    return IndexResult(classes, len(placed["train"]), len(placed["infer"]), bad + bad_u, recordings, len(pieces))
+    return IndexResult(classes, len(placed["train"]), len(placed["infer"]), bad + bad_u, recordings, len(pieces),
+                       duplicates)

@@ -51,3 +51,23 @@ def test_unknown_vote_and_bad_weights_raise():
         vote.combine(p, "stacked", stacker={"weight": np.zeros((3, 9)), "bias": np.zeros(3)})
     with pytest.raises(ValueError, match="weights"):
         vote.combine(p, "weighted", [1.0])
+
+
+def test_vote_weights_are_the_validation_accuracies_and_one_without_a_validation_split():
+    assert vote.vote_weights([0.5, 0.0, None, 1]) == [0.5, 0.0, 1.0, 1.0]
+
+
+def test_vote_weights_when_every_member_validates_at_zero_are_equal():
+    """All four partial members at 0 % (what a fold of a real set gave): equal weights, not a
+    division by zero; the weighted vote is then the soft vote."""
+    assert vote.vote_weights([0.0, 0.0, 0.0, 0.0]) == [1.0, 1.0, 1.0, 1.0]
+    p = np.random.default_rng(0).dirichlet(np.ones(3), size=(4, 5))
+    np.testing.assert_allclose(vote.weighted(p, [0.0, 0.0, 0.0, 0.0]), vote.soft(p))
+    labels, conf = vote.combine(p, "weighted", [0.0] * 4)
+    assert labels.tolist() == vote.soft(p).argmax(-1).tolist()
+
+
+@pytest.mark.parametrize("bad", [[-0.1, 0.5], [float("nan"), 0.5], [True, 0.5], ["0.5", 0.5]])
+def test_vote_weights_refuse_what_is_no_accuracy(bad):
+    with pytest.raises(ValueError, match="vote weights"):
+        vote.vote_weights(bad)

@@ -4,6 +4,10 @@ probs: (M, N, C) array, M members, N clips or videos, C classes.
 """
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Sequence
+
 import numpy as np
 
 VOTES = ("majority", "soft", "weighted", "stacked")
@@ -31,11 +35,25 @@ def soft(probs: np.ndarray) -> np.ndarray:
     return probs.mean(0)
 
 
+def vote_weights(val_accuracy: Sequence[float | None]) -> list[float]:
+    """Each member's weight in the weighted vote, from its validation accuracy (a fraction, None
+    for a member trained without a validation split): the one rule, for bundles, the evaluation
+    and heterogeneous ensembles alike. A member weighs its validation accuracy, 1.0 without one.
+    Where every member weighs 0 (all validate at 0 %, as tiny validation splits can), each weighs
+    1.0 instead: none is better than another, and the weighted vote is then the soft vote."""
+    w = [1.0 if a is None else a for a in val_accuracy]
+    if not all(isinstance(a, numbers.Real) and not isinstance(a, bool) and math.isfinite(a) and a >= 0 for a in w):
+        raise ValueError(f"vote weights (validation accuracies) must be finite numbers >= 0 or None, "
+                         f"got {list(val_accuracy)}")
+    return [float(a) for a in w] if any(w) else [1.0] * len(w)
+
+
 def weighted(probs: np.ndarray, weights) -> np.ndarray:
-    """Probability averaged with member weights (e.g. each member's validation accuracy), (N, C)."""
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (probs.shape[0],) or not np.all(w >= 0) or w.sum() <= 0:
-        raise ValueError(f"weights must be {probs.shape[0]} non-negative values, got {weights}")
+    """Probability averaged with member weights, (N, C); `weights` (one per member) are read by
+    `vote_weights`, so all zeros give the soft vote."""
+    w = np.asarray(vote_weights(weights), dtype=np.float64)
+    if w.shape != (probs.shape[0],):
+        raise ValueError(f"weights must be {probs.shape[0]} values, one per member, got {len(w)}")
     return np.tensordot(w / w.sum(), probs, axes=1)
 
 

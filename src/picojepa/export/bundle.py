@@ -18,7 +18,7 @@ from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
 from picojepa.core.roster import ANSWERS, VOTE_MEMBERS
 from picojepa.core.rundir import RunDir
-from picojepa.core.vote import VOTES
+from picojepa.core.vote import VOTES, vote_weights
 from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
@@ -140,10 +140,11 @@ def _write_graphs(loaded: list, vote_members: list[str], tmp: Path, cfg: ExportC
                      {**common, "picojepa_recipe": group[0].recipe, "picojepa_members": gm})
         graphs.append(GraphEntry(fname, gm))
         modules.append((module, [names.index(m) for m in gm]))
-    weights = {m.name: (m.val_accuracy if m.val_accuracy is not None else 1.0) for m in loaded}
+    accuracy = {m.name: m.val_accuracy for m in loaded}
+    weights = dict(zip(vote_members, vote_weights([accuracy[m] for m in vote_members])))
     manifest = Manifest(
         classes=list(first.classes), clip=first.clip.to_dict(), layout=layout, graphs=graphs, members=names,
-        vote_members=list(vote_members), vote_weights={m: weights[m] for m in vote_members}, recipe=first.recipe,
+        vote_members=list(vote_members), vote_weights=weights, recipe=first.recipe,
         member_recipes={m.name: m.recipe for m in loaded}, versions=_versions(), opset=cfg.opset)
     return modules, manifest
 

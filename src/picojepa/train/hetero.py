@@ -38,7 +38,7 @@ from picojepa.core.roster import GENERAL, MEMBERS, PARTIALS, report_key
 from picojepa.core.rundir import FEATURES, PRETRAIN, EnsembleDir, RunDir
 from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
-from picojepa.core.vote import VOTES
+from picojepa.core.vote import VOTES, vote_weights
 
 from . import checkpoint
 from .classify import features_for
@@ -202,7 +202,7 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
     y, classes = infer[0].labels.numpy(), sets[members[0]["run"]]["classes"]
     c = len(classes)
     probs = np.stack([got["probs"][n] for n in names])
-    weights = [got["states"][n]["val_accuracy"] or 1.0 for n in names]
+    weights = vote_weights([got["states"][n]["val_accuracy"] for n in names])
     stacker, note = _fit_stacker(members, sets, got["states"], c, Path(out))
     preds = {f"member_{n}": probs[i].argmax(-1) for i, n in enumerate(names)}
     preds.update(vote_labels(probs, weights, stacker, "hetero_"))

@@ -94,7 +94,7 @@ def test_a_clips_folder_that_cannot_be_written_is_an_error_per_clip_and_the_reco
         for n in (1, 2):
             event = rec.trigger("fight", time.time())
             assert event["snapshot"] is None and event["clip"].endswith("_fight.mp4")
-            _until(lambda: rec.failed == n, 10, f"clip {n} failed")
+            _until(lambda n=n: rec.failed == n, 10, f"clip {n} failed")
         assert rec.snapshots_failed == 2 and rec.written == 0 and rec.up
     finally:
         rec.close()

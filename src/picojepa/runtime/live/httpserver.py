@@ -37,10 +37,9 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         self._lock = threading.Lock()  # a socket is closed only once out of both, under it: never shut after
 
     def process_request(self, request, client_address) -> None:
-        if not self._slots.acquire(blocking=False):
-            if not (self._hang_up_oldest() and self._slots.acquire(timeout=1.0)):
-                self._refuse(request)
-                return
+        if not self._take_slot():
+            self._refuse(request)
+            return
         with self._lock:
             self._waiting[request] = time.monotonic()
         try:
@@ -81,6 +80,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
                 _hang_up(request)
             self._waiting.clear()
             self._serving.clear()
+
+    def _take_slot(self) -> bool:
+        """A free slot, else the slot of the oldest connection still sending its request."""
+        return self._slots.acquire(blocking=False) or (self._hang_up_oldest() and self._slots.acquire(timeout=1.0))
 
     def _hang_up_oldest(self) -> bool:
         with self._lock:

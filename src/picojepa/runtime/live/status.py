@@ -24,6 +24,8 @@ from __future__ import annotations
 import collections
 import io
 import json
+import os
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -258,19 +260,33 @@ def _handler(status: Status, timeout_s: float):
                 if found is None:
                     self._send(404, "text/plain", b"no such clip\n")
                 else:
-                    self._send(200, "video/mp4" if found.suffix == ".mp4" else "image/jpeg", found.read_bytes())
+                    self._send_file(found, "video/mp4" if found.suffix == ".mp4" else "image/jpeg")
             elif path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", PAGE.encode())
             else:
                 self._send(404, "text/plain", b"not found\n")
 
         def _send(self, code: int, kind: str, body: bytes) -> None:
+            self._head(code, kind, len(body))
+            self.wfile.write(body)
+
+        def _send_file(self, path: Path, kind: str) -> None:
+            """A clip sent in pieces: a connection holds one piece, not the whole clip, in memory."""
+            try:
+                f = open(path, "rb")
+            except OSError:  # deleted by retention meanwhile
+                self._send(404, "text/plain", b"no such clip\n")
+                return
+            with f:
+                self._head(200, kind, os.fstat(f.fileno()).st_size)
+                shutil.copyfileobj(f, self.wfile, 1 << 16)
+
+        def _head(self, code: int, kind: str, length: int) -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(length))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(body)
 
         def log_message(self, *args):  # scrapes are not the run's output
             pass

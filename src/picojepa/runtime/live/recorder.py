@@ -98,7 +98,8 @@ class Recorder:
                 with _open(self.url, self.live) as container:
                     self._session(av, container)
             except (av.FFmpegError, OSError) as exc:
-                self._went_down(str(exc))
+                if not self.stop.is_set():  # an open cut short by the run's end is no outage
+                    self._went_down(str(exc))
             backoff = 0.5 if self.packets > seen else min(backoff * 2, 5.0)
             self.stop.wait(backoff)
         self._give_up("the recording stream was not open when the run stopped")

@@ -64,8 +64,10 @@ def test_a_good_camera_file_gives_each_camera_and_the_outputs(tmp_path):
      "camera 2 (door.1): name: 'door 1' and 'door.1' would share the MQTT topic, Home Assistant entity and "
      "NATS subject 'door_1'"),
     ("cameras:\n  - {name: a, url: rtsp://x}\nhttp: localhost\n", "http: expected HOST:PORT"),
-    ("cameras:\n  - {name: a, url: rtsp://x, publish: 'mqtt://h:x'}\n", "camera 1 (a): publish: mqtt://h:x: not an MQTT URL"),
-    ("cameras:\n  - {name: a, url: rtsp://x}\npublish: [ftp://h]\n", "publish: ftp://h: give a nats:// or an mqtt:// URL"),
+    ("cameras:\n  - {name: a, url: rtsp://x, publish: 'mqtt://h:x'}\n",
+     "camera 1 (a): publish: mqtt://h:x: not an MQTT URL"),
+    ("cameras:\n  - {name: a, url: rtsp://x}\npublish: [ftp://h]\n",
+     "publish: ftp://h: give a nats:// or an mqtt:// URL"),
 ])
 def test_a_bad_camera_file_is_refused_naming_the_file_the_camera_and_the_key(tmp_path, text, message):
     from picojepa.runtime.live.cameras import CameraFileError

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from picojepa.core.clips import Region
 from picojepa.core.console import (
@@ -36,15 +37,20 @@ from picojepa.core.redact import redact
 from picojepa.core.vote import VOTES
 
 from .ensemble import Ensemble, EnsembleBase
-from .live.cameras import EventFilter, Reloader, load_cameras
-from .live.publish import open_publisher
-from .live.reader import LiveOptions, LiveRunner, classify_streams, is_live, read_streams_file
+from .live.cameras import NAME_MAX, EventFilter, Reloader, load_cameras, same_topic
+from .live.publish import check_targets, open_publisher
+from .live.reader import LiveError, LiveOptions, LiveRunner, classify_streams, is_live, read_streams_file
 from .live.recorder import ClipStore, Recorder, RecordOptions
 from .live.status import Status, StatusServer, parse_listen
 from .net.natsconn import NatsOptions, nats_options
 from .net.network import NetworkEnsemble
 
 DEFAULT_BUNDLE = "bundles/demo"
+# options that mean something for one kind of input only: given for the other, a usage error
+FILE_ONLY = ("clips", "placement", "decode_device", "prefetch", "labels_from_folders")
+LIVE_ONLY = ("duration", "on_change", "publish", "stream_name", "http_listen", "reconnect_s", "rtsp_transport",
+             "decoder_threads", "skip_frames")
+NODES_ONLY = ("deadline_ms", "quorum")
 
 
 def expand(inputs: tuple[str, ...]) -> list[str]:
@@ -149,7 +155,8 @@ class _Sections(click.Command):
                    "picojepa.live.<name>) or mqtt://host:1883 (topics picojepa/<name>/..., the "
                    "label retained, Home Assistant discovery; docs/cameras.md); credentials in the "
                    "URL: mqtt://user:password@host.")
-@click.option("--name", "stream_name", help="Live source: its name in --publish subjects [default: the URL].")
+@click.option("--name", "stream_name",
+              help="Live source: its name in --publish topics and subjects, at most 64 characters [default: the URL].")
 @click.option("--http", "http_listen", metavar="HOST:PORT",
               help="Live sources: serve /metrics (Prometheus), /api/status (JSON) and a status page "
                    "on HOST:PORT while the run lasts, e.g. 127.0.0.1:8080.")
@@ -180,21 +187,28 @@ class _Sections(click.Command):
               help="With --nodes: fewest voting members that must answer [default: a majority].")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
-         decode_device, region_text, threads, labels_from_folders, prefetch, no_progress, duration, on_change, publish, stream_name, http_listen, streams_file, cameras_file, reconnect_s, rtsp_transport,
+         decode_device, region_text, threads, labels_from_folders, prefetch, no_progress, duration, on_change,
+         publish, stream_name, http_listen, streams_file, cameras_file, reconnect_s, rtsp_transport,
          decoder_threads, skip_frames, nats, connect_timeout, deadline_ms, quorum):
     """Classify videos, camera streams or both with a bundle's ensemble.
 
     VIDEO... are files, folders or globs; a live SOURCE (rtsp://, rtmp://, http(s)://, tcp://,
     udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive. With --nodes
     the members run on edge nodes and vote over NATS."""
+    live = [v for v in videos if is_live(v)]
+    live_run = bool(live or streams_file or cameras_file)
+    if live_run and ((streams_file or cameras_file) and videos or len(live) != len(videos) or len(live) > 1
+                     or streams_file and cameras_file):
+        fail("live sources run alone: one SOURCE, or many with --streams FILE or --cameras FILE", EXIT_USAGE)
+    _check_applies(click.get_current_context(), live_run, bool(streams_file or cameras_file), nats is not None)
     region = _region(region_text)
     opening = OpenOptions(bundle or Path(DEFAULT_BUNDLE), provider, variant, threads, decode_device, nats=nats,
                           deadline_ms=deadline_ms, quorum=quorum)
-    live = [v for v in videos if is_live(v)]
-    if live or streams_file or cameras_file:
-        if (streams_file or cameras_file) and videos or len(live) != len(videos) or len(live) > 1 \
-                or streams_file and cameras_file:
-            fail("live sources run alone: one SOURCE, or many with --streams FILE or --cameras FILE", EXIT_USAGE)
+    if live_run:
+        if stream_name is not None and len(stream_name) > NAME_MAX:
+            fail(f"--name: at most {NAME_MAX} characters (it names the stream's MQTT topics and NATS subject), "
+                 f"got {len(stream_name)}", EXIT_USAGE)
+        check_targets(publish)
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
                            decoder_threads, skip_frames, region)
         cams = load_cameras(cameras_file) if cameras_file else None
@@ -202,7 +216,7 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
             streams = [(c.name, c.url, _camera_opts(opts, c)) for c in cams.cameras]
             publish, http_listen = (*publish, *cams.publish), http_listen or cams.http
         else:
-            named = read_streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
+            named = _streams_file(streams_file) if streams_file else [(stream_name or redact(live[0]), live[0])]
             streams = [(n, src, opts) for n, src in named]
         return _run_live(opening, streams, cams, LiveRequest(opts, vote_method, fmt, on_change, publish,
                                                              http_listen, connect_timeout))
@@ -210,6 +224,35 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     # window rule and its region from `opts`
     _run_files(expand(videos), dataclasses.replace(opening, placement=placement, region=region),
                FileOptions(vote_method, fmt, clips, window, stride, labels_from_folders, prefetch, no_progress))
+
+
+def _streams_file(path: str) -> list[tuple[str, str]]:
+    """The (name, source) lines of a --streams file; two names that would publish to one MQTT topic
+    and NATS subject (`door.1`, `door_1`) are refused, naming both."""
+    named = read_streams_file(path)
+    clash = same_topic([n for n, _ in named])
+    if clash:
+        raise LiveError(f"{path}: the names {clash[1]!r} and {named[clash[0]][0]!r} would share the MQTT topic "
+                        f"and NATS subject {clash[2]!r}: rename one")
+    return named
+
+
+def _check_applies(ctx: click.Context, live: bool, many: bool, nodes: bool) -> None:
+    """An option given for an input it means nothing to (a file's --clips on a stream, a stream's
+    --publish on files, --deadline-ms without --nodes) is a usage error naming it, not ignored."""
+    for p in ctx.command.params:
+        if ctx.get_parameter_source(p.name) in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            continue
+        flag = "/".join(p.opts + p.secondary_opts)
+        if live and p.name in FILE_ONLY:
+            fail(f"{flag}: applies to video files, not to live sources", EXIT_USAGE)
+        if not live and p.name in LIVE_ONLY:
+            fail(f"{flag}: applies to live sources (SOURCE, --streams, --cameras), not to video files", EXIT_USAGE)
+        if many and p.name == "stream_name":
+            fail(f"{flag}: names a single live SOURCE; with --streams or --cameras each name is in the file",
+                 EXIT_USAGE)
+        if not nodes and p.name in NODES_ONLY:
+            fail(f"{flag} needs --nodes", EXIT_USAGE)
 
 
 @dataclass(frozen=True)
@@ -233,8 +276,6 @@ class OpenOptions:
 def _open(o: OpenOptions) -> EnsembleBase:
     """The in-process Ensemble, or with `o.nats` the NetworkEnsemble of the member nodes."""
     if o.nats is None:
-        if o.quorum is not None:
-            fail("--quorum needs --nodes", EXIT_USAGE)
         return Ensemble.load(o.bundle, o.provider, o.variant, o.threads, o.decode_device, placement=o.placement,
                              region=o.region)
     return NetworkEnsemble.connect(o.bundle, o.nats, deadline_ms=o.deadline_ms, quorum=o.quorum,

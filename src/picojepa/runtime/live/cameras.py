@@ -12,9 +12,10 @@ publish: [mqtt://127.0.0.1:1883] # where results go (also --publish)
 http: 127.0.0.1:8080             # metrics and status (also --http)
 ```
 
-Validated like recipes, before any stream opens: unknown keys, wrong types, a repeated name, an
-empty list are refused as `file: camera N (name): key: reason`; event labels the bundle does not
-have are refused once the bundle is loaded.
+Validated like recipes, before any stream opens: unknown keys, a key given twice, wrong types, a
+repeated name, two names that would share an MQTT topic or NATS subject, a malformed `publish`
+URL or `http` address, an empty list are refused as `file: camera N (name): key: reason`; event
+labels the bundle does not have are refused once the bundle is loaded.
 """
 from __future__ import annotations
 
@@ -27,17 +28,21 @@ import click
 
 from picojepa.core.clips import Region
 from picojepa.core.console import error
-from picojepa.core.errors import PicoJepaError
+from picojepa.core.errors import PicoJepaError, UsageError
+from picojepa.core.redact import redact
 from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
 
-from .reader import is_live
+from .publish import target_problem
+from .reader import is_live, token
+from .status import parse_listen
 
 CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region", "publish"}
 RECORD_KEYS = {"before_s", "after_s"}
 CLIPS_KEYS = {"dir", "max_gb", "max_days"}
 TOP_KEYS = {"cameras", "publish", "http", "clips"}
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+NAME_MAX = 64  # a camera's (or a --name's) length: topics, subjects and entity ids stay short
+NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9 _.-]{{0,{NAME_MAX - 1}}}$")
 MAX_S = 3600.0
 
 
@@ -103,7 +108,7 @@ def _camera(i: int, item, path: str) -> Camera:
     if unknown:
         raise CameraFileError(f"{where}: {cut(unknown[0])}: unknown key (known: {', '.join(sorted(CAMERA_KEYS))})")
     if not isinstance(name, str) or not NAME.match(name):
-        raise CameraFileError(f"{where}: name: expected 1-64 letters, digits, spaces, '_', '.' or '-', "
+        raise CameraFileError(f"{where}: name: expected 1-{NAME_MAX} letters, digits, spaces, '_', '.' or '-', "
                               f"got {shown(name)}")
     url = item.get("url")
     if not isinstance(url, str) or not is_live(url.strip()):
@@ -131,9 +136,44 @@ def _camera(i: int, item, path: str) -> Camera:
             region = Region(*r)
         except (ValueError, TypeError) as exc:
             raise CameraFileError(f"{where}: {exc}") from None
-    publish = _strings(item["publish"], f"{where}: publish") if "publish" in item else ()
+    publish = _targets(item["publish"], f"{where}: publish") if "publish" in item else ()
     return Camera(name, url.strip(), window, stride, events, record_url and record_url.strip(), record, region,
                   publish)
+
+
+def _targets(value, where: str) -> tuple[str, ...]:
+    """A `publish` list: each a well-formed nats:// or mqtt:// URL."""
+    urls = _strings(value, where)
+    for url in urls:
+        problem = target_problem(url)
+        if problem:
+            raise CameraFileError(f"{where}: {cut(redact(url))}: {problem}")
+    return urls
+
+
+def same_topic(names) -> tuple[int, str, str] | None:
+    """The first name that publishing would confuse with an earlier one, their `token` (the MQTT
+    topic level, Home Assistant object id and NATS subject token) being equal: (its index, the
+    earlier name, the token); None when every name has its own."""
+    seen: dict[str, str] = {}
+    for i, name in enumerate(names):
+        t = token(name)
+        if t in seen:
+            return i, seen[t], t
+        seen[t] = name
+    return None
+
+
+def _check_names(cameras: list[Camera], path: str) -> None:
+    """Each camera's name its own, and its own once reduced to a topic level."""
+    clash = same_topic([c.name for c in cameras])
+    if clash:
+        i, earlier, t = clash
+        c = cameras[i]
+        if earlier == c.name:
+            raise CameraFileError(f"{path}: camera {i + 1} ({c.name}): name: used by an earlier camera")
+        raise CameraFileError(f"{path}: camera {i + 1} ({c.name}): name: {earlier!r} and {c.name!r} would share "
+                              f"the MQTT topic, Home Assistant entity and NATS subject {t!r}: rename one")
 
 
 def load_cameras(path: str) -> CameraFile:
@@ -147,15 +187,14 @@ def load_cameras(path: str) -> CameraFile:
     if not isinstance(items, list) or not items:
         raise CameraFileError(f"{path}: cameras: expected a non-empty list of cameras, got {shown(items)}")
     cameras = [_camera(i, item, path) for i, item in enumerate(items, 1)]
-    seen: set[str] = set()
-    for i, c in enumerate(cameras, 1):
-        if c.name in seen:
-            raise CameraFileError(f"{path}: camera {i} ({c.name}): name: used by an earlier camera")
-        seen.add(c.name)
-    publish = _strings(data["publish"], f"{path}: publish") if "publish" in data else ()
+    _check_names(cameras, path)
+    publish = _targets(data["publish"], f"{path}: publish") if "publish" in data else ()
     http = data.get("http")
-    if http is not None and not isinstance(http, str):
-        raise CameraFileError(f"{path}: http: expected HOST:PORT, got {shown(http)}")
+    try:
+        if http is not None:
+            parse_listen(http if isinstance(http, str) else "")
+    except UsageError:
+        raise CameraFileError(f"{path}: http: expected HOST:PORT, e.g. 127.0.0.1:8080, got {shown(http)}") from None
     clips = data.get("clips") or {}
     if not isinstance(clips, dict) or set(map(str, clips)) - CLIPS_KEYS:
         raise CameraFileError(f"{path}: clips: expected {{dir: FOLDER, max_gb: N, max_days: D}}, got {shown(clips)}")

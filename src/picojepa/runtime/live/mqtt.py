@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 
+from ..net import urls
 from .reader import token
 
 log = logging.getLogger(__name__)
@@ -80,14 +81,7 @@ def _mqtt():
 
 def url_problem(url: str) -> str | None:
     """Why `url` is no MQTT URL we can connect to (None when it is one)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # ValueError when it is no number in 0-65535
-    except ValueError:
-        return "not an MQTT URL (mqtt://[user:pass@]host[:port])"
-    if parts.scheme.lower() != "mqtt" or not parts.hostname or port == 0 or any(c.isspace() for c in url):
-        return "not an MQTT URL (mqtt://[user:pass@]host[:port])"
-    return None
+    return urls.url_problem(url, ("mqtt",), "an MQTT URL", "mqtt://host[:port]")
 
 
 def client_id(node: str) -> str:

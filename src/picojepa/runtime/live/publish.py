@@ -13,7 +13,9 @@ import logging
 from picojepa.core.errors import UsageError
 from picojepa.core.redact import redact
 
+from ..net import natsconn
 from ..net.natsconn import LoopThread, NatsOptions, NetworkError, connect
+from . import mqtt
 from .mqtt import MqttPublisher
 from .reader import token
 
@@ -25,6 +27,25 @@ FLUSH_S = 5.0
 def subject_for(stream: str) -> str:
     """`picojepa.live.<stream>`, the name reduced to the characters a subject token allows."""
     return f"{PREFIX}.{token(stream)}"
+
+
+def target_problem(url: str) -> str | None:
+    """Why `url` is no place to publish to (None when it is one): a well-formed nats://, tls://
+    or mqtt:// URL."""
+    if url.lower().startswith("mqtt://"):
+        return mqtt.url_problem(url)
+    if url.lower().startswith(("nats://", "tls://")):
+        return natsconn.url_problem(url)
+    return "give a nats:// or an mqtt:// URL"
+
+
+def check_targets(urls) -> None:
+    """A UsageError naming the first of `urls` that is no place to publish to; before anything
+    connects."""
+    for url in urls:
+        problem = target_problem(url)
+        if problem:
+            raise UsageError(f"--publish {redact(url)}: {problem}")
 
 
 class Publisher:
@@ -90,15 +111,15 @@ def open_publisher(urls, connect_timeout_s: float, bundle_id: str = "", routes: 
     the URLs `routes` names per stream, each connected once within `connect_timeout_s`; those
     opened are closed again if a later one fails."""
     everyone = (urls,) if isinstance(urls, str) else tuple(urls)
+    wanted = tuple(dict.fromkeys(everyone + tuple(u for us in (routes or {}).values() for u in us)))
+    check_targets(wanted)
     targets: dict = {}
     try:
-        for url in dict.fromkeys(everyone + tuple(u for us in (routes or {}).values() for u in us)):
+        for url in wanted:
             if url.lower().startswith("mqtt://"):
                 targets[url] = MqttPublisher(url, connect_timeout_s, bundle_id=bundle_id)
-            elif url.lower().startswith(("nats://", "tls://")):
-                targets[url] = _open_nats(url, connect_timeout_s)
             else:
-                raise UsageError(f"--publish {redact(url)}: give a nats:// or an mqtt:// URL")
+                targets[url] = _open_nats(url, connect_timeout_s)
     except BaseException:
         Publishers(targets).close()
         raise

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import click
 
+from picojepa.core.console import EXIT_USAGE, fail
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.options import Finite
-from picojepa.core.redact import redact
+
+from . import urls
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +47,23 @@ class NatsOptions:
         if not self.servers:
             raise NetworkError("no NATS server given")
         for s in self.servers:
-            if not s.startswith(("nats://", "tls://", "ws://", "wss://")):
-                raise NetworkError(f"{s}: a NATS server URL starts with nats://, tls://, ws:// or wss://")
+            problem = url_problem(s)
+            if problem:
+                raise NetworkError(f"{s}: {problem}")
         if (self.user is None) != (self.password is None):
             raise NetworkError("--nats-user and --nats-password go together")
         if self.connect_timeout_s <= 0:
             raise NetworkError(f"connect timeout must be positive, got {self.connect_timeout_s}")
         if self.creds is not None and not Path(self.creds).is_file():
             raise NetworkError(f"{self.creds}: no such credentials file")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is no NATS server URL (None when it is one)."""
+    if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        return "a NATS server URL starts with nats://, tls://, ws:// or wss://"
+    return urls.url_problem(url, ("nats", "tls", "ws", "wss"), "a NATS server URL",
+                            "nats://host[:port]")
 
 
 class LoopThread:
@@ -104,8 +115,8 @@ def nats_options(servers_flag: str, servers_help: str, timeout_help: str = "Seco
                 try:
                     opts = NatsOptions(tuple(s.strip() for s in nats_servers.split(",") if s.strip()),
                                        nats_token, nats_user, nats_password, nats_creds, connect_timeout)
-                except NetworkError as exc:
-                    raise click.UsageError(redact(f"{servers_flag}: {exc}")) from None
+                except NetworkError as exc:  # one line, as every usage error of ours
+                    fail(f"{servers_flag}: {exc}", EXIT_USAGE)
             if pass_timeout:
                 kwargs["connect_timeout"] = connect_timeout
             return fn(*args, nats=opts, **kwargs)

@@ -195,6 +195,61 @@ def test_sighup_starts_added_stops_removed_restarts_changed_and_refuses_a_bad_fi
     assert "camera 1 (door): url: expected a live source" in err and "keep running as they were" in err
 
 
+def test_a_bounded_run_that_printed_an_error_exits_1(smoke_bundle, smoke_data, tmp_path):
+    """--duration ends the run by itself: a camera file refused on SIGHUP (one error line) makes it
+    exit 1; stopped by SIGTERM instead (the test above) the same run exits 0."""
+    import signal
+    import threading
+
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    port = _free_port()
+    server = serve_looped(video, port)
+    f = tmp_path / "cameras.yaml"
+    f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{port}', window: 0.5}}\n")
+    time.sleep(0.5)
+    run = subprocess.Popen([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
+                            "json", "--cameras", str(f), "--duration", "15"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=REPO)
+    first = threading.Event()
+    threading.Thread(target=lambda: (run.stdout.readline(), first.set()), daemon=True).start()
+    try:
+        assert first.wait(40), "no window within 40 s"
+        f.write_text("cameras:\n  - {name: door, url: clip.mp4}\n")
+        run.send_signal(signal.SIGHUP)
+        err = run.communicate(timeout=60)[1]
+    finally:
+        run.kill()
+        server.kill()
+        server.wait(10)
+    assert "keep running as they were" in err and "--duration 15 s" in err
+    assert run.returncode == 1, err
+
+
+def test_a_bounded_run_whose_clips_could_not_be_written_exits_1(smoke_bundle, smoke_data, tmp_path):
+    """--duration ends the run by itself after clips failed (the clips folder under a regular file):
+    each failed clip was an error line, so the run does not exit 0."""
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    classes = sorted(p.name for p in (smoke_data / "infer").iterdir() if p.is_dir())
+    ports = [_free_port(), _free_port()]  # FFmpeg's TCP server takes one client: one for the recording
+    servers = [serve_looped(video, p) for p in ports]
+    (tmp_path / "a-file").write_text("not a folder")
+    f = tmp_path / "cameras.yaml"
+    f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{ports[0]}', window: 0.5, events: {classes},\n"
+                 f"     record_url: 'tcp://127.0.0.1:{ports[1]}', record: {{before_s: 0.5, after_s: 0.5}}}}\n"
+                 f"clips: {{dir: '{tmp_path / 'a-file' / 'clips'}'}}\n")
+    try:
+        time.sleep(0.5)
+        r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
+                            "json", "--cameras", str(f), "--duration", "10"], capture_output=True, text=True,
+                           cwd=REPO, timeout=90)
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait(10)
+    assert r.stdout.strip() and "door: event clip" in r.stderr, r.stderr
+    assert r.returncode == 1, r.stderr
+
+
 def _decoded_seconds(path) -> tuple[int, float]:
     import av
 

@@ -87,6 +87,16 @@ def test_a_source_that_never_starts_fails_after_the_connect_timeout(smoke_bundle
     assert "could not open the stream within 1.5 s" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_source_that_never_opens_within_a_short_duration_is_an_error_naming_it(smoke_bundle):
+    """--duration passes while the source is still being retried (nothing listens there): not
+    exit 0 with no window, but one error line naming the source, exit 3."""
+    source = f"tcp://127.0.0.1:{_port()}"
+    r = _run(smoke_bundle, source, "--duration", "1.5", "--connect-timeout", "30")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 3, r.stderr
+    assert len(errors) == 1 and source in errors[0] and "--duration 1.5 s" in errors[0], r.stderr
+
+
 def test_a_stream_faster_than_the_classifier_drops_whole_windows():
     """The real file read as a stream arrives far faster than real time; a classifier taking
     200 ms per window keeps up with few of them: the rest are dropped whole, counted, and the

@@ -2,6 +2,8 @@
 
 Data goes to stdout (text, JSON lines or CSV); messages, progress and errors to stderr.
 Exit codes: 0 all videos answered, 1 some failed, 2 usage error, 3 none answered or fatal error.
+A live run that ends by itself (the streams ended, --duration) exits like a run of files: 1 or 3
+when it printed errors; one stopped by SIGTERM or SIGINT, a service's normal end, exits 0.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from .ensemble import Ensemble, EnsembleBase
 from .live.cameras import NAME_MAX, EventFilter, Reloader, load_cameras, same_topic
 from .live.publish import check_targets, open_publisher
 from .live.reader import LiveError, LiveOptions, LiveRunner, classify_streams, is_live, read_streams_file
-from .live.recorder import ClipStore, Recorder, RecordOptions
+from .live.recorder import ClipStore, Recorder, RecordOptions, recording_errors
 from .live.status import Status, StatusServer, parse_listen
 from .net.natsconn import NatsOptions, nats_options
 from .net.network import NetworkEnsemble
@@ -51,6 +53,7 @@ FILE_ONLY = ("clips", "placement", "decode_device", "prefetch", "labels_from_fol
 LIVE_ONLY = ("duration", "on_change", "publish", "stream_name", "http_listen", "reconnect_s", "rtsp_transport",
              "decoder_threads", "skip_frames")
 NODES_ONLY = ("deadline_ms", "quorum")
+BY_SIGNAL = ("stopped", "interrupted")  # how a live run stopped by SIGTERM / SIGINT says so
 
 
 def expand(inputs: tuple[str, ...]) -> list[str]:
@@ -319,7 +322,8 @@ class LiveRequest:
 
 def _run_live(opening: OpenOptions, streams: list, cams, req: LiveRequest) -> None:
     """Live sources (one, a --streams file's, or a --cameras file's): one line per window until
-    they end or the run is stopped; the publishers, recorders and connection closed after."""
+    they end or the run is stopped; the publishers, recorders and connection closed after, then
+    the summary and the exit code (which counts the recorders' failed clips too)."""
     listen = parse_listen(req.http_listen) if req.http_listen else None
     events = EventFilter({c.name: set(c.events) for c in cams.cameras if c.events}) if cams else EventFilter()
     ens = _open(opening)
@@ -336,14 +340,17 @@ def _run_live(opening: OpenOptions, streams: list, cams, req: LiveRequest) -> No
             reloader = Reloader(cams, ens.classes,
                                 lambda c: LiveRunner(c.url, ens.bundle.clip, _camera_opts(req.live, c)),
                                 events, record_camera)
-        return _classify_live(ens, streams, req.live, req.vote, req.fmt, req.on_change,
-                              LiveOutputs(publisher, listen, reloader, events, cams.clips_dir if cams else None))
+        runners, stopped_by, failed = _classify_live(ens, streams, req.live, req.vote, req.fmt, req.on_change,
+                                                     LiveOutputs(publisher, listen, reloader, events,
+                                                                 cams.clips_dir if cams else None))
     finally:
-        for rec in events.recorders.values():
-            rec.close()
+        recorders = list(events.recorders.values())
+        for rec in recorders:
+            rec.close()  # writes the clips still waiting for their after_s
         if publisher:
             publisher.close()
         ens.close()
+    _live_summary(runners, stopped_by, failed + recording_errors(recorders))
 
 
 def _region(text: str | None):
@@ -388,10 +395,11 @@ class LiveOutputs:
 
 
 def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_method, fmt, on_change: bool = False,
-                   out: LiveOutputs = LiveOutputs()) -> None:
+                   out: LiveOutputs = LiveOutputs()) -> tuple[dict, str, int]:
     """One line per window of every stream (JSON or text; with `on_change` only when a stream's
-    label changes) until the streams end, --duration passes, or SIGINT/SIGTERM; then a summary
-    line per stream. Windows the classifier could not keep up with are dropped (counted)."""
+    label changes) until the streams end, --duration passes, or SIGINT/SIGTERM. Windows the
+    classifier could not keep up with are dropped (counted). Returns the runners (closed), what
+    stopped them, and the errors printed meanwhile (windows that failed, camera files refused)."""
     vote_method = ens.check_vote(vote_method)
     stop, why = threading.Event(), []
     timer = threading.Timer(opts.duration_s or 0, lambda: (why.append(f"--duration {opts.duration_s:g} s"), stop.set()))
@@ -403,12 +411,14 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
     status = server = None
     publisher, listen = out.publisher, out.listen
     held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
+    failed = 0  # windows whose classification failed, each printed
     try:
         if listen:
             status = Status(runners, out.clips_dir)
             server = StatusServer(status, *listen)
         for name, w, pred in classify_streams(ens, runners, vote_method, stop,
                                               out.reloader.apply if out.reloader else None):
+            failed += bool(pred.error)
             event = out.events.check(name, None if pred.error else pred.label, w.wall_time) if out.events else None
             if status:
                 status.record(name, w, pred, {"label": pred.label, "confidence": pred.confidence,
@@ -435,20 +445,28 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
             server.close()
         for r in runners.values():
             r.close()
-    _live_summary(runners, why[0] if why else "the stream ended")
+    return runners, why[0] if why else "the stream ended", failed + (out.reloader.refused if out.reloader else 0)
 
 
-def _live_summary(runners: dict, stopped_by: str) -> None:
-    """A line per stream; its error, if it failed; exit 1 (some answered) or 3 on failures."""
+def _live_summary(runners: dict, stopped_by: str, failures: int = 0) -> None:
+    """A line per stream, then each stream's error, and the exit code. Stopped by a signal, the run
+    exits 0: a service's normal stop (what failed was printed when it did). Ended by itself (the
+    streams ended, --duration), it exits 1 when a stream failed, one never sent a frame, or
+    `failures` (windows, reloads, clips) printed errors, while some windows were answered; 3 when
+    none were."""
     for name, r in runners.items():
         s = r.stats
         click.echo(f"{name}: {s.windows} windows classified, {s.dropped} dropped (classifier behind), "
                    f"{len(s.gaps)} gaps, {s.reconnects} reconnects"
                    + (f", {s.repicked} off the frame grid" if s.repicked else "") + f"; {stopped_by}", err=True)
-    errors = [r.error for r in runners.values() if r.error is not None]
+    errors = [str(r.error) for r in runners.values() if r.error is not None]
+    if stopped_by not in BY_SIGNAL:
+        errors += [f"{name if name == redact(r.source) else f'{name} ({redact(r.source)})'}: no frame arrived "
+                   f"({stopped_by}): the source never opened" for name, r in runners.items()
+                   if r.error is None and not r.stats.frames]
     for e in errors:
-        error(str(e))
-    if errors:
+        error(e)
+    if (errors or failures) and stopped_by not in BY_SIGNAL:
         sys.exit(EXIT_PARTIAL if any(r.stats.windows for r in runners.values()) else EXIT_FAIL)
 
 

@@ -250,6 +250,7 @@ class Reloader:
         self.current = {c.name: c for c in cams.cameras}
         self.pending = threading.Event()
         self.applied = 0
+        self.refused = 0  # files refused, each an error line: a run that ends by itself then exits 1
 
     def request(self, *_signal) -> None:
         self.pending.set()
@@ -263,6 +264,7 @@ class Reloader:
             new.check_labels(self.classes)
         except CameraFileError as exc:
             error(f"{exc}; the cameras keep running as they were")
+            self.refused += 1
             return
         wanted = {c.name: c for c in new.cameras}
         stopped = [n for n in self.current if n not in wanted]

@@ -84,3 +84,34 @@ def test_keyframe_placement_needs_exact_seeking():
         ClipSpec(placement="keyframe", seek_mode="approximate")
     with pytest.raises(ValueError, match="placement"):
         ClipSpec(placement="nearest")
+
+
+def test_a_spread_clip_takes_one_frame_in_each_segment_of_the_whole_video():
+    from picojepa.core.clips import center_indices, random_indices, spread_indices, uniform_clips, window_picks
+
+    spec = ClipSpec(frames=4, size=32, frame_step=4, sampling="spread")
+    assert center_indices(100, spec) == [12, 37, 62, 87]  # each quarter's middle, whatever frame_step says
+    assert window_picks(40, spec) == [5, 15, 25, 35]
+    assert spread_indices(2, spec, 0.5) == [0, 0, 1, 1]  # fewer frames than the clip: repeated in order
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = random_indices(100, spec, rng)
+        assert [i // 25 for i in idx] == [0, 1, 2, 3]  # a random frame, but in its own segment
+    clips = uniform_clips(100, spec, 2)
+    assert clips == [[6, 31, 56, 81], [18, 43, 68, 93]] and uniform_clips(100, spec, 1) == [center_indices(100, spec)]
+
+
+def test_a_window_clip_is_unchanged_by_the_sampling_option():
+    from picojepa.core.clips import center_indices, uniform_clips, window_indices, window_picks
+
+    spec = ClipSpec(frames=4, size=32, frame_step=2)
+    assert spec.sampling == "window" and center_indices(100, spec) == [46, 48, 50, 52]
+    assert window_picks(30, spec) == window_indices(30, spec, 11)
+    assert uniform_clips(100, spec, 2) == [[0, 2, 4, 6], [93, 95, 97, 99]]
+
+
+def test_a_spread_clip_cannot_be_moved_to_a_keyframe():
+    with pytest.raises(ValueError, match="spread"):
+        ClipSpec(sampling="spread", placement="keyframe")
+    with pytest.raises(ValueError, match="sampling"):
+        ClipSpec(sampling="segments")

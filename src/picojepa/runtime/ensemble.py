@@ -12,7 +12,7 @@ import numpy as np
 
 from picojepa.core import vote as votes
 from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle, answers, load_bundle
-from picojepa.core.clips import ClipSpec, Region, normalize, sliding_starts, uniform_starts
+from picojepa.core.clips import ClipSpec, Region, normalize, sliding_starts, uniform_clips, window_picks
 from picojepa.core.decode import check_ffmpeg, open_video
 from picojepa.core.errors import BundleError, DecodeError
 from picojepa.core.roster import ANSWERS
@@ -72,8 +72,8 @@ class Decoded:
 def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: float | None = None,
                  stride_s: float | None = None, device: str = "cpu", normalise: bool = True,
                  region: Region | None = None) -> Decoded:
-    """Decode and preprocess `clips` uniform clips of one video, or the centre clip of each
-    window of `window_s` seconds every `stride_s`; never raises on a bad video (see `error`).
+    """Decode and preprocess `clips` uniform clips of one video, or the clip of each window of
+    `window_s` seconds every `stride_s` (its centre clip, or its frames spread); never raises on a bad video (see `error`).
     `device` 'cuda' decodes on the GPU (NVDEC, through torchcodec); frames come back to the CPU
     for the shared preprocessing. `normalise` False keeps only the uint8 frames (what the
     network coordinator sends: its member nodes normalise). `region`: only that part of each
@@ -86,15 +86,15 @@ def decode_clips(path: str | Path, spec: ClipSpec, clips: int = 1, window_s: flo
             if window_s * fps > n + 0.5:  # in floats: an absurd --window is refused, not overflowed
                 raise DecodeError(path, f"{n / fps:.2f} s long, shorter than the {window_s:g} s window "
                                         "(give a shorter --window, or none for one label per video)")
-            win = max(spec.span, int(round(window_s * fps)))
+            win = max(spec.span if spec.sampling == "window" else spec.frames, int(round(window_s * fps)))
             wins = [(w, min(n, w + win)) for w in
                     sliding_starts(n, fps, ClipSpec(frames=1, size=spec.size), stride_s or window_s)
                     if w == 0 or w + win <= n]
-            starts = [a + max(0, (b - a - spec.span) // 2) for a, b in wins]
+            picks = [[a + i for i in window_picks(b - a, spec)] for a, b in wins]
         else:
-            starts = uniform_starts(n, spec, clips, video.placement_keyframes(spec))
-            wins = [(s, min(n, s + spec.span)) for s in starts]
-        raw = video.read_windows(starts, spec)
+            picks = uniform_clips(n, spec, clips, video.placement_keyframes(spec))
+            wins = [(c[0], min(n, c[-1] + 1)) for c in picks]
+        raw = video.read_clips(picks)
     except DecodeError as exc:
         return Decoded(str(path), None, [], (time.perf_counter() - t0) * 1e3, 0.0, exc)
     t1 = time.perf_counter()

@@ -87,7 +87,7 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
            "random": checkpoint.state_hash(random_enc.state_dict()),
            "train": [str(p) for p, _ in train_items], "infer": [str(p) for p, _ in infer_items],
            "clips": recipe.classify.feature_clips, "pool": token_input(recipe.classify.head, recipe.classify.pool),
-           "motion": MOTION_FEATURES}
+           "motion": MOTION_FEATURES, "clip": recipe.clip.to_dict()}
     cache = RunDir(run_dir).features
     if cache.exists():
         state = checkpoint.load(cache, kind="features")
@@ -99,9 +99,9 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     pool = token_input(recipe.classify.head, recipe.classify.pool)
     sets = {
         "train": extract(encoder, train_items, clips, num_workers=nw, desc="features train", pool=pool,
-                         show_progress=show_progress),
+                         show_progress=show_progress, spec=recipe.clip),
         "infer": extract(encoder, infer_items, 1, num_workers=nw, desc="features held-out", pool=pool,
-                         show_progress=show_progress),
+                         show_progress=show_progress, spec=recipe.clip),
         "random_train": extract(random_enc, train_items, clips, num_workers=nw,
                                 desc="features train (random init)", show_progress=show_progress,
                                 pool=pool),

@@ -159,9 +159,10 @@ class ClassifyConfig(Schedule):
     finetune_epochs: int = 3
     finetune_lr: float = 1e-4
     # how the frozen tokens become one vector: 'mean' (the paper), 'meanstd' (mean and standard
-    # deviation over tokens, twice the head's inputs), 'max', or 'meandelta' (the mean and how
-    # much each feature changes from one time step to the next); see heads.pool_tokens
-    pool: Literal["mean", "meanstd", "max", "meandelta"] = "mean"
+    # deviation over tokens, twice the head's inputs), 'max', 'meandelta' (the mean and how
+    # much each feature changes from one time step to the next), or 'changemap' ('meandelta' and a
+    # map of where and when the tokens change); see heads.pool_tokens
+    pool: Literal["mean", "meanstd", "max", "meandelta", "changemap"] = "mean"
     # the classifier on the frozen tokens: 'linear' on the pooled vector (the paper), or
     # 'attentive' (V-JEPA's attentive probe: a learned query cross-attending to every token;
     # `pool` is then not used)
@@ -216,9 +217,9 @@ class Recipe:
         if self.clip.size % self.model.patch_size:
             raise ValueError(f"clip.size: {self.clip.size} is not divisible by "
                              f"model.patch_size {self.model.patch_size}")
-        if self.classify.pool == "meandelta" and self.classify.head == "linear" and (
+        if self.classify.pool in ("meandelta", "changemap") and self.classify.head == "linear" and (
                 self.model.kind != "vit" or token_grid(self.model, self.clip)[0] < 2):
-            raise ValueError("classify.pool: 'meandelta' needs a ViT whose token grid has >= 2 time steps "
+            raise ValueError(f"classify.pool: {self.classify.pool!r} needs a ViT whose token grid has >= 2 time steps "
                              f"(clip.frames {self.clip.frames} / model.tubelet {self.model.tubelet}, "
                              f"model.kind {self.model.kind})")
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from picojepa.core.clips import ClipSpec, center_indices, normalize, random_indices, uniform_starts
+from picojepa.core.clips import ClipSpec, center_indices, normalize, random_indices, uniform_clips
 from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
 
@@ -96,10 +96,9 @@ def collate(batch: list[dict]) -> dict:
 
 
 def multi_clips(path: Path, spec: ClipSpec, clips: int) -> np.ndarray:
-    """`clips` windows spread uniformly over the video, (clips, 3, T, S, S); one decoder open."""
+    """`clips` clips covering the video evenly (`uniform_clips`), (clips, 3, T, S, S); one decoder open."""
     video = open_video(path, spec.size, spec.seek_mode)
-    starts = uniform_starts(video.num_frames, spec, clips, video.placement_keyframes(spec))
-    frames = video.read_windows(starts, spec)
+    frames = video.read_clips(uniform_clips(video.num_frames, spec, clips, video.placement_keyframes(spec)))
     return np.stack([normalize(f, spec) for f in frames])
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from picojepa.core.clips import ClipSpec
 from picojepa.core.console import progress
 
 from .dataset import MultiClipDataset, collate
-from .heads import pool_tokens, pooled_dim, time_steps
+from .heads import pool_tokens, time_steps
 from .motion import MotionEncoder
 from .vit import VideoViT
 
@@ -26,12 +27,18 @@ class Features:
     errors: list[str]
 
 
+BATCH = 8  # videos per encoder call
+
+
 @torch.no_grad()
-def extract(encoder: VideoViT | MotionEncoder, items: list[tuple[Path, int]], clips: int, batch_size: int = 8,
-            num_workers: int = 0, desc: str = "features", show_progress: bool = True,
-            pool: str = "mean") -> Features:
+def extract(encoder: VideoViT | MotionEncoder, items: list[tuple[Path, int]], clips: int, num_workers: int = 0,
+            desc: str = "features", show_progress: bool = True, pool: str = "mean",
+            spec: ClipSpec | None = None) -> Features:
+    """The pooled features of `clips` clips of each video, sampled by `spec` (default: the clip the
+    encoder was made for; a recipe may read a pre-trained encoder's clips differently, e.g. spread
+    over the video instead of as a window, as long as frames and size stay its own)."""
     encoder.eval()
-    loader = DataLoader(MultiClipDataset(items, encoder.clip, clips), batch_size,
+    loader = DataLoader(MultiClipDataset(items, spec or encoder.clip, clips), BATCH,
                         num_workers=num_workers, collate_fn=collate)
     feats, labels, paths, errors = [], [], [], []
     for batch in progress(loader, desc=desc, disable=not show_progress):
@@ -46,8 +53,8 @@ def extract(encoder: VideoViT | MotionEncoder, items: list[tuple[Path, int]], cl
         labels.append(batch["label"])
         paths += [str(items[i][0]) for i in batch["index"].tolist()]
     if not feats:
-        dim = pooled_dim(pool, encoder.dim)
-        shape = (0, clips, encoder.num_tokens, dim) if pool == "tokens" else (0, clips, dim)
+        one = pool_tokens(torch.zeros(1, encoder.num_tokens, encoder.dim), pool, time_steps(encoder))
+        shape = (0, clips, *one.shape[1:])  # (0, clips, D) or, for 'tokens', (0, clips, N, D)
         return Features(torch.zeros(shape), torch.zeros(0, dtype=torch.long), [], errors)
     return Features(torch.cat(feats), torch.cat(labels), paths, errors)
 

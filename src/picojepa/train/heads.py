@@ -2,6 +2,8 @@
 probe), and the classifier module (encoder + pooling + head) that export turns into ONNX."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -71,13 +73,14 @@ def token_input(kind: str, pool: str) -> str:
     return "tokens" if kind == "attentive" else pool
 
 
-POOLS = ("mean", "meanstd", "max", "meandelta", "tokens")
-WIDE = ("meanstd", "meandelta")  # poolings that give two vectors of the token width side by side
+POOLS = ("mean", "meanstd", "max", "meandelta", "changemap", "tokens")
+MAP_CELLS = 4  # the change map's cells per side (fewer where the token grid's side is not divisible)
 
 
-def pooled_dim(kind: str, dim: int) -> int:
-    """The width of a pooled vector for tokens of width `dim`."""
-    return 2 * dim if kind in WIDE else dim
+def map_cells(side: int) -> int:
+    """Cells per side of the change map on a token grid `side` tokens wide: the most, up to
+    MAP_CELLS, that divide it (each cell an equal block of tokens)."""
+    return max(c for c in range(1, MAP_CELLS + 1) if side % c == 0)
 
 
 def pool_tokens(tokens: torch.Tensor, kind: str = "mean", steps: int = 1) -> torch.Tensor:
@@ -89,6 +92,10 @@ def pool_tokens(tokens: torch.Tensor, kind: str = "mean", steps: int = 1) -> tor
     square of each channel's change from one time step of the token grid to the next at the same
     place: how much, and in which features, the clip moves, which an average over time discards
     (`steps`: the grid's time steps; tokens are ordered time-major as the ViT makes them).
+    'changemap': (B, 2D + (steps-1) x cells^2), 'meandelta' beside a map of where and when the
+    tokens change: for each step to the next and each cell of a coarse grid (`map_cells`), the
+    root mean square change of its tokens; it keeps the layout of motion over time, which every
+    pooling over places or over time averages away (a gesture's path, not only how much moves).
     'tokens': (B, N, D) unchanged, for the attentive head."""
     if kind == "tokens":
         return tokens
@@ -100,15 +107,30 @@ def pool_tokens(tokens: torch.Tensor, kind: str = "mean", steps: int = 1) -> tor
     if kind == "meanstd":
         std = torch.sqrt(((tokens - mean.unsqueeze(1)) ** 2).mean(dim=1) + 1e-6)
         return torch.cat([mean, std], dim=-1)
-    if kind == "meandelta":
+    if kind in ("meandelta", "changemap"):
         b, n, d = tokens.shape
         if steps < 2 or n % steps:
-            raise ValueError(f"pooling 'meandelta' needs a token grid of >= 2 time steps, got {n} tokens "
+            raise ValueError(f"pooling {kind!r} needs a token grid of >= 2 time steps, got {n} tokens "
                              f"in {steps} steps")
         grid = tokens.reshape(b, steps, n // steps, d)
-        change = torch.sqrt(((grid[:, 1:] - grid[:, :-1]) ** 2).mean(dim=(1, 2)) + 1e-6)
-        return torch.cat([mean, change], dim=-1)
+        change = grid[:, 1:] - grid[:, :-1]  # (B, steps-1, places, D)
+        rms = torch.sqrt((change ** 2).mean(dim=(1, 2)) + 1e-6)
+        if kind == "meandelta":
+            return torch.cat([mean, rms], dim=-1)
+        return torch.cat([mean, rms, _change_map(change)], dim=-1)
     raise ValueError(f"unknown pooling {kind!r}; known: {', '.join(POOLS)}")
+
+
+def _change_map(change: torch.Tensor) -> torch.Tensor:
+    """Token changes (B, steps-1, side * side, D) -> how much the tokens of each cell of a
+    `map_cells` grid change, per step, (B, (steps-1) x cells^2)."""
+    b, s, n, _ = change.shape
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f"pooling 'changemap' needs a square token grid, got {n} places per time step")
+    c = map_cells(side)
+    mag = torch.sqrt((change ** 2).mean(dim=-1) + 1e-6)  # (B, steps-1, places)
+    return mag.reshape(b, s, c, side // c, c, side // c).mean(dim=(3, 5)).reshape(b, s * c * c)
 
 
 def time_steps(encoder: nn.Module) -> int:

@@ -97,6 +97,8 @@ POOL_WORDS = {
     "max": " (the maximum over tokens of each channel; the paper's protocol is `mean`).",
     "meandelta": " (the mean over tokens and how much each channel changes from one time step to the next; "
                  "the paper's protocol is `mean`).",
+    "changemap": " (the mean over tokens, how much each channel changes from one time step to the next, and a "
+                 "map of where and when the tokens change; the paper's protocol is `mean`).",
 }
 
 

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from picojepa.core.clips import ClipSpec, Region, max_start, normalize, window_indices
+from picojepa.core.clips import ClipSpec, Region, normalize, window_picks
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 from picojepa.core.textio import read_text
@@ -222,12 +222,6 @@ class _Interval:
         return None if self.dt is None else int((end - t) / self.dt - 1e-3) + 1
 
 
-def _centre_picks(n: int, spec: ClipSpec) -> list[int]:
-    """The window's clip by the file path's rule: the centre clip of its n frames (last frame
-    repeated if short); never moved to a keyframe, as sliding windows on files are not."""
-    return window_indices(n, spec, max_start(n, spec) // 2)
-
-
 @dataclass
 class _Pending:
     """A window still receiving frames. Its frame count is predicted from its first frame's time
@@ -245,7 +239,7 @@ class _Pending:
         predicted again at every frame (the frames so far and those the interval leaves until its
         end), so a hole in the stream moves the picks to the frames that still come."""
         ahead = interval.frames_before(t, self.end)
-        self.picks = set(_centre_picks(self.count + ahead, spec)) if ahead else None
+        self.picks = set(window_picks(self.count + ahead, spec)) if ahead else None
         self.count += 1
         return self.picks is None or self.count - 1 in self.picks
 
@@ -253,7 +247,7 @@ class _Pending:
         """The window's clip. When frames did not arrive on the predicted grid (a frame lost,
         a changing rate), a frame its clip needs may not have been kept; the nearest kept one
         stands in and the window is counted in `stats.repicked`."""
-        need = _centre_picks(self.count, spec)
+        need = window_picks(self.count, spec)
         if any(i not in self.kept for i in need):
             stats.repicked += 1
             have = sorted(self.kept)

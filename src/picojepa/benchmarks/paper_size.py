@@ -59,7 +59,7 @@ def encoder_compute(peak_gflops: float, threads: int, repeats: int = 10) -> dict
 
 def pretrain_side_by_side(batch_size: int = 4, steps: int = 3) -> dict:
     """Pre-training clips/s at the paper's size: visible-only context against the original's
-    context over every token (the seed's code measured 0.34 clips/s at batch 4 on 2 cores)."""
+    context over every token (the original code's way; the figures are in docs/results.md)."""
     recipe = Recipe()
     recipe = replace(recipe, pretrain=replace(recipe.pretrain, batch_size=batch_size))
     return pretrain_throughput(recipe, steps=steps, warmup=1)

@@ -42,7 +42,7 @@ class ModelConfig:
     pred_pos: Literal["sincos", "learned"] = "sincos"
     # what the tubelet embedding sees: the RGB clip, or the RGB clip and its signed frame-to-frame
     # differences as three more channels (a motion signal computed inside the graph, so the
-    # runtime's input and preprocessing stay the same; issue 25's first candidate)
+    # runtime's input and preprocessing stay the same)
     input: Literal["rgb", "rgb+diff"] = "rgb"
     # 'vit', the encoder above; 'motion' only in the checkpoint of a run's motion member (its
     # "encoder" computes frame-differencing numbers, `motion.MotionEncoder`): no recipe trains one
@@ -102,7 +102,7 @@ class PretrainConfig(Schedule):
     # used only with num_workers 0, see dataset.ClipDataset
     cache_mb: float = 0.0
     collapse_std: float = 0.01
-    # anti-collapse terms (0: off), candidates of issue 14 measured in the README:
+    # anti-collapse terms (0: off), measured in docs/results.md:
     # C-JEPA's variance+covariance regularisation of the context tokens, and a VideoMAE-style
     # reconstruction of the masked tubelets' normalised pixels from the predictor's output
     vicreg: float = 0.0

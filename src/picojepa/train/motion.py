@@ -8,7 +8,7 @@ of the motion's centre of mass along x and y, the mean brightness). `motion_base
 them on 16 frames spread over a whole video (the yardstick of every report); `MotionEncoder`
 computes them on the recipe's clip inside the bundle's graph, so the runtime feeds it the same
 decoded clip as every JEPA member and a linear head on them votes beside those members (a member
-kind that is not a neural network; issue 25's hybrid vote). `classify` trains that head on the
+kind that is not a neural network: the hybrid vote). `classify` trains that head on the
 numbers `features_for` caches with the encoder's features.
 """
 from __future__ import annotations

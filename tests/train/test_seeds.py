@@ -23,6 +23,15 @@ def test_spread_gives_mean_and_sample_sd_with_the_accuracy_keys():
     assert s["target_rank_mean"] == 30.0
 
 
+def test_a_repeated_runs_headline_is_the_mean_not_the_first_runs_figure():
+    from picojepa.train.seeds import seed_summary
+
+    reports = [_report(60, 50, 20), _report(80, 50, 30)]
+    for summary in ({**reports[0], **spread(reports)}, seed_summary(reports, [0, 1])):
+        assert summary["accuracy"]["general"] == 70.0
+        assert summary["accuracy_sd"]["general"] == pytest.approx(14.142, abs=1e-3)
+
+
 def test_seeds_report_shows_mean_sd_every_seed_and_warns_on_the_mean():
     reports = [_report(40, 50, 3), _report(44, 52, 4)]
     r = {**reports[0], **spread(reports), "seeds": [0, 1],

@@ -3,8 +3,9 @@
 Each seed is a complete run in OUT/seed-<s>/ (its own report, exportable as usual). The seed
 changes the initialisation, the masks, the clip draws and the classifiers' validation split; the
 data split (training / held-out videos, the four disjoint quarters) is the data root's and stays.
-OUT/report.json is the first seed's report plus `accuracy_mean` and `accuracy_sd` (sample sd over
-the seeds, same keys as `accuracy`), `seeds` and `per_seed`; OUT/report.md the table of all seeds.
+OUT/report.json is the first seed's report with `accuracy` (and `accuracy_mean`) the mean and
+`accuracy_sd` the sample sd over the seeds, `seeds` and `per_seed` (each seed's accuracies); its
+per-class tables and predictions stay the first seed's. OUT/report.md: the table of all seeds.
 """
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ def mean_sd(values) -> tuple[float | None, float | None]:
 
 
 def accuracy_spread(reports: list[dict]) -> dict:
-    """Mean and sample sd of every accuracy the reports all have."""
+    """Mean and sample sd of every accuracy the reports all have; the summary's headline
+    `accuracy` is the mean (a repeated run's answer is its spread, never one run's figure)."""
     keys = [k for k in reports[0]["accuracy"] if all(k in r["accuracy"] for r in reports)]
     vals = {k: np.array([r["accuracy"][k] for r in reports], dtype=np.float64) for k in keys}
-    return {"accuracy_mean": {k: float(v.mean()) for k, v in vals.items()},
-            "accuracy_sd": {k: _sd(v) for k, v in vals.items()}}
+    mean = {k: float(v.mean()) for k, v in vals.items()}
+    return {"accuracy": mean, "accuracy_mean": dict(mean), "accuracy_sd": {k: _sd(v) for k, v in vals.items()}}
 
 
 def spread(reports: list[dict]) -> dict:

@@ -462,7 +462,7 @@ def _live_summary(runners: dict, stopped_by: str, failures: int = 0) -> None:
     errors = [str(r.error) for r in runners.values() if r.error is not None]
     if stopped_by not in BY_SIGNAL:
         errors += [f"{name if name == redact(r.source) else f'{name} ({redact(r.source)})'}: no frame arrived "
-                   f"({stopped_by}): the source never opened" for name, r in runners.items()
+                   f"({stopped_by}): the source never opened, or sent nothing" for name, r in runners.items()
                    if r.error is None and not r.stats.frames]
     for e in errors:
         error(e)

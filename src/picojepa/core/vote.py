@@ -79,22 +79,23 @@ def stacked(probs: np.ndarray, stacker: dict) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
+def scores(probs: np.ndarray, method: str, weights=None, stacker: dict | None = None) -> np.ndarray:
+    """(N, C): what a vote's confidence is read from: the members' mean probability (soft and
+    majority, whose winner is the most voted class), their weighted mean, or the stacker's
+    probabilities. An occlusion map measures how much of the answer's class it loses."""
+    if method in ("majority", "soft"):
+        return soft(probs)
+    if method == "weighted":
+        return weighted(probs, weights)
+    if method == "stacked":
+        return stacked(probs, stacker)
+    raise ValueError(f"unknown vote {method!r}; known: {', '.join(VOTES)}")
+
+
 def combine(probs: np.ndarray, method: str, weights=None,
             stacker: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(labels (N,), confidence (N,)). Confidence: the winner's mean probability (soft/majority),
-    its weighted probability, or the stacker's probability."""
-    if method == "majority":
-        labels = majority(probs)
-        mean = probs.mean(0)
-    elif method == "soft":
-        mean = soft(probs)
-        labels = mean.argmax(-1)
-    elif method == "weighted":
-        mean = weighted(probs, weights)
-        labels = mean.argmax(-1)
-    elif method == "stacked":
-        mean = stacked(probs, stacker)
-        labels = mean.argmax(-1)
-    else:
-        raise ValueError(f"unknown vote {method!r}; known: {', '.join(VOTES)}")
+    its weighted probability, or the stacker's probability (`scores`)."""
+    mean = scores(probs, method, weights, stacker)
+    labels = majority(probs) if method == "majority" else mean.argmax(-1)
     return labels, mean[np.arange(len(labels)), labels]

@@ -38,6 +38,7 @@ from picojepa.core.options import Finite
 from picojepa.core.redact import redact
 from picojepa.core.vote import VOTES
 
+from . import explain
 from .ensemble import Ensemble, EnsembleBase
 from .live.cameras import NAME_MAX, EventFilter, Reloader, load_cameras, same_topic
 from .live.publish import check_targets, open_publisher
@@ -97,6 +98,7 @@ class _Sections(click.Command):
         ("Edge network", ("nats_servers", "nats_token", "nats_user", "nats_password", "nats_creds",
                           "deadline_ms", "quorum")),
         ("Output", ("fmt", "publish", "stream_name", "http_listen")),
+        ("Explain one clip", ("explain_clip", "out_dir")),
     )
 
     def format_options(self, ctx, formatter):
@@ -188,16 +190,22 @@ class _Sections(click.Command):
               help="With --nodes: how long each video waits for the members' answers.")
 @click.option("--quorum", type=click.IntRange(min=1),
               help="With --nodes: fewest voting members that must answer [default: a majority].")
+@click.option("--explain", "explain_clip", metavar="CLIP",
+              help="Draw where and when in CLIP the answer came from (an occlusion map) into --out.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="With --explain: the folder for its pictures.")
 @one_line_errors
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
          decode_device, region_text, threads, labels_from_folders, prefetch, no_progress, duration, on_change,
          publish, stream_name, http_listen, streams_file, cameras_file, reconnect_s, rtsp_transport,
-         decoder_threads, skip_frames, nats, connect_timeout, deadline_ms, quorum):
+         decoder_threads, skip_frames, nats, connect_timeout, deadline_ms, quorum, explain_clip, out_dir):
     """Classify videos, camera streams or both with a bundle's ensemble.
 
     VIDEO... are files, folders or globs; a live SOURCE (rtsp://, rtmp://, http(s)://, tcp://,
     udp://, srt://, /dev/videoN) gives one result per --window as its frames arrive. With --nodes
     the members run on edge nodes and vote over NATS."""
+    if explain_clip is not None or out_dir is not None:  # one clip's occlusion map: runtime/explain.py
+        return click.echo(explain.run(explain_clip, out_dir, videos, bundle or Path(DEFAULT_BUNDLE), provider,
+                                      vote_method, variant, threads).summary())
     live = [v for v in videos if is_live(v)]
     live_run = bool(live or streams_file or cameras_file)
     if live_run and ((streams_file or cameras_file) and videos or len(live) != len(videos) or len(live) > 1

@@ -220,13 +220,21 @@ class VotePlan:
     def combine(self, probs: np.ndarray, names: list[str], method: str):
         """The vote over probabilities (M, N, C) of the members `names` (in that order); voting
         members absent from `names` (over the network: those that did not answer) are left out."""
+        return votes.combine(*self._voting(probs, names, method))
+
+    def scores(self, probs: np.ndarray, names: list[str], method: str) -> np.ndarray:
+        """(N, C): the probabilities the vote's confidence is read from (`vote.scores`)."""
+        return votes.scores(*self._voting(probs, names, method))
+
+    def _voting(self, probs: np.ndarray, names: list[str], method: str) -> tuple:
+        """(probabilities of the members that answer, vote, weights, stacker) for `vote.combine`."""
         if method in ANSWERS:  # not a vote of the voting members: the general member alone, or the hybrid
             need = ANSWERS[method]
             if not set(need) <= set(names):
                 raise BundleError(f"the {method} answer needs {', '.join(need)}; answered: {', '.join(names)}")
-            return votes.combine(probs[[names.index(m) for m in need]], "soft")
+            return probs[[names.index(m) for m in need]], "soft", None, None
         idx = [names.index(m) for m in self.voters if m in names]
-        return votes.combine(probs[idx], method, [self.weights[names[i]] for i in idx], self.stacker)
+        return probs[idx], method, [self.weights[names[i]] for i in idx], self.stacker
 
 
 class EnsembleBase:

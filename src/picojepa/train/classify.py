@@ -16,7 +16,7 @@ from picojepa.core.rundir import RunDir, RunDirError
 
 from . import checkpoint
 from .config import Recipe, recipe_from_dict
-from .features import Features, extract, subset
+from .features import Features, FeatureSets, extract, subset
 from .files import write_text
 from .finetune import finetune, member_features, validation_accuracy
 from .heads import head_from_state, token_input
@@ -38,15 +38,7 @@ class ClassifyResult:
     skipped: list[str]
     encoder_passes: int
     encoder_passes_uncached: int
-    sets: dict | None = None  # the features it trained on (`features_for`), handed on to the evaluation
-
-
-def _as_dict(f: Features) -> dict:
-    return {"feats": f.feats, "labels": f.labels, "paths": f.paths, "errors": f.errors}
-
-
-def _from_dict(d: dict) -> Features:
-    return Features(d["feats"], d["labels"], list(d["paths"]), list(d["errors"]))
+    sets: FeatureSets | None = None  # the features it trained on (`features_for`), handed on to the evaluation
 
 
 def member_from_state(state: dict) -> tuple[Recipe, torch.nn.Module, torch.nn.Module]:
@@ -64,8 +56,8 @@ def cached_held_out(run_dir: Path) -> tuple[list[str], list[int]]:
     path = RunDir(run_dir).features
     if not path.exists():
         return [], []
-    sets = checkpoint.load(path, kind="features")["sets"]
-    return list(sets["infer"]["paths"]), sets["infer"]["labels"].tolist()
+    infer = checkpoint.load(path, kind="features")["sets"]["infer"]  # the cache's plain form
+    return list(infer["paths"]), infer["labels"].tolist()
 
 
 def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: bool = True,
@@ -92,31 +84,29 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
     if cache.exists():
         state = checkpoint.load(cache, kind="features")
         if state["key"] == key:
-            sets = {k: _from_dict(v) for k, v in state["sets"].items()}
-            _keep_held_out(run_dir, sets["infer"])
-            return sets | {"classes": classes}
+            sets = FeatureSets.from_cache(state["sets"], classes)
+            _keep_held_out(run_dir, sets.infer)
+            return sets
     nw, clips = recipe.pretrain.num_workers, recipe.classify.feature_clips
     pool = token_input(recipe.classify.head, recipe.classify.pool)
-    sets = {
-        "train": extract(encoder, train_items, clips, num_workers=nw, desc="features train", pool=pool,
-                         show_progress=show_progress, spec=recipe.clip),
-        "infer": extract(encoder, infer_items, 1, num_workers=nw, desc="features held-out", pool=pool,
-                         show_progress=show_progress, spec=recipe.clip),
-        "random_train": extract(random_enc, train_items, clips, num_workers=nw,
-                                desc="features train (random init)", show_progress=show_progress,
-                                pool=pool),
-        "random_infer": extract(random_enc, infer_items, 1, num_workers=nw,
-                                desc="features held-out (random init)", show_progress=show_progress,
-                                pool=pool),
-        "motion_train": extract(MotionEncoder(recipe.clip), train_items, clips, num_workers=nw,
-                                desc="motion numbers train", show_progress=show_progress),
-        "motion_infer": extract(MotionEncoder(recipe.clip), infer_items, 1, num_workers=nw,
-                                desc="motion numbers held-out", show_progress=show_progress),
-    }
-    checkpoint.save({"kind": "features", "key": key,
-                     "sets": {k: _as_dict(v) for k, v in sets.items()}}, cache)
-    _keep_held_out(run_dir, sets["infer"])
-    return sets | {"classes": classes}
+    sets = FeatureSets(
+        classes,
+        train=extract(encoder, train_items, clips, num_workers=nw, desc="features train", pool=pool,
+                      show_progress=show_progress, spec=recipe.clip),
+        infer=extract(encoder, infer_items, 1, num_workers=nw, desc="features held-out", pool=pool,
+                      show_progress=show_progress, spec=recipe.clip),
+        random_train=extract(random_enc, train_items, clips, num_workers=nw, desc="features train (random init)",
+                             show_progress=show_progress, pool=pool),
+        random_infer=extract(random_enc, infer_items, 1, num_workers=nw, desc="features held-out (random init)",
+                             show_progress=show_progress, pool=pool),
+        motion_train=extract(MotionEncoder(recipe.clip), train_items, clips, num_workers=nw,
+                             desc="motion numbers train", show_progress=show_progress),
+        motion_infer=extract(MotionEncoder(recipe.clip), infer_items, 1, num_workers=nw,
+                             desc="motion numbers held-out", show_progress=show_progress),
+    )
+    checkpoint.save({"kind": "features", "key": key, "sets": sets.to_cache()}, cache)
+    _keep_held_out(run_dir, sets.infer)
+    return sets
 
 
 def _keep_held_out(run_dir: Path, infer: Features) -> None:
@@ -135,7 +125,7 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     run_dir, data_root = Path(run_dir), Path(data_root)
     encoder, _, _ = load_encoder(run_dir)
     sets = features_for(run_dir, recipe, data_root, show_progress, encoder)
-    classes = sets["classes"]
+    classes = sets.classes
     enc_state = encoder.state_dict()
     enc_sha = checkpoint.state_hash(enc_state)
     out, val = {}, {}
@@ -144,7 +134,7 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
     heads, unseen, encoders = {}, [], {}
     for m in MEMBERS:
         paths = [str(p) for p, _ in read_items(member_csv(data_root, m), classes)]
-        feats = subset(sets["train"], paths)
+        feats = subset(sets.train, paths)
         if len(feats.labels) == 0:
             raise DataLayoutError(f"{member_csv(data_root, m)}: no readable video for member {m}")
         head, info = train_head(feats, len(classes), cfg, recipe.seed)
@@ -159,18 +149,18 @@ def classify(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
         passes_uncached += len(paths) * cfg.epochs
         val[m] = info["val_accuracy"]
         out[m] = _save_member(run_dir, m, recipe, classes, m_state, head, info, m_sha)
-    _fit_stacker(heads, subset(sets["train"], unseen), len(classes), run_dir, encoders, recipe)
-    rhead, rinfo = train_head(sets["random_train"], len(classes), cfg, recipe.seed)
+    _fit_stacker(heads, subset(sets.train, unseen), len(classes), run_dir, encoders, recipe)
+    rhead, rinfo = train_head(sets.random_train, len(classes), cfg, recipe.seed)
     checkpoint.save({"kind": "random_probe", "classes": classes, "head": rhead.state_dict(),
                      "val_accuracy": rinfo["val_accuracy"], "history": rinfo["history"]},
                     RunDir(run_dir).random_probe)
     mrecipe = member_recipe(recipe)  # the motion member: a linear head on its cached numbers
-    head, info = train_head(sets["motion_train"], len(classes), mrecipe.classify, recipe.seed)
+    head, info = train_head(sets.motion_train, len(classes), mrecipe.classify, recipe.seed)
     _save_member(run_dir, MOTION, mrecipe, classes, MotionEncoder(recipe.clip).state_dict(), head, info)
     val[MOTION] = info["val_accuracy"]
-    n_train, n_infer = len(sets["train"].paths), len(sets["infer"].paths)
+    n_train, n_infer = len(sets.train.paths), len(sets.infer.paths)
     passes = 2 * (n_train * cfg.feature_clips + n_infer)
-    skipped = sorted(set(sets["train"].errors + sets["infer"].errors))
+    skipped = sorted(set(sets.train.errors + sets.infer.errors))
     return ClassifyResult(out, val, skipped, passes, passes_uncached * cfg.feature_clips, sets)
 
 

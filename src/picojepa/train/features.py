@@ -1,7 +1,7 @@
 """The frozen encoder's features of every video, computed once and shared by all heads."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -57,6 +57,30 @@ def extract(encoder: VideoViT | MotionEncoder, items: list[tuple[Path, int]], cl
         shape = (0, clips, *one.shape[1:])  # (0, clips, D) or, for 'tokens', (0, clips, N, D)
         return Features(torch.zeros(shape), torch.zeros(0, dtype=torch.long), [], errors)
     return Features(torch.cat(feats), torch.cat(labels), paths, errors)
+
+
+@dataclass
+class FeatureSets:
+    """What a run's classifiers and its evaluation read: the labelled (`train`) and held-out
+    (`infer`) videos' features through the pre-trained encoder, a randomly initialised one of the
+    same shape (the yardstick), and the motion-energy numbers (the motion member); the classes."""
+
+    classes: list[str]
+    train: Features
+    infer: Features
+    random_train: Features
+    random_infer: Features
+    motion_train: Features
+    motion_infer: Features
+
+    def to_cache(self) -> dict:
+        """The sets as plain tensors and lists (the feature cache's `sets`; classes not included)."""
+        return {f.name: vars(getattr(self, f.name)) for f in fields(self) if f.name != "classes"}
+
+    @classmethod
+    def from_cache(cls, sets: dict, classes: list[str]) -> "FeatureSets":
+        return cls(classes, **{k: Features(v["feats"], v["labels"], list(v["paths"]), list(v["errors"]))
+                               for k, v in sets.items()})
 
 
 def subset(f: Features, paths: list[str]) -> Features:

@@ -44,7 +44,7 @@ from . import checkpoint
 from .classify import features_for
 from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict, with_defaults
 from .evaluate import BASELINE, mean_of, member_probs, per_class_accuracy
-from .features import subset
+from .features import FeatureSets, subset
 from .files import write_text
 from .heads import head_from_state
 from .pipeline import ensure_data, run_all
@@ -196,10 +196,10 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
     name, members = EnsembleDir(out).read()
     names = [m["name"] for m in members]
     sets, got = _run_probs(members, data_root, show_progress)
-    infer = [s["infer"] for s in sets.values()]
+    infer = [s.infer for s in sets.values()]
     if any(i.paths != infer[0].paths for i in infer):
         raise ConfigError(f"{out}: the member runs were evaluated on different held-out videos")
-    y, classes = infer[0].labels.numpy(), sets[members[0]["run"]]["classes"]
+    y, classes = infer[0].labels.numpy(), sets[members[0]["run"]].classes
     c = len(classes)
     probs = np.stack([got["probs"][n] for n in names])
     weights = vote_weights([got["states"][n]["val_accuracy"] for n in names])
@@ -222,7 +222,7 @@ def evaluate_ensemble(out: Path, data_root: Path, show_progress: bool = True) ->
                                   "homogeneous": error_correlation(homo, y, list(PARTIALS))}}
 
 
-def _fit_stacker(members: list[dict], sets: dict, states: dict, classes: int, out: Path):
+def _fit_stacker(members: list[dict], sets: dict[str, FeatureSets], states: dict, classes: int, out: Path):
     """The stacked vote's meta-model on the videos no member trained on -> (stacker, note)."""
     unseen = None
     for m in members:
@@ -230,11 +230,11 @@ def _fit_stacker(members: list[dict], sets: dict, states: dict, classes: int, ou
         if val is None:
             raise ConfigError(f"{m['run']}: its member checkpoints predate validation lists; train it again")
         unseen = set(val) if unseen is None else unseen & set(val)
-    first = sets[members[0]["run"]]["train"]
+    first = sets[members[0]["run"]].train
     videos = [p for p in first.paths if p in unseen]
     probs = []
     for m in members:
-        feats = subset(sets[m["run"]]["train"], videos)
+        feats = subset(sets[m["run"]].train, videos)
         recipe = recipe_from_dict(m["recipe"])
         p, _ = member_probs(recipe, m["run"], sets[m["run"]], members=(m["head"],), videos=feats)
         probs.append(p[m["head"]])

@@ -19,11 +19,13 @@ from . import checkpoint, distributed
 from .classify import classify, features_for
 from .config import Recipe, token_grid
 from .evaluate import evaluate, features_for_plot
+from .features import FeatureSets
 from .files import write_text
 from .layout import check_layout
 from .masking import MASKS
 from .pretrain import PretrainResult, pretrain
 from .report import RunFacts, RunReport, plot_confusions, plot_losses, plot_masking, plot_tsne, write_run_report
+from .report_page import write_page
 from .synth import MARKER, generate
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ def ensure_data(recipe: Recipe, data_root: Path, show_progress: bool = True) -> 
 
 
 def write_report(recipe: Recipe, data_root: Path, run_dir: Path, facts: RunFacts | None = None,
-                 show_progress: bool = True, pre: PretrainResult | None = None, sets: dict | None = None
+                 show_progress: bool = True, pre: PretrainResult | None = None, sets: FeatureSets | None = None
                  ) -> RunReport:
     """Evaluate the run and write its report and figures. `pre` and `sets`: what pre-training
     and the classifiers handed on in this process (`run_all`); without them (`picojepa-train
@@ -78,6 +80,7 @@ def write_report(recipe: Recipe, data_root: Path, run_dir: Path, facts: RunFacts
     feats, labels = features_for_plot(sets)
     plot_tsne(feats, labels, report.classes, run.plot("tsne"), recipe.seed)
     _plot_mask_example(recipe, report.predictions["paths"][0], run.plot("masking"))
+    write_page(recipe, data_root, run_dir, report)  # after the figures, which it inlines
     return report
 
 

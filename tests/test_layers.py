@@ -121,7 +121,7 @@ def test_no_function_outside_a_click_command_takes_more_than_8_parameters_or_60_
 # the files of a run, an ensemble and a bundle, and the one module that spells each name
 OWNED = {"core/rundir.py": ("pretrain.pt", "pretrain.jsonl", "pretrain.collapsed.pt", "features.pt", "stacker.pt",
                             "ensemble.json", "random_init_probe.pt", "summary.json", "folds-data", "held_out.json",
-                            "answer.json"),
+                            "answer.json", "report.html"),
          "core/bundle.py": ("manifest.json",)}
 
 

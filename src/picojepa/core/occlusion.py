@@ -19,6 +19,7 @@ CELLS = 4  # cells per side of the picture
 BATCH = 16  # occluded clips per call of `scores`
 TINT = np.array([230, 30, 30], np.float32)  # the colour a block that carried the answer is drawn in
 ALPHA = 0.65  # how strongly the block that carried the answer most is tinted
+FLOOR = 0.1  # drops below this share of the answer's probability are never drawn at full strength
 
 # clips (B, 3, T, S, S) normalised -> the answer's probabilities (B, C)
 Scores = Callable[[np.ndarray], np.ndarray]
@@ -69,9 +70,10 @@ def occlusion_map(clip: np.ndarray, scores: Scores, target: int | None = None, t
 
 def heat(m: OcclusionMap, frames: int, height: int, width: int) -> np.ndarray:
     """The map at a picture's size, (frames, height, width) in 0..1: each block's drop over the
-    largest (blocks that did not support the answer: 0). `frames` may differ from the clip's
-    (a thumbnail's subset): frame i shows the block of its share of the clip."""
-    top = float(m.drop.max())
+    largest, or over FLOOR x the answer's probability where that is larger, so that a map of
+    drops all near zero stays faint (blocks that did not support the answer: 0). `frames` may
+    differ from the clip's (a thumbnail's subset): frame i shows the block of its share of the clip."""
+    top = max(float(m.drop.max()), FLOOR * m.base)
     d = np.clip(m.drop, 0.0, None) / top if top > 0 else np.zeros_like(m.drop)
     tb, cy, cx = d.shape
     ti = np.minimum((np.arange(frames) + 0.5) * tb / frames, tb - 1).astype(int)

@@ -8,6 +8,7 @@
     RUN/members/<member>.pt    each classifier (encoder + head + recipe), random_init_probe.pt,
                                stacker.pt
     RUN/report.{md,json}, summary.json, *.png
+    RUN/report.html            the report as a page: clips, occlusion maps, which clips to label next
     RUN/seed-<s>/              with --seeds N: one run per seed
     RUN/fold-<i>/, RUN/folds-data/   with --folds K: one run per fold, and each fold's data root
     RUN/ensemble.json, RUN/runs/<member>/, RUN/stacker.pt   a heterogeneous ensemble
@@ -37,6 +38,7 @@ MEMBERS_DIR = "members"
 STACKER = "stacker.pt"
 RANDOM_PROBE = "random_init_probe"  # the random-init baseline probe's checkpoint, beside the members
 REPORT_JSON, REPORT_MD, SUMMARY = "report.json", "report.md", "summary.json"
+REPORT_HTML = "report.html"  # a run's report as a page (train/report_page.py)
 PLOTS = ("loss", "confusion", "tsne", "masking")  # the report's figures, RUN/<name>.png
 ENSEMBLE = "ensemble.json"
 ENSEMBLE_RUNS = "runs"
@@ -44,8 +46,8 @@ FOLDS_DATA = "folds-data"  # with --folds K: each fold's data root, links to the
 # what makes a folder a run (or a multi-seed run, or an ensemble's): any of these in it
 _MARKS = (PRETRAIN, COLLAPSED, MEMBERS_DIR, ENSEMBLE)
 # the run's own files, removed by --force before it starts over
-_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, HELD_OUT, ANSWER, REPORT_JSON, REPORT_MD, SUMMARY, STACKER, ENSEMBLE_RUNS,
-        FOLDS_DATA, *(f"{p}.png" for p in PLOTS))
+_OWN = (*_MARKS, PRETRAIN_LOG, FEATURES, HELD_OUT, ANSWER, REPORT_JSON, REPORT_MD, REPORT_HTML, SUMMARY, STACKER,
+        ENSEMBLE_RUNS, FOLDS_DATA, *(f"{p}.png" for p in PLOTS))
 
 
 REPEAT = re.compile(r"^(seed|fold)-\d+$")
@@ -72,6 +74,10 @@ class _Folder:
     @property
     def report_md(self) -> Path:
         return self.root / REPORT_MD
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / REPORT_HTML
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from picojepa.core import vote
-from picojepa.core.roster import GENERAL, HYBRID, MOTION, VOTE_MEMBERS
+from picojepa.core.roster import ANSWERS, GENERAL, HYBRID, MOTION, VOTE_MEMBERS
 
 RULES = ("majority", "soft", "weighted")
 CANDIDATES = (GENERAL, "hybrid", *RULES)
@@ -44,6 +44,28 @@ class AnswerChoice:
 def column(answer: str) -> str:
     """The report column (`report.COLUMNS`) that holds an answer's held-out predictions."""
     return {GENERAL: GENERAL, "hybrid": "vote_hybrid"}.get(answer, f"vote_{answer}")
+
+
+def voters(answer: str) -> tuple[str, ...]:
+    """The members whose probabilities an answer combines."""
+    return ANSWERS.get(answer, VOTE_MEMBERS)
+
+
+def _voting(answer: str, probs: dict[str, np.ndarray], weights: list[float]) -> tuple:
+    """`vote.combine`'s arguments for an answer: the general member and the hybrid are a soft
+    vote of their members, as the runtime's; `weights`: the partial members' weighted-vote weights."""
+    stacked = np.stack([probs[m] for m in voters(answer)])
+    return (stacked, "soft", None) if answer in ANSWERS else (stacked, answer, weights)
+
+
+def answer_vote(answer: str, probs: dict[str, np.ndarray], weights: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,), confidence (N,)) of an answer from its members' probabilities {member: (N, C)}."""
+    return vote.combine(*_voting(answer, probs, weights))
+
+
+def answer_scores(answer: str, probs: dict[str, np.ndarray], weights: list[float]) -> np.ndarray:
+    """(N, C): the probabilities an answer's confidence is read from (`vote.scores`)."""
+    return vote.scores(*_voting(answer, probs, weights))
 
 
 def choose(scores: dict[str, tuple[float, int]]) -> AnswerChoice:

@@ -60,7 +60,7 @@ class RunReport:
     vote_weights: dict[str, float]
     validation_accuracy: dict[str, float | None]
     skipped_videos: list[str]
-    predictions: dict[str, list]  # paths, labels, and each column's predicted labels
+    predictions: dict[str, list]  # paths, labels, each column's predicted labels, the answer's confidence
     pretrain: dict = field(default_factory=dict)  # history (one row per epoch) and skipped_videos
     recipe_config: dict = field(default_factory=dict)
     embed_dim: int | None = None

@@ -71,3 +71,13 @@ def test_the_general_answer_is_the_general_members_own(smoke_bundle):
         p = ens.predict(video, vote="general")
         assert p.label == p.members["general"].label
         assert abs(p.confidence - p.members["general"].probability) < 1e-6
+
+
+def test_a_network_of_member_nodes_votes_by_default_and_one_box_gives_the_default_answer(smoke_bundle):
+    from picojepa.runtime.ensemble import EnsembleBase, resolve_vote
+    from picojepa.runtime.net.network import NetworkEnsemble
+
+    bundle = load_bundle(smoke_bundle)
+    assert resolve_vote(bundle, None) == bundle.default_answer
+    assert resolve_vote(bundle, None, alone=False) == bundle.default_vote
+    assert EnsembleBase.answers_alone and not NetworkEnsemble.answers_alone

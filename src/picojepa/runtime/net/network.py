@@ -46,6 +46,7 @@ class NetworkEnsemble(EnsembleBase):
 
     normalise = False  # the nodes normalise: uint8 frames are a quarter of the bytes
     provider = "network"
+    answers_alone = False  # member nodes vote: the default is the bundle's default vote, not one member
 
     def __init__(self, bundle_root: str | Path, opts: NatsOptions, deadline_ms: float = 2000.0,
                  quorum: int | None = None, decode_device: str = "cpu", placement: str | None = None,

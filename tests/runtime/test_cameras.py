@@ -357,3 +357,27 @@ def test_region_on_files_is_the_file_path_crop_and_a_bad_one_is_a_usage_error(sm
                           "0.5,0.5,0.6,1", str(video)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "--region: x, y, w, h must be fractions" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_camera_file_camera_recording_its_analysed_stream_opens_it_once(smoke_bundle, smoke_data, tmp_path):
+    """No record_url, on a source that takes one client (FFmpeg's TCP server): the camera's reader
+    feeds its recorder, so windows are classified and the event clip is written; the status page
+    shows the recording as sharing that connection."""
+    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
+    classes = sorted(p.name for p in (smoke_data / "infer").iterdir() if p.is_dir())
+    port = _free_port()
+    server = serve_looped(video, port)
+    f = tmp_path / "cameras.yaml"
+    f.write_text(f"cameras:\n  - name: door\n    url: 'tcp://127.0.0.1:{port}'\n    window: 0.5\n"
+                 f"    events: {classes}\n    record: {{before_s: 0.5, after_s: 0.5}}\n"
+                 f"clips: {{dir: '{tmp_path / 'clips'}', max_gb: 1}}\n")
+    try:
+        time.sleep(0.5)
+        r = run_cameras_until(smoke_bundle, f, {"door": 6})
+    finally:
+        server.kill()
+        server.wait(10)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 0 and len(rows) >= 6, r.stderr
+    clips = [row["event"]["clip"] for row in rows if row.get("event") and row["event"].get("clip")]
+    assert clips and any(Path(c).is_file() for c in clips), r.stderr

@@ -277,3 +277,18 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(tmp_path, capfd
         server.close()
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Connection" not in err, err
+
+
+def test_the_publishers_connection_and_losses_are_on_the_status_page_and_in_metrics():
+    from picojepa.runtime.live.status import Status
+
+    class Publishers:  # the shape of publish.Publishers.state(): per target URL, credentials masked
+        def state(self):
+            return {"mqtt://***@broker:1883": {"connected": False, "sent": 9, "lost": 4}}
+
+    status = Status({}, publisher=Publishers())
+    assert status.as_json()["publishing"] == {"mqtt://***@broker:1883": {"connected": False, "sent": 9, "lost": 4}}
+    text = status.metrics_text().decode()
+    assert 'picojepa_publish_connected{target="mqtt://***@broker:1883"} 0.0' in text
+    assert 'picojepa_publish_lost_total{target="mqtt://***@broker:1883"} 4.0' in text
+    assert Status({}).as_json()["publishing"] == {}

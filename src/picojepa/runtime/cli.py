@@ -36,6 +36,7 @@ from picojepa.core.console import (
 from picojepa.core.decode import VIDEO_SUFFIXES, check_ffmpeg
 from picojepa.core.options import Finite
 from picojepa.core.redact import redact
+from picojepa.core.roster import ANSWERS
 from picojepa.core.vote import VOTES
 
 from . import explain
@@ -126,7 +127,7 @@ class _Sections(click.Command):
                    "the one `make demo` writes].")
 @click.option("--provider", default="auto", show_default=True,
               type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--vote", "vote_method", type=click.Choice(VOTES),
+@click.option("--vote", "vote_method", type=click.Choice((*VOTES, *ANSWERS)),
               help="Vote method [default: the bundle's, majority].")
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "json", "csv"]))
@@ -345,9 +346,8 @@ def _run_live(opening: OpenOptions, streams: list, cams, req: LiveRequest) -> No
         reloader = None
         if cams:
             events.recorders, record_camera = _recorders(cams, req.live)
-            reloader = Reloader(cams, ens.classes,
-                                lambda c: LiveRunner(c.url, ens.bundle.clip, _camera_opts(req.live, c)),
-                                events, record_camera)
+            reloader = Reloader(cams, ens.classes, lambda c: LiveRunner(
+                c.url, ens.bundle.clip, _camera_opts(req.live, c), tap=_tap(events, c.name)), events, record_camera)
         runners, stopped_by, failed = _classify_live(ens, streams, req.live, req.vote, req.fmt, req.on_change,
                                                      LiveOutputs(publisher, listen, reloader, events,
                                                                  cams.clips_dir if cams else None))
@@ -384,10 +384,17 @@ def _recorders(cams, opts) -> tuple[dict, object]:
     store = ClipStore(cams.clips_dir, cams.clips_max_gb * 1e9,
                       None if cams.clips_max_days is None else cams.clips_max_days * 86400)
 
-    def record(c):
-        return Recorder(c.name, c.record_url or c.url, RecordOptions(*c.record), store, opts)
+    def record(c):  # recording the analysed source itself: fed its packets by the reader, one connection
+        return Recorder(c.name, c.record_url or c.url, RecordOptions(*c.record), store, opts,
+                        fed=c.record_url in (None, c.url))
 
     return {c.name: record(c) for c in cams.cameras if c.record}, record
+
+
+def _tap(events, name: str):
+    """The recorder a camera's reader hands its packets to (one fed by it), or None."""
+    rec = events.recorders.get(name) if events is not None else None
+    return rec if rec is not None and rec.fed else None
 
 
 @dataclass(frozen=True)
@@ -415,14 +422,14 @@ def _classify_live(ens, streams: list[tuple[str, str, object]], opts, vote_metho
         timer.start()
     old_term = signal.signal(signal.SIGTERM, lambda *_: (why.append("stopped"), stop.set()))
     old_hup = signal.signal(signal.SIGHUP, out.reloader.request) if out.reloader else None
-    runners = {name: LiveRunner(source, ens.bundle.clip, o) for name, source, o in streams}
+    runners = {name: LiveRunner(source, ens.bundle.clip, o, tap=_tap(out.events, name)) for name, source, o in streams}
     status = server = None
     publisher, listen = out.publisher, out.listen
     held: dict[str, dict] = {}  # per stream, the label being held: {"label", "from_s", "to_s"}
     failed = 0  # windows whose classification failed, each printed
     try:
         if listen:
-            status = Status(runners, out.clips_dir)
+            status = Status(runners, out.clips_dir, out.events.recorders if out.events else None, publisher)
             server = StatusServer(status, *listen)
         for name, w, pred in classify_streams(ens, runners, vote_method, stop,
                                               out.reloader.apply if out.reloader else None):

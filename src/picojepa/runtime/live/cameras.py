@@ -277,10 +277,10 @@ class Reloader:
                 runner.close()
             if n in recorders:
                 recorders.pop(n).close()  # writes its pending clips with what has arrived
-        for n in restarted + started:
-            runners[n] = self.start(wanted[n])
+        for n in restarted + started:  # the recorder first: a reader may feed it its packets
             if wanted[n].record and self.record_camera is not None:
                 recorders[n] = self.record_camera(wanted[n])
+            runners[n] = self.start(wanted[n])
         if self.events is not None:
             self.events.labels = {c.name: set(c.events) for c in new.cameras if c.events}
         self.current, self.applied = wanted, self.applied + 1

@@ -92,10 +92,12 @@ class Status:
     """The run's cameras (name -> LiveRunner), their recorders (name -> recorder.Recorder, for the
     cameras that record; the dict may change as the run goes) and what came of their windows."""
 
-    def __init__(self, runners: dict, clips_dir: str | None = None, recorders: dict | None = None):
+    def __init__(self, runners: dict, clips_dir: str | None = None, recorders: dict | None = None,
+                 publisher=None):
         prom, self._counter, self._gauge = _prometheus()
         self.runners, self.started, self.clips_dir = runners, time.time(), clips_dir
         self.recorders = recorders if recorders is not None else {}
+        self.publisher = publisher  # publish.Publishers: each target's connection and message counts
         self.latest: dict[str, dict] = {}
         self.frames: dict[str, object] = {}  # camera -> uint8 (S, S, 3): its latest window's last frame
         self.events = collections.defaultdict(lambda: collections.deque(maxlen=EVENTS_KEPT))  # cameras may come
@@ -124,6 +126,19 @@ class Status:
         yield gaps
         yield up
         yield from self._recording()
+        yield from self._publishing()
+
+    def _publishing(self):
+        """Per publishing target (its URL, credentials masked): connected or not, messages lost."""
+        if self.publisher is None:
+            return
+        up = self._gauge("picojepa_publish_connected", "1 while connected to the broker or NATS server.",
+                         labels=["target"])
+        lost = self._counter("picojepa_publish_lost", "Messages that did not reach the broker.", labels=["target"])
+        for target, s in self.publisher.state().items():
+            up.add_metric([target], 1 if s.get("connected") else 0)
+            lost.add_metric([target], s.get("lost", 0))
+        yield from (up, lost)
 
     def _recording(self):
         """Per recording camera: whether its recording stream is up, the clips written and failed."""
@@ -186,7 +201,8 @@ class Status:
                              "frames": s.frames, "windows": s.windows, "dropped": s.dropped,
                              "reconnects": s.reconnects, "gaps": len(s.gaps), "events": list(self.events[n]),
                              "recording": None if rec is None else rec.state()})
-        return {"started": self.started, "uptime_s": round(now - self.started, 3), "cameras": cams}
+        return {"started": self.started, "uptime_s": round(now - self.started, 3), "cameras": cams,
+                "publishing": self.publisher.state() if self.publisher is not None else {}}
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>pico-JEPA cameras</title>

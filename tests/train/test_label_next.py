@@ -57,3 +57,19 @@ def test_the_study_gives_each_strategy_an_accuracy_per_step_and_seed():
     assert set(got) == set(STRATEGIES)
     assert all(a.shape == (2, 3) and ((0 <= a) & (a <= 100)).all() for a in got.values())
     assert np.allclose(got["random"][:, 0], got["ranked"][:, 0])  # the same start on each seed
+
+
+def test_the_study_tool_measures_a_run_from_its_cached_features(smoke_run):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "label_next_study.py"
+    r = subprocess.run([sys.executable, str(tool), str(smoke_run[0]), "--start", "2", "--k", "2", "--steps", "1",
+                        "--seeds", "0,1", "--epochs", "2", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)["runs"][0]
+    assert got["labelled"] == [6, 8] and set(got["accuracy"]) == set(STRATEGIES)
+    assert all(np.asarray(a).shape == (2, 2) for a in got["accuracy"].values())
+    assert "| labelled | random | least_confident | ranked |" in r.stderr

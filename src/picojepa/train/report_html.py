@@ -52,6 +52,7 @@ class Page:
 
     report: dict
     wrong: list[Tile] = field(default_factory=list)
+    wrong_about: str = ""  # how many clips were wrong, and which of them are shown
     right: list[Tile] = field(default_factory=list)
     label_next: list[Tile] = field(default_factory=list)
     label_next_note: str = ""
@@ -196,9 +197,9 @@ def render(page: Page) -> str:
              '<a href="#label-next">label next</a> · <a href="#plots">plots</a> · '
              '<a href="#sampling">sampling</a>. The numbers are report.json\'s; report.md has every table.</p>',
              *_headline(r), *_classes(r, col),
-             *_tiles("Clips it got wrong", "Most confidently wrong first. Left: the clip as the model reads it; "
-                     "right (where there is one): its occlusion map, the blocks of frames and places without "
-                     "which the answer lost most of its probability, in red.", page.wrong, "wrong", page.root),
+             *_tiles("Clips it got wrong", f"{page.wrong_about} Left: the clip as the model reads it; right "
+                     "(where there is one): its occlusion map, the blocks of frames and places without which the "
+                     "answer lost most of its probability, in red.", page.wrong, "wrong", page.root),
              *_tiles("Clips it got right", "A few per class, most confident first.", page.right, "right", page.root),
              *_tiles("Which clips to label next", page.label_next_note, page.label_next, "label-next", page.root),
              *_cell_lists(r, col, shown, page.root), '<h2 id="plots">Plots</h2>',

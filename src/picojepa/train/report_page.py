@@ -5,6 +5,7 @@ figures; what the clip covers of each video. The numbers are report.json's; `rep
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +36,22 @@ BATCH = 16  # clips per call of the members
 
 def write_page(recipe: Recipe, data_root: Path, run_dir: Path, report: RunReport) -> Path:
     """Draw the run's report page from its report and its member checkpoints."""
-    r, run = report.to_json(), RunDir(run_dir)
+    t0, r, run = time.perf_counter(), report.to_json(), RunDir(run_dir)
     weights = [r["vote_weights"][report_key(m)] for m in VOTE_MEMBERS]
     model = AnswerModel(run_dir, r["answer"]["chosen"], weights)
     wrong, right = _picked(r)
+    total = sum(a != b for a, b in zip(r["predictions"][column(r["answer"]["chosen"])], r["predictions"]["labels"]))
     page = Page(r, root=run.root, wrong=[_tile(r, k, recipe, model if n < MAPS else None) for n, k in enumerate(wrong)],
-                right=[_tile(r, k, recipe) for k in right])
+                right=[_tile(r, k, recipe) for k in right],
+                wrong_about=f"{total} of {len(r['predictions']['labels'])} held-out clips answered wrong; "
+                            f"{'all' if total <= WRONG else f'the {WRONG} most confidently wrong'} shown, most "
+                            f"confidently wrong first, the first {min(MAPS, total)} with an occlusion map.")
     page.label_next, page.label_next_note = _label_next(recipe, data_root, model, r["classes"])
     page.plots = {n: data_uri(run.plot(n).read_bytes(), "image/png") for n in PLOTS if run.plot(n).is_file()}
     page.coverage = _coverage(r["predictions"]["paths"][:COVERAGE], recipe)
     write_text(run.report_html, render(page))
+    log.info("%s: %d KiB, drawn in %.1f s", run.report_html, run.report_html.stat().st_size // 1024,
+             time.perf_counter() - t0)
     return run.report_html
 
 

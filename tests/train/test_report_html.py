@@ -132,3 +132,23 @@ def test_the_page_renders_offline_in_a_real_browser_and_its_links_open_the_clips
     links = re.findall(r'<a class="clip" href="([^"]+)"', dom)
     assert links and all((path.parent / unquote(h)).resolve().is_file() for h in links)
     assert shot.stat().st_size > 20_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_repeated_runs_page_has_the_mean_as_its_headline_and_links_each_run(tmp_path):
+    from picojepa.train.report_page import write_repeats_page
+    from picojepa.train.seeds import seed_summary, spread
+
+    def report(general, random):
+        return {"accuracy": {"general": general, "random_init_probe": random, "motion_energy_baseline": 55.0,
+                             "label_shuffled": 25.0}, "pretrain": {"history": [{"target_rank": 30.0}]},
+                "recipe": "x", "classes": ["a", "b"], "held_out_videos": 10, "embed_dim": 96,
+                "answer": {"chosen": "general"}}
+
+    reports = [report(60.0, 50.0), report(80.0, 52.0)]
+    summary = {**seed_summary(reports, [0, 1]), **spread(reports)}
+    html = write_repeats_page(tmp_path, summary, ["seed-0", "seed-1"]).read_text()
+    got = _figures(html)
+    assert got["accuracy.general"] == 70.0 == summary["accuracy"]["general"]
+    assert got["accuracy.random_init_probe"] == 51.0 and "± 14.14" in html
+    assert 'href="seed-0/report.html"' in html and 'href="seed-1/report.html"' in html
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)

@@ -52,6 +52,7 @@ def test_train_all_with_seeds_writes_each_run_and_the_spread(smoke_data, tmp_pat
     r = json.loads((out / "report.json").read_text())
     assert r["seeds"] == [0, 1] and set(r["accuracy_mean"]) == set(r["accuracy"]) == set(r["accuracy_sd"])
     assert (out / "seed-0" / "members" / "general.pt").exists() and (out / "seed-1" / "report.md").exists()
+    assert (out / "report.html").exists() and (out / "seed-1" / "report.html").exists()
     assert r["per_seed"]["0"] == json.loads((out / "seed-0" / "report.json").read_text())["accuracy"]
 
 

@@ -22,6 +22,7 @@ from .index import place
 from .layout import member_csv, read_classes, read_items, stratified_parts, write_layout
 from .pipeline import run_all
 from .report import COLUMNS, repeats_markdown, write_reports
+from .report_page import write_repeats_page
 from .seeds import spread
 
 DATA = FOLDS_DATA
@@ -88,4 +89,5 @@ def run_folds(recipe: Recipe, data_root: Path, out: Path, k: int, resume: bool =
         f"{k}-fold cross-validation: every one of the {summary['held_out_videos']} labelled videos held "
         f"out once (stratified folds, seed {recipe.seed}); each fold's full report is in "
         "`fold-<i>/report.md`"))
+    write_repeats_page(out, summary, names)
     return summary

@@ -206,6 +206,32 @@ def render(page: Page) -> str:
              *(f'<figure><img src="{u}" alt="{_esc(n)}"><figcaption>{_esc(n)}</figcaption></figure>'
                for n, u in page.plots.items()),
              *_coverage(page, (r.get("recipe_config") or {}).get("clip", {}).get("sampling", "window"))]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>pico-JEPA run report: {_esc(r['recipe'])}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
+    return _document(f"pico-JEPA run report: {r['recipe']}", parts)
+
+
+def _document(title: str, parts: list[str]) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def render_repeats(summary: dict, runs: list[str]) -> str:
+    """The page of a recipe run several times (seeds or folds, each run's folder in `runs`):
+    the headline as mean ± sd over the runs (report.json's `accuracy_mean`, `accuracy_sd`) and a
+    link to each run's own page."""
+    mean, sd, per = summary["accuracy_mean"], summary["accuracy_sd"], summary.get("per_run") or {
+        f"seed-{k}": v for k, v in (summary.get("per_seed") or {}).items()}
+    chosen = (summary.get("answer") or {}).get("chosen", "majority")
+    keys = list(dict.fromkeys(k for k in (column(chosen), GENERAL, *(k for k, _ in YARDSTICKS)) if k in mean))
+    head = "".join(f'<th><a href="{_esc(n)}/report.html">{_esc(n)}</a></th>' for n in runs)
+    rows = [f'<tr><td class="l">{_esc(k)}</td>{_num(f"accuracy.{k}", mean[k])}<td>± {sd.get(k, 0.0):.2f}</td>'
+            + "".join(f"<td>{per.get(n, {}).get(k, float('nan')):.2f}</td>" for n in runs) + "</tr>" for k in keys]
+    lines = warnings({**summary, "accuracy": mean, "pretrain": {"history": [{"target_rank": summary.get(
+        "target_rank_mean")}]}})
+    body = [f"<h1>pico-JEPA run report: recipe <code>{_esc(summary['recipe'])}</code>, {len(runs)} runs</h1>",
+            *(f'<p class="warn">{_md(w)}</p>' for w in lines if w),
+            f"<p>Mean ± sample sd over the runs of the mean per-class accuracy, in percent (report.json's "
+            f"<code>accuracy_mean</code>, <code>accuracy_sd</code>); the bundle's answer is "
+            f'<strong data-key="answer.chosen">{_esc(chosen)}</strong> (column <code>{_esc(column(chosen))}</code>) '
+            "in the first run. Each run's page shows its clips.</p>", '<table id="headline"><tr><th class="l">model</th><th>mean</th><th>sd</th>' + head + "</tr>",
+            *rows, "</table>"]
+    return _document(f"pico-JEPA runs: {summary['recipe']}", body)

@@ -21,7 +21,7 @@ from .config import Recipe
 from .files import write_text
 from .label_next import rank, unlabelled_videos, vote_entropy
 from .report import RunReport
-from .report_html import Page, Tile, render
+from .report_html import Page, Tile, render, render_repeats
 from .thumbnails import clip_indices, data_uri, gif_uri, view
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,13 @@ def write_page(recipe: Recipe, data_root: Path, run_dir: Path, report: RunReport
     log.info("%s: %d KiB, drawn in %.1f s", run.report_html, run.report_html.stat().st_size // 1024,
              time.perf_counter() - t0)
     return run.report_html
+
+
+def write_repeats_page(out: Path, summary: dict, runs: list[str]) -> Path:
+    """OUT/report.html of a recipe run several times (`--seeds`, `--folds`): the headline as mean ± sd,
+    linking each run's own page (OUT/<run>/report.html)."""
+    write_text(RunDir(out).report_html, render_repeats(summary, runs))
+    return RunDir(out).report_html
 
 
 def _picked(r: dict) -> tuple[list[int], list[int]]:

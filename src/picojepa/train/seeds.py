@@ -17,6 +17,7 @@ import numpy as np
 from .config import Recipe
 from .pipeline import run_all
 from .report import COLUMNS, seeds_markdown, write_reports
+from .report_page import write_repeats_page
 
 
 def seed_dir(out: Path, seed: int) -> Path:
@@ -72,4 +73,5 @@ def run_seeds(recipe: Recipe, data_root: Path, out: Path, n: int, resume: bool =
                "per_seed_target_rank": {str(s): r["pretrain"]["history"][-1]["target_rank"]
                                         for s, r in zip(seeds, reports)}}
     write_reports(out, summary, seeds_markdown(summary, [c for c in COLUMNS if c in summary["accuracy_mean"]]))
+    write_repeats_page(out, summary, [seed_dir(out, s).name for s in seeds])
     return summary

@@ -83,9 +83,11 @@ def heat(m: OcclusionMap, frames: int, height: int, width: int) -> np.ndarray:
 
 
 def overlay(frames: np.ndarray, m: OcclusionMap) -> np.ndarray:
-    """uint8 frames (T, H, W, 3) with the blocks that carried the answer tinted red, the more
-    the more they carried it."""
+    """uint8 frames (T, H, W, 3), their colours halved towards grey (so that red stands out on any
+    picture), with the blocks that carried the answer tinted red, the more the more they carried it."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape = }")
+    f = frames.astype(np.float32)
+    f = 0.5 * f + 0.5 * f.mean(-1, keepdims=True)
     a = ALPHA * heat(m, *frames.shape[:3])[..., None]
-    return (frames.astype(np.float32) * (1 - a) + TINT * a).round().clip(0, 255).astype(np.uint8)
+    return (f * (1 - a) + TINT * a).round().clip(0, 255).astype(np.uint8)

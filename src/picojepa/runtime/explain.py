@@ -40,9 +40,11 @@ class Explanation:
         p, m = self.prediction, self.map
         t, y, x = np.unravel_index(int(m.drop.argmax()), m.drop.shape)
         a, b = edges(m.frames, m.drop.shape[0])[t]
-        return (f"{p.file}: {p.label} ({p.confidence:.2f}, {p.vote} vote); without frames {a}-{b - 1}, "
-                f"cell row {y + 1} column {x + 1} of {m.drop.shape[1]}x{m.drop.shape[2]}, its probability drops "
-                f"{m.drop.max():+.2f} (of {m.base:.2f}) | " + ", ".join(str(f) for f in self.files))
+        frames = f"frame {a}" if b - a == 1 else f"frames {a}-{b - 1}"
+        return (f"{p.file}: {p.label} ({p.confidence:.2f}, answer {p.vote}); it leaned most on {frames}, row "
+                f"{y + 1}, column {x + 1} of a {m.drop.shape[1]}x{m.drop.shape[2]} grid: without that block its "
+                f"probability is {m.base - m.drop.max():.2f} instead of {m.base:.2f} | "
+                + ", ".join(str(f) for f in self.files))
 
 
 def explain(ens: Ensemble, clip: str | Path, out: Path, vote: str | None = None) -> Explanation:

@@ -8,7 +8,8 @@ class, add `--k` per step chosen by the page's ranking (`ranked`: the partial me
 entropy, four linear heads on disjoint quarters of what is labelled, plus the answer's doubt), by
 the answer's low confidence alone (`least_confident`) or at random, retrain, and score the
 general head on the run's held-out videos (mean per-class accuracy, percent); `--features` picks
-the cached set (the run's encoder's, a random encoder's, the motion numbers). Prints a Markdown
+the cached set (the run's encoder's, a random encoder's, the motion member's numbers) or the
+frame-differencing yardstick's numbers, decoded for the purpose. Prints a Markdown
 table per run (mean ± sample sd over the seeds) and, with --json, one JSON document on stdout.
 """
 from __future__ import annotations
@@ -21,16 +22,26 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from picojepa.core.rundir import RunDir
 from picojepa.train import checkpoint
 from picojepa.train.config import recipe_from_dict
-from picojepa.train.features import FeatureSets
+from picojepa.train.features import Features, FeatureSets
 from picojepa.train.label_next import STRATEGIES, Study, study
+from picojepa.train.motion_baseline import video_features
 
 
 FEATURES = {"pretrained": ("train", "infer"), "random": ("random_train", "random_infer"),
-            "motion": ("motion_train", "motion_infer")}  # which of the cached feature sets
+            "motion": ("motion_train", "motion_infer"),  # which of the cached feature sets
+            "baseline": ("train", "infer")}  # the frame-differencing yardstick's numbers of the same videos
+
+
+def baseline_features(f: Features) -> Features:
+    """The frame-differencing yardstick's numbers (16 frames over the whole video) of each video in
+    `f`: decoded here, the one feature set not cached."""
+    x = np.stack([video_features(p) for p in f.paths])
+    return Features(torch.from_numpy(x).float()[:, None], f.labels, f.paths, [])
 
 
 def measure(run: Path, plan: Study, epochs: int | None, features: str = "pretrained") -> dict:
@@ -38,6 +49,8 @@ def measure(run: Path, plan: Study, epochs: int | None, features: str = "pretrai
     report = json.loads(RunDir(run).report_json.read_text())
     sets = FeatureSets.from_cache(checkpoint.load(RunDir(run).features, kind="features")["sets"], report["classes"])
     pool, test = (getattr(sets, n) for n in FEATURES[features])
+    if features == "baseline":
+        pool, test = baseline_features(pool), baseline_features(test)
     cfg = recipe_from_dict(report["recipe_config"]).classify
     if epochs:
         cfg = dataclasses.replace(cfg, epochs=epochs)
@@ -72,7 +85,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
     ap.add_argument("--epochs", type=int, help="epochs per head [default: the run's recipe]")
     ap.add_argument("--features", choices=FEATURES, default="pretrained",
-                    help="the run's encoder's features, a random encoder's, or the motion-energy numbers")
+                    help="the run's encoder's features, a random encoder's, the motion member's numbers, or "
+                         "the frame-differencing yardstick's (decoded here)")
     ap.add_argument("--json", action="store_true", help="one JSON document on stdout")
     a = ap.parse_args()
     plan = Study(a.start, a.k, a.steps, tuple(int(s) for s in a.seeds.split(",")))

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from picojepa.core.bundle import load_bundle, seal
+from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import BundleError
 from picojepa.export.bundle import export_bundle
 from picojepa.runtime.net import wire
@@ -94,6 +95,31 @@ def test_replies_for_another_bundle_or_of_the_wrong_shape_are_rejected():
         wire.decode_reply(good, "a" * 64, 2, 3)
     with pytest.raises(wire.WireError, match="unreadable"):
         wire.decode_reply(b"{not json", "a" * 64, 1, 3)
+
+
+@pytest.mark.parametrize("reply", [
+    b"[" * 100_000 + b"]" * 100_000,  # nested past Python's recursion limit: crashed the coordinator
+    b'{"bundle": "' + b"a" * 64 + b'", "member": "1", "inference_ms": 1, "probs": [[-1e30, 1e30, 1]]}',
+    b'{"bundle": "' + b"a" * 64 + b'", "member": "1", "inference_ms": 1, "probs": [["0.2", "0.3", "0.5"]]}',
+    b'{"bundle": "' + b"a" * 64 + b'", "member": "1", "inference_ms": NaN, "probs": [[0.2, 0.3, 0.5]]}',
+    b'{"bundle": "' + b"a" * 64 + b'", "member": "' + b"m" * 1_000_000 + b'", "inference_ms": 1, "probs": [[1]]}',
+], ids=["nested-deep", "not-probabilities", "strings", "nan-time", "huge-member-name"])
+def test_a_hostile_reply_is_a_short_wire_error_never_a_crash_or_a_vote(reply):
+    with pytest.raises(wire.WireError) as err:
+        wire.decode_reply(reply, "a" * 64, 1, 3)
+    assert len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("header, value", [
+    (wire.H_SHAPE, "9" * 100_000), (wire.H_SHAPE, "1," * 500_000 + "1"), (wire.H_SHAPE, "\uff11,4,32,32,3"),
+    (wire.H_DTYPE, "x" * 1_000_000)])
+def test_a_hostile_request_header_is_refused_with_a_short_error(header, value):
+    spec = ClipSpec(frames=4, size=32, frame_step=2)
+    headers = {wire.H_BUNDLE: "a" * 64, wire.H_DTYPE: "uint8", wire.H_SHAPE: "1,4,32,32,3", header: value}
+    t0 = time.perf_counter()
+    with pytest.raises(wire.WireError) as err:
+        wire.decode_request(headers, bytes(4 * 32 * 32 * 3), "a" * 64, spec)
+    assert len(str(err.value)) < 300 and time.perf_counter() - t0 < 0.1
 
 
 def test_a_fused_bundle_cannot_serve_one_member_and_says_how_to_export(smoke_bundle):

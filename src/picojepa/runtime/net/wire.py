@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,12 @@ import numpy as np
 from picojepa.core.bundle import MANIFEST
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
+from picojepa.core.shown import cut, shown
 
 PREFIX = "picojepa"
 H_BUNDLE, H_SHAPE, H_DTYPE = "Picojepa-Bundle", "Picojepa-Shape", "Picojepa-Dtype"
 MAX_CLIPS = 64
+SUM_TOLERANCE = 1e-3  # a member's probabilities over the classes sum to 1 within this
 
 
 class WireError(PicoJepaError, ValueError):
@@ -65,14 +68,17 @@ def decode_request(headers: dict | None, payload: bytes, bid: str, spec: ClipSpe
     if headers.get(H_BUNDLE) != bid:
         raise WireError(f"request for bundle {str(headers.get(H_BUNDLE))[:16]}, this node serves {bid[:16]}")
     if headers.get(H_DTYPE) != "uint8":
-        raise WireError(f"dtype {headers.get(H_DTYPE)!r}, expected 'uint8'")
-    try:
-        shape = tuple(int(x) for x in str(headers.get(H_SHAPE, "")).split(","))
-    except ValueError:
-        raise WireError(f"unreadable shape header {headers.get(H_SHAPE)!r}") from None
+        raise WireError(f"dtype {shown(headers.get(H_DTYPE))}, expected 'uint8'")
     want = (spec.frames, spec.size, spec.size, 3)
+    text = str(headers.get(H_SHAPE, ""))
+    try:  # five ASCII integers of a few digits each, or refused unread (no quadratic int() of a huge one)
+        shape = tuple(int(x) for x in text.split(",")) if len(text) <= 64 and text.isascii() else None
+    except ValueError:
+        shape = None
+    if shape is None:
+        raise WireError(f"unreadable shape header {shown(headers.get(H_SHAPE))}")
     if len(shape) != 5 or shape[1:] != want or not 1 <= shape[0] <= MAX_CLIPS:
-        raise WireError(f"shape {shape}, expected (1..{MAX_CLIPS}, {', '.join(map(str, want))})")
+        raise WireError(f"shape {shown(shape)}, expected (1..{MAX_CLIPS}, {', '.join(map(str, want))})")
     if len(payload) != int(np.prod(shape)):
         raise WireError(f"payload of {len(payload)} bytes, shape {shape} needs {int(np.prod(shape))}")
     return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
@@ -96,19 +102,27 @@ class Reply:
 
 
 def decode_reply(data: bytes, bid: str, clips: int, classes: int) -> Reply:
-    """Parse and check a member's reply; WireError for one that does not fit this request."""
+    """Parse and check a member's reply; WireError for one that does not fit this request: not
+    JSON (or nested too deep to parse), another bundle's, or probabilities that are not K x C
+    finite numbers in [0, 1] summing to 1 per clip. Every text in it is cut short for messages."""
     try:
         d = json.loads(data)
-        member, node, error = str(d["member"]), str(d.get("node", "")), d.get("error")
-        if d["bundle"] != bid:
-            raise WireError(f"reply from member {member} for bundle {str(d['bundle'])[:16]}")
-        if error is not None:
-            return Reply(bid, member, node, None, 0.0, str(error))
-        probs = np.asarray(d["probs"], dtype=np.float32)
-        ms = float(d["inference_ms"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WireError(f"unreadable reply ({type(exc).__name__}: {exc})"[:200]) from None
-    if probs.shape != (clips, classes) or not np.isfinite(probs).all():
-        raise WireError(f"reply from member {member}: probabilities {probs.shape}, "
-                        f"expected ({clips}, {classes}) finite values")
+        member, node, error = cut(str(d["member"])), cut(str(d.get("node", ""))), d.get("error")
+        other = d["bundle"]
+        probs = None if error is not None else np.asarray(d["probs"])
+        ms = 0.0 if error is not None else float(d["inference_ms"])
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise WireError(cut(f"unreadable reply ({type(exc).__name__}: {exc})", 200)) from None
+    if other != bid:
+        raise WireError(f"reply from member {member} for bundle {shown(other)[:18]}")
+    if error is not None:
+        return Reply(bid, member, node, None, 0.0, cut(str(error), 200))
+    if probs.dtype.kind not in "fiu" or probs.shape != (clips, classes) or not math.isfinite(ms) or ms < 0:
+        raise WireError(f"reply from member {member}: probabilities {probs.dtype} {shown(probs.shape)}, "
+                        f"inference_ms {ms:g}; expected ({clips}, {classes}) numbers and a time >= 0")
+    probs = probs.astype(np.float32)
+    if not (np.isfinite(probs).all() and (probs >= 0).all() and (probs <= 1).all()
+            and (np.abs(probs.sum(axis=1) - 1) <= SUM_TOLERANCE).all()):
+        raise WireError(f"reply from member {member}: probabilities that are not finite numbers in [0, 1] "
+                        "summing to 1 per clip")
     return Reply(bid, member, node, probs, ms)

@@ -256,6 +256,38 @@ def _wrong_shape(tmp, ctx):
     return _manifest_edit(lambda m: m["clip"].update(size=m["clip"]["size"] * 2))(tmp, ctx)
 
 
+def _graph_edit(fn):
+    """A copy of the bundle whose graph is rewritten by `fn(bytes) -> bytes`, the manifest's sha256
+    of it updated and resealed (as a buggy exporter would write it), so the graph checks are reached."""
+    def edit(m: dict, b: Path) -> None:
+        import hashlib
+
+        f = b / m["graphs"][0]["file"]
+        f.write_bytes(fn(f.read_bytes()))
+        m["graphs"][0].update(sha256=hashlib.sha256(f.read_bytes()).hexdigest(), bytes=f.stat().st_size)
+
+    def make(tmp: Path, ctx: dict) -> Path:
+        b = _bundle_copy(tmp, ctx)
+        import json
+
+        from picojepa.core.bundle import seal
+
+        m = json.loads((b / "manifest.json").read_text())
+        edit(m, b)
+        (b / "manifest.json").write_text(json.dumps(seal(m)))
+        return b
+    return make
+
+
+def _extra_input(data: bytes) -> bytes:
+    """The same graph asking for a second input ('mask') that the runtime never feeds."""
+    import onnx
+
+    model = onnx.load_from_string(data)
+    model.graph.input.append(onnx.helper.make_tensor_value_info("mask", onnx.TensorProto.FLOAT, ["batch", 8]))
+    return model.SerializeToString()
+
+
 BUNDLE_CASES = [
     Case("bundle_missing_graph", "bundle", "the member graph file deleted", "ensemble.onnx: listed in the manifest but missing", _missing_graph),
     Case("bundle_flipped_byte", "bundle", "one byte flipped in the member graph", "ensemble.onnx: sha256 does not match the manifest", _flipped),
@@ -292,6 +324,23 @@ BUNDLE_CASES = [
          "must give every voting member a weight", _manifest_edit(lambda m: m.update(vote_weights={}))),
     Case("bundle_default_vote_unknown", "bundle", "a default vote of 'bogus' (checksum recomputed)",
          "default_vote 'bogus' is none of", _manifest_edit(lambda m: m.update(default_vote="bogus"))),
+    Case("bundle_graph_not_onnx", "bundle", "a graph file of text, not ONNX (sha256 recomputed)",
+         "ensemble.onnx: onnxruntime cannot load it", _graph_edit(lambda data: b"not an onnx graph\n" * 64)),
+    Case("bundle_graph_truncated", "bundle", "the graph cut at half its size (sha256 recomputed)",
+         "ensemble.onnx: onnxruntime cannot load it", _graph_edit(lambda data: data[:len(data) // 2])),
+    Case("bundle_graph_other_input", "bundle", "a graph that needs a second input (sha256 recomputed)",
+         "takes 'clip' alone", _graph_edit(_extra_input)),
+    Case("bundle_vote_members_not_names", "bundle", "vote_members of [{}] (checksum recomputed)",
+         "'vote_members' must be a list of distinct non-empty names",
+         _manifest_edit(lambda m: m.update(vote_members=[{}]))),
+    Case("bundle_graph_members_not_names", "bundle", "a graph whose members are [{}] (checksum recomputed)",
+         "each graph needs file, sha256 and variant", _manifest_edit(lambda m: m["graphs"][0].update(members=[{}]))),
+    Case("bundle_graph_file_nul", "bundle", "a graph file name with a NUL byte (checksum recomputed)",
+         "is not a usable path", _manifest_edit(lambda m: m["graphs"][0].update(file="ensemble\u0000.onnx"))),
+    Case("bundle_default_answer_huge", "bundle", "a default_answer of 100 000 characters (checksum recomputed)",
+         "default_answer 'xxx", _manifest_edit(lambda m: m.update(default_answer="x" * 100_000))),
+    Case("bundle_default_answer_list", "bundle", "a default_answer that is a list (checksum recomputed)",
+         "default_answer [] is none of", _manifest_edit(lambda m: m.update(default_answer=[]))),
     Case("bundle_unfinished_export", "bundle", "the draft an export killed part-way leaves (INCOMPLETE inside)",
          "an export that never finished left this folder", _unfinished),
 ]

@@ -112,6 +112,7 @@ def test_bundle_case(case, bundle, tmp_path):
     res = CliRunner().invoke(main, ["--bundle", str(b), "--no-progress", str(video)])
     assert res.exit_code == 3, res.output
     _one_line(res.output, str(b), case.expect)
+    assert len(res.output) < len(str(b)) + 400, "a manifest's value quoted whole"
 
 
 @pytest.mark.parametrize("case", _params("config"))

@@ -216,3 +216,13 @@ def test_a_folder_with_camera_mpegts_recordings_classifies_every_file(bundle, sm
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert sorted(Path(row["file"]).name for row in rows) == ["cam.ts", "clip.mp4"]
     assert all(row["error"] is None for row in rows)
+
+
+def test_a_graph_giving_nan_is_that_videos_error_never_a_label(bundle, smoke_data):
+    """A broken graph's NaN probabilities are argmax-ed to class 0 with no sign of it: refused."""
+    ens = Ensemble.load(bundle, provider="cpu")
+    nan = np.full((len(ens.bundle.members), 1, len(ens.classes)), np.nan, np.float32)
+    ens.member_probs = lambda batch: nan
+    video = sorted((smoke_data / "infer").rglob("*.mp4"))[0]
+    p = next(iter(ens.predict_many([video])))
+    assert p.label is None and "non-finite probabilities" in p.error and str(video) in p.error

@@ -43,6 +43,7 @@ from picojepa.core.textio import read_json
 
 from .clips import ClipSpec
 from .roster import ANSWERS
+from .shown import cut, shown
 from .vote import VOTES
 
 FORMAT_VERSION = 2
@@ -254,6 +255,7 @@ def _check_names(root: Path, manifest: dict) -> None:
     if len(manifest["classes"]) < 2:
         _fail(root, f"{MANIFEST}: 'classes' needs at least 2 classes")
     _names(root, manifest, "members", MEMBER_NAME)
+    _names(root, manifest, "vote_members", MEMBER_NAME)
     w = manifest["vote_weights"]
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
                for x in w.values()) or (w and not any(w.values())):
@@ -261,10 +263,43 @@ def _check_names(root: Path, manifest: dict) -> None:
     if not set(manifest["vote_members"]) <= set(w):
         _fail(root, f"{MANIFEST}: 'vote_weights' must give every voting member a weight")
     if manifest["default_vote"] not in VOTES:
-        _fail(root, f"{MANIFEST}: default_vote {manifest['default_vote']!r} is none of {', '.join(VOTES)}")
+        _fail(root, f"{MANIFEST}: default_vote {shown(manifest['default_vote'])} is none of {', '.join(VOTES)}")
     answer, possible = manifest.get("default_answer", manifest["default_vote"]), answers(manifest["members"])
     if answer not in possible:
-        _fail(root, f"{MANIFEST}: default_answer {answer!r} is none of {', '.join(possible)}")
+        _fail(root, f"{MANIFEST}: default_answer {shown(answer)} is none of {', '.join(possible)}")
+
+
+def _graphs(root: Path, manifest: dict, verify_hashes: bool) -> list[Graph]:
+    """The manifest's graphs, each a file inside the bundle matching its sha256; the fp32 ones
+    must cover every member."""
+    members = manifest["members"]
+    graphs, covered = [], []
+    real_root = root.resolve()
+    for g in manifest["graphs"]:
+        if not isinstance(g, dict) or not {"file", "sha256", "members", "variant"} <= set(g) or not (
+                isinstance(g["file"], str) and isinstance(g["sha256"], str) and isinstance(g["variant"], str)
+                and isinstance(g["members"], list) and all(isinstance(m, str) for m in g["members"])
+                and set(g["members"]) <= set(members)):
+            _fail(root, f"{MANIFEST}: each graph needs file, sha256 and variant (strings) and members "
+                        "(of the bundle's members)")
+        try:  # a NUL byte or a name longer than the file system allows is no path at all
+            path = (root / g["file"]).resolve()
+            found = path.is_file()
+        except (OSError, ValueError) as exc:
+            _fail(root, f"{MANIFEST}: graph path {shown(g['file'])} is not a usable path "
+                        f"({getattr(exc, 'strerror', None) or exc})")
+        if not path.is_relative_to(real_root) or Path(g["file"]).is_absolute():
+            _fail(root, f"{MANIFEST}: graph path {shown(g['file'])} escapes the bundle")
+        if not found:
+            _fail(root, f"{cut(g['file'])}: listed in the manifest but missing")
+        if verify_hashes and sha256_file(path) != g["sha256"]:
+            _fail(root, f"{g['file']}: sha256 does not match the manifest (file altered or corrupt)")
+        graphs.append(Graph(path, tuple(g["members"]), g["variant"]))
+        if g["variant"] == "fp32":
+            covered += g["members"]
+    if sorted(covered) != sorted(members):
+        _fail(root, f"{MANIFEST}: fp32 graphs cover {sorted(covered)}, members are {sorted(members)}")
+    return graphs
 
 
 def load_bundle(root: str | Path, verify_hashes: bool = True, draft: bool = False) -> Bundle:
@@ -304,26 +339,7 @@ def load_bundle(root: str | Path, verify_hashes: bool = True, draft: bool = Fals
         _fail(root, f"{MANIFEST}: vote_members must be a non-empty subset of members")
     if "stacking" in manifest:
         _check_stacking(root, manifest)
-    graphs, covered = [], []
-    real_root = root.resolve()
     if manifest["layout"] not in LAYOUTS:
         _fail(root, f"{MANIFEST}: layout {manifest['layout']!r} is none of {', '.join(LAYOUTS)}")
-    for g in manifest["graphs"]:
-        if not isinstance(g, dict) or not {"file", "sha256", "members", "variant"} <= set(g) or not (
-                isinstance(g["file"], str) and isinstance(g["sha256"], str) and isinstance(g["variant"], str)
-                and isinstance(g["members"], list) and set(g["members"]) <= set(members)):
-            _fail(root, f"{MANIFEST}: each graph needs file, sha256 and variant (strings) and members "
-                        "(of the bundle's members)")
-        path = (root / g["file"]).resolve()
-        if not path.is_relative_to(real_root) or Path(g["file"]).is_absolute():
-            _fail(root, f"{MANIFEST}: graph path {g['file']!r} escapes the bundle")
-        if not path.is_file():
-            _fail(root, f"{g['file']}: listed in the manifest but missing")
-        if verify_hashes and sha256_file(path) != g["sha256"]:
-            _fail(root, f"{g['file']}: sha256 does not match the manifest (file altered or corrupt)")
-        graphs.append(Graph(path, tuple(g["members"]), g["variant"]))
-        if g["variant"] == "fp32":
-            covered += g["members"]
-    if sorted(covered) != sorted(members):
-        _fail(root, f"{MANIFEST}: fp32 graphs cover {sorted(covered)}, members are {sorted(members)}")
+    graphs = _graphs(root, manifest, verify_hashes)
     return Bundle(root, manifest, tuple(manifest["classes"]), clip, tuple(graphs))

@@ -16,6 +16,7 @@ from picojepa.core.clips import ClipSpec, Region, normalize, sliding_starts, uni
 from picojepa.core.decode import check_ffmpeg, open_video
 from picojepa.core.errors import BundleError, DecodeError
 from picojepa.core.roster import ANSWERS
+from picojepa.core.shown import shown
 
 from .session import ProviderError, make_session
 
@@ -135,21 +136,28 @@ def resolve_vote(bundle: Bundle, method: str | None, alone: bool = True) -> str:
     return method
 
 
-def check_graph_io(sess, path: Path, bundle: Bundle) -> None:
-    """A BundleError unless the graph takes the bundle's clips and returns its classes."""
-    inputs = {i.name: i.shape for i in sess.get_inputs()}
-    outputs = {o.name: o.shape for o in sess.get_outputs()}
-    if GRAPH_INPUT not in inputs or not {LOGITS, PROBS} <= set(outputs):
-        raise BundleError(f"{path}: a bundle graph takes {GRAPH_INPUT!r} and gives {LOGITS!r} and {PROBS!r}; "
-                          f"this one takes {sorted(inputs)} and gives {sorted(outputs)}")
-    shape = inputs[GRAPH_INPUT]
-    want = list(bundle.clip.input_shape)
+def check_graph_io(sess, path: Path, bundle: Bundle, members: int) -> None:
+    """A BundleError unless the graph takes the bundle's clips alone, as float32, and returns its
+    `members` members' probabilities over the bundle's classes, (batch, members, classes)."""
+    inputs = {i.name: i for i in sess.get_inputs()}
+    outputs = {o.name: o for o in sess.get_outputs()}
+    if set(inputs) != {GRAPH_INPUT} or not {LOGITS, PROBS} <= set(outputs):
+        raise BundleError(f"{path}: a bundle graph takes {GRAPH_INPUT!r} alone and gives {LOGITS!r} and "
+                          f"{PROBS!r}; this one takes {shown(sorted(inputs))} and gives {shown(sorted(outputs))}")
+    shape, want = inputs[GRAPH_INPUT].shape, list(bundle.clip.input_shape)
     if len(shape) != 5 or [s if isinstance(s, int) else None for s in shape[1:]] != want:
         raise BundleError(f"{path}: model input {shape} does not match the clip spec "
                           f"(batch, {', '.join(map(str, want))})")
-    out = outputs[PROBS]
-    if out[-1] != len(bundle.classes):
-        raise BundleError(f"{path}: model has {out[-1]} classes, manifest {len(bundle.classes)}")
+    kinds = {n: x.type for n, x in [(GRAPH_INPUT, inputs[GRAPH_INPUT]), *((o, outputs[o]) for o in (LOGITS, PROBS))]}
+    if any(t != "tensor(float)" for t in kinds.values()):
+        raise BundleError(f"{path}: a bundle graph's {GRAPH_INPUT}, {LOGITS} and {PROBS} are float32 tensors; "
+                          f"this one's are {', '.join(f'{n} {t}' for n, t in kinds.items())}")
+    for name in (LOGITS, PROBS):
+        out = outputs[name].shape
+        if len(out) != 3 or out[1] not in (members, None) and not isinstance(out[1], str):
+            raise BundleError(f"{path}: output {name!r} {out} is not (batch, {members} members, classes)")
+        if out[-1] != len(bundle.classes):
+            raise BundleError(f"{path}: model has {out[-1]} classes, manifest {len(bundle.classes)}")
 
 
 def failed(d: Decoded, method: str, error: str | None = None,
@@ -334,7 +342,7 @@ class Ensemble(EnsembleBase):
         self.sessions, used = [], set()
         for g in graphs:
             sess, dev, note = make_session(g.path, provider, threads)
-            check_graph_io(sess, g.path, bundle)
+            check_graph_io(sess, g.path, bundle, len(g.members))
             self.sessions.append((sess, [bundle.members.index(m) for m in g.members]))
             used.add(dev)
             if note and note not in self.notes:
@@ -372,6 +380,10 @@ class Ensemble(EnsembleBase):
         t0 = time.perf_counter()
         probs = self.member_probs(d.clips)  # (M, K, C)
         inference_ms = (time.perf_counter() - t0) * 1e3
+        bad = [m for m, p in zip(self.bundle.members, probs) if not np.isfinite(p).all()]
+        if bad:  # never a label voted from NaN: that video's error, the batch goes on
+            return failed(d, method, f"{d.path}: member(s) {', '.join(bad)} gave non-finite probabilities "
+                                     "(a broken graph?)")
         return assemble(d, Answers(self.bundle.members, probs), self.classes, method, inference_ms,
                         lambda p: self.combine(p, method))
 

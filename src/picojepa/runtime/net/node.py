@@ -56,7 +56,7 @@ class MemberNode:
         self.session, self.device, note = make_session(path, provider, threads)
         if note:
             log.warning(note)
-        check_graph_io(self.session, path, self.bundle)
+        check_graph_io(self.session, path, self.bundle, 1)
         self.node = node or f"{socket.gethostname()}/{member}"
         self.served = self.refused = 0
 

@@ -22,6 +22,7 @@ from picojepa.core.vote import VOTES, vote_weights
 from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.train import checkpoint
+from picojepa.train.answer import choose
 from picojepa.train.classify import cached_held_out
 from picojepa.train.config import recipe_from_dict
 
@@ -70,24 +71,20 @@ def export_bundle(run_dir: str | Path | None, out: str | Path, members: list[str
 
 
 def defaults(choice: dict | None, members: list[str], vote_members: list[str]) -> tuple[str, str | None]:
-    """(default_vote, default_answer): the vote and the answer that validated best among those a
-    bundle of `members` can give, from the run's answer choice (`train.answer`; its scores come in
-    the order that breaks ties). The votes were scored on the run's partial members, so they count
-    only where those are the bundle's voters. Without a choice (members of several runs, a run
-    evaluated before choices were kept): the paper's majority vote."""
+    """(default_vote, default_answer): the vote that validated best, and the answer the run's rule
+    (`train.answer.choose`) picks among those a bundle of `members` can give, from the run's
+    answer choice. The votes were scored on the run's partial members, so they count only where
+    those are the bundle's voters. Without a choice (members of several runs, a run evaluated
+    before choices were kept): the paper's majority vote."""
     if not choice:
         return "majority", None
-    scored = choice["accuracy"]
-    order = list(scored)
-
-    def best(names: list[str]) -> str:
-        return max(names, key=lambda k: (scored[k], -order.index(k)))
-
+    scored, videos = choice["accuracy"], choice.get("videos") or {}
     own_vote = list(vote_members) == list(VOTE_MEMBERS)
     votes = [k for k in scored if k in VOTES and own_vote]
-    vote = best(votes) if votes else "majority"
-    possible = [k for k in scored if k in answers(members) and (k in ANSWERS or own_vote)]
-    return vote, (best(possible) if possible else vote)
+    vote = max(votes, key=lambda k: (scored[k], -votes.index(k))) if votes else "majority"
+    possible = {k: (scored[k], int(videos.get(k, 1))) for k in scored
+                if k in answers(members) and (k in ANSWERS or own_vote)}
+    return vote, (choose(possible).chosen if possible else vote)
 
 
 def _bundle_file(name: str) -> bool:

@@ -7,10 +7,15 @@ on: the votes on the partial members' validation videos (the members train on di
 so each of those videos is unseen by all four), the general member on its own validation videos,
 the hybrid on the videos both the general and the motion member kept for validation. The stacked
 vote is no candidate: its meta-model was fitted on the only videos none of the partial members
-saw, so no video is left to score it on. Ties go to the first candidate in `CANDIDATES` order
-(one member before several)."""
+saw, so no video is left to score it on. The general member, the one model trained on every
+labelled video, is the answer unless another validated better by more than MARGIN_SE standard
+errors of the difference: validation sets of a few dozen videos tell answers apart only by wide
+margins, and on smaller differences picking the best-scoring one chose worse answers than the
+general member on held-out videos (docs/results.md). Without a general score: the best, ties to
+the first candidate in `CANDIDATES` order."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +27,7 @@ from picojepa.core.roster import ANSWERS, GENERAL, HYBRID, MOTION, VOTE_MEMBERS
 RULES = ("majority", "soft", "weighted")
 CANDIDATES = (GENERAL, "hybrid", *RULES)
 FALLBACK = "majority"  # the paper's answer, where no candidate has a validation video
+MARGIN_SE = 2.0  # how far (in standard errors) another answer must validate above the general member
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,28 @@ def answer_scores(answer: str, probs: dict[str, np.ndarray], weights: list[float
     return vote.scores(*_voting(answer, probs, weights))
 
 
+def _se(acc: float, n: int) -> float:
+    """Standard error (percent) of an accuracy on n videos, the share pulled off 0 and 1."""
+    p = (acc / 100 * n + 1) / (n + 2)
+    return 100 * math.sqrt(p * (1 - p) / n)
+
+
 def choose(scores: dict[str, tuple[float, int]]) -> AnswerChoice:
-    """{candidate: (accuracy %, videos)} -> the choice: the best accuracy among the candidates
-    scored on at least one video (ties: `CANDIDATES` order); FALLBACK where none was."""
+    """{candidate: (accuracy %, videos)} -> the choice among the candidates scored on at least one
+    video: the general member unless another beats it by more than MARGIN_SE standard errors
+    (then the best of those), else the best (ties: `CANDIDATES` order); FALLBACK where none was."""
     scored = {c: scores[c] for c in CANDIDATES if c in scores and scores[c][1] > 0}
-    chosen = max(scored, key=lambda c: (scored[c][0], -CANDIDATES.index(c))) if scored else FALLBACK
+
+    def best(names):
+        return max(names, key=lambda c: (scored[c][0], -CANDIDATES.index(c)))
+
+    if GENERAL in scored:
+        g, n = scored[GENERAL]
+        clear = [c for c, (a, m) in scored.items()
+                 if a - g > MARGIN_SE * math.hypot(_se(a, m), _se(g, n))]
+        chosen = best(clear) if clear else GENERAL
+    else:
+        chosen = best(scored) if scored else FALLBACK
     return AnswerChoice({c: a for c, (a, _) in scored.items()}, {c: n for c, (_, n) in scored.items()}, chosen)
 
 

@@ -259,16 +259,18 @@ def _decoded_seconds(path) -> tuple[int, float]:
     return len(times), times[-1] - times[0] + 1 / float(s.average_rate)
 
 
-def _recording_run(bundle, data, tmp_path, clips, window, before, after, windows):
+def _recording_run(bundle, data, tmp_path, clips, window, before, after, windows, shared=False):
     """One camera analysing one stream and recording another (FFmpeg's TCP server takes one
-    client each), every label an event label: the finished run and the looped video."""
+    client each), or with `shared` recording the stream it analyses (no record_url), every label
+    an event label: the finished run and the looped video."""
     video = sorted((data / "infer").glob("*/*.mp4"))[0]
     classes = sorted(p.name for p in (data / "infer").iterdir() if p.is_dir())
-    ports = [_free_port(), _free_port()]
+    ports = [_free_port()] if shared else [_free_port(), _free_port()]
     servers = [serve_looped(video, p) for p in ports]
+    record = "" if shared else f"    record_url: 'tcp://127.0.0.1:{ports[1]}'\n"
     f = tmp_path / "cameras.yaml"
     f.write_text(f"cameras:\n  - name: door\n    url: 'tcp://127.0.0.1:{ports[0]}'\n"
-                 f"    record_url: 'tcp://127.0.0.1:{ports[1]}'\n    window: {window}\n    events: {classes}\n"
+                 f"{record}    window: {window}\n    events: {classes}\n"
                  f"    region: [0.1, 0.1, 0.8, 0.8]\n"
                  f"    record: {{before_s: {before}, after_s: {after}}}\nclips: {{dir: '{clips}', max_gb: 1}}\n")
     try:
@@ -361,22 +363,9 @@ def test_region_on_files_is_the_file_path_crop_and_a_bad_one_is_a_usage_error(sm
 
 def test_a_camera_file_camera_recording_its_analysed_stream_opens_it_once(smoke_bundle, smoke_data, tmp_path):
     """No record_url, on a source that takes one client (FFmpeg's TCP server): the camera's reader
-    feeds its recorder, so windows are classified and the event clip is written; the status page
-    shows the recording as sharing that connection."""
-    video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    classes = sorted(p.name for p in (smoke_data / "infer").iterdir() if p.is_dir())
-    port = _free_port()
-    server = serve_looped(video, port)
-    f = tmp_path / "cameras.yaml"
-    f.write_text(f"cameras:\n  - name: door\n    url: 'tcp://127.0.0.1:{port}'\n    window: 0.5\n"
-                 f"    events: {classes}\n    record: {{before_s: 0.5, after_s: 0.5}}\n"
-                 f"clips: {{dir: '{tmp_path / 'clips'}', max_gb: 1}}\n")
-    try:
-        time.sleep(0.5)
-        r = run_cameras_until(smoke_bundle, f, {"door": 6})
-    finally:
-        server.kill()
-        server.wait(10)
+    feeds its recorder, so windows are classified and the event clip is written."""
+    r, _ = _recording_run(smoke_bundle, smoke_data, tmp_path, tmp_path / "clips", window=0.5, before=0.5,
+                          after=0.5, windows=6, shared=True)
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 0 and len(rows) >= 6, r.stderr
     clips = [row["event"]["clip"] for row in rows if row.get("event") and row["event"].get("clip")]

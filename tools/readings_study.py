@@ -8,6 +8,12 @@ folds, mean +- sd. Beside them: the video's length alone (a confound check) and 
 (the yardstick of every report). Used for docs/results.md, "The whole action in view":
 
     .venv/bin/python tools/readings_study.py egogestar typing_vs_exercise
+
+`--init W` (repeatable: `foundation`, or a pre-training checkpoint or weights file) adds the
+spread16 readings of that encoder, frozen, beside the random one's (docs/results.md, "The
+foundation encoder"):
+
+    .venv/bin/python tools/readings_study.py egogestar typing_vs_exercise --init foundation
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import torch
 from picojepa.core.clips import center_indices, normalize
 from picojepa.core.decode import open_video
 from picojepa.train.config import load_recipe
+from picojepa.train.foundation import init_state
 from picojepa.train.heads import pool_tokens
 from picojepa.train.motion_baseline import motion_features
 from picojepa.train.vit import VideoViT
@@ -63,15 +70,20 @@ def cv(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def readings(frames: np.ndarray, recipe, spec) -> dict[str, np.ndarray]:
+def readings(frames: np.ndarray, recipe, spec, init: str = "scratch") -> dict[str, np.ndarray]:
+    """Each pooling of the tokens of an encoder of `recipe`'s shape: random (seed 0), or started
+    from the weights `init` names, positions fitted to `spec`."""
     torch.manual_seed(0)
     enc = VideoViT(recipe.model, spec).eval()
+    state = init_state(init, dataclasses.replace(recipe, clip=spec))
+    if state is not None:
+        enc.load_state_dict({k[len("target."):]: v for k, v in state.items() if k.startswith("target.")})
     x = torch.from_numpy(np.stack([normalize(f, spec) for f in frames]))
     tokens = torch.cat([enc(x[i:i + 32]) for i in range(0, len(x), 32)])
     return {p: pool_tokens(tokens, p, enc.grid[0]).numpy() for p in POOLS}
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], inits: list[str]) -> None:
     torch.set_num_threads(1)
     recipe = load_recipe(REPO / "configs" / "real.yaml")
     print("| set | reading | accuracy (5 folds) |\n|---|---|---|")
@@ -83,9 +95,16 @@ def main(names: list[str]) -> None:
             spec = dataclasses.replace(recipe.clip, sampling=sampling, frames=frames, frame_step=4)
             for pool, x in readings(d[key], recipe, spec).items():
                 rows[f"random encoder, {key}, {pool}"] = cv(x, d["y"])
+        spec = dataclasses.replace(recipe.clip, sampling="spread", frames=16)
+        for init in inits:
+            for pool, x in readings(d["spread16"], recipe, spec, init).items():
+                rows[f"{init}, spread16, {pool}"] = cv(x, d["y"])
         for k, (m, s) in rows.items():
             print(f"| {name} | {k} | {m:.1f} ± {s:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["egogestar", "typing_vs_exercise"])
+    args = sys.argv[1:]
+    given = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--init"]
+    sets = [a for i, a in enumerate(args) if a != "--init" and (i == 0 or args[i - 1] != "--init")]
+    main(sets or ["egogestar", "typing_vs_exercise"], given)

@@ -40,9 +40,10 @@ def save(obj: dict, path: str | Path) -> Path:
 
 # Recipe keys a resumed pre-training may change: they do not touch what pre-training computes
 # (the classifiers, where data lives or how the built-in set is made, the loader's workers and
-# frame cache). Everything else must equal what the checkpoint was trained with.
-RESUME_FREE = ("name", "classify", "data", "pretrain.num_workers", "pretrain.cache_mb")
-EVALUATE_FREE = ("name", "data", "pretrain.num_workers", "pretrain.cache_mb")  # the classifiers must match too
+# frame cache, where a new run's weights start: a checkpoint has its own). Everything else must
+# equal what the checkpoint was trained with.
+RESUME_FREE = ("name", "classify", "data", "pretrain.num_workers", "pretrain.cache_mb", "pretrain.init")
+EVALUATE_FREE = ("name", "data", "pretrain.num_workers", "pretrain.cache_mb", "pretrain.init")  # the classifiers must match too
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

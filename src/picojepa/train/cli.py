@@ -19,6 +19,10 @@ from .layout import check_layout, read_classes
 
 _RESUME = click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint "
                        "(refused when its recipe differs).")
+_INIT = click.option("--init", metavar="foundation|scratch|PATH",
+                     help="Where pre-training starts: the foundation encoder shipped in the package, "
+                          "random weights, or a pre-training checkpoint or weights file "
+                          "[default: the recipe's pretrain.init].")
 _FORCE = click.option("--force", is_flag=True, help="Start the run in OUT over: its checkpoints "
                       "and reports are deleted first (other files there are kept).")
 
@@ -53,12 +57,16 @@ def parse_sets(items) -> dict:
     return flat
 
 
-def _setup(config, data, out, overrides, verbose, layout: str | None = "labelled"):
+def _setup(config, data, out, overrides, verbose, layout: str | None = "labelled", init: str | None = None):
     """Recipe, data root and run dir of a command. `layout` checks the data root's CSVs before any
-    work: 'labelled' (every CSV), 'unlabelled' (train.csv only), None (the caller checks)."""
+    work: 'labelled' (every CSV), 'unlabelled' (train.csv only), None (the caller checks); `init`
+    (--init) overrides the recipe's pretrain.init."""
     setup_logging(verbose)
     check_ffmpeg()
-    recipe = load_recipe(config, nest(parse_sets(overrides)))
+    sets = nest(parse_sets(overrides))
+    if init is not None:
+        sets.setdefault("pretrain", {})["init"] = init
+    recipe = load_recipe(config, sets)
     data = Path(data or recipe.data.root)
     if layout is not None:
         check_layout(data, labelled=layout == "labelled")
@@ -85,16 +93,37 @@ def _leave_process_group(*_args, **_kwargs) -> None:
 @_common
 @_RESUME
 @_FORCE
+@_INIT
 @one_line_errors
-def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume, force):
-    """JEPA pre-training of the encoder on ROOT/train/train.csv."""
+def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume, force, init):
+    """JEPA pre-training of the encoder on ROOT/train/train.csv (or on generated clips)."""
     from .pretrain import pretrain  # heavy (torch): only the subcommand that runs loads it
 
-    recipe, data, out = _setup(config, data, out, overrides, verbose, layout="unlabelled")
+    recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None, init=init)
+    if not recipe.pretrain.generated:  # generated clips need no data root
+        check_layout(data, labelled=False)
     claim(out, resume, force)
     res = pretrain(recipe, data, out, resume=resume, show_progress=not no_progress)
     click.echo(f"pre-trained {res.epochs} epochs, loss {res.final_loss:.4f}: {res.path}", err=True)
     _skipped(res.skipped, None)
+
+
+@main.command(name="foundation", epilog=examples(
+    "picojepa-train pretrain --config configs/foundation.yaml --out runs/foundation --resume",
+    "picojepa-train foundation runs/foundation"))
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--to", "to_dir", type=click.Path(path_type=Path),
+              help="Folder for foundation.pt and foundation.json [default: the package's own, which "
+                   "`--init foundation` reads].")
+@one_line_errors
+def foundation_cmd(run, to_dir):
+    """Write the encoder of RUN's pre-training (configs/foundation.yaml) as the foundation weights,
+    with the sha256 that loading checks (`make foundation` runs both steps)."""
+    from .foundation import FOUNDATION_DIR, write_foundation  # heavy (torch): only this subcommand
+
+    out = write_foundation(RunDir(run).pretrain, to_dir or FOUNDATION_DIR,
+                           made_by=f"picojepa-train foundation {run}")
+    click.echo(f"foundation weights: {out} ({out.stat().st_size / 2**20:.2f} MiB)", err=True)
 
 
 @main.command(name="classify", epilog=examples(
@@ -152,6 +181,7 @@ def _check_trained(recipe, data: Path, out: Path) -> None:
 @_common
 @_RESUME
 @_FORCE
+@_INIT
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Run the recipe with this many seeds (seed, seed+1, ...) into OUT/seed-<s>/; "
                    "OUT/report.* then give every accuracy as mean ± sd.")
@@ -159,12 +189,12 @@ def _check_trained(recipe, data: Path, out: Path) -> None:
               help="Stratified K-fold cross-validation over every labelled video (each held out once) "
                    "into OUT/fold-<i>/; OUT/report.* then give every accuracy as mean ± sd over folds.")
 @one_line_errors
-def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, seeds, folds):
+def all_cmd(config, data, out, overrides, no_progress, verbose, resume, force, init, seeds, folds):
     """Pre-train, classify and evaluate (generating the built-in data when DATA is absent)."""
     from .pipeline import run_all  # heavy (torch): only the subcommand that runs loads it
     from .seeds import run_seeds  # heavy (torch): only the subcommand that runs loads it
 
-    recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None)  # may generate it
+    recipe, data, out = _setup(config, data, out, overrides, verbose, layout=None, init=init)  # may generate it
     claim(out, resume, force)
     if folds:
         if seeds > 1:

@@ -118,6 +118,12 @@ class PretrainConfig(Schedule):
     # mirroring a clip left-right, and the smallest area fraction of a random resized crop (1: off)
     flip: float = 0.0
     crop_scale: float = 1.0
+    # > 0: pre-train on this many clips per epoch generated on the fly (train/generated.py), not on
+    # the data root's videos: how the foundation encoder is made (configs/foundation.yaml)
+    generated: int = 0
+    # where pre-training starts: 'scratch' (random weights), 'foundation' (the encoder shipped in
+    # the package, train/foundation.py) or the path of a pre-training checkpoint or weights file
+    init: str = "scratch"
 
     def vicreg_for(self, videos: int) -> float:
         """The variance/covariance weight for a pre-training set of `videos` listings."""
@@ -142,6 +148,9 @@ class PretrainConfig(Schedule):
                              f"{self.flip} and {self.crop_scale}")
         if self.vicreg_below_videos < 0:
             raise ValueError(f"vicreg_below_videos: must be >= 0, got {self.vicreg_below_videos}")
+        if self.generated < 0 or not self.init.strip():
+            raise ValueError(f"generated: must be >= 0, init: 'scratch', 'foundation' or a path; got "
+                             f"{self.generated} and {self.init!r}")
         if self.vicreg < 0 or self.pixel < 0 or self.motion < 0:
             raise ValueError(f"vicreg, pixel and motion: must be >= 0, got {self.vicreg}, {self.pixel}, {self.motion}")
 

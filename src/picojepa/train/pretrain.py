@@ -21,6 +21,8 @@ from .augment import Augment
 from .config import PretrainConfig, Recipe, recipe_from_dict
 from .dataset import ClipDataset, collate
 from .files import write_text
+from .foundation import InitError, init_state
+from .generated import GeneratedDataset
 from .jepa import JEPA
 from .layout import read_items
 from .masking import batch_masks
@@ -134,18 +136,19 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
     `CollapseError` if the target embeddings end up constant."""
     device = distributed.init()
     rank, world = distributed.world()
-    items = read_items(Path(data_root) / "train" / "train.csv")
-    if not items:
-        raise DataLayoutError(f"{data_root}/train/train.csv: lists no videos")
+    items = _items(recipe, data_root)
     ckpt_path = Path(run_dir) / CKPT
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    vicreg = recipe.pretrain.vicreg_for(len(items))
+    videos = recipe.pretrain.generated or len(items)
+    vicreg = recipe.pretrain.vicreg_for(videos)
     if vicreg != recipe.pretrain.vicreg:
-        log.info("variance/covariance term off: %d pre-training videos (on below %d)", len(items),
+        log.info("variance/covariance term off: %d pre-training videos (on below %d)", videos,
                  recipe.pretrain.vicreg_below_videos)
     model = build(recipe, vicreg=vicreg).to(device)
     opt = make_optimizer(model, recipe.pretrain)
     start_epoch, history, skipped = _resume(ckpt_path, model, opt, recipe) if resume else (0, [], set())
+    if start_epoch == 0:
+        start_from(model, recipe)
     loop = _make_loop(recipe, model, opt, items, device, world, rank, skipped)
     loop.log_file = _open_log(RunDir(run_dir).pretrain_log, start_epoch) if rank == 0 else None
     try:
@@ -171,6 +174,29 @@ def pretrain(recipe: Recipe, data_root: Path, run_dir: Path, resume: bool = Fals
                           last.get("target_rank", float("nan")), vicreg, list(history))
 
 
+def _items(recipe: Recipe, data_root: Path) -> list:
+    """The pre-training videos of the data root (none where clips are generated)."""
+    if recipe.pretrain.generated:
+        return []
+    items = read_items(Path(data_root) / "train" / "train.csv")
+    if not items:
+        raise DataLayoutError(f"{data_root}/train/train.csv: lists no videos")
+    return items
+
+
+def start_from(model: JEPA, recipe: Recipe) -> None:
+    """Load the weights `pretrain.init` names into a new model ('scratch': keep its random ones)."""
+    state = init_state(recipe.pretrain.init, recipe)
+    if state is None:
+        return
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    allowed = {"predictor.pos_embed"} if recipe.model.pred_pos == "sincos" else set()
+    if unexpected or set(missing) - allowed:
+        raise InitError(f"{recipe.pretrain.init}: does not fit this model (missing "
+                        f"{sorted(set(missing) - allowed)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    log.info("pre-training starts from %s", recipe.pretrain.init)
+
+
 def _resume(ckpt_path: Path, model: JEPA, opt: torch.optim.AdamW, recipe: Recipe) -> tuple[int, list, set]:
     """Model and optimiser state from the last checkpoint -> (next epoch, history, skipped);
     refused where the checkpoint was trained with another recipe."""
@@ -193,8 +219,11 @@ def _make_loop(recipe: Recipe, model: JEPA, opt, items, device, world: int, rank
     cfg = recipe.pretrain
     ddp = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
            if world > 1 else model)
-    dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video,
-                          cfg.cache_mb if cfg.num_workers == 0 else 0.0, Augment(cfg.flip, cfg.crop_scale))
+    if cfg.generated:
+        dataset = GeneratedDataset(recipe.clip, cfg.generated, recipe.seed)
+    else:
+        dataset = ClipDataset(items, recipe.clip, recipe.seed, "random", cfg.clips_per_video,
+                              cfg.cache_mb if cfg.num_workers == 0 else 0.0, Augment(cfg.flip, cfg.crop_scale))
     sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
     steps = -(-len(dataset) // (cfg.batch_size * world))
     return _Loop(recipe, model, ddp, opt, dataset, sampler, device, world, steps, skipped=skipped)

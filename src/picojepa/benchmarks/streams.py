@@ -28,7 +28,10 @@ from pathlib import Path
 from picojepa.core.bundle import load_bundle
 from picojepa.core.clips import normalize
 from picojepa.runtime.ensemble import Decoded, Ensemble
-from picojepa.runtime.live.reader import LiveOptions, LiveRunner, LiveStats, classify_streams, clip_rgb, windows
+from picojepa.runtime.live.classify import classify_streams
+from picojepa.runtime.live.options import LiveOptions, LiveStats
+from picojepa.runtime.live.reader import LiveRunner, windows
+from picojepa.runtime.live.source import clip_rgb
 
 from .errors import BenchError
 from .stats import summarize

@@ -33,8 +33,9 @@ from picojepa.core.redact import redact
 from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
 
+from .names import token
 from .publish import target_problem
-from .reader import is_live, token
+from .source import is_live
 from .status import parse_listen
 
 CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region", "publish"}

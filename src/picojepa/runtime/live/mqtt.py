@@ -39,7 +39,7 @@ from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 
 from ..net import urls
-from .reader import token
+from .names import token
 
 log = logging.getLogger(__name__)
 ROOT, DISCOVERY = "picojepa", "homeassistant"

@@ -17,7 +17,7 @@ from ..net import natsconn
 from ..net.natsconn import LoopThread, NatsOptions, NetworkError, connect
 from . import mqtt
 from .mqtt import MqttPublisher
-from .reader import token
+from .names import token
 
 log = logging.getLogger(__name__)
 PREFIX = "picojepa.live"

@@ -28,7 +28,8 @@ from pathlib import Path
 from picojepa.core.console import error, one_line, warn
 
 from .clipstore import ClipStore
-from .reader import LiveOptions, _av, _open
+from .options import LiveOptions
+from .source import av_module, open_source
 
 __all__ = ["ClipStore", "RecordOptions", "Recorder", "recording_errors"]
 log = logging.getLogger(__name__)
@@ -90,12 +91,12 @@ class Recorder:
 
     def _read(self) -> None:
         """Its own connection: keep packets until `stop`, reopening with backoff when it drops."""
-        av = _av()
+        av = av_module()
         backoff = 0.5
         while not self.stop.is_set():
             seen = self.packets
             try:
-                with _open(self.url, self.live) as container:
+                with open_source(self.url, self.live) as container:
                     self._session(av, container)
             except (av.FFmpegError, OSError) as exc:
                 if not self.stop.is_set():  # an open cut short by the run's end is no outage
@@ -206,7 +207,7 @@ class Recorder:
 
     def _snapshot(self, packet, path: Path) -> bool:
         """The keyframe `packet` as a JPEG at `path`; False (one error line) when it cannot be."""
-        av = _av()
+        av = av_module()
         stream = self.stream
         if stream is None:
             return False
@@ -233,7 +234,7 @@ class Recorder:
         return True
 
     def _write(self, path: Path, packets: list) -> None:
-        av = _av()
+        av = av_module()
         tmp = path.with_name(f".{path.name}.partial")
         try:
             if not packets or self.stream is None:

@@ -70,3 +70,64 @@ def test_the_frame_interval_is_the_median_of_the_recent_gaps():
     for t in (0.0, 0.1, 0.2, 0.5, 0.6):  # one long gap among 0.1 s ones
         iv.add(t)
     assert iv.dt == pytest.approx(0.1) and iv.frames_before(0.6, 1.6) == 10
+
+
+# The motion gate: frames are small grey pictures here (the gate's `grey` is the identity)
+TEXTURE = np.random.default_rng(0).integers(0, 256, (90, 120), dtype=np.uint8)
+
+
+def _scene(moving_from_s: float | None):
+    """A textured scene with a little sensor noise, shifting 3 px a frame from `moving_from_s`
+    (None: never)."""
+    noise = np.random.default_rng(1)
+
+    def at(t):
+        shift = 0 if moving_from_s is None or t < moving_from_s else int((t - moving_from_s) * 30) * 3
+        pic = np.roll(TEXTURE, shift, axis=1).astype(np.int16) + noise.integers(-4, 5, TEXTURE.shape)
+        return np.clip(pic, 0, 255).astype(np.uint8)
+    return at
+
+
+def _gated(moving_from_s, seconds=6.0, threshold=0.5):
+    scene, converted = _scene(moving_from_s), []
+    items = [(i / 30, scene(i / 30), 0.5) for i in range(int(seconds * 30) + 1)]
+    stats = LiveStats()
+    got = list(cut_windows(items, ClipSpec(frames=8, size=8), LiveOptions(window_s=1.0, motion_gate=threshold),
+                           stats, lambda f: converted.append(f) or np.zeros((8, 8, 3), np.uint8), grey=lambda f: f))
+    return got, stats, converted
+
+
+def test_a_still_stream_is_gated_and_nothing_of_it_is_converted():
+    got, stats, converted = _gated(None)
+    assert len(got) == 6 and all(w.gated and w.frames is None and w.motion < 0.5 for w in got)
+    assert converted == [] and stats.converted == 0
+
+
+def test_a_moving_stream_is_not_gated_and_its_clips_are_converted():
+    got, stats, converted = _gated(0.0)
+    assert len(got) == 6 and not any(w.gated for w in got)
+    assert all(w.frames.shape == (8, 8, 8, 3) and w.motion > 5 for w in got)
+    assert stats.converted == len(converted) == 6 * 8
+
+
+def test_a_stream_that_starts_moving_opens_the_gate_within_one_window():
+    got, _, _ = _gated(2.5)  # still for 2.5 s, then moving: window [2, 3) holds the start
+    assert [w.gated for w in got] == [True, True, False, False, False, False]
+
+
+def test_without_the_gate_every_window_has_its_clip():
+    scene = _scene(None)
+    items = [(i / 30, scene(i / 30), 0.5) for i in range(91)]
+    got = list(cut_windows(items, ClipSpec(frames=4, size=8), LiveOptions(window_s=1.0), LiveStats(),
+                           lambda f: np.zeros((8, 8, 3), np.uint8), grey=lambda f: f))
+    assert len(got) == 3 and not any(w.gated for w in got) and all(w.motion is None for w in got)
+
+
+def test_the_motion_score_is_the_largest_share_of_pixels_moved_between_picks():
+    from picojepa.runtime.live.motion import motion_score, small_grey
+
+    a = np.zeros((90, 100), np.uint8)
+    b = a.copy()
+    b[:9, :] = 200  # a tenth of the picture changed
+    assert motion_score([a, a, b, b]) == pytest.approx(10.0) and motion_score([a]) == 0.0
+    assert small_grey(np.zeros((720, 1280, 3), np.uint8)).shape == (90, 160)

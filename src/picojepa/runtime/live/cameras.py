@@ -8,6 +8,7 @@ cameras:
     window: 2                    # seconds of stream per result (default: --window, else 2)
     stride: 1                    # seconds between results (default: the window)
     events: [typing]             # labels whose onset is an event (default: every label change)
+    motion: 0.05                 # the motion gate's threshold (% of the picture); false: off
 publish: [mqtt://127.0.0.1:1883] # where results go (also --publish)
 http: 127.0.0.1:8080             # metrics and status (also --http)
 ```
@@ -33,12 +34,13 @@ from picojepa.core.redact import redact
 from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
 
+from .motion import NO_MOTION
 from .names import token
 from .publish import target_problem
 from .source import is_live
 from .status import parse_listen
 
-CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region", "publish"}
+CAMERA_KEYS = {"name", "url", "window", "stride", "events", "record_url", "record", "region", "publish", "motion"}
 RECORD_KEYS = {"before_s", "after_s"}
 CLIPS_KEYS = {"dir", "max_gb", "max_days"}
 TOP_KEYS = {"cameras", "publish", "http", "clips"}
@@ -62,6 +64,16 @@ class Camera:
     record: tuple[float, float] | None = None  # (before_s, after_s): write a clip around each event
     region: Region | None = None  # only this part of the frame is classified
     publish: tuple[str, ...] = ()  # where this camera's results go too, beside the file's `publish`
+    motion: float | bool | None = None  # the motion gate: a threshold (%), False off, None/True the run's
+
+    def motion_gate(self, run: float | None, default: float) -> float | None:
+        """This camera's motion gate threshold (None: off), given the run's (None: off) and the
+        default threshold (what `motion: true` asks for when the run has the gate off)."""
+        if self.motion is None:
+            return run
+        if isinstance(self.motion, bool):
+            return (run if run is not None else default) if self.motion else None
+        return self.motion
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,16 @@ def _seconds(value, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= MAX_S:
         raise CameraFileError(f"{where}: expected seconds in [0.01, {MAX_S:g}], got {shown(value)}")
+    return float(value)
+
+
+def _motion(value, where: str) -> float | bool | None:
+    """`motion`: true, false, or a threshold in % of the picture, [0, 100]."""
+    if value is None or isinstance(value, bool):
+        return value
+    if not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise CameraFileError(f"{where}: expected true, false or a threshold in % of the picture in [0, 100], "
+                              f"got {shown(value)}")
     return float(value)
 
 
@@ -139,7 +161,7 @@ def _camera(i: int, item, path: str) -> Camera:
             raise CameraFileError(f"{where}: {exc}") from None
     publish = _targets(item["publish"], f"{where}: publish") if "publish" in item else ()
     return Camera(name, url.strip(), window, stride, events, record_url and record_url.strip(), record, region,
-                  publish)
+                  publish, _motion(item.get("motion"), f"{where}: motion"))
 
 
 def _targets(value, where: str) -> tuple[str, ...]:
@@ -215,7 +237,8 @@ def load_cameras(path: str) -> CameraFile:
 @dataclass
 class EventFilter:
     """Which windows of which camera are events: with event labels, a window whose label is one
-    of them and was not before (the first window too); without, every change of label."""
+    of them and was not before (the first window too); without, every change of label. A window
+    the motion gate answered (`no motion`) is never an event itself."""
 
     labels: dict[str, set] = field(default_factory=dict)  # camera -> labels; absent: every change
     recorders: dict = field(default_factory=dict)  # camera -> recorder.Recorder
@@ -227,6 +250,8 @@ class EventFilter:
         if label is None:
             return None
         previous, self.last[camera] = self.last.get(camera), label
+        if label == NO_MOTION:  # a still scene is no event; what moves after it is an onset
+            return None
         chosen = self.labels.get(camera)
         if label == previous or (not chosen and previous is None) or (chosen and label not in chosen):
             return None

@@ -1,5 +1,6 @@
 """The windows of many live streams classified as they come: the windows ready at the same
-moment, from any streams, go through the graphs as one batch (`classify_streams`)."""
+moment, from any streams, go through the graphs as one batch (`classify_streams`); a window the
+motion gate answered is `no motion`, without inference (`no_motion`)."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +9,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..ensemble import Answers, Decoded, assemble
+from ..ensemble import Answers, Decoded, Prediction, assemble
+from .motion import NO_MOTION
 from .windows import Window
 
 
@@ -16,9 +18,9 @@ def classify_streams(ens, runners: dict, method: str, stop: threading.Event,
                      between=None) -> Iterator[tuple[str, Window, object]]:
     """Classify the windows of every running stream (name -> reader.LiveRunner) as they come:
     the windows ready at the same moment, from any streams, go through the graphs as one batch
-    (over the network, one request each). Yields (name, window, Prediction) until every stream
-    has ended, or `stop` is set. `between(runners)`, when given, runs before each batch: it may
-    add or remove streams."""
+    (over the network, one request each); windows the motion gate answered are yielded first,
+    as `no motion`. Yields (name, window, Prediction) until every stream has ended, or `stop` is
+    set. `between(runners)`, when given, runs before each batch: it may add or remove streams."""
     batched = ens.batches
     while not stop.is_set() and not all(r.finished for r in list(runners.values())):
         if between is not None:
@@ -26,6 +28,13 @@ def classify_streams(ens, runners: dict, method: str, stop: threading.Event,
         ready = [(n, w) for n, r in list(runners.items()) if (w := r.take()) is not None]
         if not ready:
             stop.wait(0.02)
+            continue
+        for n, w in [x for x in ready if x[1].gated]:
+            if n in runners:
+                runners[n].stats.no_motion += 1
+            yield n, w, no_motion(n, w, method)
+        ready = [x for x in ready if not x[1].gated]
+        if not ready:
             continue
         t0 = time.perf_counter()
         clips = np.concatenate([runners[n].clip(w) for n, w in ready])
@@ -41,3 +50,10 @@ def classify_streams(ens, runners: dict, method: str, stop: threading.Event,
             if n in runners:
                 runners[n].stats.windows += 1
             yield n, w, pred
+
+
+def no_motion(name: str, w: Window, method: str) -> Prediction:
+    """A gated window's answer: the `no motion` label, no members, no confidence."""
+    return Prediction(name, NO_MOTION, vote=method, timings_ms={"decode": round(w.decode_ms, 3), "preprocess": 0.0,
+                                                                 "inference": 0.0, "vote": 0.0,
+                                                                 "total": round(w.decode_ms, 3)})

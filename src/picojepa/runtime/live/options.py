@@ -24,6 +24,12 @@ class LiveOptions:
     # cheaper, but the window then holds fewer frames and its clip spans more time
     skip_frame: str = "none"
     region: Region | None = None  # only this part of each frame is classified (core.clips.Region)
+    # H.264 (and HEVC) decoding without the deblocking (loop) filter: cheaper; the pixels differ
+    # slightly from the file path's, which a classifier of small clips does not notice
+    skip_loop_filter: bool = False
+    # the motion gate's threshold (motion.MotionGate: % of the picture changed between picked
+    # frames); a window under it is answered 'no motion' unconverted and unclassified. None: off
+    motion_gate: float | None = None
 
     @property
     def stride(self) -> float:
@@ -38,4 +44,9 @@ class LiveStats:
     gaps: list = field(default_factory=list)  # [{"after_s", "wall_time", "reason"}]
     frames: int = 0  # decoded
     converted: int = 0  # converted to RGB and resized: only the frames a window's clip takes
-    repicked: int = 0  # windows whose frames were not on the stream's frame grid (see windows.Pending.clip)
+    no_motion: int = 0  # windows the motion gate answered 'no motion' (not classified)
+    repicked: int = 0  # windows whose frames were not on the stream's frame grid (see windows.Pending.picked)
+    # CPU time of the reading thread (ms), by step: decoding, converting clip frames, the motion gate
+    decode_cpu_ms: float = 0.0
+    convert_cpu_ms: float = 0.0
+    gate_cpu_ms: float = 0.0

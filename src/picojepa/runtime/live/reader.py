@@ -19,6 +19,7 @@ import numpy as np
 from picojepa.core.clips import ClipSpec, normalize
 
 from .classify import classify_streams
+from .motion import region_grey
 from .names import read_streams_file, token
 from .options import LiveOptions, LiveStats
 from .source import LiveError, clip_rgb, frames, is_live
@@ -32,9 +33,11 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
             stop: threading.Event, tap=None) -> Iterator[Window]:
     """The source's windows (`windows.cut_windows` over `source.frames`). Every frame is decoded
     (H.264 needs its references), but only those a window's clip takes are converted to RGB and
-    resized (`clip_rgb`)."""
+    resized (`clip_rgb`), and with the motion gate only in windows that moved (in the region,
+    if one is set)."""
     items = frames(source, opts, stats, stop, tap=tap)
-    return cut_windows(items, spec, opts, stats, lambda frame: clip_rgb(frame, spec.size, opts.region))
+    grey = None if opts.motion_gate is None else (lambda frame: region_grey(frame, opts.region))
+    return cut_windows(items, spec, opts, stats, lambda frame: clip_rgb(frame, spec.size, opts.region), grey)
 
 
 class LiveRunner:

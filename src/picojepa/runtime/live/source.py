@@ -61,6 +61,8 @@ def open_source(source: str, opts: LiveOptions):
             codec.thread_type = "AUTO"  # frame and slice threads; camera streams carry one slice
         if opts.skip_frame == "nonref":
             codec.skip_frame = "NONREF"
+        if opts.skip_loop_filter:  # read when the decoder opens, at the first packet
+            codec.options = {**codec.options, "skip_loop_filter": "all"}
     return container
 
 
@@ -85,11 +87,12 @@ def clip_rgb(frame, size: int, region: Region | None = None) -> np.ndarray:
     return rgb.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
 
 
-def _decoded(container, stop: threading.Event, tap=None):
+def _decoded(container, stop: threading.Event, tap=None, stats: LiveStats | None = None):
     """(stream time, frame, ms spent decoding its packet) per decoded frame; the time spent
     waiting for packets from the network is not counted. Frames stay in the decoder's format:
     converting is left to the windows that take them. `tap` (a recorder fed by this reader) is
-    told the stream and given every packet, as it is, before it is decoded."""
+    told the stream and given every packet, as it is, before it is decoded; `stats` counts the
+    decoder's CPU time."""
     if tap is not None:
         tap.opened(container.streams.video[0])
     for packet in container.demux(video=0):
@@ -97,9 +100,11 @@ def _decoded(container, stop: threading.Event, tap=None):
             return
         if tap is not None:
             tap.packet(packet)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         got = packet.decode()
         spent = (time.perf_counter() - t0) * 1e3 / max(1, len(got))
+        if stats is not None:
+            stats.decode_cpu_ms += (time.thread_time() - c0) * 1e3
         for frame in got:
             if frame.time is not None:
                 yield float(frame.time), frame, spent
@@ -131,7 +136,7 @@ def frames(source: str, opts: LiveOptions, stats: LiveStats, stop: threading.Eve
             continue
         opened_once, backoff, ended = True, 0.5, "the stream ended"
         try:
-            for item in _decoded(container, stop, tap):
+            for item in _decoded(container, stop, tap, stats):
                 stats.frames += 1
                 last_frame = time.monotonic()
                 yield item

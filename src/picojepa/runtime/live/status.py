@@ -1,7 +1,8 @@
 """What every camera of a live run is doing, over HTTP: `picojepa-run SOURCE --http 127.0.0.1:8080`.
 
 - `/metrics`: Prometheus' text format, through the official client library (prometheus-client):
-  per camera the frames decoded and converted, windows classified and dropped, reconnects, gaps
+  per camera the frames decoded and converted, windows classified, answered `no motion` by the
+  motion gate and dropped, reconnects, gaps
   and windows off the frame grid (counters read from the readers' own statistics at scrape time,
   so they are the numbers the run prints), whether the stream is up, and histograms of the latency
   from a window's last frame to its result and of the inference per window.
@@ -43,6 +44,7 @@ COUNTERS = (  # metric name (without _total), LiveStats attribute, help
     ("picojepa_frames_decoded", "frames", "Frames decoded from the stream."),
     ("picojepa_frames_converted", "converted", "Frames converted to RGB clip frames (those a clip takes)."),
     ("picojepa_windows_classified", "windows", "Windows classified."),
+    ("picojepa_windows_no_motion", "no_motion", "Windows the motion gate answered 'no motion' (not classified)."),
     ("picojepa_windows_dropped", "dropped", "Windows dropped because the classifier was behind."),
     ("picojepa_reconnects", "reconnects", "Times the stream dropped and was reopened."),
     ("picojepa_windows_repicked", "repicked", "Windows whose frames were off the stream's frame grid."),
@@ -160,7 +162,8 @@ class Status:
     def record(self, name: str, w, pred, row: dict) -> None:
         """One classified window of camera `name` (its Window, Prediction and printed row)."""
         self.latency.labels(name).observe(max(0.0, time.time() - w.wall_time))
-        self.inference.labels(name).observe(pred.timings_ms.get("inference", 0.0) / 1e3)
+        if not getattr(w, "gated", False):  # a 'no motion' window ran no inference
+            self.inference.labels(name).observe(pred.timings_ms.get("inference", 0.0) / 1e3)
         with self._lock:
             before = self.latest.get(name)
             if before is None or before.get("label") != row.get("label"):
@@ -198,7 +201,7 @@ class Status:
                              "label": last.get("label"), "confidence": last.get("confidence"),
                              "start_s": last.get("start_s"), "end_s": last.get("end_s"),
                              "fps": round(s.frames / max(1e-6, now - self.started), 2),
-                             "frames": s.frames, "windows": s.windows, "dropped": s.dropped,
+                             "frames": s.frames, "windows": s.windows, "no_motion": s.no_motion, "dropped": s.dropped,
                              "reconnects": s.reconnects, "gaps": len(s.gaps), "events": list(self.events[n]),
                              "recording": None if rec is None else rec.state()})
         return {"started": self.started, "uptime_s": round(now - self.started, 3), "cameras": cams,
@@ -208,7 +211,7 @@ class Status:
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>pico-JEPA cameras</title>
 <style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left}
 .down{color:#a00}</style></head><body><h1>pico-JEPA cameras</h1>
-<table id="cams"><thead><tr><th>camera</th><th>snapshot</th><th>label</th><th>confidence</th><th>fps</th><th>windows</th>
+<table id="cams"><thead><tr><th>camera</th><th>snapshot</th><th>label</th><th>confidence</th><th>fps</th><th>windows</th><th>no motion</th>
 <th>dropped</th><th>recent events</th></tr></thead><tbody></tbody></table>
 <script>
 function esc(s){return String(s==null?"":s).replace(/[&<>"]/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]))}
@@ -218,7 +221,7 @@ async function refresh(){
       `<tr class="${c.up?"":"down"}" data-camera="${esc(c.name)}"><td>${esc(c.name)}</td>`+
       `<td><img class="snap" width="64" height="64" alt="" src="/snapshot/${encodeURIComponent(c.name)}.jpg?t=${Date.now()}"></td>`+
       `<td class="label">${esc(c.label)}</td><td>${c.confidence==null?"":c.confidence.toFixed(2)}</td>`+
-      `<td>${c.fps}</td><td class="windows">${c.windows}</td><td>${c.dropped}</td>`+
+      `<td>${c.fps}</td><td class="windows">${c.windows}</td><td>${c.no_motion}</td><td>${c.dropped}</td>`+
       `<td>${c.events.slice(-3).map(e=>esc(e.previous)+" &rarr; "+esc(e.label)+
         (e.clip?` <a class="clip" href="/clips/${encodeURIComponent(e.clip)}">clip</a>`:"")).join("<br>")}</td></tr>`).join("");
   }catch(e){}

@@ -11,8 +11,15 @@ stream's rate. Latency: from the arrival of a window's last frame to its result.
 The limit line: decoding every frame is work no reader avoids (H.264 needs its references), so
 this machine's cores divided by one stream's decode cost per second (ms a frame, measured flat
 out on one stream with one decoder thread, x 30 fps) bounds the streams, with conversion,
-inference and everything else taken as free. Beside the ladder: decoder threads per stream and
-FFmpeg skipping non-reference frames, each measured with many streams at once.
+inference and everything else taken as free; with the deblocking filter skipped, a second one.
+
+The levers (`LEVERS`): today's reader (every frame decoded with its deblocking filter, every
+window classified), the deblocking skip alone, the motion gate alone, and both (what
+`picojepa-run` does by default on a live source); a ladder each, the gated share of windows, and
+each stream's CPU per second by step at the ladder's top (decode, convert, the gate: the reading
+threads' own CPU time; inference: its time per window; the rest of the process: Python and
+everything else). Beside the ladder: decoder threads per stream and FFmpeg skipping non-reference
+frames, at the default options, each measured with many streams at once.
 """
 from __future__ import annotations
 
@@ -26,19 +33,24 @@ import time
 from pathlib import Path
 
 from picojepa.core.bundle import load_bundle
-from picojepa.core.clips import normalize
-from picojepa.runtime.ensemble import Decoded, Ensemble
+from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live.classify import classify_streams
-from picojepa.runtime.live.options import LiveOptions, LiveStats
-from picojepa.runtime.live.reader import LiveRunner, windows
-from picojepa.runtime.live.source import clip_rgb
+from picojepa.runtime.live.motion import DEFAULT_THRESHOLD
+from picojepa.runtime.live.options import LiveOptions
+from picojepa.runtime.live.reader import LiveRunner
 
 from .errors import BenchError
 from .stats import summarize
+from .stream_decode import FPS, decode_costs, skip_accuracy
+from .streams_md import markdown
 
-FPS = 30
+__all__ = ["LEVERS", "camera_file", "concurrent", "markdown", "streams_report"]
 SIZES = ((1280, 720), (640, 360))  # a camera's main stream and its analysis sub-stream
-LADDERS = {720: (1, 4, 8, 12, 16, 20, 24), 360: (8, 16, 24, 32, 40, 48, 64)}
+LADDERS = {720: (1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40), 360: (8, 16, 24, 32, 40, 48, 56, 64, 72, 80)}
+TODAY = LiveOptions(2.0, 1.0, None, 10.0, 5.0)  # every frame deblocked, every window classified
+LEVERS = {"today": TODAY, "deblocking skip": dataclasses.replace(TODAY, skip_loop_filter=True),
+          "motion gate": dataclasses.replace(TODAY, motion_gate=DEFAULT_THRESHOLD),
+          "both (the defaults)": dataclasses.replace(TODAY, skip_loop_filter=True, motion_gate=DEFAULT_THRESHOLD)}
 
 
 def camera_file(source: str, tmp: Path, size: tuple[int, int] = SIZES[0], seconds: int = 20) -> Path:
@@ -196,7 +208,8 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
         for _, w, pred in classify_streams(ens, runners, "majority", stop):
             latency.append((time.time() - w.wall_time) * 1e3)
             decode.append(pred.timings_ms["decode"])
-            inference.append(pred.timings_ms["inference"])
+            if not w.gated:
+                inference.append(pred.timings_ms["inference"])
     finally:
         timer.cancel()
         wall = time.monotonic() - t0
@@ -214,68 +227,22 @@ def concurrent(ens: Ensemble, camera: Path, n: int, seconds: float, opts: LiveOp
             "real_time": not errors and all(s.dropped == 0 for s in stats) and min(fps) >= 0.9 * FPS,
             "latency_ms": summarize(latency), "decode_ms_per_window": summarize(decode),
             "inference_ms_per_window": summarize(inference), "errors": errors,
-            "cores_servers": _cores(served0, served, wall), "cores_reader": round((ours - ours0) / wall, 3)}
+            "cores_servers": _cores(served0, served, wall), "cores_reader": round((ours - ours0) / wall, 3),
+            "no_motion": sum(s.no_motion for s in stats), "gated_share": sum(s.no_motion for s in stats) / max(
+                1, sum(s.windows + s.no_motion for s in stats)),
+            "cpu_ms_per_stream_s": _breakdown(stats, sum(inference), ours - ours0, wall)}
 
 
-def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
-    """ms per frame of one stream decoded flat out (the first `frames` packets): every frame,
-    and with non-reference frames skipped; and the part of each that is converting and scaling
-    it to the clip's size as the live path does (two swscale steps, pixel-identical to the file
-    path), beside one combined step (cheaper, ~2 grey levels off)."""
-    import av  # optional extra (live)
-
-    out = {}
-    for mode in ("DEFAULT", "NONREF"):
-        with av.open(str(camera)) as c:
-            stream = c.streams.video[0]
-            stream.codec_context.skip_frame = mode
-            stream.codec_context.thread_count = 1  # the limit line's cost: one core's work per frame
-            got, decode_s, scale_s, one_step_s = 0, 0.0, 0.0, 0.0
-            for k, packet in enumerate(c.demux(stream)):
-                if k >= frames:
-                    break
-                t0 = time.perf_counter()
-                decoded = packet.decode()
-                decode_s += time.perf_counter() - t0
-                for f in decoded:
-                    t1 = time.perf_counter()
-                    clip_rgb(f, size)  # the live path's conversion and resize
-                    t2 = time.perf_counter()
-                    f.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
-                    scale_s += t2 - t1
-                    one_step_s += time.perf_counter() - t2
-                    got += 1
-        out[mode.lower()] = {"frames_out": got, "decode_ms_per_frame_out": decode_s * 1e3 / got,
-                             "scale_ms_per_frame_out": scale_s * 1e3 / got,
-                             "one_step_scale_ms_per_frame_out": one_step_s * 1e3 / got}
-    d, s = out["default"], out["nonref"]
-    # per second of stream: every frame vs what skipping leaves (I and P frames only)
-    kept = s["frames_out"] / max(1, d["frames_out"])
-    out["frames_kept_by_nonref"] = kept
-    out["decode_ms_per_stream_second"] = {"every_frame": (d["decode_ms_per_frame_out"] + d["scale_ms_per_frame_out"]) * FPS,
-                                          "nonref_skipped": (s["decode_ms_per_frame_out"] + s["scale_ms_per_frame_out"]) * FPS * kept}
-    return out
-
-
-def skip_accuracy(ens: Ensemble, videos: list[Path], window_s: float = 1.0) -> dict:
-    """Labelled videos (the folder names the class) read by the live path, as a stream would be,
-    windows of `window_s` every `window_s`: the vote's accuracy over the windows and the frames
-    decoded, with every frame decoded and with FFmpeg skipping the non-reference frames (the clip
-    then comes from the frames that remain)."""
-    out = {}
-    for mode in ("none", "nonref"):
-        opts = LiveOptions(window_s, None, None, 10.0, 5.0, skip_frame=mode)
-        right = total = frames = 0
-        for v in videos:
-            stats = LiveStats()
-            for w in windows(str(v), ens.bundle.clip, opts, stats, threading.Event()):
-                clip = normalize(w.frames, ens.bundle.clip)[None]
-                pred = ens.finish(Decoded(str(v), clip, [(w.start_s, w.end_s)], 0.0, 0.0), "majority")
-                right += pred.label == Path(v).parent.name
-                total += 1
-            frames += stats.frames
-        out[mode] = {"windows": total, "accuracy": 100.0 * right / max(1, total), "frames_decoded": frames}
-    return out
+def _breakdown(stats: list, inference_ms: float, process_s: float, wall: float) -> dict:
+    """Each stream's CPU ms per second of wall time by step: the reading threads' own CPU time
+    decoding, converting clip frames and scoring motion, and the rest of the process (inference,
+    onnxruntime's threads, Python and the loop); beside it inference's wall time per second, which
+    on a busy machine includes waiting for a core."""
+    n = max(1, len(stats))
+    parts = {k: sum(getattr(s, f"{k}_cpu_ms") for s in stats) / wall / n for k in ("decode", "convert", "gate")}
+    parts["inference_and_rest"] = process_s * 1e3 / wall / n - sum(parts.values())
+    parts["inference_wall"] = inference_ms / wall / n
+    return {k: round(v, 2) for k, v in parts.items()}
 
 
 def _ladder(ens: Ensemble, camera: Path, counts: tuple[int, ...], seconds: float, opts: LiveOptions) -> list:
@@ -291,77 +258,41 @@ def _most(runs: list) -> int:
     return max([r["streams"] for r in runs if r["real_time"]], default=0)
 
 
+def _size_report(ens: Ensemble, camera: Path, size: tuple[int, int], ladder: tuple[int, ...], seconds: float,
+                 levers: tuple[str, ...], cores: int) -> dict:
+    """One size: the limit lines, a ladder per lever, and at the last lever's first count that
+    fell behind decoder threads 0/2 and skipping non-reference frames."""
+    decode = decode_costs(camera, ens.bundle.clip.size)
+    runs = {name: _ladder(ens, camera, ladder, seconds, LEVERS[name]) for name in levers}
+    last = runs[levers[-1]]
+    probe = next((r["streams"] for r in last if not r["real_time"]), last[-1]["streams"])
+    base = LEVERS[levers[-1]]
+    variants = {f"{levers[-1]}, decoder threads 1": [r for r in last if r["streams"] == probe][0]}
+    for name, opts in (("decoder threads 2", dataclasses.replace(base, decoder_threads=2)),
+                       ("decoder threads 0 (FFmpeg's choice)", dataclasses.replace(base, decoder_threads=0)),
+                       ("skip non-reference frames", dataclasses.replace(base, skip_frame="nonref"))):
+        variants[name] = concurrent(ens, camera, probe, seconds, opts)
+    most = {name: _most(r) for name, r in runs.items()}
+    return {"size": f"{size[0]}x{size[1]}", "levers": runs, "runs": last, "max_real_time_streams": most[levers[-1]],
+            "most_by_lever": most, "limit_streams": cores * 1000.0 / (decode["default"]["decode_ms_per_frame_out"] * FPS),
+            "limit_streams_loop_filter_skipped": cores * 1000.0 / (
+                decode["loop_filter_skipped"]["decode_ms_per_frame_out"] * FPS),
+            "decode": decode, "variants_at": probe, "variants": variants}
+
+
 def streams_report(bundle: Path, source: str, seconds: float = 15.0, threads: int = 0,
-                   ladders: dict | None = None, labelled: list[Path] = ()) -> dict:
-    """Per size: the ladder of concurrent streams under the runtime's defaults, this machine's
-    limit line, and at the ladder's top (the most streams in real time + one step) decoder
-    threads 0/2 and skipping non-reference frames, side by side with the default."""
+                   ladders: dict | None = None, labelled: list[Path] = (), levers: tuple[str, ...] = tuple(LEVERS)) -> dict:
+    """Per size: a ladder of concurrent streams per lever (`LEVERS`: today's reader, each lever
+    alone, both), this machine's limit lines, and at the last lever's ladder top (the most streams
+    in real time + one step) decoder threads 0/2 and skipping non-reference frames."""
     ladders = ladders or LADDERS
-    base = LiveOptions(2.0, 1.0, None, 10.0, 5.0)
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="picojepa-streams-") as tmp:  # the camera files go with them
         ens = Ensemble.load(bundle, provider="cpu", threads=threads)
-        sizes = []
-        for size in SIZES:
-            camera = camera_file(source, Path(tmp), size)
-            decode = decode_costs(camera, ens.bundle.clip.size)
-            per_stream_ms = decode["default"]["decode_ms_per_frame_out"] * FPS
-            runs = _ladder(ens, camera, ladders[size[1]], seconds, base)
-            most = _most(runs)
-            probe = next((r["streams"] for r in runs if not r["real_time"]), runs[-1]["streams"])
-            variants = {"decoder threads 1 (default)": [r for r in runs if r["streams"] == probe][0]}
-            for name, opts in (("decoder threads 2", dataclasses.replace(base, decoder_threads=2)),
-                               ("decoder threads 0 (FFmpeg's choice)", dataclasses.replace(base, decoder_threads=0)),
-                               ("skip non-reference frames", dataclasses.replace(base, skip_frame="nonref"))):
-                variants[name] = concurrent(ens, camera, probe, seconds, opts)
-            sizes.append({"size": f"{size[0]}x{size[1]}", "runs": runs, "max_real_time_streams": most,
-                          "limit_streams": cores * 1000.0 / per_stream_ms, "decode": decode,
-                          "variants_at": probe, "variants": variants})
+        sizes = [_size_report(ens, camera_file(source, Path(tmp), size), size, ladders[size[1]], seconds, levers, cores)
+                 for size in SIZES]
         labelled = [Path(v) for v in labelled if Path(v).parent.name in ens.classes]
         skip = skip_accuracy(ens, labelled) if labelled else None
-        return {"skip_accuracy": skip, "source": str(source), "camera": f"{FPS} fps H.264 (B-frames, GOP 2 s) over TCP", "cores": cores,
-                "bundle": str(bundle), "clip": load_bundle(bundle).clip.to_dict(), "window_s": 2.0,
-                "stride_s": 1.0, "sizes": sizes}
-
-
-def _row(x: dict, label: str) -> str:
-    cores = "–" if x.get("cores_servers") is None else f"{x['cores_servers']:.2f}"
-    return (f"| {label} | {'yes' if x['real_time'] else 'no'} | {x['windows']} ({x['dropped']}) | {x['fps_min']:.1f} | "
-            f"{x['latency_ms'].get('p50', 0):.0f} / {x['latency_ms'].get('p90', 0):.0f} | "
-            f"{x['decode_ms_per_window'].get('p50', 0):.0f} | {x['inference_ms_per_window'].get('p50', 0):.1f} | "
-            f"{x['converted_per_decoded']:.2f} | {x.get('cores_reader', 0):.2f} / {cores} |")
-
-
-HEAD = ["| streams | real time | windows (dropped) | slowest stream fps | latency p50 / p90 ms | "
-        "decode+convert ms per window p50 | inference ms per window p50 | frames converted / decoded | "
-        "cores busy: reader / FFmpeg servers |",
-        "|---|---|---|---|---|---|---|---|---|"]
-
-
-def markdown(r: dict) -> str:
-    lines = ["# Live streams on this machine (`picojepa-bench --streams`)", "",
-             f"Camera: {r['camera']}, from `{Path(r['source']).name}`; bundle `{r['bundle']}`; window "
-             f"{r['window_s']:g} s, stride {r['stride_s']:g} s; {r['cores']} cores. Real time: no window dropped "
-             f"and every stream's frames read at >= 90 % of {FPS} fps.", ""]
-    for z in r["sizes"]:
-        d = z["decode"]
-        lines += [f"## {z['size']}", "", *HEAD]
-        lines += [_row(x, str(x["streams"])) for x in z["runs"]]
-        lines += ["", f"**Most streams in real time: {z['max_real_time_streams']}; limit line "
-                      f"{z['limit_streams']:.1f}** ({r['cores']} cores / (decoding every frame, "
-                      f"{d['default']['decode_ms_per_frame_out']:.2f} ms a frame x {FPS} fps), everything else at zero).",
-                  "", f"At {z['variants_at']} streams:", "", *HEAD]
-        lines += [_row(x, name) for name, x in z["variants"].items()]
-        lines += ["", f"One stream flat out, one decoder thread: {d['default']['decode_ms_per_frame_out']:.2f} ms decode + "
-                      f"{d['default']['scale_ms_per_frame_out']:.2f} ms converting a frame; skipping non-reference "
-                      f"frames keeps {d['frames_kept_by_nonref']:.0%} of them at {d['nonref']['decode_ms_per_frame_out']:.2f} "
-                      "ms each. Converting in one swscale step instead of the file path's two: "
-                      f"{d['default']['one_step_scale_ms_per_frame_out']:.2f} ms a frame (pixels ~2 grey levels off).", ""]
-    if r.get("skip_accuracy"):
-        k = r["skip_accuracy"]
-        lines += ["## Skipping non-reference frames: accuracy", "",
-                  f"The labelled videos read by the live path (1-s windows, majority vote): every frame decoded "
-                  f"{k['none']['accuracy']:.1f} % of {k['none']['windows']} windows ({k['none']['frames_decoded']} "
-                  f"frames decoded); non-reference frames skipped {k['nonref']['accuracy']:.1f} % of "
-                  f"{k['nonref']['windows']} windows ({k['nonref']['frames_decoded']} frames decoded).", ""]
-    return "\n".join(lines)
+        return {"skip_accuracy": skip, "source": str(source), "camera": f"{FPS} fps H.264 (B-frames, GOP 2 s) over TCP",
+                "cores": cores, "bundle": str(bundle), "clip": load_bundle(bundle).clip.to_dict(), "window_s": 2.0,
+                "stride_s": 1.0, "levers": list(levers), "gate_threshold": DEFAULT_THRESHOLD, "sizes": sizes}

@@ -1,0 +1,38 @@
+"""`picojepa-bench --streams`'s levers in the report, on made-up ladder results (no streams)."""
+import pytest
+
+from picojepa.benchmarks import streams
+from picojepa.runtime.live.options import LiveStats
+
+
+def _run(n: int, real_time: bool, gated: float = 0.0) -> dict:
+    cpu = {"decode": 30.0, "convert": 10.0, "gate": 1.0, "inference_and_rest": 40.0, "inference_wall": 20.0}
+    return {"streams": n, "real_time": real_time, "windows": 10 * n, "dropped": 0, "fps_min": 30.0,
+            "latency_ms": {"p50": 10, "p90": 20}, "decode_ms_per_window": {"p50": 5}, "inference_ms_per_window": {"p50": 3},
+            "converted_per_decoded": 0.25, "cores_reader": 1.0, "cores_servers": 0.1, "gated_share": gated,
+            "cpu_ms_per_stream_s": cpu}
+
+
+def test_the_levers_are_today_each_alone_and_both_and_the_report_sets_each_beside_today():
+    assert list(streams.LEVERS) == ["today", "deblocking skip", "motion gate", "both (the defaults)"]
+    today, both = streams.LEVERS["today"], streams.LEVERS["both (the defaults)"]
+    assert (today.skip_loop_filter, today.motion_gate) == (False, None)
+    assert both.skip_loop_filter and both.motion_gate == streams.DEFAULT_THRESHOLD
+    levers = {"today": [_run(4, True), _run(8, False)], "both (the defaults)": [_run(4, True), _run(8, True, 0.5),
+                                                                                 _run(12, False)]}
+    z = {"size": "640x360", "levers": levers, "runs": levers["both (the defaults)"], "most_by_lever": {
+         "today": 4, "both (the defaults)": 8}, "max_real_time_streams": 8, "limit_streams": 50.0,
+         "limit_streams_loop_filter_skipped": 62.0, "variants_at": 12, "variants": {},
+         "decode": {k: {"decode_ms_per_frame_out": 1.0, "scale_ms_per_frame_out": 1.0, "one_step_scale_ms_per_frame_out": 1.0}
+                    for k in ("default", "nonref", "loop_filter_skipped")} | {"frames_kept_by_nonref": 0.65}}
+    md = streams.markdown({"camera": "cam", "source": "v.mp4", "bundle": "b", "window_s": 2.0, "stride_s": 1.0,
+                           "cores": 2, "sizes": [z]})
+    assert "| both (the defaults) | 8 | 2.00 | 50% | 30 / 10 / 1.0 / 40 (20) |" in md
+    assert "62.0 without it" in md and "Most streams in real time (both (the defaults)): 8" in md
+
+
+def test_the_cpu_breakdown_splits_the_process_time_by_step():
+    a, b = LiveStats(decode_cpu_ms=2000.0, convert_cpu_ms=500.0), LiveStats(decode_cpu_ms=1000.0, gate_cpu_ms=100.0)
+    got = streams._breakdown([a, b], inference_ms=400.0, process_s=8.0, wall=10.0)
+    assert got == {"decode": 150.0, "convert": 25.0, "gate": 5.0, "inference_and_rest": pytest.approx(220.0),
+                   "inference_wall": 20.0}

@@ -90,3 +90,17 @@ def test_init_on_the_command_line_names_a_bad_file_in_one_line(tmp_path):
                                     "--set", "pretrain.generated=4", "--set", "pretrain.epochs=1"])
     assert res.exit_code != 0 and "bad.pt" in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_a_run_started_from_other_weights_reports_them_frozen_beside_its_own(tmp_path, smoke_recipe, smoke_data,
+                                                                               smoke_run):
+    """The report's yardstick of what pre-training on the user's clips added to where it started."""
+    from picojepa.train.pipeline import run_all
+
+    start = smoke_run[0] / "pretrain.pt"
+    recipe = dataclasses.replace(smoke_recipe, pretrain=dataclasses.replace(smoke_recipe.pretrain, init=str(start)))
+    report = run_all(recipe, smoke_data, tmp_path / "run", show_progress=False)
+    assert 0 <= report.accuracy["init_probe"] <= 100
+    assert "init_probe" not in smoke_run[1].accuracy  # a run from scratch has no such yardstick
+    text = (tmp_path / "run" / "report.md").read_text()
+    assert f"started from (`{start}`), frozen: **{report.accuracy['init_probe']:.2f}**" in text

@@ -18,6 +18,7 @@ from . import checkpoint
 from .config import Recipe, recipe_from_dict
 from .features import Features, FeatureSets, extract, subset
 from .files import write_text
+from .foundation import start_encoder
 from .finetune import finetune, member_features, validation_accuracy
 from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
@@ -75,8 +76,10 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
         encoder, _, _ = load_encoder(run_dir)
     torch.manual_seed(recipe.seed + 1)
     random_enc = VideoViT(recipe.model, recipe.clip).eval()
+    start_enc = start_encoder(recipe)
     key = {"encoder": checkpoint.state_hash(encoder.state_dict()),
            "random": checkpoint.state_hash(random_enc.state_dict()),
+           "start": checkpoint.state_hash(start_enc.state_dict()) if start_enc is not None else None,
            "train": [str(p) for p, _ in train_items], "infer": [str(p) for p, _ in infer_items],
            "clips": recipe.classify.feature_clips, "pool": token_input(recipe.classify.head, recipe.classify.pool),
            "motion": MOTION_FEATURES, "clip": recipe.clip.to_dict()}
@@ -104,6 +107,11 @@ def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: 
         motion_infer=extract(MotionEncoder(recipe.clip), infer_items, 1, num_workers=nw,
                              desc="motion numbers held-out", show_progress=show_progress),
     )
+    if start_enc is not None:
+        sets.start_train = extract(start_enc, train_items, clips, num_workers=nw, pool=pool, spec=recipe.clip,
+                                   desc=f"features train ({recipe.pretrain.init})", show_progress=show_progress)
+        sets.start_infer = extract(start_enc, infer_items, 1, num_workers=nw, pool=pool, spec=recipe.clip,
+                                   desc=f"features held-out ({recipe.pretrain.init})", show_progress=show_progress)
     checkpoint.save({"kind": "features", "key": key, "sets": sets.to_cache()}, cache)
     _keep_held_out(run_dir, sets.infer)
     return sets

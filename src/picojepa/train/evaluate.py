@@ -19,7 +19,7 @@ from .config import Recipe
 from .features import Features, FeatureSets, subset
 from .files import write_text
 from .finetune import member_features
-from .guards import SHUFFLED
+from .guards import INIT_PROBE, SHUFFLED
 from .heads import head_from_state
 from .jepa import effective_rank
 from .motion_baseline import BASELINE, motion_baseline
@@ -84,6 +84,8 @@ def evaluate(recipe: Recipe, data_root: Path, run_dir: Path, show_progress: bool
                                 recipe.seed)
     table[BASELINE] = per_class_accuracy(y, baseline, c)  # an undecodable held-out video counts as wrong
     table[SHUFFLED] = per_class_accuracy(y, shuffled_control(recipe, sets), c)
+    if sets.start_train is not None:  # the encoder pre-training started from, frozen
+        table[INIT_PROBE] = per_class_accuracy(sets.start_infer.labels.numpy(), start_probe(recipe, sets), c)
     return RunReport(
         recipe=recipe.name, classes=classes, held_out_videos=int(len(y)),
         feature_dim=int(sets.train.feats.shape[-1]), pool=recipe.classify.pool, head=recipe.classify.head,
@@ -120,6 +122,14 @@ def member_probs(recipe: Recipe, run_dir: Path, sets: FeatureSets, members=MEMBE
         probs[m] = predict(head_from_state(state["head"], recipe.classify.head), feats)
         val_acc[m] = state["val_accuracy"]
     return probs, val_acc
+
+
+def start_probe(recipe: Recipe, sets: FeatureSets) -> np.ndarray:
+    """The held-out predictions of a head trained, as the general member's is, on the features of
+    the encoder the run's pre-training started from (the foundation, frozen): what pre-training
+    on the user's clips added to it."""
+    head, _ = train_head(sets.start_train, len(sets.classes), recipe.classify, recipe.seed)
+    return predict(head, sets.start_infer.feats).argmax(-1)
 
 
 def shuffled_control(recipe: Recipe, sets: FeatureSets) -> np.ndarray:

@@ -63,7 +63,9 @@ def extract(encoder: VideoViT | MotionEncoder, items: list[tuple[Path, int]], cl
 class FeatureSets:
     """What a run's classifiers and its evaluation read: the labelled (`train`) and held-out
     (`infer`) videos' features through the pre-trained encoder, a randomly initialised one of the
-    same shape (the yardstick), and the motion-energy numbers (the motion member); the classes."""
+    same shape (the yardstick), and the motion-energy numbers (the motion member); the classes.
+    `start_*`: through the encoder the run's pre-training started from (`pretrain.init`, e.g. the
+    foundation), frozen, where it did not start from scratch."""
 
     classes: list[str]
     train: Features
@@ -72,10 +74,13 @@ class FeatureSets:
     random_infer: Features
     motion_train: Features
     motion_infer: Features
+    start_train: Features | None = None
+    start_infer: Features | None = None
 
     def to_cache(self) -> dict:
         """The sets as plain tensors and lists (the feature cache's `sets`; classes not included)."""
-        return {f.name: vars(getattr(self, f.name)) for f in fields(self) if f.name != "classes"}
+        return {f.name: vars(getattr(self, f.name)) for f in fields(self)
+                if f.name != "classes" and getattr(self, f.name) is not None}
 
     @classmethod
     def from_cache(cls, sets: dict, classes: list[str]) -> "FeatureSets":

@@ -24,6 +24,7 @@ from picojepa.core.errors import PicoJepaError
 from . import checkpoint
 from .config import ModelConfig, Recipe, token_grid
 from .files import write_text
+from .vit import VideoViT
 
 FOUNDATION_DIR = Path(__file__).parent / "weights"
 WEIGHTS, CARD = "foundation.pt", "foundation.json"
@@ -137,3 +138,14 @@ def init_state(spec: str, recipe: Recipe) -> dict | None:
 def _clip_of(saved: dict) -> ClipSpec:
     clip = saved.get("clip") or {}
     return ClipSpec(size=int(clip.get("size", 64)), frames=int(clip.get("frames", 8)))
+
+
+def start_encoder(recipe: Recipe) -> VideoViT | None:
+    """The encoder a run's pre-training started from, frozen (None for 'scratch'): the report's
+    yardstick of what pre-training on the user's clips added to it."""
+    state = init_state(recipe.pretrain.init, recipe)
+    if state is None:
+        return None
+    enc = VideoViT(recipe.model, recipe.clip)
+    enc.load_state_dict({k[len("target."):]: v for k, v in state.items() if k.startswith("target.")})
+    return enc.eval()

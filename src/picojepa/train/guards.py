@@ -15,6 +15,7 @@ from .motion_baseline import BASELINE
 
 COLLAPSE_FRACTION = 6  # a target-token effective rank below embed_dim / 6 counts as collapse
 SHUFFLED = "label_shuffled"  # the report column of the shuffled-label control
+INIT_PROBE = "init_probe"  # the report column of the encoder pre-training started from, frozen
 BAND_SD = 2.0  # how far from chance (in sds of guessing) a result must be to be flagged
 
 
@@ -69,6 +70,11 @@ def warnings(r: dict) -> list[str]:
         out.append(f"**Warning: pre-training did not help.** The general model ({acc[GENERAL]:.2f}) is "
                    f"no better than the same probe on a randomly initialised encoder "
                    f"({acc['random_init_probe']:.2f}).")
+    if acc.get(INIT_PROBE) is not None and acc[GENERAL] < acc[INIT_PROBE]:
+        out.append(f"**Warning: pre-training on these clips lost what the starting encoder had.** The "
+                   f"general model ({acc[GENERAL]:.2f}) is below the same probe on the encoder its "
+                   f"pre-training started from, frozen ({acc[INIT_PROBE]:.2f}): fewer epochs, or "
+                   "`pretrain.epochs: 0` to keep that encoder as it is.")
     if acc.get(BASELINE) is not None and acc[GENERAL] <= acc[BASELINE]:
         out.append(f"**Warning: the learned encoder does not beat frame differencing.** The general "
                    f"model ({acc[GENERAL]:.2f}) is no better than logistic regression on hand-made "

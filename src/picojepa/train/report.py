@@ -14,11 +14,12 @@ from picojepa.core.vote import VOTES
 
 from .answer import column
 from .files import write_text
-from .guards import SHUFFLED, warnings
+from .guards import INIT_PROBE, SHUFFLED, warnings
 from .motion_baseline import BASELINE, N_FEATURES
 
 COLUMNS = (*(report_key(m) for m in MEMBERS), "vote_majority", "vote_soft", "vote_weighted",
-           "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", BASELINE, SHUFFLED)
+           "vote_stacked", report_key(MOTION), "vote_hybrid", "random_init_probe", INIT_PROBE, BASELINE,
+           SHUFFLED)
 
 
 @dataclass
@@ -111,6 +112,11 @@ def _reads(r: dict) -> str:
     return f"Frozen-encoder tokens pooled by `{pool}`" + POOL_WORDS.get(pool, ".")
 
 
+def _init_of(r: dict) -> str:
+    """Where the run's pre-training started (`pretrain.init` of the recipe it records)."""
+    return str(((r.get("recipe_config") or {}).get("pretrain") or {}).get("init", "scratch"))
+
+
 def _headline(r: dict) -> list[str]:
     """The report's headline: the general model, the votes and what it is measured against."""
     acc = r["accuracy"]
@@ -122,6 +128,10 @@ def _headline(r: dict) -> list[str]:
              f"- linear probe on a randomly initialised encoder of the same shape: "
              f"**{acc['random_init_probe']:.2f}** (pre-training bought "
              f"{acc[GENERAL] - acc['random_init_probe']:+.2f} points)"]
+    if INIT_PROBE in acc:
+        lines.append(f"- the same probe on the encoder pre-training started from (`{_init_of(r)}`), frozen: "
+                     f"**{acc[INIT_PROBE]:.2f}** (pre-training on these clips added "
+                     f"{acc[GENERAL] - acc[INIT_PROBE]:+.2f} points)")
     if "vote_hybrid" in acc:
         lines.append(f"- hybrid vote (soft vote of the general model and the motion member, a linear head on "
                      f"the clip's frame-differencing numbers, in the graph): **{acc['vote_hybrid']:.2f}** "

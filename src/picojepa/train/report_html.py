@@ -14,7 +14,7 @@ import numpy as np
 from picojepa.core.roster import GENERAL
 
 from .answer import column
-from .guards import SHUFFLED, warnings
+from .guards import INIT_PROBE, SHUFFLED, warnings
 from .motion_baseline import BASELINE
 
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -26,6 +26,7 @@ td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4
 .bad{color:#b00}.ok{color:#070}.cov{vertical-align:middle}figure{margin:1em 0}figure img{max-width:100%}
 a.cell{display:block;color:inherit;text-decoration:none}code{font-size:12px}"""
 YARDSTICKS = (("random_init_probe", "linear probe on a randomly initialised encoder"),
+              (INIT_PROBE, "the same probe on the encoder pre-training started from (the foundation), frozen"),
               (BASELINE, "frame differencing (motion-energy numbers, logistic regression)"),
               (SHUFFLED, "the same head trained on shuffled labels (should be at chance)"))
 BAR = 240  # width of a sampling-coverage bar, pixels

@@ -17,6 +17,8 @@ def test_the_wheel_holds_every_module_and_nothing_bare(tmp_path):
     modules = {str(p.relative_to(PKG.parent)) for p in PKG.rglob("*.py")}
     assert modules, "no module found under src/picojepa"
     assert not modules - names, f"missing from the wheel: {sorted(modules - names)}"
+    weights = {"picojepa/train/weights/foundation.pt", "picojepa/train/weights/foundation.json"}
+    assert weights <= names, "the foundation encoder's weights are not in the wheel"
 
 
 def test_an_import_path_resolves_to_its_file_from_any_directory(tmp_path):

@@ -104,3 +104,18 @@ def test_a_run_started_from_other_weights_reports_them_frozen_beside_its_own(tmp
     assert "init_probe" not in smoke_run[1].accuracy  # a run from scratch has no such yardstick
     text = (tmp_path / "run" / "report.md").read_text()
     assert f"started from (`{start}`), frozen: **{report.accuracy['init_probe']:.2f}**" in text
+
+
+def test_the_shipped_foundation_is_small_verified_and_fits_the_user_recipe():
+    from picojepa.train.config import load_recipe
+    from picojepa.train.foundation import FOUNDATION_DIR, WEIGHTS
+
+    card = json.loads((FOUNDATION_DIR / CARD).read_text())
+    assert (FOUNDATION_DIR / WEIGHTS).stat().st_size == card["bytes"] <= 5 * 2**20
+    recipe = load_recipe(REPO / "configs" / "real.yaml")
+    recipe = dataclasses.replace(recipe, pretrain=dataclasses.replace(recipe.pretrain, init="foundation"))
+    state = init_state("foundation", recipe)
+    model = build(recipe)
+    start_from(model, recipe)
+    assert torch.equal(model.encoder.patch_embed.weight, state["encoder.patch_embed.weight"])
+    assert torch.equal(model.target.patch_embed.weight, state["encoder.patch_embed.weight"])

@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 
 from picojepa.core.console import one_line_errors
-from picojepa.runtime.cli import expand
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.net.localnet import NatsServer, start_members
 from picojepa.runtime.net.natsconn import NatsOptions
 from picojepa.runtime.net.network import NetworkEnsemble
+from picojepa.runtime.run_files import expand
 
 
 def accuracy(preds) -> tuple[float, int]:

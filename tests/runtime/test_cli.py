@@ -68,3 +68,39 @@ def test_options_that_apply_everywhere_stay_accepted_on_both_kinds():
         r = CliRunner().invoke(run_main, ["--bundle", NO_BUNDLE, source, "--no-progress", "--window", "1",
                                           "--region", "0,0,0.5,0.5", "--format", "json"])
         assert r.exit_code == 3, (source, r.stderr)
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--explain", "clip.mp4", "--out", "why", "--clips", "3"], "--clips"),
+    (["--explain", "clip.mp4", "--out", "why", "--format", "json"], "--format"),
+    (["--explain", "clip.mp4", "--out", "why", "--region", "0,0,0.5,0.5"], "--region"),
+    (["--explain", "clip.mp4", "--out", "why", "--window", "1"], "--window"),
+    (["--explain", "clip.mp4", "--out", "why", "--nodes", "nats://10.0.0.2:4222"], "--nodes"),
+    (["clip.mp4", "--nats-token", "s3cret"], "--nats-token"),
+    (["clip.mp4", "--connect-timeout", "2"], "--connect-timeout"),
+    (["clip.mp4", "--nodes", "nats://10.0.0.2:4222", "--provider", "cpu"], "--provider"),
+    (["clip.mp4", "--nodes", "nats://10.0.0.2:4222", "--variant", "int8"], "--variant"),
+    (["clip.mp4", "--nodes", "nats://10.0.0.2:4222", "--threads", "2"], "--threads"),
+    ([SOURCE, "--format", "csv"], "--format csv"),
+])
+def test_an_option_the_input_ignores_is_a_usage_error_naming_it(args, option):
+    """--explain takes the bundle, provider, variant, threads and vote only; the NATS options need
+    --nodes (--connect-timeout: or a live source); the in-process options mean nothing to --nodes;
+    a live source writes text or JSON lines, no CSV."""
+    r = CliRunner().invoke(run_main, ["--bundle", NO_BUNDLE, *args])
+    assert r.exit_code == 2, (r.exit_code, r.stderr[:300])
+    assert len(r.stderr.strip().splitlines()) == 1 and option in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_options_explain_and_nodes_take_stay_accepted(tmp_path):
+    """Refused only what is ignored: --explain with its own options, --nodes with the NATS token
+    and --connect-timeout, a live source with --connect-timeout, a NATS token from the environment
+    on files (the host's setting, not this run's request) go on to the missing bundle (exit 3)."""
+    runs = [(["--explain", "clip.mp4", "--out", str(tmp_path / "why"), "--provider", "cpu", "--vote", "soft",
+              "--variant", "fp16", "--threads", "2"], {}),
+            (["clip.mp4", "--nodes", "nats://127.0.0.1:9", "--nats-token", "t", "--connect-timeout", "0.2"], {}),
+            ([SOURCE, "--connect-timeout", "2"], {}),
+            (["clip.mp4"], {"PICOJEPA_NATS_TOKEN": "s3cret"})]
+    for args, env in runs:
+        r = CliRunner(env=env).invoke(run_main, ["--bundle", NO_BUNDLE, *args])
+        assert r.exit_code == 3, (args, r.stderr)

@@ -17,7 +17,7 @@ import click
 
 from picojepa.core.console import examples, fail, one_line_errors, setup_logging, warn
 from picojepa.core.rundir import RunDir
-from picojepa.runtime.cli import expand
+from picojepa.runtime.run_files import expand
 
 from . import network, streams
 from .errors import BenchError

@@ -19,8 +19,8 @@ from picojepa.core.errors import DecodeError
 from picojepa.core.roster import ANSWERS, VOTE_MEMBERS
 from picojepa.core.rundir import RunDir
 from picojepa.core.vote import VOTES, vote_weights
-from picojepa.runtime.cli import expand  # a folder gives its videos, as for picojepa-run
 from picojepa.runtime.ensemble import Ensemble
+from picojepa.runtime.run_files import expand  # a folder gives its videos, as for picojepa-run
 from picojepa.train import checkpoint
 from picojepa.train.answer import choose
 from picojepa.train.classify import cached_held_out

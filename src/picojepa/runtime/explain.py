@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 
 from picojepa.core.errors import UsageError
@@ -24,6 +25,13 @@ from .png import apng, png, strip
 
 PICTURE = 96  # the pictures' frames are enlarged (whole pixels) to at least this side
 FILES = ("occlusion.png", "occlusion-animated.png", "occlusion.json")
+EXPLAIN_PARAMS = (
+    click.Option(["--explain", "explain_clip"], metavar="CLIP",
+                 help="Draw where and when in CLIP the answer came from (an occlusion map) into --out."),
+    click.Option(["--out", "out_dir"], type=click.Path(path_type=Path), help="With --explain: the folder for its pictures."),
+)
+# the options --explain takes: the bundle's graphs in this process, the answer; any other is a usage error
+APPLIES = ("bundle", "provider", "vote_method", "variant", "threads", *(p.name for p in EXPLAIN_PARAMS))
 
 
 @dataclass

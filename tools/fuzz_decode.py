@@ -16,7 +16,7 @@ from pathlib import Path
 CHILD = """
 import sys
 from picojepa.core.clips import ClipSpec
-from picojepa.runtime.ensemble import decode_clips
+from picojepa.runtime.decoding import decode_clips
 d = decode_clips(sys.argv[1], ClipSpec(frames=8, size=64, frame_step=2), clips=2)
 print("ok" if d.error is None else "error")
 """

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from picojepa.core.bundle import Manifest, load_bundle
-from picojepa.runtime.ensemble import decode_clips
+from picojepa.runtime.decoding import decode_clips
 from picojepa.train.config import recipe_from_dict
 
 from . import inference

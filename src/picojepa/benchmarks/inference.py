@@ -28,7 +28,8 @@ from picojepa.core import vote as votes
 from picojepa.core.bundle import load_bundle
 from picojepa.core.roster import VOTE_MEMBERS
 from picojepa.core.rundir import RunDir
-from picojepa.runtime.ensemble import Decoded, Ensemble, decode_clips
+from picojepa.runtime.decoding import Decoded, decode_clips
+from picojepa.runtime.ensemble import Ensemble
 
 from .process_per_model import run_video
 from .stats import peak_rss_mb, repeat_ms, summarize

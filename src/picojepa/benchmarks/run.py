@@ -11,7 +11,7 @@ from pathlib import Path
 from picojepa.core.bundle import Bundle, load_bundle
 from picojepa.core.roster import VOTE_MEMBERS
 from picojepa.core.rundir import RunDir
-from picojepa.runtime.ensemble import decode_clips
+from picojepa.runtime.decoding import decode_clips
 
 from . import machine
 from .errors import BenchError

@@ -20,8 +20,9 @@ import numpy as np
 from picojepa.core.errors import UsageError
 from picojepa.core.occlusion import OcclusionMap, edges, occlusion_map, overlay
 
-from .ensemble import Ensemble, Prediction
+from .ensemble import Ensemble
 from .png import apng, png, strip
+from .prediction import Prediction
 
 PICTURE = 96  # the pictures' frames are enlarged (whole pixels) to at least this side
 FILES = ("occlusion.png", "occlusion-animated.png", "occlusion.json")

@@ -1,9 +1,12 @@
-"""onnxruntime sessions, with provider choice that never silently falls back."""
+"""onnxruntime sessions, with provider choice that never silently falls back, and their graphs
+checked against the bundle (`check_graph_io`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle
 from picojepa.core.errors import BundleError, PicoJepaError
+from picojepa.core.shown import shown
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -54,3 +57,27 @@ def make_session(path: Path, provider: str, threads: int = 0):
         note = "CUDA provider present but not usable (libraries missing?): running on CPU"
     used = "cuda" if PROVIDERS["cuda"] in got else "cpu"
     return sess, used, note
+
+
+def check_graph_io(sess, path: Path, bundle: Bundle, members: int) -> None:
+    """A BundleError unless the graph takes the bundle's clips alone, as float32, and returns its
+    `members` members' probabilities over the bundle's classes, (batch, members, classes)."""
+    inputs = {i.name: i for i in sess.get_inputs()}
+    outputs = {o.name: o for o in sess.get_outputs()}
+    if set(inputs) != {GRAPH_INPUT} or not {LOGITS, PROBS} <= set(outputs):
+        raise BundleError(f"{path}: a bundle graph takes {GRAPH_INPUT!r} alone and gives {LOGITS!r} and "
+                          f"{PROBS!r}; this one takes {shown(sorted(inputs))} and gives {shown(sorted(outputs))}")
+    shape, want = inputs[GRAPH_INPUT].shape, list(bundle.clip.input_shape)
+    if len(shape) != 5 or [s if isinstance(s, int) else None for s in shape[1:]] != want:
+        raise BundleError(f"{path}: model input {shape} does not match the clip spec "
+                          f"(batch, {', '.join(map(str, want))})")
+    kinds = {n: x.type for n, x in [(GRAPH_INPUT, inputs[GRAPH_INPUT]), *((o, outputs[o]) for o in (LOGITS, PROBS))]}
+    if any(t != "tensor(float)" for t in kinds.values()):
+        raise BundleError(f"{path}: a bundle graph's {GRAPH_INPUT}, {LOGITS} and {PROBS} are float32 tensors; "
+                          f"this one's are {', '.join(f'{n} {t}' for n, t in kinds.items())}")
+    for name in (LOGITS, PROBS):
+        out = outputs[name].shape
+        if len(out) != 3 or out[1] not in (members, None) and not isinstance(out[1], str):
+            raise BundleError(f"{path}: output {name!r} {out} is not (batch, {members} members, classes)")
+        if out[-1] != len(bundle.classes):
+            raise BundleError(f"{path}: model has {out[-1]} classes, manifest {len(bundle.classes)}")

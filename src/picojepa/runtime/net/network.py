@@ -19,7 +19,9 @@ from picojepa.core.bundle import load_bundle
 from picojepa.core.clips import Region
 from picojepa.core.errors import UsageError
 
-from ..ensemble import Answers, Decoded, EnsembleBase, Prediction, assemble, failed
+from ..decoding import Decoded
+from ..ensemble import EnsembleBase
+from ..prediction import Answers, Prediction, assemble, failed
 from . import wire
 from .natsconn import LoopThread, NatsOptions, NetworkError, connect
 

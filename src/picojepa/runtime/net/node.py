@@ -22,8 +22,7 @@ from picojepa.core.clips import normalize
 from picojepa.core.console import examples, one_line_errors, setup_logging
 from picojepa.core.errors import BundleError
 
-from ..ensemble import check_graph_io
-from ..session import make_session
+from ..session import check_graph_io, make_session
 from . import wire
 from .natsconn import NatsOptions, connect, nats_options
 

@@ -53,3 +53,51 @@ def test_a_still_h264_stream_is_gated_until_it_starts_moving(tmp_path):
                        stats, threading.Event()))
     assert [w.gated for w in got] == [True, True, True, False, False], [w.motion for w in got]
     assert stats.converted == 2 * 4 and got[3].frames.shape == (4, 16, 16, 3)
+
+
+def _serve_once(video, port: int) -> subprocess.Popen:
+    """FFmpeg playing `video` once in real time as MPEG-TS on tcp://127.0.0.1:port (packets copied)."""
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-re", "-i", str(video), "-c", "copy", "-f", "mpegts",
+                             f"tcp://127.0.0.1:{port}?listen=1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_picojepa_run_answers_a_still_stream_no_motion_until_it_moves(smoke_bundle, tmp_path):
+    import json
+    import socket
+    import sys
+    import time
+
+    from conftest import REPO
+
+    video = _h264(tmp_path / "still-then-pan.ts", 3.0, 3.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = _serve_once(video, port)
+    try:
+        time.sleep(0.5)
+        r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), "--format",
+                            "json", f"tcp://127.0.0.1:{port}", "--window", "1", "--reconnect-s", "1"],
+                           capture_output=True, text=True, cwd=REPO, timeout=60)
+    finally:
+        server.kill()
+        server.wait(10)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    labels = [row["label"] for row in rows]
+    assert labels[:3] == ["no motion"] * 3 and "no motion" not in labels[3:] and len(rows) >= 4, r.stderr
+    assert rows[0]["confidence"] is None and rows[0]["members"] == {} and rows[0]["motion"] < DEFAULT_THRESHOLD
+    assert rows[3]["motion"] > DEFAULT_THRESHOLD and rows[3]["confidence"] is not None
+    assert "3 answered no motion" in r.stderr
+
+
+def test_the_motion_gate_and_the_loop_filter_on_a_file_are_usage_errors(smoke_bundle, tmp_path):
+    import sys
+
+    from conftest import REPO
+
+    video = _h264(tmp_path / "clip.ts", 1.0, 1.0)
+    for flag in (["--motion-gate", "0.2"], ["--loop-filter"]):
+        r = subprocess.run([sys.executable, "-m", "picojepa.runtime.cli", "--bundle", str(smoke_bundle), video, *flag],
+                           capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"{flag[0]}: applies to live sources" in r.stderr

@@ -13,7 +13,7 @@ class Sections(click.Command):
         ("Files", ("clips", "placement", "decode_device", "prefetch", "labels_from_folders", "no_progress")),
         ("Windows (files and live sources)", ("window", "stride")),
         ("Live sources", ("streams_file", "cameras_file", "duration", "on_change", "reconnect_s", "rtsp_transport",
-                          "decoder_threads", "skip_frames", "connect_timeout")),
+                          "decoder_threads", "skip_frames", "motion_gate", "loop_filter", "connect_timeout")),
         ("Edge network", ("nats_servers", "nats_token", "nats_user", "nats_password", "nats_creds",
                           "deadline_ms", "quorum")),
         ("Output", ("fmt", "publish", "stream_name", "http_listen")),

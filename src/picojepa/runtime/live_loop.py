@@ -104,7 +104,8 @@ def live_summary(runners: dict, stopped_by: str, failures: int = 0) -> None:
         s = r.stats
         click.echo(f"{name}: {s.windows} windows classified, {s.dropped} dropped (classifier behind), "
                    f"{len(s.gaps)} gaps, {s.reconnects} reconnects"
-                   + (f", {s.repicked} off the frame grid" if s.repicked else "") + f"; {stopped_by}", err=True)
+                   + (f", {s.repicked} off the frame grid" if s.repicked else "")
+                   + (f", {s.no_motion} answered no motion" if s.no_motion else "") + f"; {stopped_by}", err=True)
     errors = [str(r.error) for r in runners.values() if r.error is not None]
     if stopped_by not in BY_SIGNAL:
         errors += [f"{name if name == redact(r.source) else f'{name} ({redact(r.source)})'}: no frame arrived "
@@ -113,7 +114,7 @@ def live_summary(runners: dict, stopped_by: str, failures: int = 0) -> None:
     for e in errors:
         error(e)
     if (errors or failures) and stopped_by not in BY_SIGNAL:
-        sys.exit(EXIT_PARTIAL if any(r.stats.windows for r in runners.values()) else EXIT_FAIL)
+        sys.exit(EXIT_PARTIAL if any(r.stats.windows + r.stats.no_motion for r in runners.values()) else EXIT_FAIL)
 
 
 def emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str | None = None,
@@ -124,6 +125,8 @@ def emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str |
                dropped=stats.dropped, gaps=len(stats.gaps), previous=previous)
     if stream is not None:
         row["stream"] = stream
+    if getattr(w, "motion", None) is not None:  # the motion gate's score, % of the picture
+        row["motion"] = round(w.motion, 3)
     if event:
         row["event"] = event
     if fmt == "json":
@@ -134,7 +137,7 @@ def emit_window(pred, w, stats, fmt, previous: dict | None = None, stream: str |
         was = f"  (after {previous['label']} for {previous['held_s']:.1f} s)" if previous else ""
         who = f"{stream}  " if stream is not None else ""
         clip = f"  [event; clip {event['clip']}]" if event and event.get("clip") else ""
-        click.echo(f"{who}{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({pred.confidence:.2f}, "
-                   f"{pred.vote} vote){was}{clip}")
+        how = f"motion {w.motion:.3f} %" if getattr(w, "gated", False) else f"{pred.confidence:.2f}, {pred.vote} vote"
+        click.echo(f"{who}{w.start_s:9.2f}-{w.end_s:9.2f}s  {pred.label} ({how}){was}{clip}")
     sys.stdout.flush()
     return row

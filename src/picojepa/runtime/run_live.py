@@ -14,6 +14,7 @@ from picojepa.core.options import Finite
 from picojepa.core.redact import redact
 
 from .live.cameras import NAME_MAX, EventFilter, Reloader, load_cameras, same_topic
+from .live.motion import DEFAULT_THRESHOLD
 from .live.names import read_streams_file
 from .live.options import LiveOptions
 from .live.publish import check_targets, open_publisher
@@ -61,6 +62,13 @@ LIVE_PARAMS = (
     click.Option(["--skip-frames"], default="none", show_default=True, type=click.Choice(["none", "nonref"]),
                  help="Live source: 'nonref' lets FFmpeg skip decoding non-reference frames (cheaper; "
                       "the clip is then taken from the frames that remain, so it spans more time)."),
+    click.Option(["--motion-gate"], default=DEFAULT_THRESHOLD, show_default=True, type=Finite(min=0, max=100),
+                 metavar="PCT", help="Live source: a window whose picked frames change in less than PCT % of the "
+                 "picture is answered 'no motion' without inference (0: off; a camera file's `motion:` key "
+                 "per camera); docs/cameras.md."),
+    click.Option(["--loop-filter"], is_flag=True,
+                 help="Live source: decode with H.264's deblocking filter, as files are (default: skipped, "
+                      "cheaper, every frame still decoded; docs/cameras.md)."),
 )
 LIVE_ONLY = tuple(p.name for p in LIVE_PARAMS)
 FORMATS = ("text", "json")  # a live run writes no CSV
@@ -155,10 +163,11 @@ def _run(opening: OpenOptions, streams: list, cams, req: LiveRequest) -> None:
 
 
 def camera_opts(opts, cam):
-    """The run's live options with a camera file's window, stride and region for one camera."""
+    """The run's live options with a camera file's window, stride, region and motion gate for one camera."""
     window = cam.window_s or opts.window_s
     return dataclasses.replace(opts, window_s=window, stride_s=cam.stride_s if cam.stride_s else
-                               (None if cam.window_s else opts.stride_s), region=cam.region or opts.region)
+                               (None if cam.window_s else opts.stride_s), region=cam.region or opts.region,
+                               motion_gate=cam.motion_gate(opts.motion_gate, DEFAULT_THRESHOLD))
 
 
 def _recorders(cams, opts) -> tuple[dict, object]:

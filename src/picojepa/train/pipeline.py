@@ -24,7 +24,8 @@ from .files import write_text
 from .layout import check_layout
 from .masking import MASKS
 from .pretrain import PretrainResult, pretrain
-from .report import RunFacts, RunReport, plot_confusions, plot_losses, plot_masking, plot_tsne, write_run_report
+from .report import RunFacts, RunReport, write_run_report
+from .report_plots import plot_confusions, plot_losses, plot_masking, plot_tsne
 from .report_page import write_page
 from .synth import MARKER, generate
 

@@ -117,8 +117,9 @@ def pretrain_cmd(config, data, out, overrides, no_progress, verbose, resume, for
                    "`--init foundation` reads].")
 @one_line_errors
 def foundation_cmd(run, to_dir):
-    """Write the encoder of RUN's pre-training (configs/foundation.yaml) as the foundation weights,
-    with the sha256 that loading checks (`make foundation` runs both steps)."""
+    """Write RUN's encoder as the foundation weights, with the sha256 that loading checks.
+
+    RUN is a pre-training of configs/foundation.yaml; `make foundation` runs both steps."""
     from .foundation import FOUNDATION_DIR, write_foundation  # heavy (torch): only this subcommand
 
     out = write_foundation(RunDir(run).pretrain, to_dir or FOUNDATION_DIR,

@@ -73,8 +73,8 @@ def warnings(r: dict) -> list[str]:
     if acc.get(INIT_PROBE) is not None and acc[GENERAL] < acc[INIT_PROBE]:
         out.append(f"**Warning: pre-training on these clips lost what the starting encoder had.** The "
                    f"general model ({acc[GENERAL]:.2f}) is below the same probe on the encoder its "
-                   f"pre-training started from, frozen ({acc[INIT_PROBE]:.2f}): fewer epochs, or "
-                   "`pretrain.epochs: 0` to keep that encoder as it is.")
+                   f"pre-training started from, frozen ({acc[INIT_PROBE]:.2f}): try fewer epochs or a lower "
+                   "`pretrain.lr`.")
     if acc.get(BASELINE) is not None and acc[GENERAL] <= acc[BASELINE]:
         out.append(f"**Warning: the learned encoder does not beat frame differencing.** The general "
                    f"model ({acc[GENERAL]:.2f}) is no better than logistic regression on hand-made "

@@ -42,7 +42,7 @@ def seed_everything():
 
 @pytest.fixture(scope="session")
 def smoke_recipe():
-    from picojepa.train.config import load_recipe
+    from picojepa.train.recipe_file import load_recipe
 
     return load_recipe(REPO / "configs" / "smoke.yaml")
 

@@ -25,7 +25,7 @@ import torch
 
 from picojepa.core.rundir import RunDir
 from picojepa.train import checkpoint
-from picojepa.train.config import load_recipe
+from picojepa.train.recipe_file import load_recipe
 from picojepa.train.pipeline import ensure_data
 
 REPO = Path(__file__).resolve().parent.parent

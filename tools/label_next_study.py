@@ -26,7 +26,7 @@ import torch
 
 from picojepa.core.rundir import RunDir
 from picojepa.train import checkpoint
-from picojepa.train.config import recipe_from_dict
+from picojepa.train.recipe_file import recipe_from_dict
 from picojepa.train.features import Features, FeatureSets
 from picojepa.train.label_next import STRATEGIES, Study, study
 from picojepa.train.motion_baseline import video_features

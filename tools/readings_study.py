@@ -26,7 +26,7 @@ import torch
 
 from picojepa.core.clips import center_indices, normalize
 from picojepa.core.decode import open_video
-from picojepa.train.config import load_recipe
+from picojepa.train.recipe_file import load_recipe
 from picojepa.train.foundation import init_state
 from picojepa.train.heads import pool_tokens
 from picojepa.train.motion_baseline import motion_features

@@ -10,7 +10,8 @@ from picojepa.core.errors import PicoJepaError
 from picojepa.core.textio import read_yaml
 from picojepa.runtime.live.cameras import CameraFileError, load_cameras
 from picojepa.train.cli import main as train_main
-from picojepa.train.config import ConfigError, load_recipe
+from picojepa.train.config import ConfigError
+from picojepa.train.recipe_file import load_recipe
 
 SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml"
 HUGE = "x" * 5_000_000

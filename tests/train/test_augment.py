@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from picojepa.train.augment import Augment
-from picojepa.train.config import ConfigError, load_recipe
+from picojepa.train.config import ConfigError
+from picojepa.train.recipe_file import load_recipe
 from picojepa.train.dataset import ClipDataset
 from picojepa.train.layout import read_items
 

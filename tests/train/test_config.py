@@ -1,6 +1,8 @@
 import pytest
 
-from picojepa.train.config import ConfigError, load_recipe
+from picojepa.train.config import ConfigError
+
+from picojepa.train.recipe_file import load_recipe
 
 from conftest import REPO
 
@@ -87,7 +89,7 @@ def test_a_run_trained_before_a_recipe_key_existed_still_resumes_and_evaluates(t
     """A key added later (at a default that keeps the old behaviour) is no recipe change: the
     checkpoint's stored recipe lacks it, and --resume, classify and evaluate must still accept it."""
     from picojepa.train import checkpoint
-    from picojepa.train.config import load_recipe
+    from picojepa.train.recipe_file import load_recipe
 
     now = load_recipe(REPO / "configs" / "smoke.yaml").to_dict()
     old = {**now, "pretrain": {k: v for k, v in now["pretrain"].items() if k not in ("motion", "flip", "crop_scale")}}

@@ -107,7 +107,7 @@ def test_a_run_started_from_other_weights_reports_them_frozen_beside_its_own(tmp
 
 
 def test_the_shipped_foundation_is_small_verified_and_fits_the_user_recipe():
-    from picojepa.train.config import load_recipe
+    from picojepa.train.recipe_file import load_recipe
     from picojepa.train.foundation import FOUNDATION_DIR, WEIGHTS
 
     card = json.loads((FOUNDATION_DIR / CARD).read_text())

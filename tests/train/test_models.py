@@ -127,7 +127,7 @@ def test_meandelta_pooling_measures_change_between_time_steps_at_the_same_place(
 
 
 def test_meandelta_pooling_needs_a_token_grid_with_time():
-    from picojepa.train.config import load_recipe, nest
+    from picojepa.train.recipe_file import load_recipe, nest
 
     load_recipe("configs/smoke.yaml", nest({"classify.pool": "meandelta"}))  # 4 frames, tubelets of 2
     with pytest.raises(ValueError, match="meandelta"):

@@ -133,7 +133,7 @@ def test_train_cli_reports_bad_config_in_one_line(tmp_path):
 
 DDP_SCRIPT = """
 import sys, torch.distributed as dist
-from picojepa.train.config import load_recipe
+from picojepa.train.recipe_file import load_recipe
 from picojepa.train.pretrain import pretrain
 r = load_recipe(sys.argv[1])
 res = pretrain(r, sys.argv[2], sys.argv[3], show_progress=False)
@@ -157,7 +157,7 @@ def test_torchrun_two_cpu_processes_agree_on_weights(smoke_data, tmp_path):
 
 def test_a_recipe_for_your_own_videos_never_generates_the_builtin_set(tmp_path):
     from picojepa.core.errors import DataLayoutError
-    from picojepa.train.config import load_recipe
+    from picojepa.train.recipe_file import load_recipe
     from picojepa.train.pipeline import ensure_data
 
     recipe = load_recipe(REPO / "configs" / "real.yaml")

@@ -118,7 +118,6 @@ CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "goog
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (sudo apt-get install chromium)")
 def test_the_page_renders_offline_in_a_real_browser_and_its_links_open_the_clips(smoke_run, tmp_path):
     import subprocess
-    from pathlib import Path
     from urllib.parse import unquote
 
     path = RunDir(smoke_run[0]).report_html

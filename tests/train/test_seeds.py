@@ -58,7 +58,7 @@ def test_train_all_with_seeds_writes_each_run_and_the_spread(smoke_data, tmp_pat
 
 def test_the_other_ranks_of_a_distributed_run_take_part_in_every_seed_and_leave_the_summary(monkeypatch, tmp_path):
     import picojepa.train.seeds as seeds_mod
-    from picojepa.train.config import load_recipe
+    from picojepa.train.recipe_file import load_recipe
 
     ran = []
     monkeypatch.setattr(seeds_mod, "run_all", lambda recipe, *a, **k: ran.append(recipe.seed))  # a rank > 0: None

@@ -10,7 +10,7 @@ from picojepa.core.bundle import Bundle
 from picojepa.core.roster import GENERAL
 from picojepa.core.vote import VOTES
 from picojepa.runtime.ensemble import Ensemble
-from picojepa.train.config import recipe_from_dict
+from picojepa.train.recipe_file import recipe_from_dict
 from picojepa.train.vit import VideoViT
 
 from . import flops

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from picojepa.core.bundle import Manifest, load_bundle
 from picojepa.runtime.decoding import decode_clips
-from picojepa.train.config import recipe_from_dict
+from picojepa.train.recipe_file import recipe_from_dict
 
 from . import inference
 from .errors import BenchError

@@ -15,7 +15,7 @@ from typing import Any, Callable, NamedTuple
 import onnxruntime as ort
 
 from picojepa.core.console import progress as console_progress
-from picojepa.train.config import recipe_from_dict
+from picojepa.train.recipe_file import recipe_from_dict
 
 from . import decoding, inference, machine, memory, report
 from .errors import BenchError

@@ -24,7 +24,7 @@ from picojepa.runtime.run_files import expand  # a folder gives its videos, as f
 from picojepa.train import checkpoint
 from picojepa.train.answer import choose
 from picojepa.train.classify import cached_held_out
-from picojepa.train.config import recipe_from_dict
+from picojepa.train.recipe_file import recipe_from_dict
 
 from . import variants
 from .config import ExportConfig

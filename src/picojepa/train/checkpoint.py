@@ -9,7 +9,7 @@ import torch
 
 from picojepa.core.errors import PicoJepaError
 
-from .config import with_defaults
+from .recipe_file import with_defaults
 
 FORMAT = 1
 

@@ -15,7 +15,8 @@ from picojepa.core.roster import GENERAL, MEMBERS, MOTION, VOTE_MEMBERS
 from picojepa.core.rundir import RunDir, RunDirError
 
 from . import checkpoint
-from .config import Recipe, recipe_from_dict
+from .config import Recipe
+from .recipe_file import recipe_from_dict
 from .features import Features, FeatureSets, extract, subset
 from .files import write_text
 from .foundation import start_encoder

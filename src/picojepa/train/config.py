@@ -1,21 +1,16 @@
-"""Typed, frozen configuration for every training stage, loaded from YAML recipes.
+"""Typed, frozen configuration for every training stage: one dataclass per stage and the
+`Recipe` that holds them, each checking how its fields fit together (`__post_init__`).
 
-A recipe names a `base:` file (relative to itself) and overrides only what differs. The loader
-rejects unknown keys, wrong types and impossible combinations with `file: key: reason`.
+Reading them from YAML recipe files is `recipe_file.py`'s.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
-from picojepa.core.shown import cut, shown
-from picojepa.core.textio import read_yaml
 
 MAX_SEED = 2**31 - 1000  # numpy's and torch's seeds, with room for --seeds' offsets
 
@@ -234,133 +229,3 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _convert(tp, value, key: str):
-    """Check `value` against the annotation `tp`; return it converted (lists -> tuples)."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return _build(tp, value, key)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{key}: must be one of {list(typing.get_args(tp))}, got {shown(value)}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {shown(value)}")
-        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {shown(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {shown(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {shown(value)}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {tp}")
-
-
-def _build(cls, data: dict, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    odd = [k for k in data if not isinstance(k, str)]
-    if odd:
-        raise ConfigError(f"{prefix + '.' if prefix else ''}{shown(odd[0])}: keys must be names, got a "
-                          f"{type(odd[0]).__name__}")
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{prefix + '.' if prefix else ''}{cut(unknown[0])}: unknown key "
-                          f"(known: {', '.join(sorted(names))})")
-    kwargs = {k: _convert(hints[k], v, f"{prefix + '.' if prefix else ''}{k}")
-              for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{prefix or cls.__name__}: {exc}") from None
-
-
-def merge(base: dict, over: dict) -> dict:
-    """`over` laid onto `base`, mappings merged key by key (what `base:` and overrides do)."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _read_yaml(path: Path, seen: tuple = ()) -> dict:
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: base: circular reference")
-    data = read_yaml(path, ConfigError, "recipe")
-    if data is None:
-        raise ConfigError(f"{path}: empty recipe; a recipe names its `base:` and what it changes "
-                          "(see configs/demo.yaml)")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at top level")
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    if not isinstance(base, str) or len(base) > 4096:  # 4096: the longest path Linux opens
-        raise ConfigError(f"{path}: base: expected a file name, got {shown(base)}")
-    return merge(_read_yaml(path.parent / base, seen + (path.resolve(),)), data)
-
-
-def nest(flat: dict) -> dict:
-    """Dotted keys -> the nested mapping a recipe override takes: {"model.depth": 2} ->
-    {"model": {"depth": 2}} (what `--set` and an ensemble member's `set:` write)."""
-    tree: dict = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, leaf = str(key).split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{cut(str(key))}: {cut(p)} is set to a value and also has keys below it")
-        node[leaf] = value
-    return tree
-
-
-def load_recipe(path: str | Path, overrides: dict | None = None, overrides_from: str = "--set") -> Recipe:
-    """Load a recipe YAML (following `base:`), apply `overrides`, and validate everything. An
-    error the file alone already has is the file's (`file: key: reason`); one that only the
-    overrides bring is theirs (`--set key: reason`)."""
-    path = Path(path)
-    data = _read_yaml(path)
-    data.setdefault("name", path.stem)
-    try:
-        recipe = _build(Recipe, data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    if not overrides:
-        return recipe
-    try:
-        return _build(Recipe, merge(data, overrides))
-    except ConfigError as exc:
-        raise ConfigError(f"{overrides_from} {exc}") from None
-
-
-def recipe_from_dict(data: dict) -> Recipe:
-    """Rebuild a recipe stored inside a checkpoint or bundle."""
-    return _build(Recipe, data)
-
-
-def with_defaults(saved: dict) -> dict:
-    """A stored recipe with the keys added since it was written at their defaults (which give the
-    behaviour it was trained with), so that comparing it with today's recipe shows only what
-    really differs; as stored where it no longer builds."""
-    try:
-        return recipe_from_dict(saved).to_dict()
-    except (ConfigError, TypeError, ValueError, KeyError):
-        return saved

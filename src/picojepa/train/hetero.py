@@ -42,7 +42,8 @@ from picojepa.core.vote import VOTES, vote_weights
 
 from . import checkpoint
 from .classify import features_for
-from .config import ConfigError, Recipe, load_recipe, merge, nest, recipe_from_dict, with_defaults
+from .config import ConfigError, Recipe
+from .recipe_file import load_recipe, merge, nest, recipe_from_dict, with_defaults
 from .evaluate import BASELINE, mean_of, member_probs, per_class_accuracy
 from .features import FeatureSets, subset
 from .files import write_text

@@ -18,7 +18,8 @@ from picojepa.core.rundir import COLLAPSED, PRETRAIN, RunDir
 
 from . import checkpoint, distributed
 from .augment import Augment
-from .config import PretrainConfig, Recipe, recipe_from_dict
+from .config import PretrainConfig, Recipe
+from .recipe_file import recipe_from_dict
 from .dataset import ClipDataset, collate
 from .files import write_text
 from .foundation import InitError, init_state

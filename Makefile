@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(ORT)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install ffmpeg nats-server rtsp-server mqtt-broker browser demo demo-network train bench test test-slow clean help
+.PHONY: install ffmpeg nats-server rtsp-server mqtt-broker browser demo demo-network train bench test test-slow clean help arm-check
 
 help:
 	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
@@ -20,6 +20,7 @@ help:
 	@echo "make demo-network  after make demo: the demo's members on 4 local nodes, voting over NATS"
 	@echo "make bench   after make demo: benchmark report of the bundle and its alternatives (runs/bench)"
 	@echo "make install ORT=cpu|gpu: create .venv with the CPU or the GPU onnxruntime"
+	@echo "make arm-check  (root) the runtime on arm64 under QEMU, its answers against x86's (slow)"
 
 install: ffmpeg $(STAMP)
 
@@ -121,3 +122,9 @@ bench: install
 	@test -f $(BUNDLE)/manifest.json || { echo "error: no bundle at $(BUNDLE): run 'make demo' first" >&2; exit 3; }
 	$(BIN)/picojepa-bench --bundle $(BUNDLE) --run $(RUN) --out $(BENCH_OUT) --rounds 3 $(HELDOUT) \
 	  $(if $(wildcard $(REAL)/bench),--decode-videos $(REAL)/bench,)
+
+# The runtime on arm64 under QEMU's user-mode emulation (root): a Debian arm64 root, built once and
+# kept in .arm-check/, gets FFmpeg and this checkout's runtime install; its answers on held-out
+# videos must equal x86's, and one of its members votes over NATS (docs/install.md, "ARM").
+arm-check: install
+	$(BIN)/python tools/arm_check.py

@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(ORT)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install ffmpeg nats-server rtsp-server mqtt-broker browser demo demo-network train bench test test-slow clean help arm-check
+.PHONY: install ffmpeg nats-server rtsp-server mqtt-broker browser demo demo-network train bench test test-slow clean help foundation arm-check
 
 help:
 	@echo "make demo    set up .venv, then generate data, train, evaluate (recipe: $(RECIPE))"
@@ -20,6 +20,7 @@ help:
 	@echo "make demo-network  after make demo: the demo's members on 4 local nodes, voting over NATS"
 	@echo "make bench   after make demo: benchmark report of the bundle and its alternatives (runs/bench)"
 	@echo "make install ORT=cpu|gpu: create .venv with the CPU or the GPU onnxruntime"
+	@echo "make foundation  pre-train the foundation encoder on generated video (resumable) and write its weights into the package"
 	@echo "make arm-check  (root) the runtime on arm64 under QEMU, its answers against x86's (slow)"
 
 install: ffmpeg $(STAMP)
@@ -118,6 +119,14 @@ clean:
 	rm -rf runs bundles data/smoke .pytest_cache
 
 BENCH_OUT ?= runs/bench
+# The foundation encoder shipped in the package, from nothing: pre-training on video generated on
+# the fly (configs/foundation.yaml; resumable: run it again after a stop), then its weights and
+# their sha256 written into src/picojepa/train/weights/ (docs/results.md gives its time).
+FOUNDATION_RUN ?= runs/foundation
+foundation: install
+	$(BIN)/picojepa-train pretrain --config configs/foundation.yaml --out $(FOUNDATION_RUN) --resume
+	$(BIN)/picojepa-train foundation $(FOUNDATION_RUN)
+
 bench: install
 	@test -f $(BUNDLE)/manifest.json || { echo "error: no bundle at $(BUNDLE): run 'make demo' first" >&2; exit 3; }
 	$(BIN)/picojepa-bench --bundle $(BUNDLE) --run $(RUN) --out $(BENCH_OUT) --rounds 3 $(HELDOUT) \

@@ -76,9 +76,13 @@ def pytest_collection_modifyitems(config, items):
             os.environ.get("CUDA_VISIBLE_DEVICES", "0") != "")
     except ImportError:
         pass
+    import torch
+
     for item in items:
         if "needs_cuda" in item.keywords and not has_cuda:
             item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU and onnxruntime-gpu"))
+        if "needs_torch_cuda" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU and torch with CUDA"))
 
 
 @pytest.fixture(scope="session")

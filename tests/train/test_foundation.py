@@ -119,3 +119,16 @@ def test_the_shipped_foundation_is_small_verified_and_fits_the_user_recipe():
     start_from(model, recipe)
     assert torch.equal(model.encoder.patch_embed.weight, state["encoder.patch_embed.weight"])
     assert torch.equal(model.target.patch_embed.weight, state["encoder.patch_embed.weight"])
+
+
+@pytest.mark.needs_torch_cuda
+def test_pre_training_runs_on_cuda_from_generated_clips(tmp_path, smoke_recipe):
+    """Training on a GPU: generated clips need no decoder, so this runs where torchcodec is absent
+    (`python -m pytest -m needs_torch_cuda tests/train/test_foundation.py`)."""
+    from picojepa.train.pretrain import pretrain
+
+    pre = dataclasses.replace(smoke_recipe.pretrain, generated=32, epochs=1, warmup_epochs=0.5)
+    torch.cuda.reset_peak_memory_stats()
+    res = pretrain(dataclasses.replace(smoke_recipe, pretrain=pre), tmp_path, tmp_path / "run", show_progress=False)
+    assert torch.cuda.max_memory_allocated() > 0 and np.isfinite(res.final_loss)
+    assert (tmp_path / "run" / "pretrain.pt").is_file()

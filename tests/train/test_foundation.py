@@ -132,3 +132,13 @@ def test_pre_training_runs_on_cuda_from_generated_clips(tmp_path, smoke_recipe):
     res = pretrain(dataclasses.replace(smoke_recipe, pretrain=pre), tmp_path, tmp_path / "run", show_progress=False)
     assert torch.cuda.max_memory_allocated() > 0 and np.isfinite(res.final_loss)
     assert (tmp_path / "run" / "pretrain.pt").is_file()
+
+
+def test_weights_of_the_right_model_shape_but_a_wrong_tensor_are_one_line_errors(tmp_path, smoke_recipe):
+    ckpt, model = _tiny_run(tmp_path, smoke_recipe)
+    state = checkpoint.load(ckpt)
+    state["model"]["target.norm.weight"] = torch.ones(7)  # tampered: not the model's width
+    checkpoint.save(state, ckpt)
+    recipe = dataclasses.replace(smoke_recipe, pretrain=dataclasses.replace(smoke_recipe.pretrain, init=str(ckpt)))
+    with pytest.raises(InitError, match="does not fit this model"):
+        start_from(build(recipe), recipe)

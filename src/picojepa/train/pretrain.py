@@ -190,7 +190,10 @@ def start_from(model: JEPA, recipe: Recipe) -> None:
     state = init_state(recipe.pretrain.init, recipe)
     if state is None:
         return
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a weight of another shape
+        raise InitError(f"{recipe.pretrain.init}: does not fit this model ({' '.join(str(exc).split())[:160]})") from None
     allowed = {"predictor.pos_embed"} if recipe.model.pred_pos == "sincos" else set()
     if unexpected or set(missing) - allowed:
         raise InitError(f"{recipe.pretrain.init}: does not fit this model (missing "

@@ -27,7 +27,7 @@ import torch
 from picojepa.core.clips import center_indices, normalize
 from picojepa.core.decode import open_video
 from picojepa.train.recipe_file import load_recipe
-from picojepa.train.foundation import init_state
+from picojepa.train.foundation import start_encoder
 from picojepa.train.heads import pool_tokens
 from picojepa.train.motion_baseline import motion_features
 from picojepa.train.vit import VideoViT
@@ -74,10 +74,8 @@ def readings(frames: np.ndarray, recipe, spec, init: str = "scratch") -> dict[st
     """Each pooling of the tokens of an encoder of `recipe`'s shape: random (seed 0), or started
     from the weights `init` names, positions fitted to `spec`."""
     torch.manual_seed(0)
-    enc = VideoViT(recipe.model, spec).eval()
-    state = init_state(init, dataclasses.replace(recipe, clip=spec))
-    if state is not None:
-        enc.load_state_dict({k[len("target."):]: v for k, v in state.items() if k.startswith("target.")})
+    started = dataclasses.replace(recipe, clip=spec, pretrain=dataclasses.replace(recipe.pretrain, init=init))
+    enc = start_encoder(started) or VideoViT(recipe.model, spec).eval()
     x = torch.from_numpy(np.stack([normalize(f, spec) for f in frames]))
     tokens = torch.cat([enc(x[i:i + 32]) for i in range(0, len(x), 32)])
     return {p: pool_tokens(tokens, p, enc.grid[0]).numpy() for p in POOLS}

@@ -16,16 +16,16 @@ from picojepa.core.rundir import RunDir, RunDirError
 
 from . import checkpoint
 from .config import Recipe
-from .recipe_file import recipe_from_dict
 from .features import Features, FeatureSets, extract, subset
 from .files import write_text
-from .foundation import start_encoder
 from .finetune import finetune, member_features, validation_accuracy
+from .foundation import start_encoder
 from .heads import head_from_state, token_input
 from .layout import member_csv, read_classes, read_items
 from .motion import MotionEncoder, member_recipe
 from .pretrain import load_encoder
 from .probe import predict, train_head
+from .recipe_file import recipe_from_dict
 from .vit import VideoViT
 from .votes import fit_stacker
 

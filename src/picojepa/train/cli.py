@@ -15,8 +15,8 @@ from picojepa.core.textio import parse_yaml
 
 from . import checkpoint
 from .config import ConfigError
-from .recipe_file import load_recipe, nest
 from .layout import check_layout, read_classes
+from .recipe_file import load_recipe, nest
 
 _RESUME = click.option("--resume", is_flag=True, help="Continue the run in OUT from its last checkpoint "
                        "(refused when its recipe differs).")

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
 
 from . import checkpoint
-from .config import ModelConfig, Recipe, token_grid
+from .config import ConfigError, Recipe, token_grid
 from .files import write_text
+from .recipe_file import recipe_from_dict
 from .vit import VideoViT
 
 FOUNDATION_DIR = Path(__file__).parent / "weights"
@@ -80,10 +80,6 @@ def _verified(path: Path) -> dict:
         raise InitError(str(exc)) from None
 
 
-def _shape_of(saved: dict) -> dict:
-    return {k: saved.get(k, getattr(ModelConfig(), k)) for k in SHAPE_KEYS}
-
-
 def _encoder_weights(state: dict) -> tuple[dict, dict]:
     """(encoder weights, predictor weights) of a foundation or pre-training checkpoint."""
     model = state.get("model")
@@ -116,16 +112,16 @@ def init_state(spec: str, recipe: Recipe) -> dict | None:
         raise InitError(f"{path}: the foundation weights are not in this install; reinstall the "
                         "package, or start from scratch (--init scratch)")
     state = _verified(path)
-    saved = state.get("recipe") or {}
-    want, have = dataclasses.asdict(recipe.model), saved.get("model", {})
-    differ = [k for k in SHAPE_KEYS if _shape_of(have).get(k) != want[k]]
+    saved = _saved_recipe(state, path)
+    want, have = dataclasses.asdict(recipe.model), dataclasses.asdict(saved.model)
+    differ = [k for k in SHAPE_KEYS if have[k] != want[k]]
     if differ:
-        raise InitError(f"{path}: trained for another model ({', '.join(f'{k} {_shape_of(have)[k]!r}' for k in differ)}; "
+        raise InitError(f"{path}: trained for another model ({', '.join(f'{k} {have[k]!r}' for k in differ)}; "
                         f"this recipe has {', '.join(repr(want[k]) for k in differ)})")
     enc, pred = _encoder_weights(state)
     if recipe.model.pred_pos == "sincos":  # fixed positions: the model computes its own grid's
         pred.pop("pos_embed", None)
-    old = token_grid(recipe.model, _clip_of(saved))
+    old = token_grid(saved.model, saved.clip)
     for weights in (enc, pred):
         for key in [k for k in weights if k.endswith("pos_embed") and weights[k].shape[1] == old[0] * old[1] * old[2]]:
             weights[key] = resample_positions(weights[key], old, token_grid(recipe.model, recipe.clip))
@@ -135,9 +131,12 @@ def init_state(spec: str, recipe: Recipe) -> dict | None:
     return out
 
 
-def _clip_of(saved: dict) -> ClipSpec:
-    clip = saved.get("clip") or {}
-    return ClipSpec(size=int(clip.get("size", 64)), frames=int(clip.get("frames", 8)))
+def _saved_recipe(state: dict, path: Path) -> Recipe:
+    """The recipe the weights were trained with, keys added since at their defaults."""
+    try:
+        return recipe_from_dict(state.get("recipe") or {})
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise InitError(f"{path}: its recipe cannot be read ({' '.join(str(exc).split())[:120]})") from None
 
 
 def start_encoder(recipe: Recipe) -> VideoViT | None:

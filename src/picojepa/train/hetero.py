@@ -43,12 +43,12 @@ from picojepa.core.vote import VOTES, vote_weights
 from . import checkpoint
 from .classify import features_for
 from .config import ConfigError, Recipe
-from .recipe_file import load_recipe, merge, nest, recipe_from_dict, with_defaults
 from .evaluate import BASELINE, mean_of, member_probs, per_class_accuracy
 from .features import FeatureSets, subset
 from .files import write_text
 from .heads import head_from_state
 from .pipeline import ensure_data, run_all
+from .recipe_file import load_recipe, merge, nest, recipe_from_dict, with_defaults
 from .report import ensemble_markdown, write_reports
 from .seeds import mean_sd, seed_summary
 from .votes import fit_stacker, vote_labels

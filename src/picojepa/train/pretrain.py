@@ -19,7 +19,6 @@ from picojepa.core.rundir import COLLAPSED, PRETRAIN, RunDir
 from . import checkpoint, distributed
 from .augment import Augment
 from .config import PretrainConfig, Recipe
-from .recipe_file import recipe_from_dict
 from .dataset import ClipDataset, collate
 from .files import write_text
 from .foundation import InitError, init_state
@@ -28,6 +27,7 @@ from .jepa import JEPA
 from .layout import read_items
 from .masking import batch_masks
 from .optim import lr_at, param_groups, set_lr
+from .recipe_file import recipe_from_dict
 from .vit import VideoViT
 
 log = logging.getLogger(__name__)

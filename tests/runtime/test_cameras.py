@@ -256,7 +256,8 @@ def _decoded_seconds(path) -> tuple[int, float]:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         times = [float(f.time) for f in c.decode(s)]
-    return len(times), times[-1] - times[0] + 1 / float(s.average_rate)
+        rate = float(s.average_rate)  # read while the container is open: PyAV refuses after it closes
+    return len(times), times[-1] - times[0] + 1 / rate
 
 
 def _recording_run(bundle, data, tmp_path, clips, window, before, after, windows, shared=False):

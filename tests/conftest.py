@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from picojepa.core.decode import VIDEO_SUFFIXES
+from picojepa.core.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"
@@ -108,14 +109,6 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)])
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve_looped(video, port: int) -> subprocess.Popen:
     """FFmpeg looping `video` as a real-time MPEG-TS stream on tcp://127.0.0.1:port (packets
     copied). FFmpeg's TCP server takes one client: a stream per reader."""
@@ -127,7 +120,7 @@ def serve_looped(video, port: int) -> subprocess.Popen:
 @pytest.fixture
 def looped_stream(smoke_data):
     """A built-in video looped as a real-time MPEG-TS stream over TCP on loopback (FFmpeg)."""
-    port = _free_port()
+    port = free_port()
     proc = serve_looped(sorted((smoke_data / "infer").glob("*/*.mp4"))[0], port)
     time.sleep(0.5)
     yield f"tcp://127.0.0.1:{port}"

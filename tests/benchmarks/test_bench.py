@@ -170,14 +170,14 @@ def test_stream_servers_all_listen_and_one_whose_port_was_taken_starts_again(tmp
     blocker = socket.socket()  # a port something else listens on by the time its server starts
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
-    taken, first, real = blocker.getsockname()[1], [], streams._distinct_ports
+    taken, first, real = blocker.getsockname()[1], [], streams.free_ports
 
     def taken_first(n, avoid=frozenset()):
         ports = real(n, avoid)
         first.append(n)
         return [taken, *ports[1:]] if len(first) == 1 else ports
 
-    monkeypatch.setattr(streams, "_distinct_ports", taken_first)
+    monkeypatch.setattr(streams, "free_ports", taken_first)
     servers, ports = streams._start_servers(cam, 3, timeout_s=20)
     try:
         assert taken not in ports and len(set(ports)) == 3 and streams._serving(servers, ports)

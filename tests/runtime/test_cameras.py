@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from conftest import REPO, _free_port, run_cameras_until, serve_looped
+from picojepa.core.ports import free_port, free_ports
+
+from conftest import REPO, run_cameras_until, serve_looped
 
 pytest.importorskip("av")
 
@@ -92,7 +94,7 @@ def test_three_cameras_from_a_camera_file_each_with_its_own_window_one_with_a_re
     """door and yard differ in window and stride; gate has a region, a separate record stream
     and event labels, and writes clips."""
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    ports = [_free_port() for _ in range(4)]
+    ports = free_ports(4)
     servers = [serve_looped(video, p) for p in ports]
     classes = sorted(p.name for p in (smoke_data / "infer").iterdir() if p.is_dir())
     try:
@@ -137,7 +139,7 @@ def test_sighup_starts_added_stops_removed_restarts_changed_and_refuses_a_bad_fi
 
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
     # FFmpeg's TCP server takes one client: lane's restart connects to a second server ("lane2")
-    ports = {n: _free_port() for n in ("door", "yard", "gate", "lane", "lane2")}
+    ports = dict(zip(("door", "yard", "gate", "lane", "lane2"), free_ports(5)))
     servers = [serve_looped(video, p) for p in ports.values()]
     f = tmp_path / "cameras.yaml"
 
@@ -202,7 +204,7 @@ def test_a_bounded_run_that_printed_an_error_exits_1(smoke_bundle, smoke_data, t
     import threading
 
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    port = _free_port()
+    port = free_port()
     server = serve_looped(video, port)
     f = tmp_path / "cameras.yaml"
     f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{port}', window: 0.5}}\n")
@@ -230,7 +232,7 @@ def test_a_bounded_run_whose_clips_could_not_be_written_exits_1(smoke_bundle, sm
     each failed clip was an error line, so the run does not exit 0."""
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
     classes = sorted(p.name for p in (smoke_data / "infer").iterdir() if p.is_dir())
-    ports = [_free_port(), _free_port()]  # FFmpeg's TCP server takes one client: one for the recording
+    ports = free_ports(2)  # FFmpeg's TCP server takes one client: one for the recording
     servers = [serve_looped(video, p) for p in ports]
     (tmp_path / "a-file").write_text("not a folder")
     f = tmp_path / "cameras.yaml"
@@ -266,7 +268,7 @@ def _recording_run(bundle, data, tmp_path, clips, window, before, after, windows
     an event label: the finished run and the looped video."""
     video = sorted((data / "infer").glob("*/*.mp4"))[0]
     classes = sorted(p.name for p in (data / "infer").iterdir() if p.is_dir())
-    ports = [_free_port()] if shared else [_free_port(), _free_port()]
+    ports = free_ports(1 if shared else 2)
     servers = [serve_looped(video, p) for p in ports]
     record = "" if shared else f"    record_url: 'tcp://127.0.0.1:{ports[1]}'\n"
     f = tmp_path / "cameras.yaml"

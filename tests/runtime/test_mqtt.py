@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, _free_port
+from picojepa.core.ports import free_port, free_ports
+
+from conftest import REPO
 
 pytest.importorskip("av")
 mqtt = pytest.importorskip("paho.mqtt.client")
@@ -36,7 +38,7 @@ def _wait_port(port: int, deadline_s: float = 10.0) -> None:
 
 
 def _broker(tmp: Path, users: dict | None = None, port: int | None = None):
-    port, conf = port or _free_port(), tmp / "mosquitto.conf"
+    port, conf = port or free_port(), tmp / "mosquitto.conf"
     # `user`: as root mosquitto would switch to the user `mosquitto`, who cannot read pytest's folders
     lines = [f"listener {port} 127.0.0.1", "persistence false", f"allow_anonymous {'false' if users else 'true'}",
              f"user {getpass.getuser()}"]
@@ -170,7 +172,7 @@ def test_a_refused_login_and_a_missing_broker_are_one_line_errors(smoke_bundle, 
         proc.wait(10)
     t0 = time.monotonic()
     gone = subprocess.run(_cmd(smoke_bundle, looped_stream, "--connect-timeout", "2", "--publish",
-                               f"mqtt://127.0.0.1:{_free_port()}"), capture_output=True, text=True, cwd=REPO,
+                               f"mqtt://127.0.0.1:{free_port()}"), capture_output=True, text=True, cwd=REPO,
                           timeout=60)
     assert gone.returncode == 3 and "no MQTT broker answered within 2 s" in gone.stderr, gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1 and time.monotonic() - t0 < 30
@@ -183,7 +185,7 @@ def test_a_camera_file_sends_each_camera_where_it_says(smoke_bundle, smoke_data,
     from picojepa.runtime.live.mqtt import topics
 
     video = sorted((smoke_data / "infer").glob("*/*.mp4"))[0]
-    ports = [_free_port(), _free_port()]
+    ports = free_ports(2)
     servers = [serve_looped(video, p) for p in ports]
     f = tmp_path / "cameras.yaml"
     f.write_text(f"cameras:\n  - {{name: door, url: 'tcp://127.0.0.1:{ports[0]}', window: 0.5,\n"

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from conftest import _free_port, serve_looped
+from picojepa.core.ports import free_port
+
+from conftest import serve_looped
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
 pytest.importorskip("av")
@@ -86,7 +88,7 @@ def test_a_clips_folder_that_cannot_be_written_is_an_error_per_clip_and_the_reco
     each event's snapshot and clip are one error line each, the event still returns, and the next
     event is recorded (and fails) the same way."""
     (tmp_path / "a-file").write_text("not a folder")
-    port = _free_port()
+    port = free_port()
     server = serve_looped(video, port)
     rec = _recorder(f"tcp://127.0.0.1:{port}", tmp_path / "a-file" / "clips")
     try:
@@ -117,7 +119,7 @@ def test_a_recording_stream_that_fails_is_one_line_and_its_events_name_no_clip_u
     from picojepa.runtime.live.reader import LiveStats
     from picojepa.runtime.live.status import Status
 
-    port = _free_port()
+    port = free_port()
     rec = _recorder(f"tcp://127.0.0.1:{port}", tmp_path / "clips")
     status = Status({"door": SimpleNamespace(stats=LiveStats(), finished=False, error=None)}, None, {"door": rec})
     server = None
@@ -154,7 +156,7 @@ def test_a_camera_recording_its_analysed_stream_opens_it_once(video, tmp_path):
     from picojepa.core.clips import ClipSpec
     from picojepa.runtime.live.reader import LiveOptions, LiveRunner
 
-    port = _free_port()
+    port = free_port()
     server = serve_looped(video, port)
     url = f"tcp://127.0.0.1:{port}"
     rec = _recorder(url, tmp_path / "clips", before=0.5, after=0.5, fed=True)

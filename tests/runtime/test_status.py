@@ -12,7 +12,9 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, _free_port
+from picojepa.core.ports import free_port
+
+from conftest import REPO
 
 pytest.importorskip("av")
 parser = pytest.importorskip("prometheus_client.parser")
@@ -88,7 +90,7 @@ def _cmd(bundle, source, *args):
 
 
 def test_the_run_serves_its_status_while_it_lasts(smoke_bundle, looped_stream):
-    port = _free_port()
+    port = free_port()
     run = subprocess.Popen(_cmd(smoke_bundle, looped_stream, "--name", "door", "--duration", "8", "--http",
                                 f"127.0.0.1:{port}"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            cwd=REPO)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 import tempfile
 import threading
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 from picojepa.core.bundle import load_bundle
+from picojepa.core.ports import free_ports
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live.classify import classify_streams
 from picojepa.runtime.live.motion import DEFAULT_THRESHOLD
@@ -115,22 +115,6 @@ def _serving(servers: list, ports: list[int]) -> bool | None:
     return all(listening.get(port, set()) & _sockets(srv.pid) for srv, port in zip(servers, ports))
 
 
-def _distinct_ports(n: int, taken: set[int] = frozenset()) -> list[int]:
-    """N free loopback ports, all different (each held until all are chosen) and none of `taken`."""
-    socks, ports = [], []
-    try:
-        while len(ports) < n:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-            if sock.getsockname()[1] not in taken:
-                ports.append(sock.getsockname()[1])
-    finally:
-        for sock in socks:
-            sock.close()
-    return ports
-
-
 def _start_servers(camera: Path, n: int, timeout_s: float = 30.0, restarts: int = 3) -> tuple[list, list[int]]:
     """N FFmpeg servers of `camera`, each listening on its own port, waited for until each listens
     on its own socket (read from /proc: a listen=1 server takes one client, so it is not probed by
@@ -139,7 +123,7 @@ def _start_servers(camera: Path, n: int, timeout_s: float = 30.0, restarts: int 
     `restarts` times at most; then BenchError, as when they are not all up within `timeout_s`."""
     servers: list = []
     try:
-        ports = _distinct_ports(n)
+        ports = free_ports(n)
         for port in ports:
             servers.append(_serve(camera, port))
         left, end = restarts, time.monotonic() + timeout_s
@@ -149,7 +133,7 @@ def _start_servers(camera: Path, n: int, timeout_s: float = 30.0, restarts: int 
                 raise BenchError(f"the FFmpeg server on 127.0.0.1:{ports[dead[0]]} exited before listening")
             if dead:
                 left -= 1
-                for i, port in zip(dead, _distinct_ports(len(dead), set(ports))):
+                for i, port in zip(dead, free_ports(len(dead), set(ports))):
                     ports[i], servers[i] = port, _serve(camera, port)
                 continue
             up = _serving(servers, ports)

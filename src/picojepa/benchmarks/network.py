@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from picojepa.core.mdtable import table
 from picojepa.core.roster import VOTE_MEMBERS
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.net.localnet import NatsServer, start_members
@@ -116,17 +117,15 @@ def markdown(r: dict) -> str:
         "",
         f"{r['videos']} videos, {r['rounds']} interleaved rounds, deadline {r['deadline_ms']:g} ms; {r['where']}.",
         "",
-        "| | p50 ms | p90 ms |",
-        "|---|---|---|",
-        *(f"| {k} | {v['p50']:.1f} | {v['p90']:.1f} |" for k, v in lat.items() if v.get("n")),
+        *table(["", "p50 ms", "p90 ms"],
+               ([k, f"{v['p50']:.1f}", f"{v['p90']:.1f}"] for k, v in lat.items() if v.get("n"))),
         "",
         f"Networked over fused (p50): {r['network_over_fused_p50']:.2f}x; "
         f"{r['bytes_per_clip'] / 1024:.1f} KiB per request on the wire (uint8 frames).",
         "",
-        "| throughput | videos/s |",
-        "|---|---|",
-        *(f"| {k} member node{'s' if k != 1 else ''} | {v:.1f} |" if isinstance(k, int) else f"| {k} | {v:.1f} |"
-          for k, v in tp.items()),
+        *table(["throughput", "videos/s"],
+               ([f"{k} member node{'s' if k != 1 else ''}" if isinstance(k, int) else k, f"{v:.1f}"]
+                for k, v in tp.items())),
         "",
         f"Losing member {lo['killed']}: {lo['answered']} of {lo['videos']} videos still answered "
         f"({lo['missing_reported']} naming it missing), {lo['videos_that_waited_the_deadline']} waited "

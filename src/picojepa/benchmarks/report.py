@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from picojepa.core.mdtable import row, table
+
 TARGETS = (
     # key, description, comparison, threshold
     ("fused_over_single", "fused 4-member ensemble latency / one member", "<=", 1.3),
@@ -67,25 +69,20 @@ def _header(r: dict) -> list[str]:
              f"Bundle `{r['bundle']}`, run `{r['run']}`, {len(r['videos'])} videos x {r['rounds']} "
              "timed rounds (one warm-up round dropped); configurations interleaved video by video.",
              "", "## Headline (ratios of medians, same run)", "",
-             "| measure | value | target | met |", "|---|---|---|---|"]
-    lines += [f"| {t['what']} | {_f(t['value'], '{:.3g}')} | {t['target']} | {_met(t)} |" for t in r["targets"]]
+             *table(["measure", "value", "target", "met"],
+                    ([t["what"], _f(t["value"], "{:.3g}"), t["target"], _met(t)] for t in r["targets"]))]
     h = r["headline"]
-    lines.append(f"| end-to-end p50 per 10-s clip (ms), exact / keyframe placement | "
-                 f"{_f(h.get('e2e_p50_ms'), '{:.1f}')} / {_f(h.get('e2e_p50_ms_keyframe'), '{:.1f}')} | | |")
+    lines.append(row(["end-to-end p50 per 10-s clip (ms), exact / keyframe placement",
+                      f"{_f(h.get('e2e_p50_ms'), '{:.1f}')} / {_f(h.get('e2e_p50_ms_keyframe'), '{:.1f}')}", "", ""]))
     return lines
 
 
 def _configs(r: dict) -> list[str]:
-    lines = ["## Latency per video by configuration (ms)", "",
-             "| configuration | p50 | p90 | p99 | mean | decode | preprocess | inference | vote | load |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for c in r["configs"].values():
-        t = c["total"]
-        lines.append(f"| {c['label']} | {_f(t.get('p50'))} | {_f(t.get('p90'))} | {_f(t.get('p99'))} | "
-                     f"{_f(t.get('mean'))} | {_f(c['decode'].get('p50'))} | {_f(c['preprocess'].get('p50'))} | "
-                     f"{_f(c['inference'].get('p50'))} | {_f(c['vote'].get('p50'), '{:.3f}')} | "
-                     f"{_f(c['load_ms'], '{:.0f}')} |")
-    return lines
+    head = ["configuration", "p50", "p90", "p99", "mean", "decode", "preprocess", "inference", "vote", "load"]
+    return ["## Latency per video by configuration (ms)", "", *table(head, (
+        [c["label"], *(_f(c["total"].get(q)) for q in ("p50", "p90", "p99", "mean")), _f(c["decode"].get("p50")),
+         _f(c["preprocess"].get("p50")), _f(c["inference"].get("p50")), _f(c["vote"].get("p50"), "{:.3f}"),
+         _f(c["load_ms"], "{:.0f}")] for c in r["configs"].values()))]
 
 
 def _process_per_model(r: dict) -> list[str]:
@@ -146,8 +143,7 @@ def _side_by_side(t: dict) -> str:
 def _decoding(r: dict) -> list[str]:
     d = r["decoding"]
     lines = ["## Decoding (centre clip of each real file)", "",
-             "| file | size | frames | codec | exact p50 ms | approximate p50 ms | every frame p50 ms |",
-             "|---|---|---|---|---|---|---|"]
+             *table(["file", "size", "frames", "codec", "exact p50 ms", "approximate p50 ms", "every frame p50 ms"])]
     lines += _file_rows(d["files"], lambda f: [
         f"{f['width']}x{f['height']}", f["frames"], f["codec"], f"{f['exact']['p50']:.1f}",
         f"{f['approximate']['p50']:.1f}", _f(f.get("all_frames", {}).get("p50"), "{:.0f}")])
@@ -169,8 +165,7 @@ def _decoding(r: dict) -> list[str]:
 
 def _file_rows(files: list[dict], cells) -> list[str]:
     """One table row per file: its name and `cells(row)`, or its name and why it failed."""
-    return [f"| {f['file']} | " + (f["error"] if "error" in f else " | ".join(map(str, cells(f)))) + " |"
-            for f in files]
+    return [row([f["file"], f["error"]] if "error" in f else [f["file"], *cells(f)]) for f in files]
 
 
 def _placement(pl: dict | None) -> list[str]:
@@ -178,9 +173,8 @@ def _placement(pl: dict | None) -> list[str]:
         return []
     th = pl["threads"]
     lines = ["", "### Clip placement and decoder threads (open + centre clip, ms; threads 0 = FFmpeg's choice)", "",
-             "| file | keyframes | centre start | keyframe start | frames decoded before the clip (exact) | "
-             + " | ".join(f"exact, {t} thr" for t in th) + " | " + " | ".join(f"keyframe, {t} thr" for t in th)
-             + " | limit |", "|---" * (6 + 2 * len(th)) + "|"]
+             *table(["file", "keyframes", "centre start", "keyframe start", "frames decoded before the clip (exact)",
+                     *(f"{p}, {t} thr" for p in ("exact", "keyframe") for t in th), "limit"])]
     lines += _file_rows(pl["files"], lambda f: [
         f["keyframes"], f["centre_start"], f["keyframe_start"], f["frames_before_clip_exact"],
         *(f"{f[f'{p}_threads{t}_ms']:.1f}" for p in ("exact", "keyframe") for t in th), f"{f['limit_ms']:.1f}"])
@@ -201,8 +195,7 @@ def _placement_accuracy(r: dict) -> list[str]:
     keys = list(pa["exact"])
     return ["### Accuracy by clip placement (bench videos, label = folder; mean of per-class %)", "",
             f"Keyframe placement moved the clip on {pa['moved']} of {pa['videos']} videos.", "",
-            "| placement | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
-            *(f"| {pl} | " + " | ".join(f"{pa[pl][k]:.1f}" for k in keys) + " |" for pl in ("exact", "keyframe"))]
+            *table(["placement", *keys], ([pl, *(f"{pa[pl][k]:.1f}" for k in keys)] for pl in ("exact", "keyframe")))]
 
 
 def _prefetch(r: dict) -> list[str]:
@@ -238,10 +231,9 @@ def _hetero(r: dict) -> list[str]:
              f"{len(h['members'])} members in {h['graphs']} graphs: {shapes or ', '.join(h['members'])}. "
              "Medians over interleaved rounds, ms per video; peak RSS of a fresh process running up to 16 of the "
              "videos:", "",
-             "| configuration | inference p50 | total p50 | peak RSS MiB |", "|---|---|---|---|"]
-    for k, c in h["configs"].items():
-        lines.append(f"| {c['label']} | {_f(c['inference'].get('p50'))} | {_f(c['total'].get('p50'))} | "
-                     f"{_f(h['peak_rss_mb'].get(k), '{:.0f}')} |")
+             *table(["configuration", "inference p50", "total p50", "peak RSS MiB"],
+                    ([c["label"], _f(c["inference"].get("p50")), _f(c["total"].get("p50")),
+                      _f(h["peak_rss_mb"].get(k), "{:.0f}")] for k, c in h["configs"].items()))]
     return lines + ["", f"Inference: heterogeneous / homogeneous {h['inference_ratio_hetero_vs_homogeneous']:.2f}x, "
                     f"heterogeneous / its largest graph {h['inference_ratio_hetero_vs_largest']:.2f}x."]
 

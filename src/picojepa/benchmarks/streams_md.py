@@ -4,35 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from picojepa.core.mdtable import row, table
+
 from .stream_decode import FPS
 
 
 def _row(x: dict, label: str) -> str:
     cores = "–" if x.get("cores_servers") is None else f"{x['cores_servers']:.2f}"
-    return (f"| {label} | {'yes' if x['real_time'] else 'no'} | {x['windows']} ({x['dropped']}) | {x['fps_min']:.1f} | "
-            f"{x['latency_ms'].get('p50', 0):.0f} / {x['latency_ms'].get('p90', 0):.0f} | "
-            f"{x['decode_ms_per_window'].get('p50', 0):.0f} | {x['inference_ms_per_window'].get('p50', 0):.1f} | "
-            f"{x['converted_per_decoded']:.2f} | {x.get('gated_share', 0):.0%} | {x.get('cores_reader', 0):.2f} / {cores} |")
+    return row([label, "yes" if x["real_time"] else "no", f"{x['windows']} ({x['dropped']})", f"{x['fps_min']:.1f}",
+                f"{x['latency_ms'].get('p50', 0):.0f} / {x['latency_ms'].get('p90', 0):.0f}",
+                f"{x['decode_ms_per_window'].get('p50', 0):.0f}", f"{x['inference_ms_per_window'].get('p50', 0):.1f}",
+                f"{x['converted_per_decoded']:.2f}", f"{x.get('gated_share', 0):.0%}",
+                f"{x.get('cores_reader', 0):.2f} / {cores}"])
 
 
-HEAD = ["| streams | real time | windows (dropped) | slowest stream fps | latency p50 / p90 ms | "
-        "decode+convert ms per window p50 | inference ms per window p50 | frames converted / decoded | "
-        "windows gated | cores busy: reader / FFmpeg servers |",
-        "|---|---|---|---|---|---|---|---|---|---|"]
+HEAD = table(["streams", "real time", "windows (dropped)", "slowest stream fps", "latency p50 / p90 ms",
+              "decode+convert ms per window p50", "inference ms per window p50", "frames converted / decoded",
+              "windows gated", "cores busy: reader / FFmpeg servers"])
 
 
 def _levers(z: dict, r: dict) -> list[str]:
     """Each lever's ladder top beside today's, its gated share and its CPU per stream by step."""
     most, today = z["most_by_lever"], z["most_by_lever"].get("today")
-    out = ["| lever | most streams in real time | x today | windows gated (at the top) | "
-           "CPU ms per stream-second at the top: decode / convert / gate / inference and the rest (inference's wall "
-           "time) |", "|---|---|---|---|---|"]
+    out = table(["lever", "most streams in real time", "x today", "windows gated (at the top)",
+                 "CPU ms per stream-second at the top: decode / convert / gate / inference and the rest "
+                 "(inference's wall time)"])
     for name, runs in z["levers"].items():
         top = next((x for x in runs if x["streams"] == most[name]), runs[0])
         c = top["cpu_ms_per_stream_s"]
         ratio = f"{most[name] / today:.2f}" if today else "–"
-        out.append(f"| {name} | {most[name]} | {ratio} | {top['gated_share']:.0%} | {c['decode']:.0f} / "
-                   f"{c['convert']:.0f} / {c['gate']:.1f} / {c['inference_and_rest']:.0f} ({c['inference_wall']:.0f}) |")
+        out.append(row([name, most[name], ratio, f"{top['gated_share']:.0%}",
+                        f"{c['decode']:.0f} / {c['convert']:.0f} / {c['gate']:.1f} / {c['inference_and_rest']:.0f} "
+                        f"({c['inference_wall']:.0f})"]))
     return out + ["", f"Limit lines: {z['limit_streams']:.1f} decoding every frame with its deblocking filter, "
                       f"{z['limit_streams_loop_filter_skipped']:.1f} without it ({r['cores']} cores / one stream's "
                       "decode cost, everything else at zero).", ""]

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from picojepa.core.mdtable import row, table
 from picojepa.core.roster import GENERAL, MEMBERS, MOTION, report_key
 from picojepa.core.rundir import RunDir
 from picojepa.core.vote import VOTES
@@ -192,16 +193,14 @@ def markdown(r: dict) -> str:
     lines += warnings(r) + _headline(r)
     acc = r["accuracy"]
     lines += _facts(r.get("extra") or {}, r.get("embed_dim"))
-    lines += ["", "## Accuracy per class (Table 2)", "",
-              "| class | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for i, c in enumerate(cls):
-        lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class_accuracy"][k][i]) for k in columns) + " |")
-    lines.append("| **average** | " + " | ".join(f"**{acc[k]:.2f}**" for k in columns) + " |")
+    lines += ["", "## Accuracy per class (Table 2)", ""]
+    lines += table(["class", *columns], [[c, *(_fmt(r["per_class_accuracy"][k][i]) for k in columns)]
+                                         for i, c in enumerate(cls)])
+    lines.append(row(["**average**", *(f"**{acc[k]:.2f}**" for k in columns)]))
     members = list(COLUMNS[:5])
-    lines += ["", "## Certainty: mean top-1 probability per true class (Table 3)", "",
-              "| class | " + " | ".join(members) + " |", "|---" * (len(members) + 1) + "|"]
-    for i, c in enumerate(cls):
-        lines.append(f"| {c} | " + " | ".join(_fmt(r["certainty"][k][i]) for k in members) + " |")
+    lines += ["", "## Certainty: mean top-1 probability per true class (Table 3)", ""]
+    lines += table(["class", *members], [[c, *(_fmt(r["certainty"][k][i]) for k in members)]
+                                         for i, c in enumerate(cls)])
     lines += ["", f"Majority-vote tie-break: {r['vote_tie_break']}. Weighted vote weights (validation "
               f"accuracy of each partial model): "
               + ", ".join(f"{k} {v:.2f}" for k, v in r["vote_weights"].items()) + ". Stacked vote: "
@@ -209,10 +208,7 @@ def markdown(r: dict) -> str:
               "## Confusion matrices", "", "Rows: true class; columns: predicted. See "
               "`confusion.png`.", ""]
     for k in (GENERAL, "vote_majority", "random_init_probe"):
-        lines += [f"**{k}**", "", "| | " + " | ".join(cls) + " |", "|---" * (len(cls) + 1) + "|"]
-        for i, c in enumerate(cls):
-            lines.append(f"| {c} | " + " | ".join(str(x) for x in r["confusion"][k][i]) + " |")
-        lines.append("")
+        lines += [f"**{k}**", "", *table(["", *cls], [[c, *r["confusion"][k][i]] for i, c in enumerate(cls)]), ""]
     if r["skipped_videos"]:
         lines += ["## Skipped videos (could not be decoded)", ""] + [f"- {s}" for s in r["skipped_videos"]]
     lines += ["", "## Plots", "", "![loss](loss.png)", "![confusion](confusion.png)",
@@ -241,10 +237,8 @@ def repeats_markdown(r: dict, columns: list[str], about: str) -> str:
              f"{r['held_out_videos']} held-out videos, {len(r['classes'])} classes; {about}. Mean ± "
              "sample sd over the runs of the mean per-class accuracy, in percent.", ""]
     lines += warnings(summary)
-    lines += ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|",
-              "| **mean ± sd** | " + " | ".join(f"**{mean[k]:.2f} ± {sd[k]:.2f}**" for k in columns) + " |"]
-    for name, a in runs.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(a.get(k)) for k in columns) + " |")
+    lines += table(["", *columns], [["**mean ± sd**", *(f"**{mean[k]:.2f} ± {sd[k]:.2f}**" for k in columns)],
+                                    *([name, *(_fmt(a.get(k)) for k in columns)] for name, a in runs.items())])
     lines += ["", f"- pre-training bought {mean[GENERAL] - mean['random_init_probe']:+.2f} points over the "
               "random-init probe in the mean",
               f"- effective rank of the target tokens at the end: {r['target_rank_mean']:.1f} ± "
@@ -270,12 +264,10 @@ def ensemble_markdown(r: dict) -> str:
              "in percent" + (" (mean ± sample sd over the seeds)" if seeds else "") + ". `general` and "
              "`homogeneous_*` (the paper's four partial members on one encoder) come from the first "
              "member's run; `hetero_*` vote over the members below; `member_*` are each alone.", "",
-             "| model or vote | accuracy |" + "".join(f" seed {s} |" for s in seeds),
-             "|---|---|" + "---|" * len(seeds)]
-    for k in ensemble_rows(r):
-        cell = f"{mean[k]:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else "")
-        lines.append(f"| {k} | {cell} |" + "".join(
-            f" {r['per_seed'][str(s)].get(k, float('nan')):.2f} |" for s in seeds))
+             *table(["model or vote", "accuracy", *(f"seed {s}" for s in seeds)],
+                    ([k, f"{mean[k]:.2f}" + (f" ± {sd[k]:.2f}" if k in sd else ""),
+                      *(f"{r['per_seed'][str(s)].get(k, float('nan')):.2f}" for s in seeds)]
+                     for k in ensemble_rows(r)))]
     lines += ["", "Error correlation (phi of the members' error indicators, mean over pairs; disagreement "
               "rate): the lower, the more a vote can fix.", ""]
     for which in ("hetero", "homogeneous"):

@@ -62,7 +62,7 @@ def _net(bundle, server, **kw):
 # -- the contract, without a server -------------------------------------------------------------
 def test_requests_carry_uint8_frames_and_are_checked_against_bundle_and_shape(net_bundle):
     b = load_bundle(net_bundle)
-    bid = wire.bundle_id(net_bundle)
+    bid = b.checksum
     c = b.clip
     frames = np.random.default_rng(0).integers(0, 256, (2, c.frames, c.size, c.size, 3), dtype=np.uint8)
     headers, payload = wire.encode_request(bid, frames)
@@ -257,7 +257,7 @@ def test_a_member_of_another_bundle_version_never_votes(net_bundle, server, vide
     m = json.loads((other / "manifest.json").read_text())
     m["recipe"] = {**m["recipe"], "name": "retrained"}
     (other / "manifest.json").write_text(json.dumps(seal(m)))
-    assert wire.bundle_id(other) != wire.bundle_id(net_bundle)
+    assert load_bundle(other).checksum != load_bundle(net_bundle).checksum
     procs = start_members(net_bundle, VOTERS[:3], server.url) + start_members(other, ["4"], server.url)
     try:
         with _net(net_bundle, server) as net:

@@ -196,7 +196,9 @@ class Bundle:
 
     @property
     def checksum(self) -> str:
-        """The manifest's own sha256 (what names the bundle on the network)."""
+        """The manifest's own sha256: the bundle's one identity, wherever it is named (the NATS
+        subjects and replies of a network of nodes, the MQTT discovery). The manifest lists every
+        graph's sha256, so a change to any file of the bundle changes it."""
         return self.manifest.get(CHECKSUM, "")
 
     @property

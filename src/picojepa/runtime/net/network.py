@@ -54,7 +54,7 @@ class NetworkEnsemble(EnsembleBase):
                  quorum: int | None = None, decode_device: str = "cpu", placement: str | None = None,
                  region: Region | None = None):
         super().__init__(load_bundle(bundle_root), decode_device, placement, region)
-        self.bid = wire.bundle_id(self.bundle.root)
+        self.bid = self.bundle.checksum
         self.vote_members = list(self.plan.voters)
         n = len(self.vote_members)
         self.quorum = n // 2 + 1 if quorum is None else quorum

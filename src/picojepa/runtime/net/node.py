@@ -50,7 +50,7 @@ class MemberNode:
                  variant: str = "fp32", threads: int = 0, node: str | None = None):
         self.bundle = load_bundle(bundle_root)
         self.member = member
-        self.bid = wire.bundle_id(self.bundle.root)
+        self.bid = self.bundle.checksum
         path = member_graph(self.bundle, member, variant)
         self.session, self.device, note = make_session(path, provider, threads)
         if note:

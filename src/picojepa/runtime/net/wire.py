@@ -17,15 +17,12 @@ the payload is read as uint8 pixels of a checked shape, the reply as JSON of che
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from picojepa.core.bundle import MANIFEST
 from picojepa.core.clips import ClipSpec
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.shown import cut, shown
@@ -38,12 +35,6 @@ SUM_TOLERANCE = 1e-3  # a member's probabilities over the classes sum to 1 withi
 
 class WireError(PicoJepaError, ValueError):
     """A message that does not follow the contract (wrong bundle, shape, type or size)."""
-
-
-def bundle_id(root: str | Path) -> str:
-    """The bundle's identity on the network: sha256 of its manifest (which lists every graph's
-    sha256, so any change to any file of the bundle changes it)."""
-    return hashlib.sha256((Path(root) / MANIFEST).read_bytes()).hexdigest()
 
 
 def subject(bid: str) -> str:

@@ -56,6 +56,9 @@ def _write(tmp_path, text):
     ("classify:\n  finetune: 1\n", "expected true/false"),
     ("classify:\n  finetune: true\n  finetune_epochs: 0\n", "finetune_epochs must be >= 1"),
     ("clip:\n  mean: [0.5, 0.5]\n", "expected a list of 3"),
+    ("classify:\n  head: attentive\n  fit: lbfgs\n", "fit: 'lbfgs' fits a linear head"),
+    ("classify:\n  fit: newton\n", "classify.fit: must be one of"),
+    ("classify:\n  l2: -1\n", "l2: must be in [0, 1000]"),
 ])
 def test_bad_recipes_are_rejected_with_file_key_reason(tmp_path, text, message):
     with pytest.raises(ConfigError) as e:

@@ -171,9 +171,20 @@ class ClassifyConfig(Schedule):
     # 'attentive' (V-JEPA's attentive probe: a learned query cross-attending to every token;
     # `pool` is then not used)
     head: Literal["linear", "attentive"] = "linear"
+    # how a linear head is fitted: 'sgd', AdamW over `epochs` with the schedule above, or
+    # 'lbfgs', the convex problem a logistic regression is (cross-entropy plus `l2` times half
+    # the weights' squared norm) solved to convergence on all the training clips at once: no
+    # learning rate or epochs to tune, the same head every time (docs/results.md, "Fitting the
+    # linear head")
+    fit: Literal["sgd", "lbfgs"] = "sgd"
+    l2: float = 1e-3
 
     def __post_init__(self):
         super().__post_init__()
+        if self.fit == "lbfgs" and self.head != "linear":
+            raise ValueError(f"fit: 'lbfgs' fits a linear head; head is {self.head!r} (use fit: sgd)")
+        if not 0.0 <= self.l2 <= 1e3:
+            raise ValueError(f"l2: must be in [0, 1000], got {self.l2}")
         if not 1 <= self.feature_clips <= 64:
             raise ValueError(f"feature_clips: must be in [1, 64], got {self.feature_clips}")
         if not 0.0 <= self.val_fraction < 1.0:

@@ -1,0 +1,76 @@
+"""How the linear head is fitted, compared offline on finished runs' cached features.
+
+For each run directory given (a fold or seed of `picojepa-train all`, with its features.pt and
+report.json), the general model's head and the random encoder's head are fitted again on the
+run's own cached training features, once as the run's recipe says and once with each `fit`
+variant below, and scored on the run's held-out videos (mean per-class accuracy, %). The encoders,
+features, validation split and held-out videos are the run's: only the head's fitting differs.
+Used for docs/results.md, "Fitting the linear head":
+
+    .venv/bin/python tools/head_study.py runs/real-egogestar/fold-* runs/real-typing_vs_exercise/fold-*
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from picojepa.core.mdtable import table
+from picojepa.train.features import Features
+from picojepa.train.probe import predict, train_head
+from picojepa.train.recipe_file import recipe_from_dict
+
+VARIANTS = {"as recorded": {}, "lbfgs, l2 1e-3": {"fit": "lbfgs", "l2": 1e-3},
+            "lbfgs, l2 1e-2": {"fit": "lbfgs", "l2": 1e-2}}
+SETS = {"general": "", "random encoder": "random_", "starting encoder": "start_"}
+
+
+def _features(d: dict) -> Features:
+    return Features(torch.as_tensor(np.asarray(d["feats"])), torch.as_tensor(np.asarray(d["labels"])),
+                    list(d.get("paths", [])), [])
+
+
+def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    return 100.0 * float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+
+
+def study(run: Path) -> dict[tuple[str, str], float]:
+    recipe = recipe_from_dict(json.loads((run / "report.json").read_text())["recipe_config"])
+    sets = torch.load(run / "features.pt", weights_only=False)["sets"]
+    classes = len(json.loads((run / "report.json").read_text())["classes"])
+    out = {}
+    for name, prefix in SETS.items():
+        if prefix + "train" not in sets:
+            continue
+        train, held = _features(sets[prefix + "train"]), _features(sets[prefix + "infer"])
+        for variant, change in VARIANTS.items():
+            cfg = dataclasses.replace(recipe.classify, **change)
+            head, _ = train_head(train, classes, cfg, recipe.seed)
+            out[(name, variant)] = _accuracy(predict(head, held.feats).argmax(-1), held.labels.numpy())
+    return out
+
+
+def main(runs: list[str]) -> None:
+    torch.set_num_threads(1)
+    by_group: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    for run in map(Path, runs):
+        for key, acc in study(run).items():
+            by_group[run.parent.name][key].append(acc)
+        print(f"{run}: done", file=sys.stderr, flush=True)
+    for group, rows in by_group.items():
+        print(f"\n`{group}` ({len(next(iter(rows.values())))} runs): mean ± sd of the held-out accuracy\n")
+        names = [n for n in SETS if (n, "as recorded") in rows]
+        print("\n".join(table(["fit", *names], (
+            [v, *(f"{np.mean(rows[(n, v)]):.1f} ± {np.std(rows[(n, v)], ddof=1):.1f}" for n in names)]
+            for v in VARIANTS))))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: head_study.py RUN_DIR...")
+    main(sys.argv[1:])

@@ -1,7 +1,7 @@
 """How the linear head is fitted, compared offline on finished runs' cached features.
 
-For each run directory given (a fold or seed of `picojepa-train all`, with its features.pt and
-report.json), the general model's head and the random encoder's head are fitted again on the
+For each run directory given (a fold or seed of `picojepa-train all`, with its cached features
+and report), the general model's head and the random encoder's head are fitted again on the
 run's own cached training features, once as the run's recipe says and once with each `fit`
 variant below, and scored on the run's held-out videos (mean per-class accuracy, %). The encoders,
 features, validation split and held-out videos are the run's: only the head's fitting differs.
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from picojepa.core.mdtable import table
+from picojepa.core.rundir import RunDir
 from picojepa.train.features import Features
 from picojepa.train.probe import predict, train_head
 from picojepa.train.recipe_file import recipe_from_dict
@@ -40,9 +41,11 @@ def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def study(run: Path) -> dict[tuple[str, str], float]:
-    recipe = recipe_from_dict(json.loads((run / "report.json").read_text())["recipe_config"])
-    sets = torch.load(run / "features.pt", weights_only=False)["sets"]
-    classes = len(json.loads((run / "report.json").read_text())["classes"])
+    files = RunDir(run)
+    report = json.loads(files.report_json.read_text())
+    recipe = recipe_from_dict(report["recipe_config"])
+    sets = torch.load(files.features, weights_only=False)["sets"]
+    classes = len(report["classes"])
     out = {}
     for name, prefix in SETS.items():
         if prefix + "train" not in sets:

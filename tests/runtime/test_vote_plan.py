@@ -2,7 +2,7 @@
 import numpy as np
 
 from picojepa.core import vote
-from picojepa.runtime.ensemble import VotePlan
+from picojepa.runtime.vote_plan import VotePlan
 
 
 def _probs(rng, m, n=5, c=3):

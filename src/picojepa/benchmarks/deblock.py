@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.core.clips import center_indices, normalize
-from picojepa.runtime.ensemble import Decoded, Ensemble
+from picojepa.runtime.decoding import Decoded
+from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live.options import LiveOptions
 from picojepa.runtime.live.source import av_module, clip_rgb, open_source
 

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from picojepa.core.clips import normalize
-from picojepa.runtime.ensemble import Decoded, Ensemble
+from picojepa.runtime.decoding import Decoded
+from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live.options import LiveOptions, LiveStats
 from picojepa.runtime.live.reader import windows
 from picojepa.runtime.live.source import clip_rgb

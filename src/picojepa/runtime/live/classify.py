@@ -9,7 +9,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..ensemble import Answers, Decoded, Prediction, assemble
+from ..decoding import Decoded
+from ..prediction import Answers, Prediction, assemble
 from .motion import NO_MOTION
 from .windows import Window
 

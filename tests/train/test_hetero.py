@@ -136,6 +136,8 @@ def test_composed_members_must_share_classes(hetero_run, tmp_path):
     ([{"name": "a"}, {"name": "b", "head": "7"}], r"members\[1\].head"),
     ([{"name": "a"}, {"name": "b", "set": {"model.depht": 2}}], "member b: .*depht: unknown key"),
     ([{"name": "a"}, {"name": "b", "set": {"model.patch_size": 5}}], "member b: .*not divisible"),
+    ([{"name": "a"}, {"name": "b", "sets": {}}], r"h.yaml: members\[1\].sets: unknown key \(known: head, name, set\)"),
+    ({"name": "a"}, "h.yaml: members: expected a list"),
 ])
 def test_bad_ensemble_recipes_name_the_member_and_key(tmp_path, members, message):
     with pytest.raises(ConfigError, match=message):

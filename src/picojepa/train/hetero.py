@@ -36,8 +36,9 @@ import numpy as np
 from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.roster import GENERAL, MEMBERS, PARTIALS, report_key
 from picojepa.core.rundir import FEATURES, PRETRAIN, EnsembleDir, RunDir
-from picojepa.core.shown import cut, shown
+from picojepa.core.shown import shown
 from picojepa.core.textio import read_yaml
+from picojepa.core.typed import build
 from picojepa.core.vote import VOTES, vote_weights
 
 from . import checkpoint
@@ -71,37 +72,49 @@ class HeteroConfig:
     source: Path  # the ensemble recipe itself, for error messages
 
 
-def _member(path: Path, i: int, item) -> HeteroMember:
-    where = f"{path}: members[{i}]"
-    if not isinstance(item, dict) or set(item) - {"name", "set", "head"}:
-        raise ConfigError(f"{where}: expected a mapping of name, set and head")
-    name, sets, head = item.get("name"), item.get("set") or {}, item.get("head", GENERAL)
-    if not isinstance(name, str) or not MEMBER_NAME.match(name):
-        raise ConfigError(f"{where}.name: expected letters, digits, '-' or '_', got {shown(name)}")
-    if not isinstance(sets, dict):
-        raise ConfigError(f"{where}.set: expected a mapping of recipe keys, got {shown(sets)}")
-    if head not in MEMBERS:
-        raise ConfigError(f"{where}.head: must be one of {list(MEMBERS)}, got {shown(head)}")
-    return HeteroMember(name, dict(sets), head)
+@dataclass(frozen=True)
+class _MemberEntry:
+    """One item of an ensemble recipe's `members:` as written."""
+    name: str
+    set: dict | None = None  # dotted recipe keys -> values; empty or absent: the base recipe
+    head: str = GENERAL
+
+    def __post_init__(self):
+        if not MEMBER_NAME.match(self.name):
+            raise ValueError(f"name: expected letters, digits, '-' or '_', got {shown(self.name)}")
+        if self.head not in MEMBERS:
+            raise ValueError(f"head: must be one of {list(MEMBERS)}, got {shown(self.head)}")
+
+
+@dataclass(frozen=True)
+class _EnsembleFile:
+    """An ensemble recipe as written: the base recipe file, the members, a name."""
+    recipe: str
+    members: tuple[_MemberEntry, ...]
+    name: str = ""
+
+    def __post_init__(self):
+        if len(self.members) < 2:
+            raise ValueError("members: expected a list of at least two members")
+        names = [m.name for m in self.members]
+        if len(set(names)) != len(names):
+            raise ValueError(f"members: names must be distinct, got {names}")
 
 
 def load_hetero(path: str | Path) -> HeteroConfig:
-    """Read and check an ensemble recipe; every member's recipe is built once to validate it."""
+    """Read and check an ensemble recipe (typed like recipes: `file: key: reason`); every
+    member's recipe is built once to validate it."""
     path = Path(path)
     data = read_yaml(path, ConfigError, "ensemble recipe") or {}
     if not isinstance(data, dict) or "members" not in data or "recipe" not in data:
         raise ConfigError(f"{path}: an ensemble recipe needs 'recipe' (the base recipe file) and "
                           "'members' (a list); a plain recipe trains with `picojepa-train all`")
-    unknown = sorted(map(str, set(data) - {"name", "recipe", "members"}))
-    if unknown:
-        raise ConfigError(f"{path}: {cut(unknown[0])}: unknown key (known: members, name, recipe)")
-    if not isinstance(data["members"], list) or len(data["members"]) < 2:
-        raise ConfigError(f"{path}: members: expected a list of at least two members")
-    members = tuple(_member(path, i, m) for i, m in enumerate(data["members"]))
-    names = [m.name for m in members]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: members: names must be distinct, got {names}")
-    cfg = HeteroConfig(str(data.get("name") or path.stem), path.parent / str(data["recipe"]), members, path)
+    try:
+        raw = build(_EnsembleFile, data, ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    members = tuple(HeteroMember(m.name, dict(m.set or {}), m.head) for m in raw.members)
+    cfg = HeteroConfig(raw.name or path.stem, path.parent / raw.recipe, members, path)
     member_recipes(cfg)
     return cfg
 

@@ -1,75 +1,20 @@
 """Recipes read from YAML: a recipe names a `base:` file (relative to itself) and overrides only
-what differs; the loader builds the typed dataclasses of `config.py`, rejecting unknown keys,
-wrong types and impossible combinations with `file: key: reason`.
+what differs; the loader builds the typed dataclasses of `config.py` (`core/typed.py`), rejecting
+unknown keys, wrong types and impossible combinations with `file: key: reason`.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-import typing
 from pathlib import Path
-from typing import Literal
 
 from picojepa.core.shown import cut, shown
 from picojepa.core.textio import read_yaml
+from picojepa.core.typed import build
 
 from .config import ConfigError, Recipe
 
 
-def _convert(tp, value, key: str):
-    """Check `value` against the annotation `tp`; return it converted (lists -> tuples)."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return _build(tp, value, key)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{key}: must be one of {list(typing.get_args(tp))}, got {shown(value)}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {shown(value)}")
-        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {shown(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {shown(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {shown(value)}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {tp}")
-
-
 def _build(cls, data: dict, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    odd = [k for k in data if not isinstance(k, str)]
-    if odd:
-        raise ConfigError(f"{prefix + '.' if prefix else ''}{shown(odd[0])}: keys must be names, got a "
-                          f"{type(odd[0]).__name__}")
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{prefix + '.' if prefix else ''}{cut(unknown[0])}: unknown key "
-                          f"(known: {', '.join(sorted(names))})")
-    kwargs = {k: _convert(hints[k], v, f"{prefix + '.' if prefix else ''}{k}")
-              for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{prefix or cls.__name__}: {exc}") from None
+    return build(cls, data, ConfigError, prefix)
 
 
 def merge(base: dict, over: dict) -> dict:

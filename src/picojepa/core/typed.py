@@ -53,23 +53,20 @@ def convert(tp, value, key: str, error: type[Exception]):
         if not isinstance(value, dict):
             raise error(f"{key}: expected a mapping, got {shown(value)}")
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise error(f"{key}: expected true/false, got {shown(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise error(f"{key}: expected an integer, got {shown(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise error(f"{key}: expected a finite number, got {shown(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise error(f"{key}: expected a string, got {shown(value)}")
-        return value
+    if tp in _PLAIN:
+        what, fits = _PLAIN[tp]
+        if not fits(value):
+            raise error(f"{key}: expected {what}, got {shown(value)}")
+        return float(value) if tp is float else value
     raise error(f"{key}: unsupported type {tp}")
+
+
+_PLAIN = {  # a plain type -> (what the message asks for, whether a value is one)
+    bool: ("true/false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a finite number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
 
 
 def build(cls, data: dict, error: type[Exception], prefix: str = ""):

@@ -36,3 +36,25 @@ def test_the_cpu_breakdown_splits_the_process_time_by_step():
     got = streams._breakdown([a, b], inference_ms=400.0, process_s=8.0, wall=10.0)
     assert got == {"decode": 150.0, "convert": 25.0, "gate": 5.0, "inference_and_rest": pytest.approx(220.0),
                    "inference_wall": 20.0}
+
+
+def test_the_cli_measures_only_the_levers_named_for_as_long_as_asked(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from picojepa.benchmarks import cli
+
+    video = tmp_path / "cam.mp4"
+    video.write_bytes(b"")
+    asked = {}
+
+    def fake_report(bundle, source, seconds, threads, labelled=(), levers=()):
+        asked.update(seconds=seconds, levers=levers)
+        raise streams.BenchError("stop here")
+
+    monkeypatch.setattr(streams, "streams_report", fake_report)
+    r = CliRunner().invoke(cli.main, [str(video), "--streams", "--lever", "both", "--lever", "today",
+                                      "--stream-seconds", "6", "--out", str(tmp_path / "out")])
+    assert asked == {"seconds": 6.0, "levers": ("today", "both (the defaults)")}  # LEVERS' order
+    assert r.exit_code != 0 and "stop here" in r.output
+    r = CliRunner().invoke(cli.main, [str(video), "--lever", "gate", "--out", str(tmp_path / "out2")])
+    assert r.exit_code == 2 and "apply to --streams only" in r.output

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from picojepa.core.console import examples, fail, one_line_errors, setup_logging, warn
+from picojepa.core.errors import UsageError
 from picojepa.core.rundir import RunDir
 from picojepa.runtime.run_files import expand
 
@@ -62,8 +63,11 @@ def network_section(bundle: Path, run_dir: Path | None, videos: list[str], out: 
     return result
 
 
-def streams_section(bundle: Path, videos: list[str], out: Path, threads: int) -> dict:
-    result = streams.streams_report(bundle, videos[0], threads=threads, labelled=[Path(v) for v in videos[1:]])
+def streams_section(bundle: Path, videos: list[str], out: Path, threads: int, seconds: float,
+                    levers: tuple[str, ...]) -> dict:
+    chosen = tuple(name for short, name in streams.LEVER_NAMES.items() if short in levers) or tuple(streams.LEVERS)
+    result = streams.streams_report(bundle, videos[0], seconds, threads, labelled=[Path(v) for v in videos[1:]],
+                                    levers=chosen)
     out.mkdir(parents=True, exist_ok=True)
     (out / "streams.json").write_text(json.dumps(result, indent=1))
     (out / "streams.md").write_text(streams.markdown(result))
@@ -104,6 +108,11 @@ def streams_section(bundle: Path, videos: list[str], out: Path, threads: int) ->
                    "2 s, stride 1 s) beside this machine's limit line; the other VIDEOS, in folders named after "
                    "the bundle's classes, measure the accuracy with non-reference frames skipped; writes "
                    "streams.{json,md} under --out.")
+@click.option("--stream-seconds", default=15.0, show_default=True, type=click.FloatRange(4.0, 600.0),
+              help="With --streams: how long each rung of a ladder runs.")
+@click.option("--lever", "levers", multiple=True, type=click.Choice(list(streams.LEVER_NAMES)),
+              help="With --streams: measure only this lever's ladder (repeatable; default all: today's reader, the "
+                   "deblocking skip, the motion gate, both); the last one named also gets the variants at its top.")
 @click.option("--hetero", type=click.Path(path_type=Path), default=None,
               help="A heterogeneous ensemble's bundle (same clip spec) to measure beside the fused "
                    "bundle and beside its own largest graph alone.")
@@ -111,17 +120,19 @@ def streams_section(bundle: Path, videos: list[str], out: Path, threads: int) ->
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
 def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_videos, many, threads,
-         batch, skip, network, live_streams, hetero, no_progress, verbose):
+         batch, skip, network, live_streams, stream_seconds, levers, hetero, no_progress, verbose):
     """Measure the runtime and its alternatives on VIDEOS (files, folders or globs)."""
     setup_logging(verbose)
     vids = _videos(videos)
     if not vids:
         fail("no video to benchmark: give files or folders (e.g. data/synth/infer)")
     check_out(out)
+    if (stream_seconds != 15.0 or levers) and not live_streams:
+        raise UsageError("--stream-seconds and --lever apply to --streams only")
     if network:
         return network_section(bundle, run_dir, vids, out, rounds)
     if live_streams:
-        return streams_section(bundle, vids, out, threads)
+        return streams_section(bundle, vids, out, threads, stream_seconds, levers)
     dvids = [Path(v) for v in (_videos(decode_videos) if decode_videos else vids)]
     report = run_benchmarks(BenchConfig(bundle, run_dir, vids, dvids, out, rounds, process_per_model_videos,
                                         many, threads, batch, tuple(skip), not no_progress, hetero))

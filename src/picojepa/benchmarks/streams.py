@@ -44,13 +44,14 @@ from .stats import summarize
 from .stream_decode import FPS, decode_costs, skip_accuracy
 from .streams_md import markdown
 
-__all__ = ["LEVERS", "camera_file", "concurrent", "markdown", "streams_report"]
+__all__ = ["LEVERS", "LEVER_NAMES", "camera_file", "concurrent", "markdown", "streams_report"]
 SIZES = ((1280, 720), (640, 360))  # a camera's main stream and its analysis sub-stream
 LADDERS = {720: (1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40), 360: (8, 16, 24, 32, 40, 48, 56, 64, 72, 80)}
 TODAY = LiveOptions(2.0, 1.0, None, 10.0, 5.0)  # every frame deblocked, every window classified
 LEVERS = {"today": TODAY, "deblocking skip": dataclasses.replace(TODAY, skip_loop_filter=True),
           "motion gate": dataclasses.replace(TODAY, motion_gate=DEFAULT_THRESHOLD),
           "both (the defaults)": dataclasses.replace(TODAY, skip_loop_filter=True, motion_gate=DEFAULT_THRESHOLD)}
+LEVER_NAMES = dict(zip(("today", "deblock", "gate", "both"), LEVERS))  # `picojepa-bench --lever` -> LEVERS
 
 
 def camera_file(source: str, tmp: Path, size: tuple[int, int] = SIZES[0], seconds: int = 20) -> Path:

@@ -58,8 +58,8 @@ def cached_held_out(run_dir: Path) -> tuple[list[str], list[int]]:
     path = RunDir(run_dir).features
     if not path.exists():
         return [], []
-    infer = checkpoint.load(path, kind="features")["sets"]["infer"]  # the cache's plain form
-    return list(infer["paths"]), infer["labels"].tolist()
+    infer = FeatureSets.from_cache(checkpoint.load(path, kind="features")["sets"], []).infer
+    return list(infer.paths), infer.labels.tolist()
 
 
 def features_for(run_dir: Path, recipe: Recipe, data_root: Path, show_progress: bool = True,

@@ -58,6 +58,10 @@ def study(run: Path) -> dict[tuple[str, str], float]:
     return out
 
 
+def _mean_sd(values: list[float]) -> str:
+    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+
+
 def main(runs: list[str]) -> None:
     torch.set_num_threads(1)
     by_group: dict[str, dict] = defaultdict(lambda: defaultdict(list))
@@ -69,7 +73,7 @@ def main(runs: list[str]) -> None:
         print(f"\n`{group}` ({len(next(iter(rows.values())))} runs): mean ± sd of the held-out accuracy\n")
         names = [n for n in SETS if (n, "as recorded") in rows]
         print("\n".join(table(["fit", *names], (
-            [v, *(f"{np.mean(rows[(n, v)]):.1f} ± {np.std(rows[(n, v)], ddof=1):.1f}" for n in names)]
+            [v, *(_mean_sd(rows[(n, v)]) for n in names)]
             for v in VARIANTS))))
 
 

@@ -48,3 +48,22 @@ def test_a_stronger_penalty_gives_smaller_weights_and_sgd_is_still_the_default()
     assert ClassifyConfig().fit == "sgd"
     sgd, info = train_head(train, 3, dataclasses.replace(ClassifyConfig(), epochs=5), 0)
     assert len(info["history"]) == 5  # one entry per epoch
+
+
+def test_the_head_study_fits_a_runs_heads_again_both_ways(smoke_run):
+    """tools/head_study.py on a finished run: the recorded fit reproduces the run's own general
+    accuracy, and each L-BFGS variant gives a row."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from picojepa.core.rundir import RunDir
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "head_study.py"
+    r = subprocess.run([sys.executable, str(tool), str(smoke_run[0])], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    recorded = json.loads(RunDir(smoke_run[0]).report_json.read_text())["accuracy"]["general"]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in r.stdout.splitlines() if line.startswith("| ")}
+    assert rows["as recorded"].startswith(f"| as recorded | {recorded:.1f} |")
+    assert {"lbfgs, l2 1e-3", "lbfgs, l2 1e-2"} <= set(rows)

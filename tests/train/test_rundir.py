@@ -51,6 +51,18 @@ def test_an_interrupted_ensemble_resumes(tmp_path):
         claim(tmp_path)
 
 
+def test_a_repeat_that_failed_before_writing_anything_does_not_block_the_retry(tmp_path):
+    """`--seeds 3` on a data root that is not there fails in seed-0 before writing: the empty
+    seed-0/ it leaves is no reason to refuse the same command once the data is there."""
+    (tmp_path / "seed-0").mkdir()
+    assert claim(tmp_path) == tmp_path and not (tmp_path / "seed-0").exists()
+    (tmp_path / "seed-0").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match=r"not empty and not a training run \(holds notes.txt\)"):
+        claim(tmp_path, force=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_a_folder_of_other_files_is_never_a_run(tmp_path):
     (tmp_path / "thesis.tex").write_text("two years of work")
     for force in (False, True):

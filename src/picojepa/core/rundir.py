@@ -221,6 +221,9 @@ def claim(out: str | Path, resume: bool = False, force: bool = False, what: str 
         return out
     if not out.is_dir():
         raise RunDirError(f"{out}: not a directory")
+    for d in repeat_dirs(out):  # a seed or fold that failed before writing anything: not the user's
+        if not any(d.iterdir()):
+            d.rmdir()
     entries = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     if not entries:
         return out

@@ -27,6 +27,7 @@ class Outer:
     limit: float | None = None
     extra: dict | None = None
     inner: Inner = Inner()
+    either: bool | float | None = None
 
 
 def test_nested_lists_optionals_and_mappings_are_built_and_converted():
@@ -34,6 +35,9 @@ def test_nested_lists_optionals_and_mappings_are_built_and_converted():
                       "extra": {"x.y": 3}, "inner": {"size": 4}}, Bad)
     assert o == Outer((Inner(2), Inner(1, "b")), (1.0, 2.0), None, {"x.y": 3}, Inner(4))
     assert build(Outer, {"limit": 3}, Bad).limit == 3.0
+    assert [build(Outer, {"either": v}, Bad).either for v in (True, 0.5, None)] == [True, 0.5, None]
+    with pytest.raises(Bad, match="either: expected a finite number"):
+        build(Outer, {"either": "x"}, Bad)
 
 
 @pytest.mark.parametrize("data,message", [

@@ -36,7 +36,12 @@ def convert(tp, value, key: str, error: type[Exception]):
         if value is None and type(None) in args:
             return None
         rest = [a for a in args if a is not type(None)]
-        return convert(rest[0] if len(rest) == 1 else typing.Union[tuple(rest)], value, key, error)
+        for i, a in enumerate(rest):  # the first that fits; the last one's reason if none does
+            try:
+                return convert(a, value, key, error)
+            except error:
+                if i == len(rest) - 1:
+                    raise
     if origin is Literal:
         if value not in args:
             raise error(f"{key}: must be one of {list(args)}, got {shown(value)}")

@@ -6,8 +6,8 @@ check that names one of its keys (`ValueError("epochs: must be >= 1")`) is repor
 key's full name (`pretrain.epochs: must be >= 1`).
 
 Annotations understood: a dataclass (a nested mapping), `Literal[...]`, `tuple[A, B]` (a list of
-exactly those), `tuple[A, ...]` (a list of any length), `dict` (a mapping, kept as given), `X |
-None`, bool, int, float (finite), str.
+exactly those), `tuple[A, ...]` (a list of any length), `dict` (a mapping, kept as given), `A |
+B` (the first that fits; null only where `None` is one of them), bool, int, float (finite), str.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from picojepa.core.clips import ClipSpec, center_indices
+from picojepa.core.console import one_line
 from picojepa.core.decode import open_video
 from picojepa.core.errors import DecodeError
 
@@ -84,7 +85,7 @@ def by_keyframe_interval(path: Path, spec: ClipSpec, gops=(1, 10, 50, 250), repe
                     str(f), codec="libx264", crf=23, pixel_format="yuv420p",
                     extra_options={"g": g, "keyint_min": g})
             except RuntimeError as exc:  # FFmpeg refused this source: say so, keep the report
-                return {"source": path.name, "error": " ".join(str(exc).split())[:200]}
+                return {"source": path.name, "error": one_line(exc, 200)}
             out[g] = {"bytes": f.stat().st_size, **clip_ms(f, spec, "exact", repeats)}
     return {"source": path.name, "frames": int(frames.shape[0]), "fps": fps, "by_gop": out}
 

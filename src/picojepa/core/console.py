@@ -34,9 +34,11 @@ def fail(message: str, code: int = EXIT_FAIL) -> None:
     sys.exit(code)
 
 
-def one_line(message) -> str:
-    """A message as one line, with any credentials masked (`redact`)."""
-    return redact(" ".join(str(message).split()))
+def one_line(message, limit: int | None = None) -> str:
+    """A message as one line (each run of whitespace one space), with any credentials masked
+    (`redact`), cut to its first `limit` characters: how our messages are printed, and how a
+    library's error is quoted inside one of ours."""
+    return redact(" ".join(str(message).split()))[:limit]
 
 
 def error(message: str) -> None:

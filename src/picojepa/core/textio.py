@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .console import one_line
 from .errors import PicoJepaError
 from .shown import shown
 
@@ -66,7 +67,7 @@ def read_json(path: str | Path, error: type[PicoJepaError] = PicoJepaError, what
     except json.JSONDecodeError as exc:
         _fail(error, Path(path), f"not valid JSON ({exc.msg} at line {exc.lineno})")
     except (ValueError, RecursionError) as exc:
-        _fail(error, Path(path), f"not valid JSON ({' '.join(str(exc).split())[:120]})")
+        _fail(error, Path(path), f"not valid JSON ({one_line(exc, 120)})")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -137,7 +138,7 @@ def parse_yaml(text: str, where: str, error: type[PicoJepaError] = PicoJepaError
     except _AliasBomb as exc:
         raise error(f"{where}: refused: {exc}") from None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:  # ValueError: an integer of > 4300 digits
-        raise error(f"{where}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+        raise error(f"{where}: not valid YAML ({one_line(exc, 160)})") from None
 
 
 def read_yaml(path: str | Path, error: type[PicoJepaError] = PicoJepaError, what: str = "YAML file") -> Any:

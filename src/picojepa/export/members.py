@@ -9,6 +9,7 @@ from torch import nn
 
 from picojepa.core.bundle import MEMBER_NAME
 from picojepa.core.clips import ClipSpec
+from picojepa.core.console import one_line
 from picojepa.core.errors import UsageError
 from picojepa.core.roster import MEMBERS, MOTION, VOTE_MEMBERS
 from picojepa.core.rundir import EnsembleDir, RunDir, repeat_dirs
@@ -39,7 +40,7 @@ def load_member(path: Path, name: str) -> Member:
         recipe, enc, head = member_from_state(state)
     except (ConfigError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # a damaged or foreign checkpoint
         raise ExportError(f"{path}: not a member checkpoint this version can rebuild "
-                          f"({' '.join(str(exc).split())[:160]})") from None
+                          f"({one_line(exc, 160)})") from None
     pool = token_input(recipe.classify.head, recipe.classify.pool)
     return Member(name, VideoClassifier(enc, head, pool).eval(), list(state["classes"]), recipe.clip,
                   state["encoder_sha"], state["val_accuracy"], state["recipe"])

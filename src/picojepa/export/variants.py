@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from picojepa.core.bundle import GraphEntry, Manifest
+from picojepa.core.console import one_line
 from picojepa.runtime.ensemble import Ensemble
 
 from .config import ExportConfig
@@ -117,7 +118,7 @@ def fp16(ctx: BundleDraft) -> dict:
         try:
             ens = Ensemble.load(ctx.tmp, provider=provider, variant="fp16", draft=True)
         except Exception as exc:  # noqa: BLE001 - recorded: CUDA absent, or no fp16 kernel
-            res["providers"][provider] = {"verified": None, "reason": " ".join(str(exc).split())[:200]}
+            res["providers"][provider] = {"verified": None, "reason": one_line(exc, 200)}
             continue
         r = compare(ctx.ref, ort_logits(ens, ctx.clips), ctx.names, ctx.vote_idx, ctx.cfg.fp16_tolerance)
         r["verified"] = passes(r)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from picojepa.core.bundle import GRAPH_INPUT, LOGITS, PROBS, Bundle
+from picojepa.core.console import one_line
 from picojepa.core.errors import BundleError, PicoJepaError
 from picojepa.core.shown import shown
 
@@ -47,7 +48,7 @@ def make_session(path: Path, provider: str, threads: int = 0):
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=chain)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise BundleError(f"{path}: onnxruntime cannot load it "
-                          f"({' '.join(str(exc).split())[:200]})") from None
+                          f"({one_line(exc, 200)})") from None
     got = sess.get_providers()
     note = ""
     if want_cuda and PROVIDERS["cuda"] not in got:

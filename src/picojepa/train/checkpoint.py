@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from picojepa.core.console import one_line
 from picojepa.core.errors import PicoJepaError
 
 from .recipe_file import with_defaults
@@ -32,7 +33,7 @@ def save(obj: dict, path: str | Path) -> Path:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
         tmp.unlink(missing_ok=True)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:120]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc, 120)
         raise CheckpointError(f"{path}: cannot write the checkpoint ({reason}); the previous one, "
                               "if any, is kept") from None
     return path
@@ -82,7 +83,7 @@ def load(path: str | Path, kind: str | None = None) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())[:120]})") from None
+                              f"{one_line(exc, 120)})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a picojepa checkpoint (format {FORMAT} expected)")
     if kind and obj.get("kind") != kind:

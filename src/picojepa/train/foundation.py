@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from picojepa.core.console import one_line
 from picojepa.core.errors import PicoJepaError
 
 from . import checkpoint
@@ -136,7 +137,7 @@ def _saved_recipe(state: dict, path: Path) -> Recipe:
     try:
         return recipe_from_dict(state.get("recipe") or {})
     except (ConfigError, TypeError, ValueError) as exc:
-        raise InitError(f"{path}: its recipe cannot be read ({' '.join(str(exc).split())[:120]})") from None
+        raise InitError(f"{path}: its recipe cannot be read ({one_line(exc, 120)})") from None
 
 
 def start_encoder(recipe: Recipe) -> VideoViT | None:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from picojepa.core.console import progress
+from picojepa.core.console import one_line, progress
 from picojepa.core.errors import DataLayoutError, PicoJepaError
 from picojepa.core.rundir import COLLAPSED, PRETRAIN, RunDir
 
@@ -193,7 +193,7 @@ def start_from(model: JEPA, recipe: Recipe) -> None:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # a weight of another shape
-        raise InitError(f"{recipe.pretrain.init}: does not fit this model ({' '.join(str(exc).split())[:160]})") from None
+        raise InitError(f"{recipe.pretrain.init}: does not fit this model ({one_line(exc, 160)})") from None
     allowed = {"predictor.pos_embed"} if recipe.model.pred_pos == "sincos" else set()
     if unexpected or set(missing) - allowed:
         raise InitError(f"{recipe.pretrain.init}: does not fit this model (missing "
@@ -213,7 +213,7 @@ def _resume(ckpt_path: Path, model: JEPA, opt: torch.optim.AdamW, recipe: Recipe
         opt.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise checkpoint.CheckpointError(f"{ckpt_path}: does not fit this model "
-                                         f"({' '.join(str(exc).split())[:120]})") from None
+                                         f"({one_line(exc, 120)})") from None
     log.info("resumed from %s at epoch %d", ckpt_path, state["epoch"] + 1)
     return state["epoch"] + 1, state["history"], set(state["skipped"])
 

@@ -35,6 +35,7 @@ import threading
 import time
 from urllib.parse import unquote, urlsplit
 
+from picojepa.core.console import one_line
 from picojepa.core.errors import PicoJepaError
 from picojepa.core.redact import redact
 
@@ -138,7 +139,7 @@ class MqttPublisher:
         try:
             self._client.connect_async(parts.hostname, parts.port or 1883, keepalive=30)
         except (OSError, ValueError) as exc:
-            raise MqttError(f"{self.url}: {' '.join(str(exc).split())}") from None
+            raise MqttError(f"{self.url}: {one_line(exc)}") from None
         self._client.loop_start()
         if not self._up.wait(connect_timeout_s) or self._refused:
             self._client.loop_stop()

@@ -160,7 +160,7 @@ class Recorder:
         """One error line when an outage starts (or the stream never opens); the lost pending clips
         are failed at once, and the events until it is back get no clip."""
         first = self.reason is None
-        self.up, self.reason = False, one_line(reason)[:200]
+        self.up, self.reason = False, one_line(reason, 200)
         if first:
             self.since, self.outages, self._missed = time.time(), self.outages + 1, 0
             error(f"{self.camera}: recording stream {self.url}: {self.reason}; events get no clip until it is back")

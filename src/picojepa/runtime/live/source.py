@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from picojepa.core.clips import Region
+from picojepa.core.console import one_line
 from picojepa.core.errors import PicoJepaError
 
 from .options import LiveOptions, LiveStats
@@ -124,7 +125,7 @@ def frames(source: str, opts: LiveOptions, stats: LiveStats, stop: threading.Eve
         try:
             container = open_source(source, opts)
         except (av.FFmpegError, OSError) as exc:
-            reason = " ".join(str(exc).split())[:160]
+            reason = one_line(exc, 160)
             if not opened_once and time.monotonic() - last_frame >= opts.connect_timeout_s:
                 raise LiveError(f"{source}: could not open the stream within "
                                 f"{opts.connect_timeout_s:g} s ({reason}){_hint(source, reason, opts)}") from None

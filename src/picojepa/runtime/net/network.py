@@ -17,6 +17,7 @@ import numpy as np
 
 from picojepa.core.bundle import load_bundle
 from picojepa.core.clips import Region
+from picojepa.core.console import one_line
 from picojepa.core.errors import UsageError
 
 from ..decoding import Decoded
@@ -110,7 +111,7 @@ class NetworkEnsemble(EnsembleBase):
             sub = await nc.subscribe(inbox)
             await nc.publish(wire.subject(self.bid), payload, reply=inbox, headers=headers)
         except Exception as exc:  # connection closed or reconnect buffer full
-            return Gathered({}, {}, 0.0, 0, f"cannot send to the NATS server ({' '.join(str(exc).split())[:120]})")
+            return Gathered({}, {}, 0.0, 0, f"cannot send to the NATS server ({one_line(exc, 120)})")
         self.requests += 1
         expect = {m for m in self.vote_members if self.misses[m] < PATIENCE}
 

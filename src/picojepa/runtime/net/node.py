@@ -19,7 +19,7 @@ import numpy as np
 
 from picojepa.core.bundle import GRAPH_INPUT, PROBS, Bundle, load_bundle
 from picojepa.core.clips import normalize
-from picojepa.core.console import examples, one_line_errors, setup_logging
+from picojepa.core.console import examples, one_line, one_line_errors, setup_logging
 from picojepa.core.errors import BundleError
 
 from ..session import check_graph_io, make_session
@@ -74,7 +74,7 @@ class MemberNode:
         except Exception as exc:  # onnxruntime's own error types: answer with it, keep serving
             log.error("inference failed: %s", exc)
             return wire.Reply(self.bid, self.member, self.node, None, 0.0,
-                              f"inference failed ({' '.join(str(exc).split())[:160]})")
+                              f"inference failed ({one_line(exc, 160)})")
         self.served += 1
         return wire.Reply(self.bid, self.member, self.node, probs, (time.perf_counter() - t0) * 1e3)
 

@@ -17,49 +17,44 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from picojepa.core.mdtable import table
 from picojepa.core.rundir import RunDir
-from picojepa.train.features import Features
+from picojepa.train import checkpoint
+from picojepa.train.evaluate import mean_of, per_class_accuracy
+from picojepa.train.features import FeatureSets
 from picojepa.train.probe import predict, train_head
 from picojepa.train.recipe_file import recipe_from_dict
+from picojepa.train.seeds import mean_sd
 
 VARIANTS = {"as recorded": {}, "lbfgs, l2 1e-3": {"fit": "lbfgs", "l2": 1e-3},
             "lbfgs, l2 1e-2": {"fit": "lbfgs", "l2": 1e-2}}
 SETS = {"general": "", "random encoder": "random_", "starting encoder": "start_"}
 
 
-def _features(d: dict) -> Features:
-    return Features(torch.as_tensor(np.asarray(d["feats"])), torch.as_tensor(np.asarray(d["labels"])),
-                    list(d.get("paths", [])), [])
-
-
-def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
-    return 100.0 * float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
-
-
 def study(run: Path) -> dict[tuple[str, str], float]:
     files = RunDir(run)
     report = json.loads(files.report_json.read_text())
     recipe = recipe_from_dict(report["recipe_config"])
-    sets = torch.load(files.features, weights_only=False)["sets"]
+    sets = FeatureSets.from_cache(checkpoint.load(files.features, kind="features")["sets"], report["classes"])
     classes = len(report["classes"])
     out = {}
     for name, prefix in SETS.items():
-        if prefix + "train" not in sets:
+        train, held = getattr(sets, prefix + "train"), getattr(sets, prefix + "infer")
+        if train is None:  # a run that started from scratch has no starting encoder
             continue
-        train, held = _features(sets[prefix + "train"]), _features(sets[prefix + "infer"])
         for variant, change in VARIANTS.items():
             cfg = dataclasses.replace(recipe.classify, **change)
             head, _ = train_head(train, classes, cfg, recipe.seed)
-            out[(name, variant)] = _accuracy(predict(head, held.feats).argmax(-1), held.labels.numpy())
+            pred = predict(head, held.feats).argmax(-1)
+            out[(name, variant)] = mean_of(per_class_accuracy(held.labels.numpy(), pred, classes))
     return out
 
 
 def _mean_sd(values: list[float]) -> str:
-    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+    mean, sd = mean_sd(values)
+    return f"{mean:.1f}" + (f" ± {sd:.1f}" if sd is not None else "")
 
 
 def main(runs: list[str]) -> None:

@@ -26,6 +26,7 @@ import torch
 
 from picojepa.core.clips import center_indices, normalize
 from picojepa.core.decode import open_video
+from picojepa.core.mdtable import row, table
 from picojepa.train.recipe_file import load_recipe
 from picojepa.train.foundation import start_encoder
 from picojepa.train.heads import pool_tokens
@@ -84,7 +85,7 @@ def readings(frames: np.ndarray, recipe, spec, init: str = "scratch") -> dict[st
 def main(names: list[str], inits: list[str]) -> None:
     torch.set_num_threads(1)
     recipe = load_recipe(REPO / "configs" / "real.yaml")
-    print("| set | reading | accuracy (5 folds) |\n|---|---|---|")
+    print("\n".join(table(["set", "reading", "accuracy (5 folds)"])))
     for name in names:
         d = clips(name, recipe)
         rows = {"length alone": cv(d["n"][:, None].astype(float), d["y"]),
@@ -98,7 +99,7 @@ def main(names: list[str], inits: list[str]) -> None:
             for pool, x in readings(d["spread16"], recipe, spec, init).items():
                 rows[f"{init}, spread16, {pool}"] = cv(x, d["y"])
         for k, (m, s) in rows.items():
-            print(f"| {name} | {k} | {m:.1f} ± {s:.1f} |", flush=True)
+            print(row([name, k, f"{m:.1f} ± {s:.1f}"]), flush=True)
 
 
 if __name__ == "__main__":

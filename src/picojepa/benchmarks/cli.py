@@ -108,7 +108,7 @@ def streams_section(bundle: Path, videos: list[str], out: Path, threads: int, se
                    "2 s, stride 1 s) beside this machine's limit line; the other VIDEOS, in folders named after "
                    "the bundle's classes, measure the accuracy with non-reference frames skipped; writes "
                    "streams.{json,md} under --out.")
-@click.option("--stream-seconds", default=15.0, show_default=True, type=click.FloatRange(4.0, 600.0),
+@click.option("--stream-seconds", default=streams.SECONDS, show_default=True, type=click.FloatRange(4.0, 600.0),
               help="With --streams: how long each rung of a ladder runs.")
 @click.option("--lever", "levers", multiple=True, type=click.Choice(list(streams.LEVER_NAMES)),
               help="With --streams: measure only this lever's ladder (repeatable; default all: today's reader, the "
@@ -128,7 +128,7 @@ def main(videos, bundle, run_dir, out, decode_videos, rounds, process_per_model_
     if not vids:
         fail("no video to benchmark: give files or folders (e.g. data/synth/infer)")
     check_out(out)
-    if (stream_seconds != 15.0 or levers) and not live_streams:
+    if (stream_seconds != streams.SECONDS or levers) and not live_streams:
         raise UsageError("--stream-seconds and --lever apply to --streams only")
     if network:
         return network_section(bundle, run_dir, vids, out, rounds)

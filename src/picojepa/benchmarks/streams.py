@@ -52,6 +52,7 @@ LEVERS = {"today": TODAY, "deblocking skip": dataclasses.replace(TODAY, skip_loo
           "motion gate": dataclasses.replace(TODAY, motion_gate=DEFAULT_THRESHOLD),
           "both (the defaults)": dataclasses.replace(TODAY, skip_loop_filter=True, motion_gate=DEFAULT_THRESHOLD)}
 LEVER_NAMES = dict(zip(("today", "deblock", "gate", "both"), LEVERS))  # `picojepa-bench --lever` -> LEVERS
+SECONDS = 15.0  # how long each rung of a ladder runs (`picojepa-bench --stream-seconds`)
 
 
 def camera_file(source: str, tmp: Path, size: tuple[int, int] = SIZES[0], seconds: int = 20) -> Path:
@@ -265,7 +266,7 @@ def _size_report(ens: Ensemble, camera: Path, size: tuple[int, int], ladder: tup
             "decode": decode, "variants_at": probe, "variants": variants}
 
 
-def streams_report(bundle: Path, source: str, seconds: float = 15.0, threads: int = 0,
+def streams_report(bundle: Path, source: str, seconds: float = SECONDS, threads: int = 0,
                    ladders: dict | None = None, labelled: list[Path] = (), levers: tuple[str, ...] = tuple(LEVERS)) -> dict:
     """Per size: a ladder of concurrent streams per lever (`LEVERS`: today's reader, each lever
     alone, both), this machine's limit lines, and at the last lever's ladder top (the most streams

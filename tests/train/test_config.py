@@ -88,6 +88,14 @@ def test_the_variance_covariance_term_applies_only_below_its_video_count():
     assert demo.vicreg_for(240) == 1.0 and demo.vicreg_for(1520) == 0.0
 
 
+def test_a_negative_regulariser_weight_is_refused_by_name():
+    from picojepa.train.config import PretrainConfig
+
+    for key in ("vicreg", "pixel", "motion", "sigreg"):
+        with pytest.raises(ValueError, match="sigreg: must be >= 0"):
+            PretrainConfig(**{key: -0.5})
+
+
 def test_a_run_trained_before_a_recipe_key_existed_still_resumes_and_evaluates(tmp_path):
     """A key added later (at a default that keeps the old behaviour) is no recipe change: the
     checkpoint's stored recipe lacks it, and --resume, classify and evaluate must still accept it."""

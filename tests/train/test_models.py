@@ -157,6 +157,21 @@ def test_variance_covariance_is_zero_for_whitened_features_and_high_for_collapse
     assert variance_covariance(white).item() < 0.1 < variance_covariance(collapsed).item()
 
 
+def test_sigreg_is_near_zero_for_gaussian_rows_and_high_for_collapsed_or_stretched_ones():
+    from picojepa.train.jepa import sigreg
+
+    torch.manual_seed(0)
+    gauss = torch.randn(4096, 16)
+    collapsed = torch.randn(4096, 1).expand(4096, 16) * 0.05
+    stretched = torch.randn(4096, 16) * 4.0
+    near = sigreg(gauss).item()
+    assert near < 0.01
+    assert sigreg(collapsed).item() > 20 * near and sigreg(stretched).item() > 20 * near
+    z = (torch.randn(512, 16) * 0.1).requires_grad_()
+    sigreg(z).backward()  # the gradient pushes a too-narrow cloud outwards
+    assert (z.grad * z).sum().item() < 0
+
+
 def test_patchify_follows_the_encoders_token_order():
     from picojepa.train.jepa import patchify
 
@@ -169,14 +184,14 @@ def test_patchify_follows_the_encoders_token_order():
 
 def test_anti_collapse_terms_train_the_encoder_and_the_pixel_head():
     torch.manual_seed(0)
-    model = JEPA(VideoViT(CFG, CLIP), vicreg=1.0, pixel=1.0)
+    model = JEPA(VideoViT(CFG, CLIP), vicreg=1.0, pixel=1.0, sigreg=1.0)
     x = torch.randn(2, 3, 4, 32, 32)
     ctx, tgt = batch_masks("future", model.encoder.grid, 0.5, [1, 2])
     targets, _, _ = model.targets(x, tgt)
     plain = JEPA(VideoViT(CFG, CLIP))
     plain.load_state_dict(model.state_dict(), strict=False)
     loss = model(x, ctx, tgt, targets)
-    assert loss.item() > plain(x, ctx, tgt, targets).item()  # the two extra terms add to the loss
+    assert loss.item() > plain(x, ctx, tgt, targets).item()  # the extra terms add to the loss
     loss.backward()
     assert model.pixel_head.weight.grad.abs().sum() > 0
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0

@@ -109,6 +109,9 @@ class PretrainConfig(Schedule):
     # an auxiliary target that is itself motion (MotionMAE's): the predictor's output also
     # predicts the masked tubelets' frame differences (train/jepa.py), with this weight
     motion: float = 0.0
+    # LeJEPA's SIGReg on the context tokens (train/jepa.py): pushes them towards an isotropic
+    # Gaussian, another guard against collapse beside or instead of `vicreg`, with this weight
+    sigreg: float = 0.0
     # augmentation that keeps motion (train/augment.py), training clips only: the probability of
     # mirroring a clip left-right, and the smallest area fraction of a random resized crop (1: off)
     flip: float = 0.0
@@ -146,8 +149,9 @@ class PretrainConfig(Schedule):
         if self.generated < 0 or not self.init.strip():
             raise ValueError(f"generated: must be >= 0, init: 'scratch', 'foundation' or a path; got "
                              f"{self.generated} and {self.init!r}")
-        if self.vicreg < 0 or self.pixel < 0 or self.motion < 0:
-            raise ValueError(f"vicreg, pixel and motion: must be >= 0, got {self.vicreg}, {self.pixel}, {self.motion}")
+        if min(self.vicreg, self.pixel, self.motion, self.sigreg) < 0:
+            raise ValueError(f"vicreg, pixel, motion and sigreg: must be >= 0, got {self.vicreg}, {self.pixel}, "
+                             f"{self.motion}, {self.sigreg}")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,26 @@ def variance_covariance(z: torch.Tensor) -> torch.Tensor:
     return F.relu(1.0 - std).mean() + (off ** 2).sum() / z.shape[1]
 
 
+SIGREG_DIRECTIONS = 64  # random directions the embeddings are projected on, fresh each step
+SIGREG_T = torch.linspace(0.0, 5.0, 17)  # where the characteristic functions are compared (even: t >= 0)
+
+
+def sigreg(z: torch.Tensor, directions: int = SIGREG_DIRECTIONS) -> torch.Tensor:
+    """LeJEPA's sketched isotropic Gaussian regulariser on rows z (N, D): z projected on random unit
+    directions, each projection's empirical characteristic function compared with a standard
+    normal's, exp(-t^2/2), by the Epps-Pulley distance weighted by exp(-t^2/2) and integrated over
+    t (the trapezoid rule on t >= 0, doubled: both functions are symmetric). Averaged over the
+    directions and not scaled by N, so the weight does not depend on the batch. Zero in the limit
+    for rows drawn from N(0, I); large for collapsed or stretched ones."""
+    a = torch.randn(z.shape[1], directions, device=z.device, dtype=z.dtype)
+    proj = z @ (a / a.norm(dim=0, keepdim=True))  # (N, directions)
+    t = SIGREG_T.to(z.device, z.dtype)
+    arg = proj.unsqueeze(-1) * t  # (N, directions, T)
+    gauss = torch.exp(-0.5 * t ** 2)
+    gap = (torch.cos(arg).mean(0) - gauss) ** 2 + torch.sin(arg).mean(0) ** 2  # |ecf - cf|^2
+    return 2.0 * torch.trapezoid(gap * gauss, t, dim=-1).mean()
+
+
 def patchify(clips: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
     """(B, 3, T, H, W) -> (B, N, 3*tubelet*patch*patch), tokens in the encoder's order (t, h, w)."""
     b, c, t, h, w = clips.shape
@@ -52,13 +72,13 @@ class JEPA(nn.Module):
     """
 
     def __init__(self, encoder: VideoViT, loss: str = "mse", context_all_tokens: bool = False,
-                 vicreg: float = 0.0, pixel: float = 0.0, motion: float = 0.0):
+                 vicreg: float = 0.0, pixel: float = 0.0, motion: float = 0.0, sigreg: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.predictor = build_predictor(encoder)
         self.target = copy.deepcopy(encoder).requires_grad_(False)
         self.loss_kind, self.context_all_tokens = loss, context_all_tokens
-        self.vicreg, self.pixel, self.motion = vicreg, pixel, motion
+        self.vicreg, self.pixel, self.motion, self.sigreg = vicreg, pixel, motion, sigreg
         cfg = encoder.cfg
         if pixel > 0:  # VideoMAE's target, as an auxiliary: the masked tubelets' own pixels
             self.pixel_head = nn.Linear(cfg.embed_dim, 3 * cfg.tubelet * cfg.patch_size ** 2)
@@ -85,6 +105,8 @@ class JEPA(nn.Module):
         loss = F.l1_loss(pred, targets) if self.loss_kind == "l1" else F.mse_loss(pred, targets)
         if self.vicreg > 0:
             loss = loss + self.vicreg * variance_covariance(z.reshape(-1, z.shape[-1]))
+        if self.sigreg > 0:
+            loss = loss + self.sigreg * sigreg(z.reshape(-1, z.shape[-1]))
         if self.pixel > 0:
             pixels = gather_tokens(patchify(clips, self.encoder.cfg.tubelet, self.encoder.cfg.patch_size), tgt_idx)
             pixels = F.layer_norm(pixels, (pixels.shape[-1],))  # VideoMAE's per-patch normalised pixels

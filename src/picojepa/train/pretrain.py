@@ -62,7 +62,7 @@ def build(recipe: Recipe, context_all_tokens: bool = False, vicreg: float | None
     torch.manual_seed(recipe.seed)
     cfg = recipe.pretrain
     return JEPA(VideoViT(recipe.model, recipe.clip), cfg.loss, context_all_tokens,
-                cfg.vicreg if vicreg is None else vicreg, cfg.pixel, cfg.motion)
+                cfg.vicreg if vicreg is None else vicreg, cfg.pixel, cfg.motion, cfg.sigreg)
 
 
 def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:

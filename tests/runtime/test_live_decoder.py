@@ -101,3 +101,21 @@ def test_the_motion_gate_and_the_loop_filter_on_a_file_are_usage_errors(smoke_bu
                            capture_output=True, text=True, cwd=REPO, timeout=60)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert f"{flag[0]}: applies to live sources" in r.stderr
+
+
+def test_the_decode_cost_measures_share_one_loop_and_count_every_variants_frames(tmp_path):
+    """The streams bench's flat-out costs and the deblocking pairs decode through one loop
+    (`timed_packets`): every variant gets its frames, skipping non-reference frames gives fewer,
+    skipping the filter none fewer. Counts and signs only: timings belong to the benchmarks."""
+    from picojepa.benchmarks.deblock import decode_pairs
+    from picojepa.benchmarks.stream_decode import decode_costs
+
+    video = _h264(tmp_path / "pan.ts", 0.5, 2.0, crf=40)
+    costs = decode_costs(video, 32, frames=1000)
+    every = costs["default"]["frames_out"]
+    assert every == int(2.5 * FPS) == costs["loop_filter_skipped"]["frames_out"]
+    assert 0 < costs["nonref"]["frames_out"] < every
+    assert all(costs[k]["decode_ms_per_frame_out"] > 0 for k in ("default", "nonref", "loop_filter_skipped"))
+    pairs = decode_pairs(video, rounds=2, frames=20)
+    assert set(pairs["ms_per_frame"]) == {"loop filter on", "loop filter skipped", "skipped, flags2 +fast"}
+    assert all(len(v["samples"]) == 2 and v["median"] > 0 for v in pairs["ms_per_frame"].values())

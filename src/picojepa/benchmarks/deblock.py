@@ -25,7 +25,9 @@ from picojepa.core.clips import center_indices, normalize
 from picojepa.runtime.decoding import Decoded
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live.options import LiveOptions
-from picojepa.runtime.live.source import av_module, clip_rgb, open_source
+from picojepa.runtime.live.source import clip_rgb, open_source
+
+from .stream_decode import timed_packets
 
 # variant -> the decoder's options (FFmpeg's names)
 VARIANTS = {"loop filter on": {}, "loop filter skipped": {"skip_loop_filter": "all"},
@@ -34,18 +36,12 @@ VARIANTS = {"loop filter on": {}, "loop filter skipped": {"skip_loop_filter": "a
 
 def _decode_ms(path: Path, options: dict, frames: int) -> float:
     """CPU ms (this thread's) per frame decoding the first `frames` frames with one thread."""
-    av = av_module()
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
-        stream.codec_context.thread_count = 1
-        stream.codec_context.options = dict(options)
-        got, spent = 0, 0.0
-        for packet in c.demux(stream):
-            t0 = time.thread_time()
-            got += len(packet.decode())
-            spent += time.thread_time() - t0
-            if got >= frames:
-                break
+    got, spent = 0, 0.0
+    for decoded, seconds in timed_packets(path, options, clock=time.thread_time):
+        got += len(decoded)
+        spent += seconds
+        if got >= frames:
+            break
     return spent * 1e3 / max(1, got)
 
 

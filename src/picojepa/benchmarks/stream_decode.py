@@ -13,7 +13,7 @@ from picojepa.runtime.decoding import Decoded
 from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live.options import LiveOptions, LiveStats
 from picojepa.runtime.live.reader import windows
-from picojepa.runtime.live.source import clip_rgb
+from picojepa.runtime.live.source import av_module, clip_rgb
 
 FPS = 30
 # name -> (FFmpeg's skip_frame, the decoder's options)
@@ -21,38 +21,44 @@ MODES = {"default": ("DEFAULT", {}), "nonref": ("NONREF", {}),
          "loop_filter_skipped": ("DEFAULT", {"skip_loop_filter": "all"})}
 
 
+def timed_packets(camera: Path, options: dict, skip_frame: str = "DEFAULT", clock=time.perf_counter):
+    """One stream decoded with one thread (a core's work per frame), packet by packet: yields the
+    frames each packet gave and the `clock` seconds its decoding took. The decoding loop of every
+    decode-cost measurement here and in `deblock`."""
+    with av_module().open(str(camera)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.skip_frame = skip_frame
+        stream.codec_context.options = dict(options)
+        stream.codec_context.thread_count = 1
+        for packet in c.demux(stream):
+            t0 = clock()
+            decoded = packet.decode()
+            yield decoded, clock() - t0
+
+
 def decode_costs(camera: Path, size: int, frames: int = 300) -> dict:
     """ms per frame of one stream decoded flat out (the first `frames` packets): every frame,
     with non-reference frames skipped, and without the deblocking filter; and the part of each that is converting and scaling
     it to the clip's size as the live path does (two swscale steps, pixel-identical to the file
     path), beside one combined step (cheaper, ~2 grey levels off)."""
-    import av  # optional extra (live)
-
     out = {}
     for name, (mode, options) in MODES.items():
-        with av.open(str(camera)) as c:
-            stream = c.streams.video[0]
-            stream.codec_context.skip_frame = mode
-            stream.codec_context.options = dict(options)
-            stream.codec_context.thread_count = 1  # the limit line's cost: one core's work per frame
-            got, decode_s, scale_s, one_step_s = 0, 0.0, 0.0, 0.0
-            for k, packet in enumerate(c.demux(stream)):
-                if k >= frames:
-                    break
-                t0 = time.perf_counter()
-                decoded = packet.decode()
-                decode_s += time.perf_counter() - t0
-                for f in decoded:
-                    t1 = time.perf_counter()
-                    clip_rgb(f, size)  # the live path's conversion and resize
-                    t2 = time.perf_counter()
-                    f.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
-                    scale_s += t2 - t1
-                    one_step_s += time.perf_counter() - t2
-                    got += 1
+        got, decode_s, scale_s, one_step_s = 0, 0.0, 0.0, 0.0
+        for k, (decoded, spent) in enumerate(timed_packets(camera, options, mode)):
+            if k >= frames:
+                break
+            decode_s += spent
+            for f in decoded:
+                t1 = time.perf_counter()
+                clip_rgb(f, size)  # the live path's conversion and resize
+                t2 = time.perf_counter()
+                f.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
+                scale_s += t2 - t1
+                one_step_s += time.perf_counter() - t2
+                got += 1
         out[name] = {"frames_out": got, "decode_ms_per_frame_out": decode_s * 1e3 / got,
-                             "scale_ms_per_frame_out": scale_s * 1e3 / got,
-                             "one_step_scale_ms_per_frame_out": one_step_s * 1e3 / got}
+                     "scale_ms_per_frame_out": scale_s * 1e3 / got,
+                     "one_step_scale_ms_per_frame_out": one_step_s * 1e3 / got}
     d, s = out["default"], out["nonref"]
     # per second of stream: every frame vs what skipping leaves (I and P frames only)
     kept = s["frames_out"] / max(1, d["frames_out"])

@@ -70,6 +70,23 @@ def test_ema_moves_target_towards_encoder_and_has_no_grad():
     torch.testing.assert_close(after, 0.9 * before + 0.1 * enc)
 
 
+@pytest.mark.parametrize("teacher", ["ema", "frozen"])
+def test_a_training_step_moves_the_teacher_only_when_it_follows_the_encoder(teacher):
+    from picojepa.train.config import PretrainConfig
+    from picojepa.train.pretrain import make_optimizer, train_step
+
+    torch.manual_seed(0)
+    model = JEPA(VideoViT(CFG, CLIP))
+    cfg = PretrainConfig(teacher=teacher, ema=0.5, lr=1e-2)
+    opt = make_optimizer(model, cfg)
+    before = [p.clone() for p in model.target.parameters()]
+    ctx, tgt = batch_masks("tube", model.encoder.grid, 0.5, [1, 2])
+    train_step(model, model, opt, torch.randn(2, 3, 4, 32, 32), ctx, tgt, cfg)
+    assert not torch.equal(next(model.encoder.parameters()), before[0])  # the student learned
+    unchanged = all(torch.equal(a, b) for a, b in zip(before, model.target.parameters()))
+    assert unchanged == (teacher == "frozen")
+
+
 def test_jepa_loss_backpropagates_to_encoder_and_predictor_only():
     torch.manual_seed(0)
     model = JEPA(VideoViT(CFG, CLIP), loss="l1")

@@ -88,6 +88,9 @@ class PretrainConfig(Schedule):
     predictor_lr_mult: float = 2.0
     grad_clip: float = 1.0
     ema: float = 0.996
+    # the target encoder: 'ema' follows the context encoder (I-JEPA, V-JEPA); 'frozen' keeps the
+    # weights it starts from (random, or `init`'s), a fixed teacher as in SALT
+    teacher: Literal["ema", "frozen"] = "ema"
     mask_ratio: float = 0.75
     mask: Literal["tube", "multiblock", "future"] = "tube"
     loss: Literal["mse", "l1"] = "mse"

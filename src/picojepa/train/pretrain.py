@@ -78,7 +78,8 @@ def make_optimizer(model: JEPA, cfg: PretrainConfig) -> torch.optim.AdamW:
 def train_step(model: JEPA, wrapped: torch.nn.Module, opt: torch.optim.Optimizer,
                clips: torch.Tensor, ctx: torch.Tensor, tgt: torch.Tensor,
                cfg: PretrainConfig) -> tuple[float, float, float]:
-    """One optimisation step: targets, prediction loss, clipped update, then the EMA update.
+    """One optimisation step: targets, prediction loss, clipped update, then the EMA update (none
+    for a frozen teacher).
     `wrapped` is the model itself or its DistributedDataParallel wrapper.
     -> (loss, target spread, target effective rank)"""
     targets, spread, rank = model.targets(clips, tgt)
@@ -87,7 +88,8 @@ def train_step(model: JEPA, wrapped: torch.nn.Module, opt: torch.optim.Optimizer
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     opt.step()
-    model.update_target(cfg.ema)
+    if cfg.teacher == "ema":
+        model.update_target(cfg.ema)
     return loss.item(), spread, rank
 
 

@@ -155,6 +155,18 @@ def test_damaged_bundles_are_refused_with_the_reason(bundle, tmp_path, damage, m
     assert r.exit_code == 3 and message.split()[0] in r.stderr and "Traceback" not in r.output
 
 
+def test_sessions_do_not_spin_between_runs(bundle):
+    """Decoding runs beside inference (prefetch, camera readers): onnxruntime's threads must not
+    keep a core busy waiting for the next run."""
+    from picojepa.runtime.session import SPINNING
+
+    ens = Ensemble.load(bundle, provider="cpu")
+    try:
+        assert {s.get_session_options().get_session_config_entry(SPINNING) for s, _ in ens.sessions} == {"0"}
+    finally:
+        ens.close()
+
+
 def test_cuda_provider_without_cuda_is_an_error_not_a_cpu_run(bundle):
     import onnxruntime as ort
 

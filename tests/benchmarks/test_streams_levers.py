@@ -58,3 +58,19 @@ def test_the_cli_measures_only_the_levers_named_for_as_long_as_asked(tmp_path, m
     assert r.exit_code != 0 and "stop here" in r.output
     r = CliRunner().invoke(cli.main, [str(video), "--lever", "gate", "--out", str(tmp_path / "out2")])
     assert r.exit_code == 2 and "apply to --streams only" in r.output
+
+
+@pytest.mark.parametrize("top, tried, most", [(10, [1, 4, 8, 12, 10, 11], 10), (8, [1, 4, 8, 12, 10, 9], 8),
+                                              (40, [1, 4, 8, 12], 12), (0, [1], 0)])
+def test_a_ladder_finds_its_top_to_one_stream_by_halving_the_last_gap(monkeypatch, top, tried, most):
+    asked = []
+
+    def fake(ens, camera, n, seconds, opts):
+        asked.append(n)
+        return {"streams": n, "real_time": n <= top}
+
+    monkeypatch.setattr(streams, "concurrent", fake)
+    runs = streams._ladder(None, None, (1, 4, 8, 12), 1.0, None)
+    assert asked == tried
+    assert [r["streams"] for r in runs] == sorted(tried)
+    assert streams._most(runs) == most

@@ -232,12 +232,23 @@ def _breakdown(stats: list, inference_ms: float, process_s: float, wall: float) 
 
 
 def _ladder(ens: Ensemble, camera: Path, counts: tuple[int, ...], seconds: float, opts: LiveOptions) -> list:
+    """The rungs `counts` up to the first that falls behind, then halving the gap between the
+    last that kept up and that one, so that the top is found to one stream (a lever's gain
+    smaller than a rung's step would otherwise not show). Runs in order of streams."""
     runs = []
     for n in counts:
         runs.append(concurrent(ens, camera, n, seconds, opts))
         if not runs[-1]["real_time"]:
             break  # more streams cannot keep up either
-    return runs
+    kept = [r["streams"] for r in runs if r["real_time"]]
+    if runs[-1]["real_time"] or not kept:  # the whole ladder kept up, or not even its first rung
+        return runs
+    lo, hi = max(kept), runs[-1]["streams"]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        runs.append(concurrent(ens, camera, mid, seconds, opts))
+        lo, hi = (mid, hi) if runs[-1]["real_time"] else (lo, mid)
+    return sorted(runs, key=lambda r: r["streams"])
 
 
 def _most(runs: list) -> int:

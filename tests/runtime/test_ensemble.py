@@ -160,11 +160,19 @@ def test_sessions_do_not_spin_between_runs(bundle):
     keep a core busy waiting for the next run."""
     from picojepa.runtime.session import SPINNING
 
-    ens = Ensemble.load(bundle, provider="cpu")
-    try:
-        assert {s.get_session_options().get_session_config_entry(SPINNING) for s, _ in ens.sessions} == {"0"}
-    finally:
+    for ens, want in ((Ensemble.load(bundle, provider="cpu"), "0"),
+                      (Ensemble(load_bundle(bundle), "cpu", spinning=True), "1")):  # onnxruntime's default
+        assert {s.get_session_options().get_session_config_entry(SPINNING) for s, _ in ens.sessions} == {want}
         ens.close()
+
+
+def test_the_spinning_benchmark_runs_both_settings_on_the_same_videos(bundle, smoke_data):
+    from picojepa.benchmarks.spinning import files
+
+    videos = sorted(str(v) for v in (smoke_data / "infer").glob("*/*"))[:3]
+    out = files(bundle, videos, rounds=2)
+    assert out["same_answers"] and out["videos"] == 3
+    assert all(len(out[k][m]) == 2 for k in ("spinning", "not_spinning") for m in ("wall_s", "cpu_s"))
 
 
 def test_cuda_provider_without_cuda_is_an_error_not_a_cpu_run(bundle):

@@ -108,7 +108,7 @@ class Ensemble(EnsembleBase):
 
     def __init__(self, bundle: Bundle, provider: str = "auto", variant: str = "fp32",
                  threads: int = 0, decode_device: str = "cpu", placement: str | None = None,
-                 region: Region | None = None):
+                 region: Region | None = None, spinning: bool = False):
         super().__init__(bundle, decode_device, placement, region)
         graphs = bundle.graphs_of(variant)
         if not graphs:
@@ -116,7 +116,7 @@ class Ensemble(EnsembleBase):
                               f"(has: {sorted({g.variant for g in bundle.graphs})})")
         self.sessions, used = [], set()
         for g in graphs:
-            sess, dev, note = make_session(g.path, provider, threads)
+            sess, dev, note = make_session(g.path, provider, threads, spinning)
             check_graph_io(sess, g.path, bundle, len(g.members))
             self.sessions.append((sess, [bundle.members.index(m) for m in g.members]))
             used.add(dev)

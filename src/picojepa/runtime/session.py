@@ -26,8 +26,10 @@ def _ort():
     return onnxruntime
 
 
-def make_session(path: Path, provider: str, threads: int = 0):
+def make_session(path: Path, provider: str, threads: int = 0, spinning: bool = False):
     """An InferenceSession on `provider` ('cpu', 'cuda' or 'auto'); returns (session, used, note).
+    `spinning` lets onnxruntime's pool threads spin between runs (its own default; off here, see
+    below; `benchmarks.spinning` measures both).
 
     onnxruntime falls back to CPU when the CUDA libraries are missing, logging only a warning:
     the providers the session really got are checked, and 'cuda' that ends on CPU is an error.
@@ -44,8 +46,8 @@ def make_session(path: Path, provider: str, threads: int = 0):
     opts.log_severity_level = 3
     # onnxruntime's pool threads spin after each run, waiting for the next: CPU that the decoding
     # beside inference (prefetch, camera readers) needs. Off, the demo's files cost a third less
-    # CPU in the same wall time and a box holds more camera streams (docs/results.md)
-    opts.add_session_config_entry(SPINNING, "0")
+    # CPU in the same wall time (docs/results.md, "onnxruntime's spinning", with camera streams)
+    opts.add_session_config_entry(SPINNING, "1" if spinning else "0")
     if threads:
         opts.intra_op_num_threads = threads
     chain = [PROVIDERS["cuda"], PROVIDERS["cpu"]] if want_cuda else [PROVIDERS["cpu"]]

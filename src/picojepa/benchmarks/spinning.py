@@ -2,8 +2,7 @@
 measured where inference shares the cores with decoding: interleaved rounds, the order turned each
 round, so that a busy machine's load falls on both alike.
 
-- `files`: a folder of videos through `predict_many` (the next video decoded while one is
-  classified): wall and this process's CPU seconds per round.
+- `files`: videos through `predict_many` (the next video decoded while one is classified): wall and this process's CPU seconds per round.
 - `streams`: N camera streams of one size classified at once (`streams.concurrent`, the live
   defaults) for `seconds`: real time or not, the slowest stream's fps, windows dropped, and the
   CPU per stream-second by step.
@@ -68,7 +67,7 @@ def camera_streams(bundle: Path, source: str, n: int, height: int, rounds: int =
 def main(argv: list[str]) -> None:
     if argv[:1] == ["files"] and len(argv) >= 3:
         out = files(Path(argv[1]), argv[2:])
-    elif argv[:1] == ["streams"] and len(argv) == 5 and argv[4] in ("720", "360"):
+    elif argv[:1] == ["streams"] and len(argv) == 5 and argv[3].isdigit() and argv[4] in ("720", "360"):
         out = camera_streams(Path(argv[1]), argv[2], int(argv[3]), int(argv[4]))
     else:
         sys.exit("usage: python -m picojepa.benchmarks.spinning files BUNDLE VIDEO... | streams BUNDLE SOURCE N 720|360")

@@ -46,7 +46,8 @@ def make_session(path: Path, provider: str, threads: int = 0, spinning: bool = F
     opts.log_severity_level = 3
     # onnxruntime's pool threads spin after each run, waiting for the next: CPU that the decoding
     # beside inference (prefetch, camera readers) needs. Off, the demo's files cost a third less
-    # CPU in the same wall time (docs/results.md, "onnxruntime's spinning", with camera streams)
+    # CPU in the same wall time (docs/results.md, "Motion gate and deblocking skip", with camera
+    # streams)
     opts.add_session_config_entry(SPINNING, "1" if spinning else "0")
     if threads:
         opts.intra_op_num_threads = threads

@@ -27,6 +27,7 @@ from picojepa.runtime.ensemble import Ensemble
 from picojepa.runtime.live.options import LiveOptions
 from picojepa.runtime.live.source import clip_rgb, open_source
 
+from .stats import turned
 from .stream_decode import timed_packets
 
 # variant -> the decoder's options (FFmpeg's names)
@@ -52,7 +53,7 @@ def decode_pairs(camera: Path, rounds: int = 7, frames: int = 300) -> dict:
     samples: dict[str, list[float]] = {n: [] for n in names}
     _decode_ms(camera, {}, 30)  # warm-up: file cache, libraries
     for r in range(rounds):
-        for n in (names if r % 2 == 0 else names[::-1]):
+        for n in turned(names, r):
             samples[n].append(_decode_ms(camera, VARIANTS[n], frames))
     medians = {n: statistics.median(v) for n, v in samples.items()}
     base = medians[names[0]]

@@ -22,23 +22,25 @@ from picojepa.core.bundle import load_bundle
 from picojepa.runtime.ensemble import Ensemble
 
 from . import streams
+from .stats import turned
 
 ROUNDS = 4
 
 
-def _order(r: int) -> tuple[bool, bool]:
-    return (True, False) if r % 2 == 0 else (False, True)
+def _pair(bundle: Path) -> dict[bool, Ensemble]:
+    """The bundle loaded twice: spinning (onnxruntime's default) and not (ours)."""
+    b = load_bundle(bundle)
+    return {spin: Ensemble(b, "cpu", spinning=spin) for spin in (True, False)}
 
 
 def files(bundle: Path, videos: list[str], rounds: int = ROUNDS) -> dict:
     """Each setting's wall and CPU seconds over `videos`, per round, and the answers' agreement."""
-    b = load_bundle(bundle)
-    ens = {spin: Ensemble(b, "cpu", spinning=spin) for spin in (True, False)}
+    ens = _pair(bundle)
     list(ens[True].predict_many(videos[:4]))  # warm-up: file cache, libraries
     out = {spin: {"wall_s": [], "cpu_s": []} for spin in ens}
     labels = {}
     for r in range(rounds):
-        for spin in _order(r):
+        for spin in turned(ens, r):
             w0, c0 = time.perf_counter(), time.process_time()
             labels[spin] = [p.label for p in ens[spin].predict_many(videos, prefetch=True)]
             out[spin]["wall_s"].append(round(time.perf_counter() - w0, 3))
@@ -50,13 +52,12 @@ def files(bundle: Path, videos: list[str], rounds: int = ROUNDS) -> dict:
 def camera_streams(bundle: Path, source: str, n: int, height: int, rounds: int = 2, seconds: float = streams.SECONDS) -> dict:
     """`n` streams at `height` (720 or 360) with the live defaults, each setting `rounds` times."""
     size = next(s for s in streams.SIZES if s[1] == height)
-    b = load_bundle(bundle)
-    ens = {spin: Ensemble(b, "cpu", spinning=spin) for spin in (True, False)}
+    ens = _pair(bundle)
     out: dict = {True: [], False: []}
     with tempfile.TemporaryDirectory(prefix="picojepa-spinning-") as tmp:
         camera = streams.camera_file(source, Path(tmp), size)
         for r in range(rounds):
-            for spin in _order(r):
+            for spin in turned(ens, r):
                 z = streams.concurrent(ens[spin], camera, n, seconds, streams.LEVERS["both (the defaults)"])
                 out[spin].append({k: z[k] for k in ("real_time", "fps_min", "dropped", "windows", "cores_reader",
                                                     "cpu_ms_per_stream_s", "inference_ms_per_window")})

@@ -29,6 +29,13 @@ def repeat_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[f
     return out
 
 
+def turned(items, round_no: int) -> list:
+    """`items` in their order on even rounds and reversed on odd ones: interleaved measurements
+    whose order turns each round, so that a drift in the machine's load falls on all alike."""
+    items = list(items)
+    return items if round_no % 2 == 0 else items[::-1]
+
+
 def ratio(num: dict, den: dict, key: str = "p50") -> float | None:
     """num[key] / den[key], or None when either is missing (a configuration that did not run)."""
     a, b = num.get(key), den.get(key)

@@ -16,7 +16,7 @@ from picojepa.train.config import Recipe
 from picojepa.train.masking import batch_masks
 from picojepa.train.pretrain import build, make_optimizer, train_step
 
-from .stats import summarize
+from .stats import summarize, turned
 
 
 def pretrain_throughput(recipe: Recipe, steps: int = 12, warmup: int = 2) -> dict:
@@ -31,8 +31,7 @@ def pretrain_throughput(recipe: Recipe, steps: int = 12, warmup: int = 2) -> dic
         clips = torch.randn((cfg.batch_size, *recipe.clip.input_shape), generator=gen)
         ctx, tgt = batch_masks(cfg.mask, grid, cfg.mask_ratio,
                                [step * cfg.batch_size + i for i in range(cfg.batch_size)])
-        order = list(models) if step % 2 == 0 else list(models)[::-1]
-        for name in order:
+        for name in turned(models, step):
             t0 = time.perf_counter()
             train_step(models[name], models[name], opts[name], clips, ctx, tgt, cfg)
             if step >= warmup:

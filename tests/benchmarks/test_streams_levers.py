@@ -13,22 +13,23 @@ def _run(n: int, real_time: bool, gated: float = 0.0) -> dict:
             "cpu_ms_per_stream_s": cpu}
 
 
-def test_the_levers_are_today_each_alone_and_both_and_the_report_sets_each_beside_today():
-    assert list(streams.LEVERS) == ["today", "deblocking skip", "motion gate", "both (the defaults)"]
-    today, both = streams.LEVERS["today"], streams.LEVERS["both (the defaults)"]
-    assert (today.skip_loop_filter, today.motion_gate) == (False, None)
-    assert both.skip_loop_filter and both.motion_gate == streams.DEFAULT_THRESHOLD
-    levers = {"today": [_run(4, True), _run(8, False)], "both (the defaults)": [_run(4, True), _run(8, True, 0.5),
+def test_the_levers_are_today_each_alone_and_all_three_and_the_report_sets_each_beside_today():
+    assert list(streams.LEVERS) == ["today", "deblocking skip", "motion gate", "one-step conversion",
+                                    "all three (the defaults)"]
+    today, both = streams.LEVERS["today"], streams.LEVERS["all three (the defaults)"]
+    assert (today.skip_loop_filter, today.motion_gate, today.one_step_convert) == (False, None, False)
+    assert both.skip_loop_filter and both.motion_gate == streams.DEFAULT_THRESHOLD and both.one_step_convert
+    levers = {"today": [_run(4, True), _run(8, False)], "all three (the defaults)": [_run(4, True), _run(8, True, 0.5),
                                                                                  _run(12, False)]}
-    z = {"size": "640x360", "levers": levers, "runs": levers["both (the defaults)"], "most_by_lever": {
-         "today": 4, "both (the defaults)": 8}, "max_real_time_streams": 8, "limit_streams": 50.0,
+    z = {"size": "640x360", "levers": levers, "runs": levers["all three (the defaults)"], "most_by_lever": {
+         "today": 4, "all three (the defaults)": 8}, "max_real_time_streams": 8, "limit_streams": 50.0,
          "limit_streams_loop_filter_skipped": 62.0, "variants_at": 12, "variants": {},
          "decode": {k: {"decode_ms_per_frame_out": 1.0, "scale_ms_per_frame_out": 1.0, "one_step_scale_ms_per_frame_out": 1.0}
                     for k in ("default", "nonref", "loop_filter_skipped")} | {"frames_kept_by_nonref": 0.65}}
     md = streams.markdown({"camera": "cam", "source": "v.mp4", "bundle": "b", "window_s": 2.0, "stride_s": 1.0,
                            "cores": 2, "sizes": [z]})
-    assert "| both (the defaults) | 8 | 2.00 | 50% | 30 / 10 / 1.0 / 40 (20) |" in md
-    assert "62.0 without it" in md and "Most streams in real time (both (the defaults)): 8" in md
+    assert "| all three (the defaults) | 8 | 2.00 | 50% | 30 / 10 / 1.0 / 40 (20) |" in md
+    assert "62.0 without it" in md and "Most streams in real time (all three (the defaults)): 8" in md
 
 
 def test_the_cpu_breakdown_splits_the_process_time_by_step():
@@ -52,9 +53,9 @@ def test_the_cli_measures_only_the_levers_named_for_as_long_as_asked(tmp_path, m
         raise streams.BenchError("stop here")
 
     monkeypatch.setattr(streams, "streams_report", fake_report)
-    r = CliRunner().invoke(cli.main, [str(video), "--streams", "--lever", "both", "--lever", "today",
+    r = CliRunner().invoke(cli.main, [str(video), "--streams", "--lever", "defaults", "--lever", "today",
                                       "--stream-seconds", "6", "--out", str(tmp_path / "out")])
-    assert asked == {"seconds": 6.0, "levers": ("today", "both (the defaults)")}  # LEVERS' order
+    assert asked == {"seconds": 6.0, "levers": ("today", "all three (the defaults)")}  # LEVERS' order
     assert r.exit_code != 0 and "stop here" in r.output
     r = CliRunner().invoke(cli.main, [str(video), "--lever", "gate", "--out", str(tmp_path / "out2")])
     assert r.exit_code == 2 and "apply to --streams only" in r.output

@@ -316,7 +316,7 @@ def _fake_frames(monkeypatch, times, scale: int = 10):
 
     monkeypatch.setattr(live, "frames", fake)
     monkeypatch.setattr(live, "clip_rgb",
-                        lambda t, size, region=None: np.full((size, size, 3), int(t * scale + 1e-6) % 256, np.uint8))
+                        lambda t, size, region=None, one_step=False: np.full((size, size, 3), int(t * scale + 1e-6) % 256, np.uint8))
 
 
 def test_timestamps_that_jump_or_change_rate_still_give_correct_windows(monkeypatch):
@@ -467,9 +467,25 @@ def test_rtsp_through_a_real_rtsp_server(smoke_bundle, stop_after):
     assert r.stderr.strip().splitlines()[-1].endswith("try --rtsp-transport udp")
 
 
+@pytest.mark.parametrize("flags, cheap", [((), True), (("--loop-filter", "--full-size-convert"), False)])
+def test_a_live_run_decodes_cheaply_unless_asked_for_the_files_pixels(monkeypatch, flags, cheap):
+    """By default a live source skips the deblocking filter and converts in one step; the two flags
+    give the file path's decoding back."""
+    from click.testing import CliRunner
+
+    from picojepa.runtime import cli
+
+    asked = []
+    monkeypatch.setattr(cli, "run_live", lambda opening, sources, req: asked.append(req.live))
+    r = CliRunner().invoke(cli.main, ["--bundle", "b", "rtsp://127.0.0.1:1/x", *flags])
+    assert r.exit_code == 0, r.output
+    assert (asked[0].skip_loop_filter, asked[0].one_step_convert) == (cheap, cheap)
+
+
 def test_stream_windows_equal_the_files_windows_when_played_losslessly(smoke_bundle, stop_after):
     """The clip copied packet for packet onto a TCP stream (no re-encoding) and classified live
-    with the deblocking filter on (`--loop-filter`, as files decode) gives the windows `--window 1
+    with the deblocking filter on and full-size conversion (`--loop-filter --full-size-convert`, as
+    files decode) gives the windows `--window 1
     --stride 1` gives for the file: same spans from the start, same labels, same confidence to 1e-5."""
     whole = _run(smoke_bundle, str(CLIP), "--window", "1", "--stride", "1")
     assert whole.returncode == 0, whole.stderr
@@ -480,7 +496,7 @@ def test_stream_windows_equal_the_files_windows_when_played_losslessly(smoke_bun
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(0.5)
     r = _run(smoke_bundle, f"tcp://127.0.0.1:{port}", "--window", "1", "--stride", "1", "--duration", "6.5",
-             "--loop-filter")
+             "--loop-filter", "--full-size-convert")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) >= 4

@@ -46,6 +46,19 @@ def test_the_deblocking_skip_keeps_every_frame_and_changes_the_pixels_slightly(t
     assert 0 < diff < 4  # grey levels, on average
 
 
+def test_the_one_step_conversion_gives_the_windows_their_pixels_within_a_few_grey_levels(tmp_path):
+    """The reader converts a clip's frames in one swscale step when asked: same windows, same
+    frames' timing, pixels a few grey levels from the file path's two-step conversion."""
+    video = _h264(tmp_path / "pan.ts", 0.5, 2.0)
+    spec, read = ClipSpec(frames=4, size=32), {}
+    for one_step in (False, True):
+        got = windows(video, spec, LiveOptions(window_s=1.0, one_step_convert=one_step), LiveStats(), threading.Event())
+        read[one_step] = [(w.start_s, w.frames.astype(np.int16)) for w in got]
+    assert [t for t, _ in read[True]] == [t for t, _ in read[False]] and len(read[True]) == 2
+    diff = [np.abs(a - b).mean() for (_, a), (_, b) in zip(read[False], read[True])]
+    assert all(0 < d < 4 for d in diff), diff  # grey levels, on average: not equal, not far
+
+
 def test_a_still_h264_stream_is_gated_until_it_starts_moving(tmp_path):
     video = _h264(tmp_path / "still-then-pan.ts", 3.0, 3.0)
     stats = LiveStats()

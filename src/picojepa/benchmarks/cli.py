@@ -112,7 +112,7 @@ def streams_section(bundle: Path, videos: list[str], out: Path, threads: int, se
               help="With --streams: how long each rung of a ladder runs.")
 @click.option("--lever", "levers", multiple=True, type=click.Choice(list(streams.LEVER_NAMES)),
               help="With --streams: measure only this lever's ladder (repeatable; default all: today's reader, the "
-                   "deblocking skip, the motion gate, both, measured in that order); the last measured also gets the "
+                   "deblocking skip, the motion gate, the one-step conversion, all three: the defaults; measured in that order); the last measured also gets the "
                    "variants at its top.")
 @click.option("--hetero", type=click.Path(path_type=Path), default=None,
               help="A heterogeneous ensemble's bundle (same clip spec) to measure beside the fused "

@@ -4,9 +4,10 @@
   (the filter on, skipped, skipped with FFmpeg's fast flags) measured in interleaved rounds, its
   order turned each round, so that a busy machine's load falls on all alike; medians and the
   ratio to the filter on, in one run.
-- `deblock_accuracy`: labelled videos (the folder names the class) decoded by the live path's
-  decoder with and without the filter, each video's file-path clip (`center_indices`) taken from
-  the frames and classified: the accuracy of each, and how many answers differ.
+- `live_accuracy`: labelled videos (the folder names the class) decoded by the live path's
+  decoder with and without the filter, their clip frames converted as the file path does or in
+  one step (`PIXELS`), each video's file-path clip (`center_indices`) taken from the frames and
+  classified: the accuracy of each, and which answers differ from the file path's pixels'.
 
 `python -m picojepa.benchmarks.deblock decode CAMERA.ts...` and
 `python -m picojepa.benchmarks.deblock accuracy BUNDLE VIDEO...` print one JSON document.
@@ -65,43 +66,55 @@ def decode_pairs(camera: Path, rounds: int = 7, frames: int = 300) -> dict:
                                    for n in names}}
 
 
-def _clip(path: Path, spec, skip: bool):
-    """The video's file-path clip, (1, 3, T, S, S), from frames the live decoder gives."""
-    with open_source(str(path), LiveOptions(skip_loop_filter=skip)) as c:
+# variant -> how the live path decodes and converts, for `live_accuracy`; the first is the
+# file path's pixels, the one the others are compared with
+PIXELS = {"file path's pixels": LiveOptions(), "loop filter skipped": LiveOptions(skip_loop_filter=True),
+          "one-step conversion": LiveOptions(one_step_convert=True),
+          "both": LiveOptions(skip_loop_filter=True, one_step_convert=True)}
+
+
+def _clip(path: Path, spec, opts: LiveOptions):
+    """The video's file-path clip, (1, 3, T, S, S), from frames the live decoder gives, converted
+    as `opts` says."""
+    with open_source(str(path), opts) as c:
         frames = [f for packet in c.demux(video=0) for f in packet.decode()]
-    picked = [clip_rgb(frames[i], spec.size) for i in center_indices(len(frames), spec)]
+    picked = [clip_rgb(frames[i], spec.size, one_step=opts.one_step_convert) for i in center_indices(len(frames), spec)]
     return normalize(np.stack(picked), spec)[None]
 
 
-def deblock_accuracy(bundle: Path, videos: list[Path]) -> dict:
-    """Accuracy (%) of the bundle's default answer on `videos` decoded with the filter on and
-    skipped, the videos whose answer differs, and the largest change of the answer's confidence."""
+def live_accuracy(bundle: Path, videos: list[Path]) -> dict:
+    """Accuracy (%) of the bundle's default answer on `videos` decoded and converted each way in
+    `PIXELS`; per variant, the videos whose answer differs from the file path's pixels' and the
+    largest change of the answer's confidence where it stayed."""
     ens = Ensemble.load(bundle, provider="cpu")
-    right, differ, shift = {"on": 0, "skipped": 0}, [], 0.0
+    right = dict.fromkeys(PIXELS, 0)
+    differ: dict[str, list[str]] = {k: [] for k in PIXELS}
+    shift = dict.fromkeys(PIXELS, 0.0)
     try:
         for v in videos:
-            preds = {k: ens.finish(Decoded(str(v), _clip(v, ens.bundle.clip, k == "skipped"), [(0.0, 0.0)], 0.0, 0.0))
-                     for k in right}
+            preds = {k: ens.finish(Decoded(str(v), _clip(v, ens.bundle.clip, o), [(0.0, 0.0)], 0.0, 0.0))
+                     for k, o in PIXELS.items()}
+            base = next(iter(preds.values()))
             for k, p in preds.items():
                 right[k] += p.label == v.parent.name
-            if preds["on"].label != preds["skipped"].label:
-                differ.append(str(v))
-            elif preds["on"].confidence is not None:
-                shift = max(shift, abs(preds["on"].confidence - preds["skipped"].confidence))
+                if p.label != base.label:
+                    differ[k].append(str(v))
+                elif p.confidence is not None:
+                    shift[k] = max(shift[k], abs(p.confidence - base.confidence))
     finally:
         ens.close()
     n = max(1, len(videos))
     return {"bundle": str(bundle), "videos": len(videos), "answer": ens.check_vote(None),
-            "accuracy_filter_on": round(100.0 * right["on"] / n, 1),
-            "accuracy_filter_skipped": round(100.0 * right["skipped"] / n, 1),
-            "answers_differ": differ, "max_confidence_change_same_answer": round(shift, 4)}
+            "accuracy": {k: round(100.0 * r / n, 1) for k, r in right.items()},
+            "answers_differ": {k: d for k, d in differ.items() if d},
+            "max_confidence_change_same_answer": {k: round(x, 4) for k, x in shift.items()}}
 
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["decode"] and len(argv) >= 2:
         out = [decode_pairs(Path(c)) for c in argv[1:]]
     elif argv[:1] == ["accuracy"] and len(argv) >= 3:
-        out = deblock_accuracy(Path(argv[1]), [Path(v) for v in argv[2:]])
+        out = live_accuracy(Path(argv[1]), [Path(v) for v in argv[2:]])
     else:
         sys.exit("usage: python -m picojepa.benchmarks.deblock decode CAMERA... | accuracy BUNDLE VIDEO...")
     print(json.dumps(out, indent=1))

@@ -14,8 +14,9 @@ out on one stream with one decoder thread, x 30 fps) bounds the streams, with co
 inference and everything else taken as free; with the deblocking filter skipped, a second one.
 
 The levers (`LEVERS`): today's reader (every frame decoded with its deblocking filter, every
-window classified), the deblocking skip alone, the motion gate alone, and both (what
-`picojepa-run` does by default on a live source); a ladder each, the gated share of windows, and
+window's frames converted as the file path does and classified), the deblocking skip alone, the
+motion gate alone, the one-step conversion alone, and all three (what `picojepa-run` does by
+default on a live source); a ladder each, the gated share of windows, and
 each stream's CPU per second by step at the ladder's top (decode, convert, the gate: the reading
 threads' own CPU time; inference: its time per window; the rest of the process: Python and
 everything else). Beside the ladder: decoder threads per stream and FFmpeg skipping non-reference
@@ -47,11 +48,14 @@ from .streams_md import markdown
 __all__ = ["LEVERS", "LEVER_NAMES", "camera_file", "concurrent", "markdown", "streams_report"]
 SIZES = ((1280, 720), (640, 360))  # a camera's main stream and its analysis sub-stream
 LADDERS = {720: (1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40), 360: (8, 16, 24, 32, 40, 48, 56, 64, 72, 80)}
-TODAY = LiveOptions(2.0, 1.0, None, 10.0, 5.0)  # every frame deblocked, every window classified
+TODAY = LiveOptions(2.0, 1.0, None, 10.0, 5.0)  # every frame deblocked, converted in two steps, classified
 LEVERS = {"today": TODAY, "deblocking skip": dataclasses.replace(TODAY, skip_loop_filter=True),
           "motion gate": dataclasses.replace(TODAY, motion_gate=DEFAULT_THRESHOLD),
-          "both (the defaults)": dataclasses.replace(TODAY, skip_loop_filter=True, motion_gate=DEFAULT_THRESHOLD)}
-LEVER_NAMES = dict(zip(("today", "deblock", "gate", "both"), LEVERS))  # `picojepa-bench --lever` -> LEVERS
+          "one-step conversion": dataclasses.replace(TODAY, one_step_convert=True),
+          "all three (the defaults)": dataclasses.replace(TODAY, skip_loop_filter=True, motion_gate=DEFAULT_THRESHOLD,
+                                                          one_step_convert=True)}
+# `picojepa-bench --lever` -> LEVERS
+LEVER_NAMES = dict(zip(("today", "deblock", "gate", "convert", "defaults"), LEVERS))
 SECONDS = 15.0  # how long each rung of a ladder runs (`picojepa-bench --stream-seconds`)
 
 
@@ -280,7 +284,7 @@ def _size_report(ens: Ensemble, camera: Path, size: tuple[int, int], ladder: tup
 def streams_report(bundle: Path, source: str, seconds: float = SECONDS, threads: int = 0,
                    ladders: dict | None = None, labelled: list[Path] = (), levers: tuple[str, ...] = tuple(LEVERS)) -> dict:
     """Per size: a ladder of concurrent streams per lever (`LEVERS`: today's reader, each lever
-    alone, both), this machine's limit lines, and at the last lever's ladder top (the most streams
+    alone, all three), this machine's limit lines, and at the last lever's ladder top (the most streams
     in real time + one step) decoder threads 0/2 and skipping non-reference frames."""
     ladders = ladders or LADDERS
     cores = len(os.sched_getaffinity(0))

@@ -125,7 +125,7 @@ def _region(text: str | None):
 def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, variant, placement,
          decode_device, region_text, threads, labels_from_folders, prefetch, no_progress, duration, on_change,
          publish, stream_name, http_listen, streams_file, cameras_file, reconnect_s, rtsp_transport,
-         decoder_threads, skip_frames, motion_gate, loop_filter, nats, connect_timeout, deadline_ms, quorum, explain_clip, out_dir):
+         decoder_threads, skip_frames, motion_gate, loop_filter, full_size_convert, nats, connect_timeout, deadline_ms, quorum, explain_clip, out_dir):
     """Classify videos, camera streams or both with a bundle's ensemble.
 
     VIDEO... are files, folders or globs; a live SOURCE (rtsp://, rtmp://, http(s)://, tcp://,
@@ -143,7 +143,8 @@ def main(videos, bundle, provider, vote_method, fmt, clips, window, stride, vari
     region = _region(region_text)
     if live:  # a live window takes its clip by the window rule and its region from the live options
         opts = LiveOptions(window or 2.0, stride, duration, connect_timeout, reconnect_s, rtsp_transport,
-                           decoder_threads, skip_frames, region, not loop_filter, motion_gate or None)
+                           decoder_threads, skip_frames, region, not loop_filter, motion_gate or None,
+                           not full_size_convert)
         return run_live(opening, LiveSources(videos[0] if videos else None, stream_name, streams_file, cameras_file),
                         LiveRequest(opts, vote_method, fmt, on_change, publish, http_listen, connect_timeout))
     # clip placement and the region are how files are decoded

@@ -69,6 +69,10 @@ LIVE_PARAMS = (
     click.Option(["--loop-filter"], is_flag=True,
                  help="Live source: decode with H.264's deblocking filter, as files are (default: skipped, "
                       "cheaper, every frame still decoded; docs/cameras.md)."),
+    click.Option(["--full-size-convert"], is_flag=True,
+                 help="Live source: convert a clip's frames to RGB at full size and then resize them, as files "
+                      "are (default: one FFmpeg step from the decoder's YUV to the clip's size, an order of "
+                      "magnitude cheaper at 720p, pixels ~2 grey levels off; docs/cameras.md)."),
 )
 LIVE_ONLY = tuple(p.name for p in LIVE_PARAMS)
 FORMATS = ("text", "json")  # a live run writes no CSV

@@ -30,6 +30,10 @@ class LiveOptions:
     # the motion gate's threshold (motion.MotionGate: % of the picture changed between picked
     # frames); a window under it is answered 'no motion' unconverted and unclassified. None: off
     motion_gate: float | None = None
+    # a clip frame converted from the decoder's YUV to RGB at the clip's size in one FFmpeg
+    # (swscale) step, instead of RGB at full size first and then resized as the file path does:
+    # cheaper at camera sizes; the pixels differ by a few grey levels (source.clip_rgb)
+    one_step_convert: bool = False
 
     @property
     def stride(self) -> float:

@@ -37,7 +37,10 @@ def windows(source: str, spec: ClipSpec, opts: LiveOptions, stats: LiveStats,
     if one is set)."""
     items = frames(source, opts, stats, stop, tap=tap)
     grey = None if opts.motion_gate is None else (lambda frame: region_grey(frame, opts.region))
-    return cut_windows(items, spec, opts, stats, lambda frame: clip_rgb(frame, spec.size, opts.region), grey)
+    def convert(frame):
+        return clip_rgb(frame, spec.size, opts.region, opts.one_step_convert)
+
+    return cut_windows(items, spec, opts, stats, convert, grey)
 
 
 class LiveRunner:

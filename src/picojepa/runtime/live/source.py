@@ -75,10 +75,14 @@ def _hint(source: str, reason: str, opts: LiveOptions) -> str:
     return ""
 
 
-def clip_rgb(frame, size: int, region: Region | None = None) -> np.ndarray:
-    """The frame as uint8 (size, size, 3) exactly as torchcodec gives it on the file path: colour
-    conversion to RGB at full resolution, the region (if any) cut out of it, then a bilinear resize
-    in RGB (one combined swscale step differs by ~2 grey levels on average)."""
+def clip_rgb(frame, size: int, region: Region | None = None, one_step: bool = False) -> np.ndarray:
+    """The frame as uint8 (size, size, 3). By default exactly as torchcodec gives it on the file
+    path: colour conversion to RGB at full resolution, the region (if any) cut out of it, then a
+    bilinear resize in RGB. `one_step` (no region only): FFmpeg converts and scales in one step
+    from the decoder's YUV, without the full-size RGB frame; its pixels differ from the file
+    path's by ~2 grey levels on average (chroma is scaled before conversion)."""
+    if region is None and one_step:
+        return frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
     if region is None:  # frame to frame in FFmpeg: no full-size array made or copied (measured)
         rgb = frame.reformat(format="rgb24")
         return rgb.reformat(width=size, height=size, format="rgb24", interpolation="BILINEAR").to_ndarray()

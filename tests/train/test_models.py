@@ -87,6 +87,27 @@ def test_a_training_step_moves_the_teacher_only_when_it_follows_the_encoder(teac
     assert unchanged == (teacher == "frozen")
 
 
+@pytest.mark.parametrize("teacher", ["ema", "frozen"])
+def test_a_run_is_read_through_the_encoder_that_learned(tmp_path, teacher):
+    """The classifiers read the EMA target of a run, or its student where the teacher was frozen
+    (that target is the weights it started from)."""
+    from picojepa.train import checkpoint
+    from picojepa.train.config import PretrainConfig, Recipe
+    from picojepa.train.pretrain import CKPT, load_encoder
+
+    torch.manual_seed(0)
+    model = JEPA(VideoViT(CFG, CLIP))
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    recipe = Recipe(model=CFG, clip=CLIP, pretrain=PretrainConfig(teacher=teacher))
+    checkpoint.save({"kind": "pretrain", "recipe": recipe.to_dict(), "model": model.state_dict()}, tmp_path / CKPT)
+    enc, _, _ = load_encoder(tmp_path)
+    read = next(enc.parameters())
+    assert torch.equal(read, next((model.encoder if teacher == "frozen" else model.target).parameters()))
+    assert torch.equal(next(load_encoder(tmp_path, "target")[0].parameters()), next(model.target.parameters()))
+
+
 def test_jepa_loss_backpropagates_to_encoder_and_predictor_only():
     torch.manual_seed(0)
     model = JEPA(VideoViT(CFG, CLIP), loss="l1")

@@ -279,11 +279,15 @@ def _check_collapse(last: dict, cfg: PretrainConfig, ckpt_path: Path, rank: int)
                             f"{last['target_std']:.4g} < {cfg.collapse_std}); not usable")
 
 
-def load_encoder(run_dir: Path, which: str = "target") -> tuple[VideoViT, Recipe, dict]:
-    """The pre-trained encoder of a run (the EMA target encoder by default, as V-JEPA evaluates)."""
+def load_encoder(run_dir: Path, which: str | None = None) -> tuple[VideoViT, Recipe, dict]:
+    """The pre-trained encoder of a run: by default the EMA target encoder, as V-JEPA evaluates,
+    and the trained student (`encoder`) where the teacher was frozen (`pretrain.teacher: frozen`),
+    since that target never learned anything; `which` ("target" or "encoder") picks one."""
     state = checkpoint.load(Path(run_dir) / CKPT, kind="pretrain")
     recipe = recipe_from_dict(state["recipe"])
     enc = VideoViT(recipe.model, recipe.clip)
+    if which is None:
+        which = "encoder" if recipe.pretrain.teacher == "frozen" else "target"
     prefix = f"{which}."
     enc.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
     return enc.eval(), recipe, state

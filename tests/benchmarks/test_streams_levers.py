@@ -75,3 +75,23 @@ def test_a_ladder_finds_its_top_to_one_stream_by_halving_the_last_gap(monkeypatc
     assert asked == tried
     assert [r["streams"] for r in runs] == sorted(tried)
     assert streams._most(runs) == most
+
+
+def test_the_spinning_benchmark_runs_its_streams_with_the_live_defaults(monkeypatch, tmp_path):
+    """`python -m picojepa.benchmarks.spinning streams` measures the lever that is the live defaults."""
+    from picojepa.benchmarks import spinning
+
+    used = []
+    monkeypatch.setattr(spinning, "_pair", lambda bundle: {True: "spin", False: "still"})
+    monkeypatch.setattr(streams, "camera_file", lambda source, tmp, size: tmp_path / "cam.ts")
+
+    def fake(ens, camera, n, seconds, opts):
+        used.append((ens, opts))
+        return dict.fromkeys(("real_time", "fps_min", "dropped", "windows", "cores_reader", "cpu_ms_per_stream_s",
+                              "inference_ms_per_window"), 0)
+
+    monkeypatch.setattr(streams, "concurrent", fake)
+    out = spinning.camera_streams(tmp_path / "b", "v.mp4", 3, 360, rounds=2, seconds=4.0)
+    assert [e for e, _ in used] == ["spin", "still", "still", "spin"]
+    assert all(o == streams.LEVERS["all three (the defaults)"] for _, o in used)
+    assert len(out["spinning"]) == len(out["not_spinning"]) == 2

@@ -58,7 +58,7 @@ def camera_streams(bundle: Path, source: str, n: int, height: int, rounds: int =
         camera = streams.camera_file(source, Path(tmp), size)
         for r in range(rounds):
             for spin in turned(ens, r):
-                z = streams.concurrent(ens[spin], camera, n, seconds, streams.LEVERS["both (the defaults)"])
+                z = streams.concurrent(ens[spin], camera, n, seconds, streams.LEVERS[streams.LEVER_NAMES["defaults"]])
                 out[spin].append({k: z[k] for k in ("real_time", "fps_min", "dropped", "windows", "cores_reader",
                                                     "cpu_ms_per_stream_s", "inference_ms_per_window")})
     return {"bundle": str(bundle), "source": source, "streams": n, "size": f"{size[0]}x{size[1]}", "rounds": rounds,
